@@ -1,0 +1,1 @@
+"""A local stand-in for WeChat (and later Aliyun) that speaks their wire formats."""

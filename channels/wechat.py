@@ -1,0 +1,152 @@
+"""The WeChat API as the OA and MP channels use it: access tokens, calls, and error classification.
+
+Every WeChat answer and every transport failure is classified here, once, into a
+:class:`~channels.base.SendResult`; nothing above this module reads an ``errcode``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from channels.base import ErrorClass, SendResult
+
+T, R, P = ErrorClass.TRANSIENT, ErrorClass.REAUTH, ErrorClass.PERMANENT
+ERRCODES: dict[int, tuple[ErrorClass, str]] = {
+    -1: (T, "WeChat is busy"),
+    40001: (R, "access token invalid"),
+    42001: (R, "access token expired"),
+    40014: (R, "access token malformed"),
+    45009: (T, "API daily call limit reached"),
+    45047: (T, "message frequency limit reached"),
+    40003: (P, "invalid openid"),
+    40013: (P, "invalid appid"),
+    40125: (P, "invalid app secret"),
+    40037: (P, "invalid template id"),
+    41030: (P, "invalid page path"),
+    43004: (P, "user does not follow the Official Account"),
+    43101: (P, "user has not subscribed to this message"),
+    47003: (P, "template data does not fit the keyword types"),
+}
+TOKEN_REFRESH_MARGIN_SECONDS = 300.0
+
+
+def classify(errcode: int, errmsg: str) -> SendResult:
+    """A WeChat ``errcode`` as a send result. Unknown codes are transient: retries are bounded."""
+    if errcode == 0:
+        return SendResult.delivered(None)
+    error_class, reason = ERRCODES.get(errcode, (ErrorClass.TRANSIENT, f"unknown WeChat error: {errmsg}"))
+    return SendResult.failed(error_class, str(errcode), reason)
+
+
+class CallFailed(Exception):
+    """A WeChat call did not give a usable answer; ``result`` says how it failed."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(f"{result.code}: {result.reason}")
+        self.result = result
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class WeChatApi:
+    """One aiohttp session and one access-token cache for every WeChat app we send for."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secrets: Mapping[str, SecretStr],
+        timeout: aiohttp.ClientTimeout,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._secrets = secrets
+        self._timeout = timeout
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._tokens: dict[str, _Token] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.token_fetches = 0
+
+    async def send(self, appid: str, path: str, body: Mapping[str, Any]) -> SendResult:
+        """POST a message with the app's token; on an invalid token, refresh it and try once more."""
+        try:
+            token = await self._token(appid, stale=None)
+            result = await self._send_once(path, token, body)
+            if result.error_class is ErrorClass.REAUTH:
+                token = await self._token(appid, stale=token)
+                result = await self._send_once(path, token, body)
+        except CallFailed as failure:
+            return failure.result
+        return result
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _send_once(self, path: str, token: str, body: Mapping[str, Any]) -> SendResult:
+        reply = await self._post(path, body, access_token=token)
+        result = classify(int(reply.get("errcode", 0)), str(reply.get("errmsg", "")))
+        if result.ok and "msgid" in reply:
+            return SendResult.delivered(str(reply["msgid"]))
+        return result
+
+    async def _token(self, appid: str, stale: str | None) -> str:
+        """The cached token, fetched by one task at a time per app; ``stale`` forces a new one."""
+        lock = self._locks.setdefault(appid, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(appid)
+            usable = cached is not None and cached.value != stale and cached.expires_at > self._clock()
+            if cached is not None and usable:
+                return cached.value
+            self._tokens[appid] = await self._fetch_token(appid, force_refresh=stale is not None)
+            return self._tokens[appid].value
+
+    async def _fetch_token(self, appid: str, force_refresh: bool) -> _Token:
+        secret = self._secrets.get(appid)
+        if secret is None:
+            raise CallFailed(SendResult.failed(ErrorClass.PERMANENT, "no_secret", f"no secret configured for {appid}"))
+        self.token_fetches += 1
+        body = {
+            "grant_type": "client_credential",
+            "appid": appid,
+            "secret": secret.get_secret_value(),
+            "force_refresh": force_refresh,
+        }
+        reply = await self._post("/cgi-bin/stable_token", body)
+        if "access_token" not in reply:
+            raise CallFailed(classify(int(reply.get("errcode", -1)), str(reply.get("errmsg", ""))))
+        lifetime = float(reply.get("expires_in", 7200))
+        expires_at = self._clock() + max(lifetime - TOKEN_REFRESH_MARGIN_SECONDS, lifetime / 2)
+        return _Token(str(reply["access_token"]), expires_at)
+
+    async def _post(self, path: str, body: Mapping[str, Any], **params: str) -> dict[str, Any]:
+        """One HTTP call; transport failures become :class:`CallFailed` with a transient result."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.post(self._base_url + path, json=body, params=params) as response:
+                if response.status >= 500 or response.status == 429:
+                    raise CallFailed(SendResult.failed(T, f"http_{response.status}", "WeChat HTTP error"))
+                response.raise_for_status()
+                reply = await response.json(content_type=None)
+        except TimeoutError:
+            raise CallFailed(SendResult.failed(T, "timeout", "WeChat did not answer in time")) from None
+        except aiohttp.ClientResponseError as exc:
+            raise CallFailed(SendResult.failed(P, f"http_{exc.status}", "WeChat refused the request")) from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise CallFailed(SendResult.failed(T, "connection", f"WeChat call failed: {type(exc).__name__}")) from None
+        if not isinstance(reply, dict):
+            raise CallFailed(SendResult.failed(T, "bad_reply", "WeChat answered with something other than an object"))
+        return reply

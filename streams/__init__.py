@@ -1,0 +1,1 @@
+"""Kafka side of mall-notify: events in, routing, sending, outcomes and dead letters out."""

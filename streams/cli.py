@@ -1,0 +1,121 @@
+"""``mall-notify``: the command line of the notification pipeline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streams.admin import Action, ensure_topics
+from streams.catalog import ConfigError
+from streams.events import json_schemas
+from streams.logs import configure_logging
+from streams.settings import Settings, SettingsError, load_settings
+from streams.topics import Topics, TopicsError, load_topics
+
+app = typer.Typer(help="Notification pipeline of a multi-merchant mall.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+topics_app = typer.Typer(help="Kafka topics of config/topics.yaml.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Published JSON Schemas of the events.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _topics(settings: Settings) -> Topics:
+    try:
+        return load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
+    except TopicsError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def worker() -> None:
+    """Run the pipeline: router and sender agents, /metrics on MALL_NOTIFY_WEB_PORT."""
+    import faust  # the worker's imports are heavy; other commands don't need them
+
+    from streams.worker import create_app
+
+    settings = _settings()
+    try:
+        faust_app = create_app(settings)
+    except (ConfigError, TopicsError) as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    faust.Worker(faust_app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8780,
+    seed: Annotated[Path | None, typer.Option(help="state to start with")] = None,
+) -> None:
+    """Run the provider sandbox (WeChat wire format, fault injection, inspection)."""
+    from channels.sandbox.server import serve
+
+    settings = _settings()
+    console.print(f"sandbox listening on http://{host}:{port}")
+    serve(seed or settings.config_dir / "sandbox.yaml", host, port)
+
+
+@topics_app.command("ensure")
+def topics_ensure() -> None:
+    """Create missing topics and report drift; exit 3 when an existing topic differs from its spec."""
+    settings = _settings()
+    reports = ensure_topics(settings.kafka_bootstrap_servers, _topics(settings).all())
+    table = Table("topic", "action", "detail", title=f"topics on {settings.kafka_bootstrap_servers}")
+    colours = {Action.CREATED: "green", Action.OK: "dim", Action.DRIFT: "red"}
+    for report in reports:
+        table.add_row(report.topic, f"[{colours[report.action]}]{report.action.value}[/]", report.detail)
+    console.print(table)
+    if any(report.action is Action.DRIFT for report in reports):
+        raise typer.Exit(3)
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Print every topic of the spec (prefix applied)."""
+    settings = _settings()
+    table = Table("topic", "partitions", "replication", "config")
+    for spec in _topics(settings).all():
+        config = ", ".join(f"{k}={v}" for k, v in spec.config.items())
+        table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), config)
+    console.print(table)
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path | None, typer.Argument(help="where to write them")] = None,
+) -> None:
+    """Write the JSON Schema of every event type (config/schemas/ by default)."""
+    target = directory or _settings().config_dir / "schemas"
+    target.mkdir(parents=True, exist_ok=True)
+    for event_type, schema in json_schemas().items():
+        path = target / f"{event_type}.schema.json"
+        path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,142 @@
+"""The event contract: CloudEvents 1.0 structured-mode JSON envelopes with typed ``data``.
+
+Upstream services publish these to the event topics, keyed by order number (or user id for
+events without an order) so that one order's events stay in order on one partition.
+``shopid`` is a CloudEvents extension attribute (CloudEvents attribute names are lowercase
+letters and digits only, so it cannot be spelled ``shop_id`` on the wire).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from streams.validation import describe
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+Fen = Annotated[int, Field(ge=0, description="an amount of money in fen (0.01 yuan)")]
+
+
+class Model(BaseModel):
+    """Tolerant reader: unknown attributes (new CloudEvents extensions, new data fields) are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class Party(Model):
+    """A buyer or seller as the notification channels reach them."""
+
+    user_id: Text
+    oa_openid: Text | None = Field(default=None, description="openid under the shop's Official Account")
+    mp_openid: Text | None = Field(default=None, description="openid under the shop's Mini Program")
+    phone: Annotated[str, Field(pattern=r"^\+?\d{6,15}$")] | None = None
+
+
+class OrderSubmitted(Model):
+    order_no: Text
+    buyer: Party
+    seller: Party | None = None
+    goods_name: Text
+    total_amount_fen: Fen
+    submitted_at: AwareDatetime
+
+
+class PaymentSucceeded(Model):
+    order_no: Text
+    buyer: Party
+    seller: Party | None = None
+    goods_name: Text
+    pay_amount_fen: Fen
+    pay_method: Text | None = None
+    paid_at: AwareDatetime
+
+
+class ShipmentDispatched(Model):
+    order_no: Text
+    buyer: Party
+    goods_name: Text
+    express_company: Text
+    tracking_no: Text
+    shipped_at: AwareDatetime
+
+
+class Envelope(Model):
+    specversion: Literal["1.0"]
+    id: Text
+    source: Text
+    time: AwareDatetime
+    subject: Text | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    shop_id: int = Field(alias="shopid", gt=0)
+
+
+class OrderSubmittedEvent(Envelope):
+    type: Literal["order.submitted"]
+    data: OrderSubmitted
+
+
+class PaymentSucceededEvent(Envelope):
+    type: Literal["payment.succeeded"]
+    data: PaymentSucceeded
+
+
+class ShipmentDispatchedEvent(Envelope):
+    type: Literal["shipment.dispatched"]
+    data: ShipmentDispatched
+
+
+Event = Annotated[
+    OrderSubmittedEvent | PaymentSucceededEvent | ShipmentDispatchedEvent, Field(discriminator="type")
+]
+EVENT_MODELS: dict[str, type[Envelope]] = {
+    "order.submitted": OrderSubmittedEvent,
+    "payment.succeeded": PaymentSucceededEvent,
+    "shipment.dispatched": ShipmentDispatchedEvent,
+}
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class RejectReason(StrEnum):
+    """Why an event could not be parsed; the value is the dead-letter ``reason`` header."""
+
+    INVALID_JSON = "invalid_json"
+    SCHEMA_INVALID = "schema_invalid"
+    UNKNOWN_TYPE = "unknown_type"
+
+
+class EventRejected(Exception):
+    """The bytes of a record are not an event we understand."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_event(raw: bytes | None) -> Event:
+    """Parse one record value into a typed event, or raise :class:`EventRejected`."""
+    try:
+        document: Any = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise EventRejected(RejectReason.INVALID_JSON, str(exc)) from None
+    if not isinstance(document, dict):
+        raise EventRejected(RejectReason.SCHEMA_INVALID, "the event must be a JSON object")
+    event_type = document.get("type")
+    if event_type not in EVENT_MODELS:
+        raise EventRejected(RejectReason.UNKNOWN_TYPE, f"unknown event type {event_type!r}")
+    try:
+        return _EVENT_ADAPTER.validate_python(document)
+    except ValidationError as exc:
+        # the first path part is the union tag (the event type): leave it out of the message
+        raise EventRejected(RejectReason.SCHEMA_INVALID, describe(exc, skip_first=1, limit=5)) from None
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every event type, as published under ``config/schemas/``."""
+    return {
+        event_type: model.model_json_schema(by_alias=True, mode="validation")
+        for event_type, model in EVENT_MODELS.items()
+    }

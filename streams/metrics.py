@@ -1,0 +1,31 @@
+"""Prometheus metrics of the worker, served at ``/metrics`` on the worker's web port."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "mall_notify_events_consumed_total", "Records read from the event topics", ["topic"]
+)
+DELIVERIES = Counter(
+    "mall_notify_deliveries_total",
+    "Deliveries handled by a channel sender, by outcome (delivered, or the error class)",
+    ["channel", "outcome"],
+)
+DEAD_LETTERED = Counter(
+    "mall_notify_dead_lettered_total", "Records written to the dead-letter topic", ["stage", "reason"]
+)
+OUTCOMES = Counter(
+    "mall_notify_outcomes_total", "Final outcome records written (delivered, skipped, dead_lettered)", ["status"]
+)
+HANDLER_RETRIES = Counter(
+    "mall_notify_handler_retries_total",
+    "Records whose handling failed unexpectedly (e.g. Kafka unavailable) and is being retried",
+    ["stage"],
+)
+SEND_SECONDS = Histogram(
+    "mall_notify_send_seconds",
+    "Time a provider call took, retries of an expired token included",
+    ["channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,71 @@
+"""Rendering: an event and a template give the keyword values a provider receives. Pure, no I/O."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from channels.wechat_values import fit
+from streams.catalog import TemplateDefinition, ValueFormat, Variable
+
+MALL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+class MissingVariable(Exception):
+    """The event lacks a value a template needs."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(f"missing variable {variable}")
+        self.variable = variable
+
+
+def format_value(raw: object, value_format: ValueFormat) -> str:
+    """Format one event value for people: yuan with two decimals, mall-local times."""
+    if value_format is ValueFormat.AMOUNT_FEN and isinstance(raw, int):
+        yuan, fen = divmod(raw, 100)
+        return f"{yuan}.{fen:02d}元"
+    if value_format is ValueFormat.TIME and isinstance(raw, datetime):
+        return raw.astimezone(MALL_TIME_ZONE).strftime("%Y-%m-%d %H:%M")
+    return str(raw)
+
+
+def lookup(document: Mapping[str, Any], path: str) -> object | None:
+    """Follow a dotted path (``data.buyer.user_id``) into nested mappings; None when absent."""
+    node: object = document
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def variable_values(document: Mapping[str, Any], variables: Mapping[str, Variable]) -> dict[str, str]:
+    """Every variable the event has a value for, formatted."""
+    values = {}
+    for name, variable in variables.items():
+        raw = lookup(document, variable.source)
+        if raw is not None and raw != "":
+            values[name] = format_value(raw, variable.format)
+    return values
+
+
+def render_fields(template: TemplateDefinition, values: Mapping[str, str]) -> dict[str, str]:
+    """Fill each keyword's text with the variable values and fit it to its WeChat type."""
+    rendered = {}
+    for keyword, text in template.fields.items():
+        rendered[keyword] = fit(keyword, _fill(text, values))
+    return rendered
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    parts = []
+    for literal, name, _spec, _conversion in string.Formatter().parse(text):
+        parts.append(literal)
+        if name:
+            if name not in values:
+                raise MissingVariable(name)
+            parts.append(values[name])
+    return "".join(parts)

@@ -1,0 +1,58 @@
+"""The one frozen configuration of a mall-notify process, read from the environment at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, HttpUrl, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "MALL_NOTIFY_"
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the CLI or the sandbox needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        min_length=3,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"),
+        description="host:port[,host:port...] of the Kafka cluster",
+    )
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    app_id: str = Field(default="mall-notify", pattern=r"^[A-Za-z0-9._-]+$", description="consumer group id")
+    config_dir: Path = PROJECT_ROOT / "config"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535, description="port of /metrics")
+    wechat_api_base: HttpUrl = HttpUrl("https://api.weixin.qq.com")
+    wechat_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description='JSON object {"appid": "secret"} of the WeChat apps we send for'
+    )
+    http_connect_timeout: float = Field(default=3.0, gt=0)
+    http_total_timeout: float = Field(default=10.0, gt=0)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names the environment variable and why."""
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning pydantic's report into one message per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings: {describe_settings_error(exc)}") from None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """Each problem named by the environment variable that sets the field."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        variable = field if field.isupper() else ENV_PREFIX + field.upper()
+        problems.append(f"{variable}: {error['msg']}")
+    return "; ".join(problems)

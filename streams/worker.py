@@ -1,0 +1,139 @@
+"""The faust worker: agents that feed Kafka records to the stages, and the ``/metrics`` page.
+
+The agents are thin on purpose. Per faust's behaviour (an exception escaping an agent marks the
+record processed and its offset is committed), every record is handled inside
+:func:`handle_until_done`, which only returns once the record's results are acknowledged by
+Kafka: a failure there (e.g. the broker is unreachable) is retried with backoff, stalling the
+partition visibly instead of losing the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from channels.base import Channel, ChannelName
+from channels.wechat import WeChatApi
+from channels.wechat_oa import WeChatOaChannel
+from streams import metrics
+from streams.catalog import load_catalog, load_shop_rules
+from streams.logs import fields, get_logger
+from streams.outcomes import Headers
+from streams.settings import PROJECT_ROOT, Settings
+from streams.stages import ConsumedRecord, RouterStage, SenderStage
+from streams.topics import Topics, load_topics
+
+log = get_logger("worker")
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class FaustPublisher:
+    """Publishes through the faust app's producer and waits for the broker's acknowledgement."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._topics: dict[str, Any] = {}
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
+        channel = self._topics.get(topic)
+        if channel is None:
+            channel = self._topics[topic] = self._app.topic(topic, key_serializer="raw", value_serializer="raw")
+        pending = await channel.send(key=key, value=value, headers=headers or [], force=True)
+        await pending
+
+
+def consumed(message: Any) -> ConsumedRecord:
+    headers = message.headers or []
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return ConsumedRecord(message.topic, message.partition, message.offset, message.key, message.value,
+                          [(name, bytes(value)) for name, value in headers])
+
+
+async def handle_until_done(stage: str, handle: Callable[[ConsumedRecord], Awaitable[None]],
+                            record: ConsumedRecord) -> None:
+    """Run ``handle``; on an unexpected error retry it (with backoff) until it succeeds."""
+    delay = 0.5
+    while True:
+        try:
+            await handle(record)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            metrics.HANDLER_RETRIES.labels(stage).inc()
+            log.exception("handling failed, will retry", extra=fields(stage=stage, source=str(record.source)))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+
+def build_channels(settings: Settings) -> dict[ChannelName, Channel]:
+    timeout = aiohttp.ClientTimeout(total=settings.http_total_timeout, connect=settings.http_connect_timeout)
+    api = WeChatApi(str(settings.wechat_api_base), settings.wechat_secrets, timeout)
+    return {ChannelName.WECHAT_OA: WeChatOaChannel(api)}
+
+
+def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
+    """The faust app with its agents and pages, ready for ``faust.Worker``."""
+    topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
+    catalog = load_catalog(settings.config_dir / "catalog.yaml")
+    shops = load_shop_rules(settings.config_dir / "shops", catalog)
+    app = faust.App(
+        settings.topic_prefix + settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        datadir=str(Path(PROJECT_ROOT / ".local" / "faust")),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_commit_interval=1.0,
+    )
+    publisher = FaustPublisher(app)
+    router = RouterStage(topics, catalog, shops, publisher)
+    channels = build_channels(settings)
+    sender = SenderStage(topics, channels, publisher)
+    _register_agents(app, topics, router, sender)
+    _register_pages(app)
+
+    @app.on_before_shutdown.connect
+    async def close_channels(_: Any, **__: Any) -> None:
+        for channel in channels.values():
+            await channel.close()
+
+    return app
+
+
+def _register_agents(app: faust.App, topics: Topics, router: RouterStage, sender: SenderStage) -> None:
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(*topics.event_topics, **raw)
+    deliveries = app.topic(*(topics.send_topic(channel) for channel in sender.channels), **raw)
+
+    @app.agent(events, name="router")
+    async def route_events(stream: AsyncIterator[Any]) -> None:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            await handle_until_done("route", router.handle, consumed(event.message))
+
+    @app.agent(deliveries, name="sender")
+    async def send_deliveries(stream: AsyncIterator[Any]) -> None:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            await handle_until_done("send", sender.handle, consumed(event.message))
+
+
+class MetricsView(View):  # type: ignore[misc]
+    async def get(self, request: Request) -> Response:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def _register_pages(app: faust.App) -> None:
+    app.page("/metrics")(MetricsView)
