@@ -48,7 +48,9 @@ class Delivery(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    delivery_id: str = Field(description="stable id: the same event, scene, channel and recipient give the same id")
+    delivery_id: str = Field(
+        description="stable id: the same event, scene, channel and recipient give the same id"
+    )
     event_id: str
     event_type: str
     shop_id: int

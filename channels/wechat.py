@@ -116,7 +116,9 @@ class WeChatApi:
     async def _fetch_token(self, appid: str, force_refresh: bool) -> _Token:
         secret = self._secrets.get(appid)
         if secret is None:
-            raise CallFailed(SendResult.failed(ErrorClass.PERMANENT, "no_secret", f"no secret configured for {appid}"))
+            raise CallFailed(
+                SendResult.failed(ErrorClass.PERMANENT, "no_secret", f"no secret configured for {appid}")
+            )
         self.token_fetches += 1
         body = {
             "grant_type": "client_credential",
@@ -144,9 +146,15 @@ class WeChatApi:
         except TimeoutError:
             raise CallFailed(SendResult.failed(T, "timeout", "WeChat did not answer in time")) from None
         except aiohttp.ClientResponseError as exc:
-            raise CallFailed(SendResult.failed(P, f"http_{exc.status}", "WeChat refused the request")) from None
+            raise CallFailed(
+                SendResult.failed(P, f"http_{exc.status}", "WeChat refused the request")
+            ) from None
         except (aiohttp.ClientError, ValueError) as exc:
-            raise CallFailed(SendResult.failed(T, "connection", f"WeChat call failed: {type(exc).__name__}")) from None
+            raise CallFailed(
+                SendResult.failed(T, "connection", f"WeChat call failed: {type(exc).__name__}")
+            ) from None
         if not isinstance(reply, dict):
-            raise CallFailed(SendResult.failed(T, "bad_reply", "WeChat answered with something other than an object"))
+            raise CallFailed(
+                SendResult.failed(T, "bad_reply", "WeChat answered with something other than an object")
+            )
         return reply

@@ -39,7 +39,9 @@ class Rule:
     """Free text that may be shortened with an ellipsis instead of being rejected."""
 
 
-_TIME = r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?|\d{4}年\d{1,2}月\d{1,2}日( \d{2}:\d{2}(:\d{2})?)?|\d{2}:\d{2}"
+_TIME = (
+    r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?|\d{4}年\d{1,2}月\d{1,2}日( \d{2}:\d{2}(:\d{2})?)?|\d{2}:\d{2}"
+)
 RULES: dict[ValueType, Rule] = {
     ValueType.THING: Rule(20, truncatable=True),
     ValueType.NUMBER: Rule(32, re.compile(r"^-?\d+(\.\d+)?$")),

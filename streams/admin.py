@@ -7,9 +7,12 @@ running system is for a person to fix deliberately.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams.topics import TopicSpec
@@ -69,11 +72,11 @@ def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[TopicR
     brokers = max(1, len(metadata.brokers))
     fitted = [fit_to_cluster(spec, brokers) for spec in specs]
     missing = [spec for spec, _ in fitted if spec.name not in metadata.topics]
-    existing = _describe(admin, metadata, [spec.name for spec, _ in fitted if spec.name in metadata.topics])
-    _create(admin, missing)
+    created = _create(admin, missing)
+    existing = _describe(admin, [spec.name for spec, _ in fitted if spec.name not in created])
     reports = []
     for spec, note in fitted:
-        if spec.name not in existing:
+        if spec.name in created:
             reports.append(TopicReport(spec.name, Action.CREATED, note))
             continue
         problems = drift(spec, existing[spec.name])
@@ -82,28 +85,48 @@ def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[TopicR
     return reports
 
 
-def _create(admin: AdminClient, specs: list[TopicSpec]) -> None:
+def _create(admin: AdminClient, specs: list[TopicSpec]) -> set[str]:
+    """Create the topics; returns those created here (not those that appeared meanwhile)."""
     if not specs:
-        return
+        return set()
     new_topics = [
-        NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=spec.replication_factor or 1,
-                 config=spec.config)
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication_factor or 1,
+            config=spec.config,
+        )
         for spec in specs
     ]
+    created = set()
     for name, future in admin.create_topics(new_topics, operation_timeout=TIMEOUT_SECONDS).items():
         try:
             future.result()
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):  # created meanwhile by another ensure: fine
+            created.add(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"could not create topic {name}: {exc}") from exc
+    return created
 
 
-def _describe(admin: AdminClient, metadata: object, names: list[str]) -> dict[str, ExistingTopic]:
+def _metadata_with(admin: AdminClient, names: list[str], attempts: int = 25) -> dict[str, Any]:
+    """Topic metadata that includes ``names``: a just-created topic can take a moment to show."""
+    for _ in range(attempts):
+        topics: dict[str, Any] = admin.list_topics(timeout=TIMEOUT_SECONDS).topics
+        if all(name in topics for name in names):
+            return topics
+        time.sleep(0.2)
+    raise RuntimeError(f"topics not visible in the cluster metadata: {sorted(set(names) - topics.keys())}")
+
+
+def _describe(admin: AdminClient, names: list[str]) -> dict[str, ExistingTopic]:
     if not names:
         return {}
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
-    configs = {resource.name: future.result() for resource, future in admin.describe_configs(resources).items()}
-    topics = getattr(metadata, "topics", {})
+    configs = {
+        resource.name: future.result() for resource, future in admin.describe_configs(resources).items()
+    }
+    topics = _metadata_with(admin, names)
     existing = {}
     for name in names:
         partitions = topics[name].partitions

@@ -61,9 +61,13 @@ class Scene(Frozen):
             unknown = template.placeholders() - self.variables.keys()
             if unknown:
                 raise ValueError(f"default_templates.{channel.value}: unknown variables {sorted(unknown)}")
-            untyped = [key for key in template.fields if channel is ChannelName.WECHAT_OA and not value_type(key)]
+            untyped = [
+                key for key in template.fields if channel is ChannelName.WECHAT_OA and not value_type(key)
+            ]
             if untyped:
-                raise ValueError(f"default_templates.{channel.value}: keywords without a WeChat type {untyped}")
+                raise ValueError(
+                    f"default_templates.{channel.value}: keywords without a WeChat type {untyped}"
+                )
         return self
 
 
@@ -140,6 +144,10 @@ def _check_against_catalog(path: Path, shop: ShopRules, catalog: Catalog) -> Non
             raise ConfigError(f"{path}: scenes.{scene_id}: no such scene in the catalog")
         for channel in channels:
             if channel not in scene.channels:
-                raise ConfigError(f"{path}: scenes.{scene_id}.{channel.value}: channel not allowed for this scene")
+                raise ConfigError(
+                    f"{path}: scenes.{scene_id}.{channel.value}: channel not allowed for this scene"
+                )
             if channel is ChannelName.WECHAT_OA and shop.wechat_oa is None:
-                raise ConfigError(f"{path}: scenes.{scene_id}.{channel.value}: the shop has no wechat_oa.appid")
+                raise ConfigError(
+                    f"{path}: scenes.{scene_id}.{channel.value}: the shop has no wechat_oa.appid"
+                )

@@ -18,22 +18,30 @@ from streams.logs import configure_logging
 from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import Topics, TopicsError, load_topics
 
-app = typer.Typer(help="Notification pipeline of a multi-merchant mall.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Notification pipeline of a multi-merchant mall.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 topics_app = typer.Typer(help="Kafka topics of config/topics.yaml.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Published JSON Schemas of the events.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
-console = Console()
-errors = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 140)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a refusal (no markup: messages quote user input) and return the exit to raise."""
+    errors.print(message, style="red", markup=False, highlight=False)
+    return typer.Exit(code)
 
 
 def _settings() -> Settings:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise _fail(str(exc)) from None
     configure_logging(settings.log_level)
     return settings
 
@@ -42,8 +50,7 @@ def _topics(settings: Settings) -> Topics:
     try:
         return load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
     except TopicsError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -57,8 +64,7 @@ def worker() -> None:
     try:
         faust_app = create_app(settings)
     except (ConfigError, TopicsError) as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise _fail(str(exc)) from None
     faust.Worker(faust_app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
 
 
@@ -74,6 +80,18 @@ def sandbox(
     settings = _settings()
     console.print(f"sandbox listening on http://{host}:{port}")
     serve(seed or settings.config_dir / "sandbox.yaml", host, port)
+
+
+@app.command()
+def demo(
+    samples: Annotated[Path | None, typer.Option(help="JSON lines of events to publish")] = None,
+) -> None:
+    """Start the sandbox and a worker, publish sample events, show what became of each, stop both."""
+    from streams.demo import run_demo
+
+    settings = _settings()
+    code = run_demo(settings, samples or settings.config_dir / "samples" / "demo-events.jsonl", console)
+    raise typer.Exit(code)
 
 
 @topics_app.command("ensure")

@@ -16,7 +16,9 @@ DEAD_LETTERED = Counter(
     "mall_notify_dead_lettered_total", "Records written to the dead-letter topic", ["stage", "reason"]
 )
 OUTCOMES = Counter(
-    "mall_notify_outcomes_total", "Final outcome records written (delivered, skipped, dead_lettered)", ["status"]
+    "mall_notify_outcomes_total",
+    "Final outcome records written (delivered, skipped, dead_lettered)",
+    ["status"],
 )
 HANDLER_RETRIES = Counter(
     "mall_notify_handler_retries_total",

@@ -36,7 +36,7 @@ class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     status: Status
-    event_id: str | None
+    event_id: str | None = None
     delivery_id: str | None = None
     shop_id: int | None = None
     scene: str | None = None

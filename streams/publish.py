@@ -47,8 +47,15 @@ def routing_of(value: bytes, topics: Topics, fallback_topic: str) -> tuple[str, 
 
 def publish_values(bootstrap_servers: str, topics: Topics, values: Iterable[bytes]) -> list[Published]:
     """Publish each value and return where it landed, in input order."""
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "log_level": 4,
+        }
+    )
     fallback = topics.event_topics[0]
     results: dict[int, Published] = {}
     failures: list[str] = []
@@ -58,8 +65,15 @@ def publish_values(bootstrap_servers: str, topics: Topics, values: Iterable[byte
             if error is not None:
                 failures.append(str(error))
                 return
-            results[index] = Published(message.topic() or "", message.partition() or 0, message.offset() or 0,
-                                       document.get("id"), document.get("type"), value)
+            results[index] = Published(
+                message.topic() or "",
+                message.partition() or 0,
+                message.offset() or 0,
+                document.get("id"),
+                document.get("type"),
+                value,
+            )
+
         return report
 
     for index, value in enumerate(values):

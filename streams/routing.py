@@ -70,7 +70,9 @@ def route(
     return Routing(deliveries=deliveries, skips=skips)
 
 
-def _plan(event: Event, shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName) -> _Planned | Skip:
+def _plan(
+    event: Event, shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName
+) -> _Planned | Skip:
     rule = shop.rule(scene_id, channel)
     if rule is None or not rule.enabled:
         return Skip("disabled by the shop", scene_id, channel)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "MALL_NOTIFY_"
@@ -46,6 +48,10 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise SettingsError(f"invalid settings: {describe_settings_error(exc)}") from None
+    except SourceError as exc:  # a complex value (JSON) that does not parse
+        match = re.search(r'field "(\w+)"', str(exc))
+        variable = ENV_PREFIX + (match[1].upper() if match else "?")
+        raise SettingsError(f"invalid settings: {variable}: not valid JSON") from None
 
 
 def describe_settings_error(exc: ValidationError) -> str:

@@ -36,7 +36,9 @@ def utc_now() -> datetime:
 class Publisher(Protocol):
     """Writes a record to Kafka and returns once the broker has acknowledged it."""
 
-    async def publish(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None: ...
+    async def publish(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,19 +67,31 @@ class _Stage:
 
     async def dead_letter(self, record: ConsumedRecord, letter: DeadLetter, outcome: Outcome) -> None:
         """The original bytes go to the DLQ untouched, the reason in headers; then the outcome."""
-        await self.publisher.publish(self.topics.dead_letter, record.key, record.value or b"", letter.headers())
+        await self.publisher.publish(
+            self.topics.dead_letter, record.key, record.value or b"", letter.headers()
+        )
         metrics.DEAD_LETTERED.labels(letter.stage.value, letter.reason).inc()
         log.warning(
             "dead-lettered",
-            extra=fields(stage=letter.stage.value, reason=letter.reason, detail=letter.detail,
-                         event_id=letter.event_id, delivery_id=letter.delivery_id, source=str(record.source)),
+            extra=fields(
+                stage=letter.stage.value,
+                reason=letter.reason,
+                detail=letter.detail,
+                event_id=letter.event_id,
+                delivery_id=letter.delivery_id,
+                source=str(record.source),
+            ),
         )
         await self.write_outcome(outcome)
 
 
 class RouterStage(_Stage):
     def __init__(
-        self, topics: Topics, catalog: Catalog, shops: Mapping[int, ShopRules], publisher: Publisher,
+        self,
+        topics: Topics,
+        catalog: Catalog,
+        shops: Mapping[int, ShopRules],
+        publisher: Publisher,
         clock: Clock = utc_now,
     ) -> None:
         super().__init__(topics, publisher, clock)
@@ -89,16 +103,27 @@ class RouterStage(_Stage):
         try:
             event = parse_event(record.value)
         except EventRejected as exc:
-            letter = DeadLetter(stage=Stage.PARSE, reason=exc.reason.value, detail=exc.detail,
-                                source=record.source, failed_at=self.clock())
+            letter = DeadLetter(
+                stage=Stage.PARSE,
+                reason=exc.reason.value,
+                detail=exc.detail,
+                source=record.source,
+                failed_at=self.clock(),
+            )
             await self.dead_letter(record, letter, letter.outcome())
             return
         try:
             routing = route(event, record.source, self.shops.get(event.shop_id), self.catalog, self.clock())
         except Exception as exc:  # a routing bug must dead-letter the event, not lose it
             log.exception("routing failed", extra=fields(event_id=event.id, source=str(record.source)))
-            letter = DeadLetter(stage=Stage.ROUTE, reason="internal_error", detail=repr(exc),
-                                source=record.source, failed_at=self.clock(), event_id=event.id)
+            letter = DeadLetter(
+                stage=Stage.ROUTE,
+                reason="internal_error",
+                detail=repr(exc),
+                source=record.source,
+                failed_at=self.clock(),
+                event_id=event.id,
+            )
             await self.dead_letter(record, letter, letter.outcome(shop_id=event.shop_id))
             return
         for delivery in routing.deliveries:
@@ -106,17 +131,36 @@ class RouterStage(_Stage):
                 self.topics.send_topic(delivery.channel), record.key, delivery.model_dump_json().encode()
             )
         reasons = "; ".join(str(skip) for skip in routing.skips) or None
-        log.info("routed", extra=fields(event_id=event.id, shop_id=event.shop_id, event_type=event.type,
-                                        deliveries=len(routing.deliveries), skipped=reasons,
-                                        source=str(record.source)))
+        log.info(
+            "routed",
+            extra=fields(
+                event_id=event.id,
+                shop_id=event.shop_id,
+                event_type=event.type,
+                deliveries=len(routing.deliveries),
+                skipped=reasons,
+                source=str(record.source),
+            ),
+        )
         if not routing.deliveries:
-            await self.write_outcome(Outcome(status=Status.SKIPPED, event_id=event.id, shop_id=event.shop_id,
-                                             reason=reasons, source=record.source, at=self.clock()))
+            await self.write_outcome(
+                Outcome(
+                    status=Status.SKIPPED,
+                    event_id=event.id,
+                    shop_id=event.shop_id,
+                    reason=reasons,
+                    source=record.source,
+                    at=self.clock(),
+                )
+            )
 
 
 class SenderStage(_Stage):
     def __init__(
-        self, topics: Topics, channels: Mapping[ChannelName, Channel], publisher: Publisher,
+        self,
+        topics: Topics,
+        channels: Mapping[ChannelName, Channel],
+        publisher: Publisher,
         clock: Clock = utc_now,
     ) -> None:
         super().__init__(topics, publisher, clock)
@@ -126,30 +170,56 @@ class SenderStage(_Stage):
         try:
             delivery = Delivery.model_validate_json(record.value or b"")
         except ValidationError as exc:
-            letter = DeadLetter(stage=Stage.SEND, reason="invalid_delivery", detail=str(exc)[:500],
-                                source=record.source, failed_at=self.clock())
+            letter = DeadLetter(
+                stage=Stage.SEND,
+                reason="invalid_delivery",
+                detail=str(exc)[:500],
+                source=record.source,
+                failed_at=self.clock(),
+            )
             await self.dead_letter(record, letter, letter.outcome())
             return
         result = await self._send(delivery)
-        metrics.DELIVERIES.labels(delivery.channel.value, "delivered" if result.ok else str(result.error_class)).inc()
+        metrics.DELIVERIES.labels(
+            delivery.channel.value, "delivered" if result.ok else str(result.error_class)
+        ).inc()
         outcome = delivery_outcome(delivery, result, self.clock())
-        log.info("sent" if result.ok else "send failed", extra=fields(
-            event_id=delivery.event_id, delivery_id=delivery.delivery_id, shop_id=delivery.shop_id,
-            scene=delivery.scene, channel=delivery.channel.value, recipient=delivery.recipient,
-            code=result.code, reason=result.reason, source=str(record.source)))
+        log.info(
+            "sent" if result.ok else "send failed",
+            extra=fields(
+                event_id=delivery.event_id,
+                delivery_id=delivery.delivery_id,
+                shop_id=delivery.shop_id,
+                scene=delivery.scene,
+                channel=delivery.channel.value,
+                recipient=delivery.recipient,
+                code=result.code,
+                reason=result.reason,
+                source=str(record.source),
+            ),
+        )
         if result.ok:
             await self.write_outcome(outcome)
             return
-        letter = DeadLetter(stage=Stage.SEND, reason=str(result.error_class), detail=result.reason or "",
-                            source=record.source, failed_at=self.clock(), event_id=delivery.event_id,
-                            delivery_id=delivery.delivery_id, error_class=result.error_class,
-                            provider_code=result.code)
+        letter = DeadLetter(
+            stage=Stage.SEND,
+            reason=str(result.error_class),
+            detail=result.reason or "",
+            source=record.source,
+            failed_at=self.clock(),
+            event_id=delivery.event_id,
+            delivery_id=delivery.delivery_id,
+            error_class=result.error_class,
+            provider_code=result.code,
+        )
         await self.dead_letter(record, letter, outcome)
 
     async def _send(self, delivery: Delivery) -> SendResult:
         channel = self.channels.get(delivery.channel)
         if channel is None:
-            return SendResult.failed(ErrorClass.PERMANENT, "no_channel", f"{delivery.channel} is not configured")
+            return SendResult.failed(
+                ErrorClass.PERMANENT, "no_channel", f"{delivery.channel} is not configured"
+            )
         started = time.perf_counter()
         try:
             return await channel.send(delivery)

@@ -10,7 +10,7 @@ partition visibly instead of losing the record.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,14 @@ class FaustPublisher:
         self._app = app
         self._topics: dict[str, Any] = {}
 
-    async def publish(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
+    async def publish(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None:
         channel = self._topics.get(topic)
         if channel is None:
-            channel = self._topics[topic] = self._app.topic(topic, key_serializer="raw", value_serializer="raw")
+            channel = self._topics[topic] = self._app.topic(
+                topic, key_serializer="raw", value_serializer="raw"
+            )
         pending = await channel.send(key=key, value=value, headers=headers or [], force=True)
         await pending
 
@@ -53,12 +57,19 @@ def consumed(message: Any) -> ConsumedRecord:
     headers = message.headers or []
     if isinstance(headers, dict):
         headers = list(headers.items())
-    return ConsumedRecord(message.topic, message.partition, message.offset, message.key, message.value,
-                          [(name, bytes(value)) for name, value in headers])
+    return ConsumedRecord(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        [(name, bytes(value)) for name, value in headers],
+    )
 
 
-async def handle_until_done(stage: str, handle: Callable[[ConsumedRecord], Awaitable[None]],
-                            record: ConsumedRecord) -> None:
+async def handle_until_done(
+    stage: str, handle: Callable[[ConsumedRecord], Awaitable[None]], record: ConsumedRecord
+) -> None:
     """Run ``handle``; on an unexpected error retry it (with backoff) until it succeeds."""
     delay = 0.5
     while True:
@@ -107,7 +118,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
     _register_pages(app)
 
     @app.on_before_shutdown.connect
-    async def close_channels(_: Any, **__: Any) -> None:
+    async def close_channels(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         for channel in channels.values():
             await channel.close()
 
@@ -115,25 +126,36 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
 
 
 def _register_agents(app: faust.App, topics: Topics, router: RouterStage, sender: SenderStage) -> None:
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    events = app.topic(*topics.event_topics, **raw)
-    deliveries = app.topic(*(topics.send_topic(channel) for channel in sender.channels), **raw)
+    events = app.topic(*topics.event_topics, key_serializer="raw", value_serializer="raw")
+    send_topics = [topics.send_topic(channel) for channel in sender.channels]
+    deliveries = app.topic(*send_topics, key_serializer="raw", value_serializer="raw")
 
     @app.agent(events, name="router")
-    async def route_events(stream: AsyncIterator[Any]) -> None:
-        async for event in stream.events():  # type: ignore[attr-defined]
+    async def route_events(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
             await handle_until_done("route", router.handle, consumed(event.message))
 
     @app.agent(deliveries, name="sender")
-    async def send_deliveries(stream: AsyncIterator[Any]) -> None:
-        async for event in stream.events():  # type: ignore[attr-defined]
+    async def send_deliveries(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
             await handle_until_done("send", sender.handle, consumed(event.message))
 
 
-class MetricsView(View):  # type: ignore[misc]
+class MetricsView(View):
     async def get(self, request: Request) -> Response:
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
+class ReadyView(View):
+    """200 once the worker has joined its group and holds partitions; 503 while (re)balancing."""
+
+    async def get(self, request: Request) -> Response:
+        assigned = self.app.consumer.assignment() if self.app.consumer else set()
+        ready = bool(assigned) and not self.app.rebalancing
+        body = {"ready": ready, "partitions": len(assigned)}
+        return self.json(body, status=200 if ready else 503)
+
+
 def _register_pages(app: faust.App) -> None:
     app.page("/metrics")(MetricsView)
+    app.page("/readyz")(ReadyView)

@@ -97,11 +97,13 @@ class State:
         return next(self._msgids)
 
     def record(self, path: str, query: dict[str, str], body: Any) -> None:
-        self.requests.append({"path": path, "query": _masked(query), "body": _masked(body), "at": time.time()})
+        self.requests.append(
+            {"path": path, "query": _masked(query), "body": _masked(body), "at": time.time()}
+        )
 
     def take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
-            if fault.path != path or random.random() >= fault.rate:  # noqa: S311 - fault injection, not crypto
+            if fault.path != path or random.random() >= fault.rate:
                 continue
             if fault.count is not None:
                 fault.count -= 1

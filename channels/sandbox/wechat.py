@@ -67,7 +67,8 @@ async def template_send(request: web.Request) -> web.Response:
     return _deliver(state, appid, body)
 
 
-def _deliver(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+def _refusal(state: State, appid: str, body: dict[str, Any]) -> web.Response | None:
+    """WeChat's answer to a send it would not deliver, checked in WeChat's order; None to deliver."""
     app = state.app(appid)
     touser = str(body.get("touser", ""))
     if app is None or not _OPENID.match(touser):
@@ -81,10 +82,18 @@ def _deliver(state: State, appid: str, body: dict[str, Any]) -> web.Response:
     if not isinstance(data, dict):
         return _error(47003, "argument invalid! data is empty")
     for keyword in template.keywords:
-        value = data.get(keyword, {}).get("value", "") if isinstance(data.get(keyword), dict) else ""
-        reason = problem(keyword, str(value)) if value else None
+        field = data.get(keyword)
+        value = str(field.get("value", "")) if isinstance(field, dict) else ""
+        reason = problem(keyword, value) if value else None
         if reason is not None:
             return _error(47003, f"argument invalid! data.{keyword}.value invalid: {reason}")
+    return None
+
+
+def _deliver(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+    refusal = _refusal(state, appid, body)
+    if refusal is not None:
+        return refusal
     client_msg_id = body.get("client_msg_id")
     if client_msg_id and (appid, client_msg_id) in state.sent_client_msg_ids:
         msgid = state.sent_client_msg_ids[(appid, client_msg_id)]

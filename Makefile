@@ -1,0 +1,59 @@
+# mall-notify: two commands on a fresh machine (Python 3.11, Java 17 and Maven preinstalled):
+#   make demo   sample events through broker + sandbox + worker, and a table of what happened
+#   make test   ruff, mypy and the whole pytest suite against a real local Kafka
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+KAFKA := deploy/kafka-local/kafka.sh
+WITH_BROKER := deploy/kafka-local/with-broker.sh
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test lint typecheck pytest test-unit test-integration kafka-up kafka-down kafka-status clean
+
+help:
+	@echo "make demo | test | test-unit | test-integration | lint | typecheck | kafka-up | kafka-down | clean"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(WITH_BROKER) $(BIN)/mall-notify demo
+
+test: lint typecheck pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy streams channels
+
+# pytest exits 5 when it collected no tests: a run that tests nothing is a failure here.
+pytest: venv
+	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+test-unit: venv
+	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+test-integration: venv
+	$(BIN)/pytest -m "integration or slow" $(PYTEST_ARGS)
+
+kafka-up:
+	$(KAFKA) up
+
+kafka-down:
+	$(KAFKA) down
+
+kafka-status:
+	$(KAFKA) status
+
+clean: kafka-down
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,121 @@
+"""``mall-notify demo``: sample events through the real pipeline, and a table of what became of each."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.admin import ensure_topics
+from streams.local_stack import running_stack
+from streams.outcomes import Outcome, Status
+from streams.publish import Published, publish_values
+from streams.reading import ReadRecord, end_offsets, read_until
+from streams.settings import PROJECT_ROOT, Settings
+from streams.topics import Topics, load_topics
+
+SETTLE_TIMEOUT_SECONDS = 60.0
+STATUS_STYLE = {Status.DELIVERED: "green", Status.SKIPPED: "yellow", Status.DEAD_LETTERED: "red"}
+
+
+def source_of(published: Published) -> str:
+    return f"{published.topic}[{published.partition}]@{published.offset}"
+
+
+def group_outcomes(records: Iterable[ReadRecord]) -> dict[str, list[Outcome]]:
+    """Outcomes by the event record they came from (``topic[partition]@offset``)."""
+    grouped: dict[str, list[Outcome]] = {}
+    for record in records:
+        outcome = Outcome.model_validate_json(record.value)
+        grouped.setdefault(str(outcome.source), []).append(outcome)
+    return grouped
+
+
+def settled(outcomes: list[Outcome]) -> bool:
+    """An event is settled by one event-level outcome, or by a final outcome for each of its deliveries."""
+    if any(outcome.delivery_id is None for outcome in outcomes):
+        return True
+    return bool(outcomes) and len({o.delivery_id for o in outcomes}) >= outcomes[0].fanout
+
+
+def all_settled(published: list[Published], records: list[ReadRecord]) -> bool:
+    grouped = group_outcomes(records)
+    return all(settled(grouped.get(source_of(p), [])) for p in published)
+
+
+def run_demo(settings: Settings, samples: Path, console: Console) -> int:
+    """Publish the samples through a sandbox + worker on the configured broker; 0 if all settled."""
+    topics = load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
+    bootstrap = settings.kafka_bootstrap_servers
+    reports = ensure_topics(bootstrap, topics.all())
+    console.print(f"[bold]Kafka[/] {bootstrap}: {len(reports)} topics ensured")
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MALL_NOTIFY_TOPIC_PREFIX": settings.topic_prefix}
+    with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
+        console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")
+        start = end_offsets(bootstrap, topics.outcomes)
+        published = publish_values(bootstrap, topics, samples.read_bytes().splitlines())
+        console.print(f"published {len(published)} sample events from {samples.relative_to(PROJECT_ROOT)}")
+        records = read_until(
+            bootstrap, topics.outcomes, start, lambda rs: all_settled(published, rs), SETTLE_TIMEOUT_SECONDS
+        )
+        messages = _sandbox_messages(sandbox.url)
+    everything = group_outcomes(records)  # may hold late outcomes of events published before this run
+    grouped = {source_of(p): everything.get(source_of(p), []) for p in published}
+    console.print(_outcome_table(published, grouped))
+    _print_summary(console, topics, grouped, messages)
+    return 0 if all(settled(outcomes) for outcomes in grouped.values()) else 1
+
+
+def _sandbox_messages(url: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{url}/__sandbox__/messages", timeout=5) as response:
+        messages: list[dict[str, object]] = json.load(response)
+        return messages
+
+
+def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]) -> Table:
+    table = Table(
+        "#",
+        "event",
+        "shop",
+        "outcome",
+        "channel",
+        "why / provider answer",
+        title="What happened to each event",
+    )
+    for number, event in enumerate(published, start=1):
+        name = f"{event.event_type}\n{event.event_id}" if event.event_id else "(not an event)"
+        outcomes = grouped.get(source_of(event)) or []
+        if not outcomes:
+            table.add_row(str(number), name, "", "[red]no outcome (timed out)[/]", "", source_of(event))
+        for outcome in outcomes:
+            style = STATUS_STYLE[outcome.status]
+            detail = outcome.reason or ("sent" if outcome.status is Status.DELIVERED else "")
+            if outcome.provider_code:
+                detail = f"{outcome.provider_code} {detail}"
+            table.add_row(
+                str(number),
+                name,
+                str(outcome.shop_id or ""),
+                f"[{style}]{outcome.status.value}[/]",
+                outcome.channel.value if outcome.channel else "",
+                detail,
+            )
+    return table
+
+
+def _print_summary(
+    console: Console, topics: Topics, grouped: dict[str, list[Outcome]], messages: list[dict[str, object]]
+) -> None:
+    counts = Counter(outcome.status.value for outcomes in grouped.values() for outcome in outcomes)
+    console.print("outcomes: " + ", ".join(f"{status} {counts[status.value]}" for status in Status))
+    console.print(
+        f"dead letters are in [bold]{topics.dead_letter}[/], outcomes in [bold]{topics.outcomes}[/]"
+    )
+    console.print(f"the WeChat sandbox accepted {len(messages)} template messages; the first one:")
+    if messages:
+        console.print_json(data=messages[0]["body"])

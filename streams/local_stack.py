@@ -1,0 +1,125 @@
+"""Start and stop the sandbox and a worker as child processes: for the demo and the integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.settings import PROJECT_ROOT
+
+SANDBOX_SECRETS = '{"wx5f2a9c1d8e7b6a01": "sandbox-oa-secret-1001"}'
+"""The sandbox's own (not real) secret for the demo shop's OA, as config/sandbox.yaml seeds it."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until ``url`` answers 200 (or the process dies, or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    url: str
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Path, url: str) -> Service:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams", *args],
+            env={**os.environ, **env},
+            cwd=PROJECT_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return Service(name, process, log_path, url)
+
+
+def start_sandbox(log_dir: Path, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> Service:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = _spawn("sandbox", ["sandbox", "--port", str(port)], env or {}, log_dir, url)
+    _wait_or_stop(service, f"{url}/__sandbox__/health", timeout)
+    return service
+
+
+def start_worker(
+    log_dir: Path, env: Mapping[str, str], timeout: float = 90.0, name: str = "worker"
+) -> Service:
+    """A worker with its own web port; returns once it has its partitions (``/readyz``)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = _spawn(name, ["worker"], {**env, "MALL_NOTIFY_WEB_PORT": str(port)}, log_dir, url)
+    _wait_or_stop(service, f"{url}/readyz", timeout)
+    return service
+
+
+def _wait_or_stop(service: Service, url: str, timeout: float) -> None:
+    try:
+        wait_http(url, timeout, service.process)
+    except (RuntimeError, TimeoutError) as exc:
+        service.stop(signal.SIGKILL)
+        raise RuntimeError(f"{service.name} did not start: {exc}\n{service.log_tail()}") from None
+
+
+@contextmanager
+def running_stack(log_dir: Path, env: Mapping[str, str]) -> Iterator[tuple[Service, Service]]:
+    """Sandbox and worker wired together; both stopped on exit."""
+    sandbox = start_sandbox(log_dir, env)
+    try:
+        worker_env = {
+            "MALL_NOTIFY_WECHAT_API_BASE": sandbox.url,
+            "MALL_NOTIFY_WECHAT_SECRETS": SANDBOX_SECRETS,
+            **env,
+        }
+        worker = start_worker(log_dir, worker_env)
+        try:
+            yield sandbox, worker
+        finally:
+            worker.stop()
+    finally:
+        sandbox.stop()

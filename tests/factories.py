@@ -1,0 +1,79 @@
+"""Builders of realistic events and deliveries for tests (plain dicts and models, no Kafka)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from channels.base import ChannelName, Delivery, SourceRecord
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_SHOP = 1001
+DEMO_APPID = "wx5f2a9c1d8e7b6a01"
+DEMO_TEMPLATE_ID = "Zq3RkV7mC1pT9wXo2bN8sYd4fLh6gJ0aEuKiM5rQvWc"
+BUYER_OPENID = "oR8sT1a2b3c4d5e6f7g8h9i0jKlM"
+UNFOLLOWED_OPENID = "oR8sTunfollowed0000000000xYz"
+
+
+def payment_event(**data_overrides: Any) -> dict[str, Any]:
+    """A payment.succeeded event of the demo shop; ``data`` fields can be overridden."""
+    order_no = data_overrides.pop("order_no", f"E{uuid.uuid4().hex[:12].upper()}")
+    data = {
+        "order_no": order_no,
+        "buyer": {"user_id": "u-88231", "oa_openid": BUYER_OPENID, "phone": "13812345678"},
+        "goods_name": "纯棉短袖T恤 白色 L码",
+        "pay_amount_fen": 12900,
+        "pay_method": "wechat_pay",
+        "paid_at": "2026-11-25T12:03:10Z",
+    }
+    data.update(data_overrides)
+    return {
+        "specversion": "1.0",
+        "id": f"evt-{uuid.uuid4().hex}",
+        "type": "payment.succeeded",
+        "source": "/mall/payment",
+        "time": "2026-11-25T12:03:11Z",
+        "subject": f"order/{order_no}",
+        "shopid": DEMO_SHOP,
+        "data": data,
+    }
+
+
+def with_changes(event: dict[str, Any], **envelope: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(event)
+    changed.update(envelope)
+    return changed
+
+
+def to_bytes(document: dict[str, Any]) -> bytes:
+    return orjson.dumps(document)
+
+
+def delivery(**overrides: Any) -> Delivery:
+    values: dict[str, Any] = {
+        "delivery_id": uuid.uuid4().hex,
+        "event_id": f"evt-{uuid.uuid4().hex}",
+        "event_type": "payment.succeeded",
+        "shop_id": DEMO_SHOP,
+        "scene": "buyer_order_paid",
+        "channel": ChannelName.WECHAT_OA,
+        "account": DEMO_APPID,
+        "recipient": BUYER_OPENID,
+        "template_id": DEMO_TEMPLATE_ID,
+        "fields": {
+            "character_string1": "E202611250001",
+            "amount2": "129.00元",
+            "thing3": "纯棉短袖T恤",
+            "time4": "2026-11-25 20:03",
+        },
+        "source": SourceRecord(topic="mall.payments", partition=0, offset=7),
+        "fanout": 1,
+        "created_at": datetime(2026, 11, 25, 12, 3, 12, tzinfo=UTC),
+    }
+    values.update(overrides)
+    return Delivery(**values)

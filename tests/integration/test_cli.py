@@ -1,0 +1,58 @@
+"""The command line as a user runs it: subprocesses, exit codes and what they print."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.factories import ROOT
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_an_invalid_setting_stops_the_worker_with_the_variable_named() -> None:
+    result = _run(["worker"], {"MALL_NOTIFY_WEB_PORT": "0"})
+    assert result.returncode == 2
+    assert "MALL_NOTIFY_WEB_PORT: Input should be greater than or equal to 1" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_topics_ensure_prints_a_table_and_exits_zero(kafka_bootstrap: str) -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "MALL_NOTIFY_TOPIC_PREFIX": "cli."}
+    result = _run(["topics", "ensure"], env)
+    assert result.returncode == 0, result.stderr
+    assert "cli.notify.dlq" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MALL_NOTIFY_TOPIC_PREFIX": "demo-test.",
+        "MALL_NOTIFY_LOG_LEVEL": "WARNING",
+    }
+    result = _run(["demo"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "What happened to each event" in out
+    assert "outcomes: delivered 2, skipped 3, dead_lettered 4" in out
+    assert "43004 user does not follow the Official Account" in out
+    assert "invalid_json" in out
+    assert "unknown_type" in out
+    assert "schema_invalid" in out
+    assert '"client_msg_id"' in out

@@ -1,0 +1,119 @@
+"""Events published to the real broker come out as WeChat requests, outcomes and dead letters."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+
+from streams.outcomes import header_map
+from streams.reading import end_offsets
+from tests.factories import UNFOLLOWED_OPENID, payment_event, to_bytes, with_changes
+from tests.integration.conftest import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if match and ",".join(sorted(match[1].split(","))) == wanted:
+            return float(match[2])
+    return 0.0
+
+
+def _messages_for(pipeline: Pipeline, order_no: str) -> list[dict[str, object]]:
+    return [
+        m for m in pipeline.sandbox_messages() if m["body"]["data"]["character_string1"]["value"] == order_no
+    ]  # type: ignore[index]
+
+
+def test_a_paid_order_reaches_the_buyer_on_wechat(pipeline: Pipeline) -> None:
+    event = payment_event(goods_name="帆布双肩包", pay_amount_fen=15900, paid_at="2026-11-25T04:06:01Z")
+    order_no = event["data"]["order_no"]
+    [published], outcomes = pipeline.run([to_bytes(event)])
+    [outcome] = outcomes[f"{published.topic}[{published.partition}]@{published.offset}"]
+    assert outcome.status.value == "delivered"
+    assert outcome.event_id == event["id"]
+    assert outcome.channel is not None
+    assert outcome.channel.value == "wechat_oa"
+    [message] = _messages_for(pipeline, order_no)
+    assert message["body"] == {
+        "touser": event["data"]["buyer"]["oa_openid"],
+        "template_id": "Zq3RkV7mC1pT9wXo2bN8sYd4fLh6gJ0aEuKiM5rQvWc",
+        "data": {
+            "character_string1": {"value": order_no},
+            "amount2": {"value": "159.00元"},
+            "thing3": {"value": "帆布双肩包"},
+            "time4": {"value": "2026-11-25 12:06"},
+        },
+        "client_msg_id": outcome.delivery_id,
+    }
+
+
+def test_one_orders_events_are_delivered_in_order(pipeline: Pipeline) -> None:
+    order_no = "E-ORDERED-" + payment_event()["data"]["order_no"]
+    events = [payment_event(order_no=order_no, goods_name=f"第{i}件") for i in range(5)]
+    pipeline.run([to_bytes(event) for event in events])
+    sent = [m["body"]["data"]["thing3"]["value"] for m in _messages_for(pipeline, order_no)]  # type: ignore[index]
+    assert sent == [f"第{i}件" for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"order_no": "E202611250009", "status": "PAID"', "invalid_json"),
+        (to_bytes(with_changes(payment_event(), type="order.chargeback")), "unknown_type"),
+        (to_bytes(payment_event(pay_amount_fen="lots")), "schema_invalid"),
+    ],
+)
+def test_bad_input_is_dead_lettered_with_its_reason_and_origin(
+    pipeline: Pipeline, raw: bytes, reason: str
+) -> None:
+    before = _metric(pipeline.metrics(), "mall_notify_dead_lettered_total", stage="parse", reason=reason)
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter)
+    [published], outcomes = pipeline.run([raw])
+    [letter] = pipeline.dead_letters_from(start, 1)
+    assert letter.value == raw, "the DLQ keeps the original bytes"
+    headers = header_map(letter.headers)
+    assert headers["x-dlq-stage"] == "parse"
+    assert headers["x-dlq-reason"] == reason
+    assert headers["x-dlq-source-topic"] == published.topic
+    assert headers["x-dlq-source-partition"] == str(published.partition)
+    assert headers["x-dlq-source-offset"] == str(published.offset)
+    assert headers["x-dlq-detail"]
+    [outcome] = outcomes[f"{published.topic}[{published.partition}]@{published.offset}"]
+    assert outcome.status.value == "dead_lettered"
+    after = _metric(pipeline.metrics(), "mall_notify_dead_lettered_total", stage="parse", reason=reason)
+    assert after == before + 1
+
+
+def test_a_user_who_unfollowed_is_dead_lettered_with_wechats_code(pipeline: Pipeline) -> None:
+    event = payment_event(buyer={"user_id": "u-9", "oa_openid": UNFOLLOWED_OPENID})
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter)
+    [_], outcomes = pipeline.run([to_bytes(event)])
+    [outcome] = next(iter(outcomes.values()))
+    assert (outcome.status.value, outcome.provider_code) == ("dead_lettered", "43004")
+    [letter] = pipeline.dead_letters_from(start, 1)
+    headers = header_map(letter.headers)
+    assert headers["x-dlq-stage"] == "send"
+    assert headers["x-dlq-error-class"] == "permanent"
+    assert headers["x-dlq-event-id"] == event["id"]
+    assert orjson.loads(letter.value)["delivery_id"] == outcome.delivery_id
+
+
+def test_the_worker_keeps_going_after_bad_input(pipeline: Pipeline) -> None:
+    good = payment_event()
+    values = [b"\xff\xfe not even utf-8", b"null", to_bytes(good)]
+    published, outcomes = pipeline.run(values)
+    statuses = [[o.status.value for o in outcomes[f"{p.topic}[{p.partition}]@{p.offset}"]] for p in published]
+    assert statuses == [["dead_lettered"], ["dead_lettered"], ["delivered"]]
+    text = pipeline.metrics()
+    assert _metric(text, "mall_notify_outcomes_total", status="delivered") >= 1
+    assert _metric(text, "mall_notify_deliveries_total", channel="wechat_oa", outcome="delivered") >= 1
+    assert (
+        sum(_metric(text, "mall_notify_events_consumed_total", topic=t) for t in pipeline.topics.event_topics)
+        >= 3
+    )

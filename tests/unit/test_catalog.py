@@ -1,0 +1,81 @@
+"""Configuration files are refused with a message naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.catalog import Catalog, ConfigError, load_catalog, load_shop_rules
+from tests.factories import ROOT
+
+GOOD_SCENE = """
+scenes:
+  buyer_order_paid:
+    title: t
+    audience: buyer
+    kind: basic
+    trigger: payment.succeeded
+    channels: [wechat_oa]
+    variables:
+      order_no: {label: 订单编号, source: data.order_no}
+    default_templates:
+      wechat_oa:
+        library_id: X
+        title: t
+        fields: {character_string1: "{order_no}"}
+"""
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return load_catalog(ROOT / "config" / "catalog.yaml")
+
+
+def test_the_shipped_catalog_and_shops_load(catalog: Catalog) -> None:
+    shops = load_shop_rules(ROOT / "config" / "shops", catalog)
+    assert "buyer_order_paid" in catalog.scenes
+    assert 1001 in shops
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("{order_no}", "{order_number}"), "default_templates.wechat_oa: unknown variables ['order_number']"),
+        (("character_string1", "keyword1"), "keywords without a WeChat type ['keyword1']"),
+        (("audience: buyer", "audience: courier"), "scenes.buyer_order_paid.audience"),
+        (("channels: [wechat_oa]", "channels: [wechat_mp]"), "wechat_oa: channel not allowed for this scene"),
+    ],
+)
+def test_a_bad_catalog_names_the_field(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(GOOD_SCENE.replace(*change))
+    with pytest.raises(ConfigError) as refused:
+        load_catalog(path)
+    assert str(path) in str(refused.value)
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("shop", "message"),
+    [
+        (
+            "scenes: {buyer_order_paid: {aliyun_sms: {enabled: true, template_id: T}}}",
+            "scenes.buyer_order_paid.aliyun_sms: channel not allowed for this scene",
+        ),
+        (
+            "scenes: {seller_order_paid: {wechat_oa: {enabled: true, template_id: T}}}",
+            "scenes.seller_order_paid: no such scene in the catalog",
+        ),
+        ("wechat_oa: {appid: not-an-appid}", "wechat_oa.appid: String should match pattern"),
+        (
+            "scenes: {buyer_order_paid: {wechat_oa: {enabled: true, template_id: T}}}",
+            "scenes.buyer_order_paid.wechat_oa: the shop has no wechat_oa.appid",
+        ),
+    ],
+)
+def test_a_bad_shop_file_names_the_field(tmp_path: Path, catalog: Catalog, shop: str, message: str) -> None:
+    (tmp_path / "shop.yaml").write_text(f"shop_id: 7\nname: t\n{shop}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_shop_rules(tmp_path, catalog)
+    assert message in str(refused.value)

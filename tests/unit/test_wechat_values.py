@@ -1,0 +1,56 @@
+"""Rendered values are ones WeChat accepts (it answers 47003 otherwise): property tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from channels.wechat_values import ELLIPSIS, fit, problem, value_type
+from streams.catalog import ValueFormat
+from streams.rendering import format_value
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_any_text_fits_a_thing_keyword(text: str) -> None:
+    value = fit("thing3", text)
+    assert problem("thing3", value) is None
+    assert value == text or (value.endswith(ELLIPSIS) and text.startswith(value[:-1]))
+
+
+@given(st.integers(min_value=0, max_value=99_999_999_99))
+def test_any_amount_in_fen_is_a_valid_amount(fen: int) -> None:
+    assert problem("amount2", format_value(fen, ValueFormat.AMOUNT_FEN)) is None
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)))
+def test_any_time_is_a_valid_time(moment: datetime) -> None:
+    assert problem("time4", format_value(moment, ValueFormat.TIME)) is None
+
+
+def test_amounts_are_yuan_with_two_decimals() -> None:
+    assert format_value(12900, ValueFormat.AMOUNT_FEN) == "129.00元"
+    assert format_value(5, ValueFormat.AMOUNT_FEN) == "0.05元"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "complaint"),
+    [
+        ("thing3", "x" * 21, "thing allows at most 20 characters"),
+        ("number5", "12a", "is not a valid number"),
+        ("amount2", "十二元", "is not a valid amount"),
+        ("phrase6", "已发货了吗啊", "phrase allows at most 5 characters"),
+        ("character_string1", "订单号", "is not a valid character_string"),
+        ("name7", "欧阳娜娜娜娜娜娜娜娜娜", "name allows at most 10 characters"),
+    ],
+)
+def test_values_wechat_rejects_are_recognised(keyword: str, value: str, complaint: str) -> None:
+    assert complaint in (problem(keyword, value) or "")
+
+
+def test_keyword_names_carry_their_type() -> None:
+    assert value_type("character_string12") is not None
+    assert value_type("first") is None
+    assert fit("character_string1", "x" * 40) == "x" * 40  # not free text: never silently cut
