@@ -122,11 +122,11 @@ def _metadata_with(admin: AdminClient, names: list[str], attempts: int = 25) -> 
 def _describe(admin: AdminClient, names: list[str]) -> dict[str, ExistingTopic]:
     if not names:
         return {}
+    topics = _metadata_with(admin, names)  # first: describe_configs fails for a topic not yet visible
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     configs = {
         resource.name: future.result() for resource, future in admin.describe_configs(resources).items()
     }
-    topics = _metadata_with(admin, names)
     existing = {}
     for name in names:
         partitions = topics[name].partitions
