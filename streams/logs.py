@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
-import sys
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -41,18 +41,42 @@ class MaskingFilter(logging.Filter):
         return True
 
 
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """``logging.config.dictConfig`` settings: every logger (ours, faust's, aiokafka's) as masked JSON
+    on stderr. The faust worker is given the same dict, so its own setup does not replace it."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": JsonFormatter,
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"levelname": "level", "asctime": "time"},
+            }
+        },
+        "filters": {"mask": {"()": MaskingFilter}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "json",
+                "filters": ["mask"],
+            }
+        },
+        "root": {"level": level, "handlers": ["default"]},
+        "loggers": {
+            LOGGER_NAME: {"level": level},
+            "aiokafka": {"level": "WARNING"},
+            "faust": {"level": "WARNING" if level == "INFO" else level},
+            "mode": {"level": "WARNING" if level == "INFO" else level},
+        },
+    }
+
+
 def configure_logging(level: str = "INFO") -> logging.Logger:
-    """Send mall-notify's own logs as JSON lines to stderr; returns the project logger."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level"})
-    )
-    handler.addFilter(MaskingFilter())
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
-    return logger
+    """Apply :func:`logging_config`; returns the project logger."""
+    logging.config.dictConfig(logging_config(level))
+    return logging.getLogger(LOGGER_NAME)
 
 
 def get_logger(component: str) -> logging.Logger:

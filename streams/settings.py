@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     app_id: str = Field(default="mall-notify", pattern=r"^[A-Za-z0-9._-]+$", description="consumer group id")
     config_dir: Path = PROJECT_ROOT / "config"
+    data_dir: Path = Field(default=PROJECT_ROOT / ".local", description="local state of the worker (faust)")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535, description="port of /metrics")
     wechat_api_base: HttpUrl = HttpUrl("https://api.weixin.qq.com")

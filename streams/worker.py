@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,9 +23,9 @@ from channels.wechat import WeChatApi
 from channels.wechat_oa import WeChatOaChannel
 from streams import metrics
 from streams.catalog import load_catalog, load_shop_rules
-from streams.logs import fields, get_logger
+from streams.logs import fields, get_logger, logging_config
 from streams.outcomes import Headers
-from streams.settings import PROJECT_ROOT, Settings
+from streams.settings import Settings
 from streams.stages import ConsumedRecord, RouterStage, SenderStage
 from streams.topics import Topics, load_topics
 
@@ -100,7 +99,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
         settings.topic_prefix + settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
-        datadir=str(Path(PROJECT_ROOT / ".local" / "faust")),
+        datadir=str(settings.data_dir / "faust"),
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
@@ -109,6 +108,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         broker_commit_interval=1.0,
+        logging_config=logging_config(settings.log_level),
     )
     publisher = FaustPublisher(app)
     router = RouterStage(topics, catalog, shops, publisher)
@@ -116,6 +116,18 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
     sender = SenderStage(topics, channels, publisher)
     _register_agents(app, topics, router, sender)
     _register_pages(app)
+
+    async def announce() -> None:
+        log.info(
+            "worker started",
+            extra=fields(
+                event_topics=topics.event_topics,
+                send_topics=list(map(topics.send_topic, channels)),
+                metrics=f"http://{settings.web_host}:{settings.web_port}/metrics",
+            ),
+        )
+
+    app.task(announce)
 
     @app.on_before_shutdown.connect
     async def close_channels(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

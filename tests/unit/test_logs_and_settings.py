@@ -25,7 +25,7 @@ def test_identifiers_keep_only_their_ends() -> None:
 def test_log_lines_are_json_with_masked_recipients(monkeypatch: pytest.MonkeyPatch) -> None:
     stream = io.StringIO()
     configure_logging("INFO")
-    handler = logging.getLogger("mall_notify").handlers[0]
+    handler = logging.getLogger().handlers[0]
     monkeypatch.setattr(handler, "stream", stream)
     get_logger("test").info(
         "sent to 13812345678",
