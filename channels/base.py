@@ -76,14 +76,17 @@ class SendResult(BaseModel):
     code: str | None = Field(default=None, description="the provider's own code, e.g. 43004")
     reason: str | None = Field(default=None, description="what the code means, for a person")
     provider_message_id: str | None = None
+    unknown_code: bool = Field(default=False, description="the provider code is not in our table")
 
     @classmethod
     def delivered(cls, provider_message_id: str | None) -> SendResult:
         return cls(ok=True, provider_message_id=provider_message_id)
 
     @classmethod
-    def failed(cls, error_class: ErrorClass, code: str, reason: str) -> SendResult:
-        return cls(ok=False, error_class=error_class, code=code, reason=reason)
+    def failed(
+        cls, error_class: ErrorClass, code: str, reason: str, unknown_code: bool = False
+    ) -> SendResult:
+        return cls(ok=False, error_class=error_class, code=code, reason=reason, unknown_code=unknown_code)
 
 
 class Channel(Protocol):
@@ -92,5 +95,3 @@ class Channel(Protocol):
     name: ChannelName
 
     async def send(self, delivery: Delivery) -> SendResult: ...
-
-    async def close(self) -> None: ...

@@ -16,6 +16,8 @@ import aiohttp
 from pydantic import SecretStr
 
 from channels.base import ErrorClass, SendResult
+from channels.http import SharedSession
+from channels.limits import AccountLimiter, Limits
 
 T, R, P = ErrorClass.TRANSIENT, ErrorClass.REAUTH, ErrorClass.PERMANENT
 ERRCODES: dict[int, tuple[ErrorClass, str]] = {
@@ -41,8 +43,12 @@ def classify(errcode: int, errmsg: str) -> SendResult:
     """A WeChat ``errcode`` as a send result. Unknown codes are transient: retries are bounded."""
     if errcode == 0:
         return SendResult.delivered(None)
-    error_class, reason = ERRCODES.get(errcode, (ErrorClass.TRANSIENT, f"unknown WeChat error: {errmsg}"))
-    return SendResult.failed(error_class, str(errcode), reason)
+    known = ERRCODES.get(errcode)
+    if known is None:
+        return SendResult.failed(
+            ErrorClass.TRANSIENT, str(errcode), f"unknown WeChat error: {errmsg}", unknown_code=True
+        )
+    return SendResult.failed(known[0], str(errcode), known[1])
 
 
 class CallFailed(Exception):
@@ -66,14 +72,15 @@ class WeChatApi:
         self,
         base_url: str,
         secrets: Mapping[str, SecretStr],
-        timeout: aiohttp.ClientTimeout,
+        session: SharedSession,
+        limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._secrets = secrets
-        self._timeout = timeout
+        self._session = session
+        self._limiter = AccountLimiter(limits or Limits())
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.token_fetches = 0
@@ -81,19 +88,15 @@ class WeChatApi:
     async def send(self, appid: str, path: str, body: Mapping[str, Any]) -> SendResult:
         """POST a message with the app's token; on an invalid token, refresh it and try once more."""
         try:
-            token = await self._token(appid, stale=None)
-            result = await self._send_once(path, token, body)
-            if result.error_class is ErrorClass.REAUTH:
-                token = await self._token(appid, stale=token)
+            async with self._limiter.slot(appid):
+                token = await self._token(appid, stale=None)
                 result = await self._send_once(path, token, body)
+                if result.error_class is ErrorClass.REAUTH:
+                    token = await self._token(appid, stale=token)
+                    result = await self._send_once(path, token, body)
         except CallFailed as failure:
             return failure.result
         return result
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def _send_once(self, path: str, token: str, body: Mapping[str, Any]) -> SendResult:
         reply = await self._post(path, body, access_token=token)
@@ -135,10 +138,8 @@ class WeChatApi:
 
     async def _post(self, path: str, body: Mapping[str, Any], **params: str) -> dict[str, Any]:
         """One HTTP call; transport failures become :class:`CallFailed` with a transient result."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(self._base_url + path, json=body, params=params) as response:
+            async with self._session.get().post(self._base_url + path, json=body, params=params) as response:
                 if response.status >= 500 or response.status == 429:
                     raise CallFailed(SendResult.failed(T, f"http_{response.status}", "WeChat HTTP error"))
                 response.raise_for_status()

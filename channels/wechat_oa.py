@@ -31,6 +31,3 @@ class WeChatOaChannel:
 
     async def send(self, delivery: Delivery) -> SendResult:
         return await self._api.send(delivery.account, TEMPLATE_SEND_PATH, template_message(delivery))
-
-    async def close(self) -> None:
-        await self._api.close()

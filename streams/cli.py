@@ -73,13 +73,26 @@ def sandbox(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8780,
     seed: Annotated[Path | None, typer.Option(help="state to start with")] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help='a fault as JSON (repeatable), e.g. {"target": "SendSms", "http_status": 503, "rate": 0.1}'
+        ),
+    ] = None,
 ) -> None:
-    """Run the provider sandbox (WeChat wire format, fault injection, inspection)."""
+    """Run the provider sandbox (WeChat and Aliyun SMS wire formats, fault injection, inspection)."""
+    from pydantic import ValidationError
+
     from channels.sandbox.server import serve
+    from channels.sandbox.state import Fault
 
     settings = _settings()
-    console.print(f"sandbox listening on http://{host}:{port}")
-    serve(seed or settings.config_dir / "sandbox.yaml", host, port)
+    try:
+        faults = [Fault.model_validate_json(text) for text in fault or []]
+    except ValidationError as exc:
+        raise _fail(f"--fault: {exc}") from None
+    console.print(f"sandbox listening on http://{host}:{port} with {len(faults)} fault(s)")
+    serve(seed or settings.config_dir / "sandbox.yaml", host, port, faults)
 
 
 @app.command()

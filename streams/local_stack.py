@@ -17,8 +17,24 @@ from pathlib import Path
 
 from streams.settings import PROJECT_ROOT
 
-SANDBOX_SECRETS = '{"wx5f2a9c1d8e7b6a01": "sandbox-oa-secret-1001"}'
-"""The sandbox's own (not real) secret for the demo shop's OA, as config/sandbox.yaml seeds it."""
+SANDBOX_SECRETS = (
+    '{"wx5f2a9c1d8e7b6a01": "sandbox-oa-secret-1001", "wx9c3e7a1b5d2f4e6a08": "sandbox-mp-secret-1001"}'
+)
+"""The sandbox's own (not real) secrets of the demo shop's OA and MP, as config/sandbox.yaml seeds them."""
+SANDBOX_ALIYUN_KEY = ("LTAI5tSandboxMallNotify01", "sandbox-aliyun-secret-0001")
+
+
+def sandbox_channel_env(sandbox_url: str) -> dict[str, str]:
+    """Settings that point every channel of a worker at the sandbox."""
+    return {
+        "MALL_NOTIFY_WECHAT_OA_API_BASE": sandbox_url,
+        "MALL_NOTIFY_WECHAT_MP_API_BASE": sandbox_url,
+        "MALL_NOTIFY_WECHAT_SECRETS": SANDBOX_SECRETS,
+        "MALL_NOTIFY_ALIYUN_SMS_ENDPOINT": sandbox_url.removeprefix("http://"),
+        "MALL_NOTIFY_ALIYUN_SMS_PROTOCOL": "http",
+        "MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID": SANDBOX_ALIYUN_KEY[0],
+        "MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET": SANDBOX_ALIYUN_KEY[1],
+    }
 
 
 def free_port() -> int:
@@ -111,11 +127,7 @@ def running_stack(log_dir: Path, env: Mapping[str, str]) -> Iterator[tuple[Servi
     """Sandbox and worker wired together; both stopped on exit."""
     sandbox = start_sandbox(log_dir, env)
     try:
-        worker_env = {
-            "MALL_NOTIFY_WECHAT_API_BASE": sandbox.url,
-            "MALL_NOTIFY_WECHAT_SECRETS": SANDBOX_SECRETS,
-            **env,
-        }
+        worker_env = {**sandbox_channel_env(sandbox.url), **env}
         worker = start_worker(log_dir, worker_env)
         try:
             yield sandbox, worker

@@ -14,9 +14,17 @@ _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _SENSITIVE_KEYS = frozenset({"openid", "touser", "recipient", "phone", "phone_numbers"})
 
 
+_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
+
+
 def mask_phone(text: str) -> str:
     """Hide the middle four digits of every mainland mobile number in ``text``."""
     return _PHONE.sub(r"\1****\3", text)
+
+
+def mask_text(text: str) -> str:
+    """Phone numbers and access tokens hidden in free text (messages, URLs)."""
+    return _TOKEN.sub(r"\1***", mask_phone(text))
 
 
 def mask_identifier(value: str) -> str:
@@ -33,7 +41,9 @@ class MaskingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
-            record.msg = mask_phone(record.msg)
+            record.msg = mask_text(record.msg)
+        if record.args:
+            record.args = tuple(mask_text(a) if isinstance(a, str) else a for a in record.args)
         for key in _SENSITIVE_KEYS & record.__dict__.keys():
             value = record.__dict__[key]
             if isinstance(value, str):

@@ -20,6 +20,11 @@ OUTCOMES = Counter(
     "Final outcome records written (delivered, skipped, dead_lettered)",
     ["status"],
 )
+UNKNOWN_PROVIDER_CODES = Counter(
+    "mall_notify_unknown_provider_codes_total",
+    "Provider answers not in our classification tables (treated as transient); add them to the table",
+    ["channel", "code"],
+)
 HANDLER_RETRIES = Counter(
     "mall_notify_handler_retries_total",
     "Records whose handling failed unexpectedly (e.g. Kafka unavailable) and is being retried",

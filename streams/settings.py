@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WECHAT_API = "https://api.weixin.qq.com"
 ENV_PREFIX = "MALL_NOTIFY_"
 
 
@@ -30,10 +32,22 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / ".local", description="local state of the worker (faust)")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535, description="port of /metrics")
-    wechat_api_base: HttpUrl = HttpUrl("https://api.weixin.qq.com")
+    wechat_oa_api_base: HttpUrl = Field(default=HttpUrl(WECHAT_API), description="WeChat API for OA sends")
+    wechat_mp_api_base: HttpUrl = Field(default=HttpUrl(WECHAT_API), description="WeChat API for MP sends")
+    wechat_mp_state: Literal["developer", "trial", "formal"] = "formal"
     wechat_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description='JSON object {"appid": "secret"} of the WeChat apps we send for'
     )
+    wechat_app_concurrency: int = Field(default=32, ge=1, description="calls in flight per appid")
+    wechat_app_rate_per_second: float = Field(
+        default=100.0, gt=0, description="calls started per second per appid"
+    )
+    aliyun_sms_endpoint: str = Field(default="dysmsapi.aliyuncs.com", min_length=1, description="host[:port]")
+    aliyun_sms_protocol: Literal["https", "http"] = "https"
+    aliyun_access_key_id: str = Field(
+        default="", description="the platform's AccessKey id; empty disables SMS"
+    )
+    aliyun_access_key_secret: SecretStr = SecretStr("")
     http_connect_timeout: float = Field(default=3.0, gt=0)
     http_total_timeout: float = Field(default=10.0, gt=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

@@ -18,9 +18,9 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from channels.base import Channel, ChannelName
-from channels.wechat import WeChatApi
-from channels.wechat_oa import WeChatOaChannel
+from channels.aliyun_sms import AliyunSmsConfig
+from channels.limits import Limits
+from channels.registry import Channels, ChannelsConfig
 from streams import metrics
 from streams.catalog import load_catalog, load_shop_rules
 from streams.logs import fields, get_logger, logging_config
@@ -84,10 +84,29 @@ async def handle_until_done(
             delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
 
-def build_channels(settings: Settings) -> dict[ChannelName, Channel]:
-    timeout = aiohttp.ClientTimeout(total=settings.http_total_timeout, connect=settings.http_connect_timeout)
-    api = WeChatApi(str(settings.wechat_api_base), settings.wechat_secrets, timeout)
-    return {ChannelName.WECHAT_OA: WeChatOaChannel(api)}
+def channels_config(settings: Settings) -> ChannelsConfig:
+    """The channels' configuration, from the worker's settings."""
+    aliyun = None
+    if settings.aliyun_access_key_id:
+        aliyun = AliyunSmsConfig(
+            access_key_id=settings.aliyun_access_key_id,
+            access_key_secret=settings.aliyun_access_key_secret,
+            endpoint=settings.aliyun_sms_endpoint,
+            protocol=settings.aliyun_sms_protocol,
+            connect_timeout_ms=int(settings.http_connect_timeout * 1000),
+            read_timeout_ms=int(settings.http_total_timeout * 1000),
+        )
+    return ChannelsConfig(
+        wechat_oa_api_base=str(settings.wechat_oa_api_base),
+        wechat_mp_api_base=str(settings.wechat_mp_api_base),
+        wechat_secrets=settings.wechat_secrets,
+        mini_program_state=settings.wechat_mp_state,
+        wechat_limits=Limits(settings.wechat_app_concurrency, settings.wechat_app_rate_per_second),
+        aliyun_sms=aliyun,
+        timeout=aiohttp.ClientTimeout(
+            total=settings.http_total_timeout, connect=settings.http_connect_timeout
+        ),
+    )
 
 
 def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
@@ -112,8 +131,8 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
     )
     publisher = FaustPublisher(app)
     router = RouterStage(topics, catalog, shops, publisher)
-    channels = build_channels(settings)
-    sender = SenderStage(topics, channels, publisher)
+    channels = Channels(channels_config(settings))
+    sender = SenderStage(topics, channels.by_name, publisher)
     _register_agents(app, topics, router, sender)
     _register_pages(app)
 
@@ -122,7 +141,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
             "worker started",
             extra=fields(
                 event_topics=topics.event_topics,
-                send_topics=list(map(topics.send_topic, channels)),
+                send_topics=list(map(topics.send_topic, channels.by_name)),
                 metrics=f"http://{settings.web_host}:{settings.web_port}/metrics",
             ),
         )
@@ -131,8 +150,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
 
     @app.on_before_shutdown.connect
     async def close_channels(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        for channel in channels.values():
-            await channel.close()
+        await channels.close()
 
     return app
 

@@ -1,4 +1,5 @@
-"""Test tiers: unit tests need nothing; integration tests get one real Kafka broker per session.
+"""Test tiers: unit tests need nothing but a provider sandbox (a real aiohttp server on loopback,
+fresh per test); integration tests get one real Kafka broker per session.
 
 The broker is, in order of preference: the cluster in KAFKA_BOOTSTRAP_SERVERS; a testcontainers
 Kafka when KAFKA_TEST_BROKER=testcontainers (needs Docker); otherwise the project's own local
@@ -7,12 +8,24 @@ KRaft broker (deploy/kafka-local/kafka.sh), started here and stopped at the end 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
+
+from channels.http import SharedSession
+from channels.limits import Limits
+from channels.sandbox.server import build_app
+from channels.sandbox.state import State
+from channels.wechat import WeChatApi
+from streams.local_stack import SANDBOX_SECRETS
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka-local" / "kafka.sh"
@@ -49,3 +62,33 @@ def kafka_bootstrap() -> Iterator[str]:
         yield from _container_broker()
     else:
         yield from _local_broker()
+
+
+WECHAT_SECRETS = {appid: SecretStr(secret) for appid, secret in json.loads(SANDBOX_SECRETS).items()}
+
+
+@dataclass
+class Sandbox:
+    state: State
+    url: str
+    session: SharedSession
+
+    @property
+    def endpoint(self) -> str:
+        return self.url.removeprefix("http://")
+
+    def wechat_api(
+        self, secrets: dict[str, SecretStr] | None = None, limits: Limits | None = None
+    ) -> WeChatApi:
+        return WeChatApi(self.url, WECHAT_SECRETS if secrets is None else secrets, self.session, limits)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    state = State.from_file(ROOT / "config" / "sandbox.yaml")
+    server = TestServer(build_app(state), host="127.0.0.1")
+    await server.start_server()
+    session = SharedSession(aiohttp.ClientTimeout(total=1.0, connect=1.0))
+    yield Sandbox(state, str(server.make_url("")).rstrip("/"), session)
+    await session.close()
+    await server.close()

@@ -1,47 +1,90 @@
-"""The provider sandbox: a real HTTP server speaking WeChat's wire format, with fault injection.
+"""The provider sandbox: a real HTTP server speaking WeChat's and Aliyun SMS's wire formats,
+with fault injection and inspection.
 
-Provider endpoints live at the providers' own paths, so pointing ``MALL_NOTIFY_WECHAT_API_BASE``
-at the sandbox or at ``https://api.weixin.qq.com`` is the only difference. Inspection and fault
-control live under ``/__sandbox__/``:
+Provider endpoints live at the providers' own paths (WeChat's ``/cgi-bin/...``, Aliyun's RPC
+``POST /``), so pointing a channel at the sandbox or at the real provider is configuration only.
+Inspection and control live under ``/__sandbox__/``:
 
-- ``GET /__sandbox__/health``
-- ``GET /__sandbox__/requests`` every call received (secrets and tokens masked)
-- ``GET /__sandbox__/messages`` every message accepted for delivery
-- ``POST /__sandbox__/faults`` add a :class:`~channels.sandbox.state.Fault`; ``DELETE`` clears them
-- ``POST /__sandbox__/tokens/expire`` expire every issued access token
-- ``POST /__sandbox__/reset`` forget requests, messages, tokens and faults
+- ``GET  health``; ``GET requests`` (every call, secrets and tokens masked); ``GET messages``
+  (every message accepted: OA, MP and SMS)
+- ``POST faults`` add a :class:`~channels.sandbox.state.Fault` (error code, HTTP status, latency,
+  connection reset, rate, count, outage window); ``GET faults``; ``DELETE faults``
+- ``POST tokens/expire`` expire every issued WeChat access token
+- ``POST wechat/subscriptions`` grant an MP user subscriptions ``{appid, openid, template_id, count}``
+- ``POST aliyun/{signs|templates}/{name}?status=approved|rejected|reviewing`` Aliyun's review
+- ``POST reset`` back to the seed
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+import orjson
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from channels.sandbox import wechat
+from channels.sandbox import aliyun, wechat
 from channels.sandbox.state import Fault, State
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INSPECT = "/__sandbox__"
 
 
-@web.middleware
-async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(INSPECT):
-        return await handler(request)
-    fault = request.app[wechat.STATE_KEY].take_fault(request.path)
-    if fault is None:
-        return await handler(request)
-    if fault.latency_ms:
-        await asyncio.sleep(fault.latency_ms / 1000)
+def fault_target(request: web.Request) -> str:
+    return request.headers.get("x-acs-action") or request.path
+
+
+def _faulty_answer(request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    if fault.reset and request.transport is not None:
+        request.transport.abort()
+        return web.Response(status=500)
+    if fault.aliyun_code is not None:
+        body = {"Code": fault.aliyun_code, "Message": "injected fault", "RequestId": "SANDBOX"}
+        return web.json_response(body, status=fault.http_status or 200)
     if fault.http_status is not None:
         return web.Response(status=fault.http_status, text="injected fault")
     if fault.errcode is not None:
         return web.json_response({"errcode": fault.errcode, "errmsg": "injected fault"})
-    return await handler(request)
+    return None
+
+
+@web.middleware
+async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(INSPECT):
+        return await handler(request)
+    state = request.app[wechat.STATE_KEY]
+    target = fault_target(request)
+    state.record(target, dict(request.query), await _recorded_body(request))
+    fault = state.take_fault(target)
+    if fault is None:
+        return await handler(request)
+    if fault.latency_ms:
+        await asyncio.sleep(fault.latency_ms / 1000)
+    return _faulty_answer(request, fault) or await handler(request)
+
+
+async def _recorded_body(request: web.Request) -> object:
+    raw = await request.read()  # cached: the handler reads it again
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return {"unparsed_bytes": len(raw)}
+
+
+class Subscription(BaseModel):
+    appid: str
+    openid: str
+    template_id: str
+    count: int = 1
+
+
+async def _model(request: web.Request, model: type[BaseModel]) -> BaseModel | web.Response:
+    try:
+        return model.model_validate(await request.json())
+    except (ValueError, ValidationError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
 
 
 async def health(_: web.Request) -> web.Response:
@@ -49,22 +92,27 @@ async def health(_: web.Request) -> web.Response:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    state = request.app[wechat.STATE_KEY]
-    path = request.query.get("path")
-    return web.json_response([r for r in state.requests if path is None or r["path"] == path])
+    target = request.query.get("path")
+    calls = request.app[wechat.STATE_KEY].requests
+    return web.json_response([r for r in calls if target is None or r["path"] == target])
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    return web.json_response(request.app[wechat.STATE_KEY].messages)
+    channel = request.query.get("channel")
+    messages = request.app[wechat.STATE_KEY].messages
+    return web.json_response([m for m in messages if channel is None or m["channel"] == channel])
 
 
 async def add_fault(request: web.Request) -> web.Response:
-    try:
-        fault = Fault.model_validate(await request.json())
-    except (ValueError, ValidationError) as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    request.app[wechat.STATE_KEY].faults.append(fault)
-    return web.json_response(fault.model_dump(), status=201)
+    fault = await _model(request, Fault)
+    if isinstance(fault, web.Response):
+        return fault
+    added = request.app[wechat.STATE_KEY].add_fault(fault)  # type: ignore[arg-type]
+    return web.json_response(added.model_dump(), status=201)
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    return web.json_response([f.model_dump() for f in request.app[wechat.STATE_KEY].faults])
 
 
 async def clear_faults(request: web.Request) -> web.Response:
@@ -77,28 +125,46 @@ async def expire_tokens(request: web.Request) -> web.Response:
     return web.json_response({"expired": True})
 
 
+async def grant_subscription(request: web.Request) -> web.Response:
+    grant = await _model(request, Subscription)
+    if isinstance(grant, web.Response):
+        return grant
+    assert isinstance(grant, Subscription)
+    subscriptions = request.app[wechat.STATE_KEY].wechat.subscriptions
+    key = (grant.appid, grant.openid, grant.template_id)
+    subscriptions[key] = subscriptions.get(key, 0) + grant.count
+    return web.json_response({"remaining": subscriptions[key]})
+
+
 async def reset(request: web.Request) -> web.Response:
-    state = request.app[wechat.STATE_KEY]
-    for collection in (state.requests, state.messages, state.faults, state.tokens, state.sent_client_msg_ids):
-        collection.clear()
+    request.app[wechat.STATE_KEY].reset()
     return web.json_response({"reset": True})
 
 
-def build_app(state: State) -> web.Application:
+def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
     app = web.Application(middlewares=[inject_faults])
     app[wechat.STATE_KEY] = state
-    app.router.add_post("/cgi-bin/stable_token", wechat.stable_token)
-    app.router.add_post("/cgi-bin/message/template/send", wechat.template_send)
-    app.router.add_get(f"{INSPECT}/health", health)
-    app.router.add_get(f"{INSPECT}/requests", list_requests)
-    app.router.add_get(f"{INSPECT}/messages", list_messages)
-    app.router.add_post(f"{INSPECT}/faults", add_fault)
-    app.router.add_delete(f"{INSPECT}/faults", clear_faults)
-    app.router.add_post(f"{INSPECT}/tokens/expire", expire_tokens)
-    app.router.add_post(f"{INSPECT}/reset", reset)
+    for fault in faults:
+        state.add_fault(fault)
+    app.add_routes(wechat.routes())
+    app.router.add_post("/", aliyun.rpc)
+    app.add_routes(
+        [
+            web.get(f"{INSPECT}/health", health),
+            web.get(f"{INSPECT}/requests", list_requests),
+            web.get(f"{INSPECT}/messages", list_messages),
+            web.post(f"{INSPECT}/faults", add_fault),
+            web.get(f"{INSPECT}/faults", list_faults),
+            web.delete(f"{INSPECT}/faults", clear_faults),
+            web.post(f"{INSPECT}/tokens/expire", expire_tokens),
+            web.post(f"{INSPECT}/wechat/subscriptions", grant_subscription),
+            web.post(f"{INSPECT}/aliyun/{{kind}}/{{name}}", aliyun.set_status),
+            web.post(f"{INSPECT}/reset", reset),
+        ]
+    )
     return app
 
 
-def serve(seed: Path, host: str, port: int) -> None:
+def serve(seed: Path, host: str, port: int, faults: Iterable[Fault] = ()) -> None:
     """Run the sandbox until interrupted."""
-    web.run_app(build_app(State.from_file(seed)), host=host, port=port, print=None, access_log=None)
+    web.run_app(build_app(State.from_file(seed), faults), host=host, port=port, print=None, access_log=None)

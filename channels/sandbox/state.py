@@ -1,4 +1,5 @@
-"""What the provider sandbox knows and remembers: apps, tokens, templates, received calls, faults."""
+"""What the provider sandbox knows and remembers: apps, tokens, templates, subscriptions, SMS
+signatures and templates, per-phone throttles, received calls and injected faults."""
 
 from __future__ import annotations
 
@@ -6,51 +7,96 @@ import itertools
 import random
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 MASKED = "***"
+SENSITIVE = frozenset({"secret", "access_token", "Authorization", "authorization"})
 
 
-class SeedTemplate(BaseModel):
+class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+class SeedTemplate(Frozen):
     template_id: str
     title: str
     keywords: list[str] = Field(min_length=1)
 
 
-class SeedApp(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class LibraryTemplate(Frozen):
+    """A template of WeChat's public library that an OA can add with ``api_add_template``."""
 
+    short_id: str
+    title: str
+    keywords: list[str] = Field(min_length=1)
+
+
+class SeedApp(Frozen):
     appid: str
     secret: str
+    kind: Literal["oa", "mp"] = "oa"
     templates: list[SeedTemplate] = Field(default_factory=list)
     unfollowed_openids: list[str] = Field(default_factory=list)
+    subscriptions: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="MP: openid -> template_id -> messages the user accepted"
+    )
+    pages: list[str] = Field(default_factory=list, description="MP: page paths that exist")
 
 
-class Seed(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class SeedSign(Frozen):
+    name: str
+    status: Literal["reviewing", "approved", "rejected"] = "approved"
 
+
+class SeedSmsTemplate(Frozen):
+    code: str
+    name: str
+    content: str
+    status: Literal["reviewing", "approved", "rejected"] = "approved"
+
+
+class Throttle(Frozen):
+    per_minute: int = 1
+    per_hour: int = 5
+    per_day: int = 10
+
+
+class AliyunSeed(Frozen):
+    access_keys: dict[str, str] = Field(default_factory=dict, description="AccessKey id -> secret")
+    signs: list[SeedSign] = Field(default_factory=list)
+    templates: list[SeedSmsTemplate] = Field(default_factory=list)
+    throttle: Throttle = Throttle()
+
+
+class Seed(Frozen):
     wechat_apps: list[SeedApp] = Field(default_factory=list)
+    template_library: list[LibraryTemplate] = Field(default_factory=list)
     token_ttl_seconds: int = Field(default=7200, ge=1)
+    max_oa_templates: int = 25
+    aliyun: AliyunSeed = AliyunSeed()
 
 
 class Fault(BaseModel):
-    """Make matching calls fail: with a WeChat errcode, an HTTP status, or by answering late."""
+    """Make matching calls fail. ``target`` is a request path (WeChat) or an Aliyun action name."""
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="request path the fault applies to, e.g. /cgi-bin/message/template/send")
-    errcode: int | None = None
+    target: str = Field(description="e.g. /cgi-bin/message/template/send, or SendSms")
+    errcode: int | None = Field(default=None, description="WeChat errcode to answer with")
+    aliyun_code: str | None = Field(default=None, description="Aliyun Code to answer with")
     http_status: int | None = Field(default=None, ge=400, le=599)
-    latency_ms: int = Field(default=0, ge=0, le=120_000)
-    rate: float = Field(default=1.0, ge=0, le=1)
+    latency_ms: int = Field(default=0, ge=0, le=120_000, description="answer late (a timeout if long enough)")
+    reset: bool = Field(default=False, description="drop the connection without an answer")
+    rate: float = Field(default=1.0, ge=0, le=1, description="share of matching calls that fail")
     count: int | None = Field(default=None, ge=1, description="how many calls it hits; unlimited if unset")
+    duration_seconds: float | None = Field(default=None, gt=0, description="an outage window from now")
+    expires_at: float | None = None
 
 
 @dataclass
@@ -60,50 +106,100 @@ class Token:
 
 
 @dataclass
+class WeChatState:
+    apps: dict[str, SeedApp]
+    templates: dict[str, dict[str, SeedTemplate]]
+    subscriptions: dict[tuple[str, str, str], int]
+    tokens: dict[str, Token] = field(default_factory=dict)
+    sent_client_msg_ids: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+@dataclass
+class AliyunState:
+    seed: AliyunSeed
+    signs: dict[str, SeedSign]
+    templates: dict[str, SeedSmsTemplate]
+    sent_at: dict[str, deque[float]] = field(default_factory=dict)
+    biz_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900_000_001))
+
+
+@dataclass
 class State:
     seed: Seed
     clock: Any = time.monotonic
-    tokens: dict[str, Token] = field(default_factory=dict)
+    wechat: WeChatState = field(init=False)
+    aliyun: AliyunState = field(init=False)
     requests: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
-    sent_client_msg_ids: dict[tuple[str, str], int] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     _msgids: itertools.count[int] = field(default_factory=lambda: itertools.count(2_000_000_001))
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seed: forget calls, messages, faults, tokens and everything created since."""
+        apps = {app.appid: app for app in self.seed.wechat_apps}
+        subscriptions = {
+            (app.appid, openid, template_id): count
+            for app in self.seed.wechat_apps
+            for openid, accepted in app.subscriptions.items()
+            for template_id, count in accepted.items()
+        }
+        self.wechat = WeChatState(
+            apps,
+            {app.appid: {t.template_id: t for t in app.templates} for app in apps.values()},
+            subscriptions,
+        )
+        aliyun = self.seed.aliyun
+        self.aliyun = AliyunState(
+            aliyun, {s.name: s for s in aliyun.signs}, {t.code: t for t in aliyun.templates}
+        )
+        self.requests.clear()
+        self.messages.clear()
+        self.faults.clear()
 
     @classmethod
     def from_file(cls, path: Path) -> State:
         return cls(Seed.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {}))
 
-    def app(self, appid: str) -> SeedApp | None:
-        return next((app for app in self.seed.wechat_apps if app.appid == appid), None)
-
     def current_token(self, appid: str) -> str | None:
         now = self.clock()
-        return next((v for v, t in self.tokens.items() if t.appid == appid and t.expires_at > now), None)
+        tokens = self.wechat.tokens.items()
+        return next((v for v, t in tokens if t.appid == appid and t.expires_at > now), None)
 
     def issue_token(self, appid: str) -> str:
-        for value in [v for v, t in self.tokens.items() if t.appid == appid]:
-            del self.tokens[value]
+        tokens = self.wechat.tokens
+        for value in [v for v, t in tokens.items() if t.appid == appid]:
+            del tokens[value]
         value = f"sbx_{secrets.token_urlsafe(24)}"
-        self.tokens[value] = Token(appid, self.clock() + self.seed.token_ttl_seconds)
+        tokens[value] = Token(appid, self.clock() + self.seed.token_ttl_seconds)
         return value
 
     def expire_tokens(self) -> None:
         """Make every issued token expired, as if two hours had passed."""
-        for token in self.tokens.values():
+        for token in self.wechat.tokens.values():
             token.expires_at = self.clock() - 1
 
     def next_msgid(self) -> int:
         return next(self._msgids)
 
-    def record(self, path: str, query: dict[str, str], body: Any) -> None:
+    def record(self, target: str, query: dict[str, str], body: Any) -> None:
         self.requests.append(
-            {"path": path, "query": _masked(query), "body": _masked(body), "at": time.time()}
+            {"path": target, "query": masked(query), "body": masked(body), "at": time.time()}
         )
 
-    def take_fault(self, path: str) -> Fault | None:
+    def add_fault(self, fault: Fault) -> Fault:
+        if fault.duration_seconds is not None:
+            fault = fault.model_copy(update={"expires_at": self.clock() + fault.duration_seconds})
+        self.faults.append(fault)
+        return fault
+
+    def take_fault(self, target: str) -> Fault | None:
+        now = self.clock()
+        self.faults[:] = [f for f in self.faults if f.expires_at is None or f.expires_at > now]
         for fault in self.faults:
-            if fault.path != path or random.random() >= fault.rate:
+            if fault.target != target or random.random() >= fault.rate:
                 continue
             if fault.count is not None:
                 fault.count -= 1
@@ -113,8 +209,8 @@ class State:
         return None
 
 
-def _masked(value: Any) -> Any:
-    """Sandbox inspection never shows secrets or tokens, even the sandbox's own."""
+def masked(value: Any) -> Any:
+    """Sandbox inspection never shows secrets, tokens or signatures, even the sandbox's own."""
     if isinstance(value, dict):
-        return {k: MASKED if k in {"secret", "access_token"} else _masked(v) for k, v in value.items()}
+        return {k: MASKED if k in SENSITIVE else masked(v) for k, v in value.items()}
     return value

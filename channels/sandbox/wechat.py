@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from channels.sandbox.state import State
+from channels.sandbox.state import SeedTemplate, State
 from channels.wechat_values import problem
 
 STATE_KEY: web.AppKey[State] = web.AppKey("state", State)
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+MP_STATES = frozenset({"developer", "trial", "formal"})
+Handler = Callable[[State, str, dict[str, Any]], web.Response]
 
 
 def _error(errcode: int, errmsg: str) -> web.Response:
     return web.json_response({"errcode": errcode, "errmsg": errmsg})
+
+
+def _ok(**fields: Any) -> web.Response:
+    return web.json_response({"errcode": 0, "errmsg": "ok", **fields})
 
 
 async def _body(request: web.Request) -> dict[str, Any] | None:
@@ -31,54 +39,38 @@ async def stable_token(request: web.Request) -> web.Response:
     body = await _body(request)
     if body is None:
         return _error(47001, "data format error")
-    state.record(request.path, dict(request.query), body)
     if body.get("grant_type") != "client_credential":
         return _error(40002, "invalid grant_type")
-    app = state.app(str(body.get("appid", "")))
+    app = state.wechat.apps.get(str(body.get("appid", "")))
     if app is None:
         return _error(40013, "invalid appid")
     if body.get("secret") != app.secret:
         return _error(40125, "invalid appsecret")
     token = None if body.get("force_refresh") else state.current_token(app.appid)
     token = token or state.issue_token(app.appid)
-    expires_in = int(state.tokens[token].expires_at - state.clock())
+    expires_in = int(state.wechat.tokens[token].expires_at - state.clock())
     return web.json_response({"access_token": token, "expires_in": expires_in})
 
 
-def _check_token(state: State, request: web.Request) -> tuple[str | None, web.Response | None]:
-    """The app the token belongs to, or WeChat's answer to a bad token."""
-    token = state.tokens.get(request.query.get("access_token", ""))
-    if token is None:
-        return None, _error(40001, "invalid credential, access_token is invalid or not latest")
-    if token.expires_at <= state.clock():
-        return None, _error(42001, "access_token expired")
-    return token.appid, None
+def with_token(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Check the access token, parse the body, then run ``handler(state, appid, body)``."""
+
+    async def endpoint(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        body = await _body(request) if request.method == "POST" else {}
+        token = state.wechat.tokens.get(request.query.get("access_token", ""))
+        if token is None:
+            return _error(40001, "invalid credential, access_token is invalid or not latest")
+        if token.expires_at <= state.clock():
+            return _error(42001, "access_token expired")
+        if body is None:
+            return _error(47001, "data format error")
+        return handler(state, token.appid, body)
+
+    return endpoint
 
 
-async def template_send(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    body = await _body(request)
-    state.record(request.path, dict(request.query), body)
-    appid, refusal = _check_token(state, request)
-    if refusal is not None or appid is None:
-        return refusal or _error(40001, "invalid credential")
-    if body is None:
-        return _error(47001, "data format error")
-    return _deliver(state, appid, body)
-
-
-def _refusal(state: State, appid: str, body: dict[str, Any]) -> web.Response | None:
-    """WeChat's answer to a send it would not deliver, checked in WeChat's order; None to deliver."""
-    app = state.app(appid)
-    touser = str(body.get("touser", ""))
-    if app is None or not _OPENID.match(touser):
-        return _error(40003, "invalid openid")
-    if touser in app.unfollowed_openids:
-        return _error(43004, "require subscribe")
-    template = next((t for t in app.templates if t.template_id == body.get("template_id")), None)
-    if template is None:
-        return _error(40037, "invalid template_id")
-    data = body.get("data")
+def _data_problem(template: SeedTemplate, data: object) -> web.Response | None:
     if not isinstance(data, dict):
         return _error(47003, "argument invalid! data is empty")
     for keyword in template.keywords:
@@ -90,16 +82,103 @@ def _refusal(state: State, appid: str, body: dict[str, Any]) -> web.Response | N
     return None
 
 
-def _deliver(state: State, appid: str, body: dict[str, Any]) -> web.Response:
-    refusal = _refusal(state, appid, body)
+def _template_refusal(
+    state: State, appid: str, body: dict[str, Any]
+) -> tuple[SeedTemplate | None, web.Response | None]:
+    touser = str(body.get("touser", ""))
+    if not _OPENID.match(touser):
+        return None, _error(40003, "invalid openid")
+    template = state.wechat.templates.get(appid, {}).get(str(body.get("template_id")))
+    if template is None:
+        return None, _error(40037, "invalid template_id")
+    return template, _data_problem(template, body.get("data"))
+
+
+def _accept(state: State, channel: str, appid: str, body: dict[str, Any]) -> web.Response:
+    msgid = state.next_msgid()
+    state.messages.append({"channel": channel, "appid": appid, "msgid": msgid, "body": body})
+    return _ok(msgid=msgid)
+
+
+def template_send(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+    """OA template message; ``client_msg_id`` de-duplicates like WeChat does."""
+    if str(body.get("touser", "")) in state.wechat.apps[appid].unfollowed_openids:
+        return _error(43004, "require subscribe")
+    _, refusal = _template_refusal(state, appid, body)
     if refusal is not None:
         return refusal
     client_msg_id = body.get("client_msg_id")
-    if client_msg_id and (appid, client_msg_id) in state.sent_client_msg_ids:
-        msgid = state.sent_client_msg_ids[(appid, client_msg_id)]
-        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
-    msgid = state.next_msgid()
+    sent = state.wechat.sent_client_msg_ids
+    if client_msg_id and (appid, client_msg_id) in sent:
+        return _ok(msgid=sent[(appid, client_msg_id)])
+    response = _accept(state, "wechat_oa", appid, body)
     if client_msg_id:
-        state.sent_client_msg_ids[(appid, client_msg_id)] = msgid
-    state.messages.append({"channel": "wechat_oa", "appid": appid, "msgid": msgid, "body": body})
-    return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+        sent[(appid, client_msg_id)] = state.messages[-1]["msgid"]
+    return response
+
+
+def subscribe_send(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+    """MP subscribe message: each send uses up one of the user's accepted subscriptions."""
+    if body.get("miniprogram_state", "formal") not in MP_STATES:
+        return _error(47003, "argument invalid! miniprogram_state invalid")
+    page = body.get("page")
+    app = state.wechat.apps[appid]
+    if page and str(page).split("?")[0] not in app.pages:
+        return _error(41030, "invalid page")
+    _, refusal = _template_refusal(state, appid, body)
+    if refusal is not None:
+        return refusal
+    key = (appid, str(body["touser"]), str(body["template_id"]))
+    if state.wechat.subscriptions.get(key, 0) <= 0:
+        return _error(43101, "user refuse to accept the msg")
+    state.wechat.subscriptions[key] -= 1
+    return _accept(state, "wechat_mp", appid, body)
+
+
+def add_template(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+    """``api_add_template``: copy a library template into the OA (at most 25 per OA)."""
+    library = {t.short_id: t for t in state.seed.template_library}
+    source = library.get(str(body.get("template_id_short", "")))
+    if source is None:
+        return _error(40037, "invalid template_id_short")
+    wanted = body.get("keyword_name_list") or source.keywords
+    if not isinstance(wanted, list) or not set(wanted) <= set(source.keywords):
+        return _error(47003, "argument invalid! keyword_name_list invalid")
+    templates = state.wechat.templates.setdefault(appid, {})
+    if len(templates) >= state.seed.max_oa_templates:
+        return _error(45026, "template size out of limit")
+    template_id = secrets.token_urlsafe(32)[:43]
+    templates[template_id] = SeedTemplate(template_id=template_id, title=source.title, keywords=list(wanted))
+    return _ok(template_id=template_id)
+
+
+def list_templates(state: State, appid: str, _: dict[str, Any]) -> web.Response:
+    """``get_all_private_template``."""
+    templates = state.wechat.templates.get(appid, {}).values()
+    listing = [
+        {
+            "template_id": t.template_id,
+            "title": t.title,
+            "content": "\n".join(f"{k}:{{{{{k}.DATA}}}}" for k in t.keywords),
+        }
+        for t in templates
+    ]
+    return web.json_response({"template_list": listing})
+
+
+def delete_template(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+    """``del_private_template``."""
+    if state.wechat.templates.get(appid, {}).pop(str(body.get("template_id")), None) is None:
+        return _error(40037, "invalid template_id")
+    return _ok()
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/cgi-bin/stable_token", stable_token),
+        web.post("/cgi-bin/message/template/send", with_token(template_send)),
+        web.post("/cgi-bin/message/subscribe/send", with_token(subscribe_send)),
+        web.post("/cgi-bin/template/api_add_template", with_token(add_template)),
+        web.get("/cgi-bin/template/get_all_private_template", with_token(list_templates)),
+        web.post("/cgi-bin/template/del_private_template", with_token(delete_template)),
+    ]

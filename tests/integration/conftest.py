@@ -52,8 +52,9 @@ class Pipeline:
             self.bootstrap, self.topics.dead_letter, start, lambda rs: len(rs) >= count, SETTLE_SECONDS
         )
 
-    def sandbox_messages(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(f"{self.sandbox.url}/__sandbox__/messages", timeout=5) as response:
+    def sandbox_messages(self, channel: str = "") -> list[dict[str, Any]]:
+        query = f"?channel={channel}" if channel else ""
+        with urllib.request.urlopen(f"{self.sandbox.url}/__sandbox__/messages{query}", timeout=5) as response:
             messages: list[dict[str, Any]] = json.load(response)
             return messages
 

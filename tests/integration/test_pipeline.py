@@ -6,11 +6,14 @@ import re
 
 import orjson
 import pytest
+from confluent_kafka import Producer
 
-from streams.outcomes import header_map
-from streams.reading import end_offsets
-from tests.factories import UNFOLLOWED_OPENID, payment_event, to_bytes, with_changes
+from channels.base import ChannelName, Delivery
+from streams.outcomes import Outcome, header_map
+from streams.reading import end_offsets, read_until
+from tests.factories import UNFOLLOWED_OPENID, delivery, payment_event, to_bytes, with_changes
 from tests.integration.conftest import Pipeline
+from tests.unit.test_wechat_mp_and_templates import mp_delivery
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +120,44 @@ def test_the_worker_keeps_going_after_bad_input(pipeline: Pipeline) -> None:
         sum(_metric(text, "mall_notify_events_consumed_total", topic=t) for t in pipeline.topics.event_topics)
         >= 3
     )
+
+
+def _send_directly(pipeline: Pipeline, delivery: Delivery) -> Outcome:
+    """Put a rendered delivery on its channel's send topic, as the router would, and await its outcome."""
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap})
+    producer.produce(pipeline.topics.send_topic(delivery.channel), delivery.model_dump_json().encode())
+    producer.flush(10)
+    records = read_until(
+        pipeline.bootstrap,
+        pipeline.topics.outcomes,
+        start,
+        lambda rs: any(delivery.delivery_id.encode() == r.key for r in rs),
+        60,
+    )
+    [outcome] = [
+        Outcome.model_validate_json(r.value) for r in records if r.key == delivery.delivery_id.encode()
+    ]
+    return outcome
+
+
+def test_the_sender_delivers_mini_program_and_sms_messages(pipeline: Pipeline) -> None:
+    mp = mp_delivery(
+        fields={"character_string1": "E-MP-1", "amount2": "1.00元", "thing3": "x", "time4": "12:00"}
+    )
+    sms = delivery(
+        channel=ChannelName.ALIYUN_SMS,
+        account="百客商城",
+        recipient="13700001111",
+        template_id="SMS_480000002",
+        fields={"code": "620417"},
+    )
+    assert _send_directly(pipeline, mp).status.value == "delivered"
+    assert _send_directly(pipeline, sms).status.value == "delivered"
+    channels = {
+        m["channel"]
+        for m in pipeline.sandbox_messages()
+        if m.get("body", {}).get("touser") == mp.recipient
+        or m.get("query", {}).get("OutId") == sms.delivery_id
+    }
+    assert channels == {"wechat_mp", "aliyun_sms"}

@@ -8,13 +8,25 @@ import logging
 
 import pytest
 
-from streams.logs import MaskingFilter, configure_logging, fields, get_logger, mask_identifier, mask_phone
+from streams.logs import (
+    MaskingFilter,
+    configure_logging,
+    fields,
+    get_logger,
+    mask_identifier,
+    mask_phone,
+    mask_text,
+)
 from streams.settings import SettingsError, load_settings
 
 
 def test_phone_numbers_are_masked_in_text() -> None:
     assert mask_phone("call 13812345678 now") == "call 138****5678 now"
     assert mask_phone("order 213812345678901") == "order 213812345678901"  # not a phone number
+
+
+def test_access_tokens_are_masked_in_urls() -> None:
+    assert mask_text("POST /send?access_token=sbx_Od9k-P_q&x=1") == "POST /send?access_token=***&x=1"
 
 
 def test_identifiers_keep_only_their_ends() -> None:

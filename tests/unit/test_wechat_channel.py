@@ -4,42 +4,26 @@ token handling and error classification as a user of the channel sees them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from channels.base import ErrorClass
-from channels.sandbox.server import build_app
-from channels.sandbox.state import Fault, State
-from channels.wechat import WeChatApi
+from channels.limits import Limits
+from channels.sandbox.state import Fault
+from channels.wechat import ERRCODES
 from channels.wechat_oa import WeChatOaChannel
-from tests.factories import DEMO_APPID, ROOT, UNFOLLOWED_OPENID, delivery
-
-SECRET = {DEMO_APPID: SecretStr("sandbox-oa-secret-1001")}
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[State, str]]:
-    state = State.from_file(ROOT / "config" / "sandbox.yaml")
-    server = TestServer(build_app(state), host="127.0.0.1")
-    await server.start_server()
-    yield state, str(server.make_url("")).rstrip("/")
-    await server.close()
+from tests.conftest import Sandbox
+from tests.factories import DEMO_APPID, UNFOLLOWED_OPENID, delivery
 
 
-def _api(base: str, secrets: dict[str, SecretStr] = SECRET, total: float = 5.0) -> WeChatApi:
-    return WeChatApi(base, secrets, aiohttp.ClientTimeout(total=total, connect=1))
-
-
-async def test_a_delivery_is_sent_in_wechats_format(sandbox: tuple[State, str]) -> None:
-    state, base = sandbox
-    channel = WeChatOaChannel(_api(base))
+async def test_a_delivery_is_sent_in_wechats_format(sandbox: Sandbox) -> None:
+    state = sandbox.state
+    channel = WeChatOaChannel(sandbox.wechat_api())
     sent = delivery()
     result = await channel.send(sent)
-    await channel.close()
     assert result.ok
     assert result.provider_message_id
     [message] = state.messages
@@ -51,12 +35,11 @@ async def test_a_delivery_is_sent_in_wechats_format(sandbox: tuple[State, str]) 
     }
 
 
-async def test_the_same_delivery_twice_is_delivered_once(sandbox: tuple[State, str]) -> None:
-    state, base = sandbox
-    channel = WeChatOaChannel(_api(base))
+async def test_the_same_delivery_twice_is_delivered_once(sandbox: Sandbox) -> None:
+    state = sandbox.state
+    channel = WeChatOaChannel(sandbox.wechat_api())
     sent = delivery()
     first, second = await channel.send(sent), await channel.send(sent)
-    await channel.close()
     assert first.provider_message_id == second.provider_message_id
     assert len(state.messages) == 1
 
@@ -71,33 +54,28 @@ async def test_the_same_delivery_twice_is_delivered_once(sandbox: tuple[State, s
     ],
 )
 async def test_permanent_errors_are_classified(
-    sandbox: tuple[State, str], change: dict[str, object], code: str
+    sandbox: Sandbox, change: dict[str, object], code: str
 ) -> None:
-    _, base = sandbox
-    channel = WeChatOaChannel(_api(base))
+    channel = WeChatOaChannel(sandbox.wechat_api())
     result = await channel.send(delivery(**change))
-    await channel.close()
     assert (result.ok, result.error_class, result.code) == (False, ErrorClass.PERMANENT, code)
     assert result.reason
 
 
-async def test_an_expired_token_is_refreshed_once_and_the_send_retried(sandbox: tuple[State, str]) -> None:
-    state, base = sandbox
-    api = _api(base)
+async def test_an_expired_token_is_refreshed_once_and_the_send_retried(sandbox: Sandbox) -> None:
+    state = sandbox.state
+    api = sandbox.wechat_api()
     channel = WeChatOaChannel(api)
     assert (await channel.send(delivery())).ok
     state.expire_tokens()
     results = await asyncio.gather(*(channel.send(delivery()) for _ in range(50)))
-    await channel.close()
     assert all(result.ok for result in results)
     assert api.token_fetches == 2, "one fetch at start, one refresh after expiry: never one per message"
 
 
-async def test_many_concurrent_first_sends_fetch_one_token(sandbox: tuple[State, str]) -> None:
-    _, base = sandbox
-    api = _api(base)
+async def test_many_concurrent_first_sends_fetch_one_token(sandbox: Sandbox) -> None:
+    api = sandbox.wechat_api()
     results = await asyncio.gather(*(WeChatOaChannel(api).send(delivery()) for _ in range(200)))
-    await api.close()
     assert all(result.ok for result in results)
     assert api.token_fetches == 1
 
@@ -105,44 +83,101 @@ async def test_many_concurrent_first_sends_fetch_one_token(sandbox: tuple[State,
 @pytest.mark.parametrize(
     ("fault", "code"),
     [
-        (Fault(path="/cgi-bin/message/template/send", errcode=-1), "-1"),
-        (Fault(path="/cgi-bin/message/template/send", errcode=45047), "45047"),
-        (Fault(path="/cgi-bin/message/template/send", http_status=502), "http_502"),
-        (Fault(path="/cgi-bin/message/template/send", latency_ms=3000), "timeout"),
-        (Fault(path="/cgi-bin/message/template/send", errcode=99999), "99999"),
+        (Fault(target="/cgi-bin/message/template/send", errcode=-1), "-1"),
+        (Fault(target="/cgi-bin/message/template/send", errcode=45047), "45047"),
+        (Fault(target="/cgi-bin/message/template/send", http_status=502), "http_502"),
+        (Fault(target="/cgi-bin/message/template/send", latency_ms=3000), "timeout"),
+        (Fault(target="/cgi-bin/message/template/send", errcode=99999), "99999"),
     ],
 )
-async def test_transient_failures_are_classified(sandbox: tuple[State, str], fault: Fault, code: str) -> None:
-    state, base = sandbox
-    state.faults.append(fault)
-    channel = WeChatOaChannel(_api(base, total=1.0))
+async def test_transient_failures_are_classified(sandbox: Sandbox, fault: Fault, code: str) -> None:
+    state = sandbox.state
+    state.add_fault(fault)
+    channel = WeChatOaChannel(sandbox.wechat_api())
     result = await channel.send(delivery())
-    await channel.close()
     assert (result.error_class, result.code) == (ErrorClass.TRANSIENT, code)
 
 
-async def test_an_unreachable_provider_is_a_transient_failure() -> None:
-    channel = WeChatOaChannel(_api("http://127.0.0.1:9"))
+async def test_an_unreachable_provider_is_a_transient_failure(sandbox: Sandbox) -> None:
+    sandbox.url = "http://127.0.0.1:9"
+    channel = WeChatOaChannel(sandbox.wechat_api())
     result = await channel.send(delivery())
-    await channel.close()
     assert (result.error_class, result.code) == (ErrorClass.TRANSIENT, "connection")
 
 
-async def test_a_wrong_secret_is_permanent_and_a_missing_one_too(sandbox: tuple[State, str]) -> None:
-    _, base = sandbox
-    wrong = await WeChatOaChannel(_api(base, {DEMO_APPID: SecretStr("wrong")})).send(delivery())
-    missing = await WeChatOaChannel(_api(base, {})).send(delivery())
+async def test_a_wrong_secret_is_permanent_and_a_missing_one_too(sandbox: Sandbox) -> None:
+    wrong = await WeChatOaChannel(sandbox.wechat_api({DEMO_APPID: SecretStr("wrong")})).send(delivery())
+    missing = await WeChatOaChannel(sandbox.wechat_api({})).send(delivery())
     assert (wrong.error_class, wrong.code) == (ErrorClass.PERMANENT, "40125")
     assert (missing.error_class, missing.code) == (ErrorClass.PERMANENT, "no_secret")
 
 
-async def test_sandbox_inspection_masks_secrets(sandbox: tuple[State, str]) -> None:
-    _, base = sandbox
-    channel = WeChatOaChannel(_api(base))
+async def test_sandbox_inspection_masks_secrets(sandbox: Sandbox) -> None:
+    channel = WeChatOaChannel(sandbox.wechat_api())
     await channel.send(delivery())
-    await channel.close()
-    async with aiohttp.ClientSession() as session, session.get(f"{base}/__sandbox__/requests") as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{sandbox.url}/__sandbox__/requests") as response,
+    ):
         requests = await response.json()
     assert "sandbox-oa-secret-1001" not in str(requests)
     assert requests[0]["body"]["secret"] == "***"
     assert requests[1]["query"]["access_token"] == "***"
+
+
+@pytest.mark.parametrize(("errcode", "expected"), sorted(ERRCODES.items()))
+async def test_every_wechat_code_is_classified(
+    sandbox: Sandbox, errcode: int, expected: tuple[ErrorClass, str]
+) -> None:
+    sandbox.state.add_fault(Fault(target="/cgi-bin/message/template/send", errcode=errcode, count=1))
+    api = sandbox.wechat_api()
+    result = await WeChatOaChannel(api).send(delivery())
+    if expected[0] is ErrorClass.REAUTH:
+        assert result.ok, "an invalid token is refreshed and the send retried once"
+        assert api.token_fetches == 2
+    else:
+        assert (result.error_class, result.code, result.reason) == (expected[0], str(errcode), expected[1])
+        assert not result.unknown_code
+
+
+async def test_a_token_that_stays_invalid_is_not_retried_forever(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="/cgi-bin/message/template/send", errcode=40001))
+    api = sandbox.wechat_api()
+    result = await WeChatOaChannel(api).send(delivery())
+    assert (result.error_class, result.code) == (ErrorClass.REAUTH, "40001")
+    assert api.token_fetches == 2
+    sends = [r for r in sandbox.state.requests if r["path"] == "/cgi-bin/message/template/send"]
+    assert len(sends) == 2
+
+
+async def test_an_unknown_code_is_transient_and_flagged(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="/cgi-bin/message/template/send", errcode=48001))
+    result = await WeChatOaChannel(sandbox.wechat_api()).send(delivery())
+    assert (result.error_class, result.code, result.unknown_code) == (ErrorClass.TRANSIENT, "48001", True)
+
+
+async def test_a_connection_reset_is_transient(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="/cgi-bin/message/template/send", reset=True, count=1))
+    result = await WeChatOaChannel(sandbox.wechat_api()).send(delivery())
+    assert (result.error_class, result.code) == (ErrorClass.TRANSIENT, "connection")
+
+
+async def test_an_outage_window_ends(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(
+        Fault(target="/cgi-bin/message/template/send", http_status=503, duration_seconds=0.3)
+    )
+    channel = WeChatOaChannel(sandbox.wechat_api())
+    during = await channel.send(delivery())
+    await asyncio.sleep(0.4)
+    after = await channel.send(delivery())
+    assert during.code == "http_503"
+    assert after.ok
+
+
+async def test_sends_per_app_are_rate_limited(sandbox: Sandbox) -> None:
+    """A lower bound only: 15 sends at 10/s cannot finish before the bucket refills (about 0.5 s)."""
+    api = sandbox.wechat_api(limits=Limits(concurrency=4, rate_per_second=10))
+    started = time.monotonic()
+    results = await asyncio.gather(*(WeChatOaChannel(api).send(delivery()) for _ in range(15)))
+    assert all(result.ok for result in results)
+    assert time.monotonic() - started >= 0.4

@@ -1,0 +1,127 @@
+"""Aliyun SMS ``SendSms`` through the official async SDK (``alibabacloud-dysmsapi20170525``).
+
+The platform's Aliyun account sends for every shop; a delivery names the shop's approved
+signature (``account``), the approved template code (``template_id``) and the template
+variables (``fields``). ``OutId`` is our delivery id, so Aliyun's receipts can be traced back.
+Aliyun's answers, HTTP errors and transport failures are classified here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from alibabacloud_dysmsapi20170525 import models as sms_models
+from alibabacloud_dysmsapi20170525.client import Client
+from alibabacloud_tea_openapi import utils_models
+from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+from darabonba.exceptions import RetryError
+from darabonba.runtime import RuntimeOptions
+from pydantic import SecretStr
+
+from channels.base import ChannelName, Delivery, ErrorClass, SendResult
+from channels.limits import AccountLimiter, Limits
+
+T, P = ErrorClass.TRANSIENT, ErrorClass.PERMANENT
+CODES: dict[str, tuple[ErrorClass, str]] = {
+    "isp.SYSTEM_ERROR": (T, "Aliyun system error"),
+    "isp.RAM_PERMISSION_DENY": (P, "the AccessKey may not send SMS"),
+    "Throttling.User": (T, "API call rate limited"),
+    "ServiceUnavailable": (T, "Aliyun is unavailable"),
+    "InternalError": (T, "Aliyun internal error"),
+    # per-phone throttles exist to protect the recipient: hammering them again does not help
+    "isv.BUSINESS_LIMIT_CONTROL": (P, "per-phone limit reached (1/min, 5/hour, 10/day)"),
+    "isv.DAY_LIMIT_CONTROL": (P, "daily sending limit reached"),
+    "isv.MOBILE_NUMBER_ILLEGAL": (P, "invalid mobile number"),
+    "isv.TEMPLATE_MISSING_PARAMETERS": (P, "template variables missing"),
+    "isv.INVALID_PARAMETERS": (P, "invalid parameters"),
+    "isv.SMS_SIGNATURE_ILLEGAL": (P, "signature not approved or unknown"),
+    "isv.SMS_TEMPLATE_ILLEGAL": (P, "template not approved or unknown"),
+    "isv.PARAM_LENGTH_LIMIT": (P, "a template variable is too long"),
+    "isv.AMOUNT_NOT_ENOUGH": (P, "the Aliyun account balance is used up"),
+    "isv.OUT_OF_SERVICE": (P, "the Aliyun account is suspended"),
+    "InvalidAccessKeyId.NotFound": (P, "unknown AccessKey id"),
+    "SignatureDoesNotMatch": (P, "AccessKey secret does not match"),
+}
+
+
+def classify(code: str, message: str, biz_id: str | None = None) -> SendResult:
+    if code == "OK":
+        return SendResult.delivered(biz_id)
+    known = CODES.get(code)
+    if known is None:
+        return SendResult.failed(T, code, f"unknown Aliyun code: {message}", unknown_code=True)
+    return SendResult.failed(known[0], code, known[1])
+
+
+def classify_exception(exc: BaseException) -> SendResult:
+    """An SDK or transport exception as a send result. The SDK wraps transport failures in
+    ``UnretryableException(inner_exception=RetryError(message))``."""
+    inner = getattr(exc, "inner_exception", None)
+    if isinstance(inner, BaseException):
+        return classify_exception(inner)
+    if isinstance(exc, AlibabaCloudException):
+        code = str(exc.code or f"http_{exc.status_code}")
+        if code in CODES:
+            return classify(code, str(exc.message))
+        error_class = T if (exc.status_code or 500) >= 500 or exc.status_code == 429 else P
+        return SendResult.failed(
+            error_class, code, f"Aliyun refused the call: {exc.message}", unknown_code=True
+        )
+    if isinstance(exc, TimeoutError) or (isinstance(exc, RetryError) and "timeout" in str(exc).lower()):
+        return SendResult.failed(T, "timeout", "Aliyun did not answer in time")
+    if isinstance(exc, RetryError | aiohttp.ClientError | OSError):
+        return SendResult.failed(T, "connection", f"Aliyun call failed: {type(exc).__name__}")
+    return SendResult.failed(T, "sdk_error", f"{type(exc).__name__}: {exc}", unknown_code=True)
+
+
+@dataclass(frozen=True)
+class AliyunSmsConfig:
+    access_key_id: str
+    access_key_secret: SecretStr
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: str = "https"
+    connect_timeout_ms: int = 3000
+    read_timeout_ms: int = 10000
+
+
+def send_request(delivery: Delivery) -> sms_models.SendSmsRequest:
+    return sms_models.SendSmsRequest(
+        phone_numbers=delivery.recipient,
+        sign_name=delivery.account,
+        template_code=delivery.template_id,
+        template_param=orjson.dumps(delivery.fields).decode(),
+        out_id=delivery.delivery_id,
+    )
+
+
+class AliyunSmsChannel:
+    name = ChannelName.ALIYUN_SMS
+
+    def __init__(self, config: AliyunSmsConfig, limits: Limits | None = None) -> None:
+        self._client = Client(
+            utils_models.Config(
+                access_key_id=config.access_key_id,
+                access_key_secret=config.access_key_secret.get_secret_value(),
+                endpoint=config.endpoint,
+                protocol=config.protocol,
+            )
+        )
+        self._runtime = RuntimeOptions(
+            connect_timeout=config.connect_timeout_ms, read_timeout=config.read_timeout_ms, autoretry=False
+        )
+        self._limiter = AccountLimiter(limits or Limits(concurrency=16, rate_per_second=50))
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        try:
+            async with self._limiter.slot(delivery.account):
+                response = await self._client.send_sms_with_options_async(
+                    send_request(delivery), self._runtime
+                )
+        except Exception as exc:  # the SDK raises many kinds; all are classified in one place
+            return classify_exception(exc)
+        body = response.body
+        if body is None:
+            return SendResult.failed(T, "bad_reply", "Aliyun answered without a body", unknown_code=True)
+        return classify(str(body.code), str(body.message), body.biz_id)

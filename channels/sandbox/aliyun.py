@@ -1,0 +1,221 @@
+"""Aliyun SMS (dysmsapi 2017-05-25) as the official SDK calls it: RPC style ``POST /`` with the
+action in ``x-acs-action``, parameters in the query, signed with ACS3-HMAC-SHA256.
+
+The sandbox checks the signature the way Aliyun documents it (canonical request, string to sign,
+HMAC-SHA256 with the AccessKey secret), so a wrong secret fails here as it would in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from aiohttp import web
+
+from channels.sandbox.state import AliyunState, SeedSign, SeedSmsTemplate, State
+from channels.sandbox.wechat import STATE_KEY
+
+ALGORITHM = "ACS3-HMAC-SHA256"
+_AUTHORIZATION = re.compile(rf"^{ALGORITHM} Credential=([^,]+),SignedHeaders=([^,]+),Signature=([0-9a-f]+)$")
+_PHONE = re.compile(r"^(\+?86)?1[3-9]\d{9}$")
+_VARIABLE = re.compile(r"\$\{(\w+)\}")
+MAX_PARAM_LENGTH = 35
+STATUS_CODES = {"reviewing": 0, "approved": 1, "rejected": 2}
+Action = Callable[[AliyunState, Mapping[str, str], float], dict[str, Any]]
+
+
+def canonical_request(
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    signed: list[str],
+    payload_hash: str,
+) -> str:
+    canonical_query = "&".join(f"{key}={quote(query[key], safe='~')}" for key in sorted(query))
+    canonical_headers = "".join(f"{name}:{headers.get(name, '').strip()}\n" for name in signed)
+    return "\n".join(
+        [method, path or "/", canonical_query, canonical_headers, ";".join(signed), payload_hash]
+    )
+
+
+def signature(secret: str, canonical: str) -> str:
+    string_to_sign = f"{ALGORITHM}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _reply(code: str, message: str, status: int = 200) -> web.Response:
+    return _answer({"Code": code, "Message": message}, status)
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response({"RequestId": str(uuid.uuid4()).upper(), **body}, status=status)
+
+
+def _authentication_error(state: AliyunState, request: web.Request, body: bytes) -> web.Response | None:
+    match = _AUTHORIZATION.match(request.headers.get("Authorization", ""))
+    if match is None:
+        return _reply(
+            "IncompleteSignature", "The request signature does not conform to Aliyun standards.", 400
+        )
+    key_id, signed_headers, given = match.groups()
+    secret = state.seed.access_keys.get(key_id)
+    if secret is None:
+        return _reply("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
+    payload_hash = hashlib.sha256(body).hexdigest()
+    if request.headers.get("x-acs-content-sha256") != payload_hash:
+        return _reply("SignatureDoesNotMatch", "The payload hash does not match.", 400)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    canonical = canonical_request(
+        request.method, request.path, dict(request.query), headers, signed_headers.split(";"), payload_hash
+    )
+    if not hmac.compare_digest(signature(secret, canonical), given):
+        return _reply(
+            "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.", 400
+        )
+    return None
+
+
+def _throttled(state: AliyunState, phone: str, now: float) -> bool:
+    """Aliyun's per-phone flow control: 1 a minute, 5 an hour, 10 a day by default."""
+    sent = state.sent_at.setdefault(phone, deque())
+    while sent and sent[0] <= now - 86400:
+        sent.popleft()
+    limits = state.seed.throttle
+    windows = ((60, limits.per_minute), (3600, limits.per_hour), (86400, limits.per_day))
+    return any(sum(1 for t in sent if t > now - seconds) >= limit for seconds, limit in windows)
+
+
+def _template_error(template: SeedSmsTemplate | None, raw_params: str) -> tuple[str, str] | None:
+    if template is None or template.status != "approved":
+        return "isv.SMS_TEMPLATE_ILLEGAL", "The template is not approved or does not exist."
+    try:
+        params = orjson.loads(raw_params or "{}")
+    except orjson.JSONDecodeError:
+        return "isv.INVALID_JSON_PARAM", "TemplateParam is not valid JSON."
+    if not isinstance(params, dict):
+        return "isv.INVALID_JSON_PARAM", "TemplateParam is not a JSON object."
+    missing = [name for name in _VARIABLE.findall(template.content) if name not in params]
+    if missing:
+        return "isv.TEMPLATE_MISSING_PARAMETERS", f"Template variables missing: {missing}"
+    if any(len(str(value)) > MAX_PARAM_LENGTH for value in params.values()):
+        return "isv.PARAM_LENGTH_LIMIT", f"A variable is longer than {MAX_PARAM_LENGTH} characters."
+    return None
+
+
+def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
+    phones = [p for p in query.get("PhoneNumbers", "").split(",") if p]
+    if not phones or not all(_PHONE.match(p) for p in phones):
+        return {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "Invalid mobile number."}
+    sign = state.signs.get(query.get("SignName", ""))
+    if sign is None or sign.status != "approved":
+        return {
+            "Code": "isv.SMS_SIGNATURE_ILLEGAL",
+            "Message": "The signature is not approved or does not exist.",
+        }
+    refusal = _template_error(
+        state.templates.get(query.get("TemplateCode", "")), query.get("TemplateParam", "")
+    )
+    if refusal is not None:
+        return {"Code": refusal[0], "Message": refusal[1]}
+    if any(_throttled(state, phone, now) for phone in phones):
+        return {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "Flow control triggered for this number."}
+    for phone in phones:
+        state.sent_at.setdefault(phone, deque()).append(now)
+    return {"Code": "OK", "Message": "OK", "BizId": f"{next(state.biz_ids)}^0"}
+
+
+def add_sign(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+    name = query.get("SignName", "")
+    if not name or name in state.signs:
+        return {"Code": "isv.INVALID_PARAMETERS", "Message": "SignName missing or already exists."}
+    state.signs[name] = SeedSign(name=name, status="reviewing")
+    return {"Code": "OK", "Message": "OK", "SignName": name}
+
+
+def query_sign(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+    sign = state.signs.get(query.get("SignName", ""))
+    if sign is None:
+        return {"Code": "isv.SMS_SIGN_ILLEGAL", "Message": "The signature does not exist."}
+    return {
+        "Code": "OK",
+        "Message": "OK",
+        "SignName": sign.name,
+        "SignStatus": STATUS_CODES[sign.status],
+        "Reason": "",
+        "CreateDate": "2026-11-25 00:00:00",
+    }
+
+
+def add_template(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+    content, name = query.get("TemplateContent", ""), query.get("TemplateName", "")
+    if not content or not name:
+        return {"Code": "isv.INVALID_PARAMETERS", "Message": "TemplateName and TemplateContent are required."}
+    code = f"SMS_{480000000 + len(state.templates) + 1}"
+    state.templates[code] = SeedSmsTemplate(code=code, name=name, content=content, status="reviewing")
+    return {"Code": "OK", "Message": "OK", "TemplateCode": code}
+
+
+def query_template(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+    template = state.templates.get(query.get("TemplateCode", ""))
+    if template is None:
+        return {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "The template does not exist."}
+    return {
+        "Code": "OK",
+        "Message": "OK",
+        "TemplateCode": template.code,
+        "TemplateName": template.name,
+        "TemplateContent": template.content,
+        "TemplateStatus": STATUS_CODES[template.status],
+        "Reason": "",
+    }
+
+
+ACTIONS: dict[str, Action] = {
+    "SendSms": send_sms,
+    "AddSmsSign": add_sign,
+    "QuerySmsSign": query_sign,
+    "AddSmsTemplate": add_template,
+    "QuerySmsTemplate": query_template,
+}
+
+
+async def rpc(request: web.Request) -> web.Response:
+    state: State = request.app[STATE_KEY]
+    action = request.headers.get("x-acs-action", "")
+    body = await request.read()
+    refusal = _authentication_error(state.aliyun, request, body)
+    if refusal is not None:
+        return refusal
+    handler = ACTIONS.get(action)
+    if handler is None or request.headers.get("x-acs-version") != "2017-05-25":
+        return _reply("InvalidAction.NotFound", f"Specified api {action} is not found.", 404)
+    answer = handler(state.aliyun, request.query, state.clock())
+    if action == "SendSms" and answer["Code"] == "OK":
+        state.messages.append(
+            {"channel": "aliyun_sms", "biz_id": answer["BizId"], "query": dict(request.query)}
+        )
+    return _answer(answer)
+
+
+async def set_status(request: web.Request) -> web.Response:
+    """Sandbox-only: the review Aliyun would do, e.g. POST /__sandbox__/aliyun/signs/NAME {"status": ...}."""
+    state = request.app[STATE_KEY].aliyun
+    kind, name = request.match_info["kind"], request.match_info["name"]
+    status = request.query.get("status", "approved")
+    if status not in STATUS_CODES:
+        return web.json_response({"error": f"unknown status {status}"}, status=400)
+    if kind == "signs" and name in state.signs:
+        state.signs[name] = state.signs[name].model_copy(update={"status": status})
+    elif kind == "templates" and name in state.templates:
+        state.templates[name] = state.templates[name].model_copy(update={"status": status})
+    else:
+        return web.json_response({"error": f"no {kind} {name}"}, status=404)
+    return web.json_response({"name": name, "status": status})

@@ -1,0 +1,157 @@
+"""Aliyun SMS through the official SDK against the sandbox, which checks the ACS3 signature,
+the signature/template review state, template variables and Aliyun's per-phone flow control."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+import pytest
+from alibabacloud_dysmsapi20170525 import models as sms_models
+from alibabacloud_dysmsapi20170525.client import Client
+from alibabacloud_tea_openapi import utils_models
+from pydantic import SecretStr
+
+from channels.aliyun_sms import CODES, AliyunSmsChannel, AliyunSmsConfig
+from channels.base import ChannelName, Delivery, ErrorClass
+from channels.sandbox.state import Fault
+from streams.local_stack import SANDBOX_ALIYUN_KEY
+from tests.conftest import Sandbox
+from tests.factories import delivery
+
+
+def sms_delivery(**changes: object) -> Delivery:
+    values: dict[str, object] = {
+        "channel": ChannelName.ALIYUN_SMS,
+        "account": "百客商城",
+        "recipient": "13812345678",
+        "template_id": "SMS_480000001",
+        "fields": {"code": "482913"},
+    }
+    return delivery(**(values | changes))
+
+
+def channel(
+    sandbox: Sandbox, key: tuple[str, str] = SANDBOX_ALIYUN_KEY, timeout_ms: int = 1000
+) -> AliyunSmsChannel:
+    config = AliyunSmsConfig(key[0], SecretStr(key[1]), sandbox.endpoint, "http", timeout_ms, timeout_ms)
+    return AliyunSmsChannel(config)
+
+
+async def test_a_code_is_sent_with_our_delivery_id_as_out_id(sandbox: Sandbox) -> None:
+    sent = sms_delivery()
+    result = await channel(sandbox).send(sent)
+    assert result.ok
+    assert result.provider_message_id
+    [message] = sandbox.state.messages
+    assert message["query"] == {
+        "PhoneNumbers": "13812345678",
+        "SignName": "百客商城",
+        "TemplateCode": "SMS_480000001",
+        "TemplateParam": orjson.dumps({"code": "482913"}).decode(),
+        "OutId": sent.delivery_id,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"recipient": "12345"}, "isv.MOBILE_NUMBER_ILLEGAL"),
+        ({"account": "百客旗舰店"}, "isv.SMS_SIGNATURE_ILLEGAL"),  # still under review
+        ({"account": "无此签名"}, "isv.SMS_SIGNATURE_ILLEGAL"),
+        ({"template_id": "SMS_000000000"}, "isv.SMS_TEMPLATE_ILLEGAL"),
+        ({"fields": {"order": "1"}}, "isv.TEMPLATE_MISSING_PARAMETERS"),
+        ({"fields": {"code": "9" * 36}}, "isv.PARAM_LENGTH_LIMIT"),
+    ],
+)
+async def test_aliyun_refusals_are_permanent(sandbox: Sandbox, change: dict[str, object], code: str) -> None:
+    result = await channel(sandbox).send(sms_delivery(**change))
+    assert (result.error_class, result.code) == (ErrorClass.PERMANENT, code)
+    assert sandbox.state.messages == []
+
+
+async def test_a_phone_gets_at_most_one_sms_a_minute(sandbox: Sandbox) -> None:
+    sms = channel(sandbox)
+    first = await sms.send(sms_delivery())
+    second = await sms.send(sms_delivery())
+    other_phone = await sms.send(sms_delivery(recipient="13998765432"))
+    assert first.ok
+    assert other_phone.ok
+    assert (second.error_class, second.code) == (ErrorClass.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL")
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ((SANDBOX_ALIYUN_KEY[0], "not-the-secret"), "SignatureDoesNotMatch"),
+        (("LTAI5tUnknownKey", "whatever"), "InvalidAccessKeyId.NotFound"),
+    ],
+)
+async def test_bad_credentials_are_refused_by_the_signature_check(
+    sandbox: Sandbox, key: tuple[str, str], code: str
+) -> None:
+    result = await channel(sandbox, key).send(sms_delivery())
+    assert (result.error_class, result.code) == (ErrorClass.PERMANENT, code)
+
+
+@pytest.mark.parametrize(("code", "expected"), sorted(CODES.items()))
+async def test_every_aliyun_code_is_classified(
+    sandbox: Sandbox, code: str, expected: tuple[ErrorClass, str]
+) -> None:
+    sandbox.state.add_fault(Fault(target="SendSms", aliyun_code=code))
+    result = await channel(sandbox).send(sms_delivery())
+    assert (result.error_class, result.code, result.reason) == (expected[0], code, expected[1])
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        (Fault(target="SendSms", latency_ms=1500), "timeout"),
+        (Fault(target="SendSms", reset=True), "connection"),
+        (Fault(target="SendSms", http_status=503, aliyun_code="ServiceUnavailable"), "ServiceUnavailable"),
+        (Fault(target="SendSms", http_status=500, aliyun_code="SomethingNew"), "SomethingNew"),
+    ],
+)
+async def test_transport_failures_are_transient(sandbox: Sandbox, fault: Fault, code: str) -> None:
+    sandbox.state.add_fault(fault)
+    result = await channel(sandbox).send(sms_delivery())
+    assert (result.error_class, result.code) == (ErrorClass.TRANSIENT, code)
+
+
+async def test_an_unreachable_aliyun_is_transient(sandbox: Sandbox) -> None:
+    sandbox.url = "http://127.0.0.1:9"
+    result = await channel(sandbox).send(sms_delivery())
+    assert (result.error_class, result.code) == (ErrorClass.TRANSIENT, "connection")
+
+
+async def test_signatures_and_templates_go_through_review(sandbox: Sandbox) -> None:
+    """What the platform admin does: apply on Aliyun, wait for the review, then use it."""
+    config = utils_models.Config(
+        access_key_id=SANDBOX_ALIYUN_KEY[0],
+        access_key_secret=SANDBOX_ALIYUN_KEY[1],
+        endpoint=sandbox.endpoint,
+        protocol="http",
+    )
+    client = Client(config)
+    await client.add_sms_sign_async(
+        sms_models.AddSmsSignRequest(sign_name="新店铺", sign_source=1, remark="r")
+    )
+    template = await client.add_sms_template_async(
+        sms_models.AddSmsTemplateRequest(
+            template_type=0, template_name="验证码", template_content="验证码${code}", remark="r"
+        )
+    )
+    code = template.body.template_code
+    query_sign = sms_models.QuerySmsSignRequest(sign_name="新店铺")
+    assert (await client.query_sms_sign_async(query_sign)).body.sign_status == 0
+    blocked = await channel(sandbox).send(sms_delivery(account="新店铺", template_id=code))
+    assert blocked.code == "isv.SMS_SIGNATURE_ILLEGAL"
+    async with aiohttp.ClientSession() as session:  # Aliyun's reviewers, played by the sandbox
+        for kind, name in (("signs", "新店铺"), ("templates", code)):
+            async with session.post(
+                f"{sandbox.url}/__sandbox__/aliyun/{kind}/{name}?status=approved"
+            ) as reply:
+                assert reply.status == 200
+    assert (await client.query_sms_sign_async(query_sign)).body.sign_status == 1
+    query_template = sms_models.QuerySmsTemplateRequest(template_code=code)
+    assert (await client.query_sms_template_async(query_template)).body.template_status == 1
+    assert (await channel(sandbox).send(sms_delivery(account="新店铺", template_id=code))).ok

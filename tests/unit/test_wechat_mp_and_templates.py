@@ -1,0 +1,121 @@
+"""Mini Program subscribe messages and OA template management, against the sandbox."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from channels.base import ChannelName, ErrorClass
+from channels.wechat_mp import WeChatMpChannel
+from channels.wechat_oa import WeChatOaChannel
+from tests.conftest import Sandbox
+from tests.factories import DEMO_APPID, delivery
+
+MP_APPID = "wx9c3e7a1b5d2f4e6a08"
+MP_TEMPLATE = "mP-OrderPaid-4d2c9a7e1b3f5a6c8e0d2b4f6a8c"
+SUBSCRIBED = "oMp1a2b3c4d5e6f7g8h9i0jKlMnO"
+
+
+def mp_delivery(**changes: object):  # type: ignore[no-untyped-def]
+    values: dict[str, object] = {
+        "channel": ChannelName.WECHAT_MP,
+        "account": MP_APPID,
+        "recipient": SUBSCRIBED,
+        "template_id": MP_TEMPLATE,
+        "link": "pages/order/detail?order_no=E1",
+    }
+    return delivery(**(values | changes))
+
+
+async def test_a_subscribe_message_is_sent_in_wechats_format(sandbox: Sandbox) -> None:
+    sent = mp_delivery()
+    result = await WeChatMpChannel(sandbox.wechat_api(), "trial").send(sent)
+    assert result.ok
+    [message] = sandbox.state.messages
+    assert message["body"] == {
+        "touser": SUBSCRIBED,
+        "template_id": MP_TEMPLATE,
+        "page": "pages/order/detail?order_no=E1",
+        "data": {key: {"value": value} for key, value in sent.fields.items()},
+        "miniprogram_state": "trial",
+        "lang": "zh_CN",
+    }
+
+
+async def test_each_subscription_allows_one_message(sandbox: Sandbox) -> None:
+    channel = WeChatMpChannel(sandbox.wechat_api())
+    results = [await channel.send(mp_delivery()) for _ in range(4)]
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert (results[-1].error_class, results[-1].code) == (ErrorClass.PERMANENT, "43101")
+    assert results[-1].reason == "user has not subscribed to this message"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"recipient": "oMpNeverSubscribed00000000000"}, "43101"),
+        ({"link": "pages/does/not/exist"}, "41030"),
+        ({"template_id": "unknown"}, "40037"),
+    ],
+)
+async def test_mp_refusals_are_permanent(sandbox: Sandbox, change: dict[str, object], code: str) -> None:
+    result = await WeChatMpChannel(sandbox.wechat_api()).send(mp_delivery(**change))
+    assert (result.error_class, result.code) == (ErrorClass.PERMANENT, code)
+
+
+async def _call(sandbox: Sandbox, method: str, path: str, token: str, body: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, f"{sandbox.url}{path}", params={"access_token": token}, json=body
+        ) as response,
+    ):
+        return await response.json()
+
+
+async def _token(sandbox: Sandbox) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{sandbox.url}/cgi-bin/stable_token",
+            json={"grant_type": "client_credential", "appid": DEMO_APPID, "secret": "sandbox-oa-secret-1001"},
+        ) as response,
+    ):
+        return str((await response.json())["access_token"])
+
+
+async def test_a_library_template_added_to_the_oa_can_be_used_then_deleted(sandbox: Sandbox) -> None:
+    token = await _token(sandbox)
+    added = await _call(
+        sandbox,
+        "POST",
+        "/cgi-bin/template/api_add_template",
+        token,
+        {"template_id_short": "OPENTM417958215", "keyword_name_list": []},
+    )
+    template_id = added["template_id"]
+    listing = await _call(sandbox, "GET", "/cgi-bin/template/get_all_private_template", token)
+    assert template_id in [t["template_id"] for t in listing["template_list"]]
+    channel = WeChatOaChannel(sandbox.wechat_api())
+    assert (await channel.send(delivery(template_id=template_id))).ok
+    deleted = await _call(
+        sandbox, "POST", "/cgi-bin/template/del_private_template", token, {"template_id": template_id}
+    )
+    assert deleted["errcode"] == 0
+    assert (await channel.send(delivery(template_id=template_id))).code == "40037"
+
+
+async def test_an_oa_holds_at_most_25_templates(sandbox: Sandbox) -> None:
+    token = await _token(sandbox)
+    answers = [
+        await _call(
+            sandbox,
+            "POST",
+            "/cgi-bin/template/api_add_template",
+            token,
+            {"template_id_short": "OPENTM411962989"},
+        )
+        for _ in range(25)
+    ]
+    assert [a["errcode"] for a in answers].count(0) == 24, "the seed already holds one template"
+    assert answers[-1]["errcode"] == 45026
