@@ -8,15 +8,14 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from streams import cli_ops
 from streams.admin import Action, ensure_topics
 from streams.catalog import ConfigError
+from streams.cli_common import console, fail, load_cli_settings, load_cli_topics
 from streams.events import json_schemas
-from streams.logs import configure_logging
-from streams.settings import Settings, SettingsError, load_settings
-from streams.topics import Topics, TopicsError, load_topics
+from streams.topics import TopicsError
 
 app = typer.Typer(
     help="Notification pipeline of a multi-merchant mall.",
@@ -27,30 +26,8 @@ topics_app = typer.Typer(help="Kafka topics of config/topics.yaml.", no_args_is_
 schemas_app = typer.Typer(help="Published JSON Schemas of the events.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
-console = Console(width=None if sys.stdout.isatty() else 140)
-errors = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a refusal (no markup: messages quote user input) and return the exit to raise."""
-    errors.print(message, style="red", markup=False, highlight=False)
-    return typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise _fail(str(exc)) from None
-    configure_logging(settings.log_level)
-    return settings
-
-
-def _topics(settings: Settings) -> Topics:
-    try:
-        return load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
-    except TopicsError as exc:
-        raise _fail(str(exc)) from None
+app.add_typer(cli_ops.dlq_app, name="dlq")
+app.command()(cli_ops.stats)
 
 
 @app.command()
@@ -60,11 +37,11 @@ def worker() -> None:
 
     from streams.worker import create_app
 
-    settings = _settings()
+    settings = load_cli_settings()
     try:
         faust_app = create_app(settings)
     except (ConfigError, TopicsError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     faust.Worker(faust_app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
 
 
@@ -86,11 +63,11 @@ def sandbox(
     from channels.sandbox.server import serve
     from channels.sandbox.state import Fault
 
-    settings = _settings()
+    settings = load_cli_settings()
     try:
         faults = [Fault.model_validate_json(text) for text in fault or []]
     except ValidationError as exc:
-        raise _fail(f"--fault: {exc}") from None
+        raise fail(f"--fault: {exc}") from None
     console.print(f"sandbox listening on http://{host}:{port} with {len(faults)} fault(s)")
     serve(seed or settings.config_dir / "sandbox.yaml", host, port, faults)
 
@@ -102,7 +79,7 @@ def demo(
     """Start the sandbox and a worker, publish sample events, show what became of each, stop both."""
     from streams.demo import run_demo
 
-    settings = _settings()
+    settings = load_cli_settings()
     code = run_demo(settings, samples or settings.config_dir / "samples" / "demo-events.jsonl", console)
     raise typer.Exit(code)
 
@@ -110,8 +87,8 @@ def demo(
 @topics_app.command("ensure")
 def topics_ensure() -> None:
     """Create missing topics and report drift; exit 3 when an existing topic differs from its spec."""
-    settings = _settings()
-    reports = ensure_topics(settings.kafka_bootstrap_servers, _topics(settings).all())
+    settings = load_cli_settings()
+    reports = ensure_topics(settings.kafka_bootstrap_servers, load_cli_topics(settings).all())
     table = Table("topic", "action", "detail", title=f"topics on {settings.kafka_bootstrap_servers}")
     colours = {Action.CREATED: "green", Action.OK: "dim", Action.DRIFT: "red"}
     for report in reports:
@@ -124,9 +101,9 @@ def topics_ensure() -> None:
 @topics_app.command("list")
 def topics_list() -> None:
     """Print every topic of the spec (prefix applied)."""
-    settings = _settings()
+    settings = load_cli_settings()
     table = Table("topic", "partitions", "replication", "config")
-    for spec in _topics(settings).all():
+    for spec in load_cli_topics(settings).all():
         config = ", ".join(f"{k}={v}" for k, v in spec.config.items())
         table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), config)
     console.print(table)
@@ -137,7 +114,7 @@ def schemas_export(
     directory: Annotated[Path | None, typer.Argument(help="where to write them")] = None,
 ) -> None:
     """Write the JSON Schema of every event type (config/schemas/ by default)."""
-    target = directory or _settings().config_dir / "schemas"
+    target = directory or load_cli_settings().config_dir / "schemas"
     target.mkdir(parents=True, exist_ok=True)
     for event_type, schema in json_schemas().items():
         path = target / f"{event_type}.schema.json"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -48,6 +50,23 @@ def all_settled(published: list[Published], records: list[ReadRecord]) -> bool:
     return all(settled(grouped.get(source_of(p), [])) for p in published)
 
 
+def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
+    """The samples as new events: each run gets its own event ids (the pipeline is idempotent by
+    event id, so re-publishing the same ids would rightly be ignored). Non-events stay as they are."""
+    fresh = []
+    for line in lines:
+        try:
+            document = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            fresh.append(line)
+            continue
+        if isinstance(document, dict) and "id" in document:
+            document["id"] = f"{document['id']}-{run}"
+            line = orjson.dumps(document)
+        fresh.append(line)
+    return fresh
+
+
 def run_demo(settings: Settings, samples: Path, console: Console) -> int:
     """Publish the samples through a sandbox + worker on the configured broker; 0 if all settled."""
     topics = load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
@@ -58,7 +77,8 @@ def run_demo(settings: Settings, samples: Path, console: Console) -> int:
     with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
         console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")
         start = end_offsets(bootstrap, topics.outcomes)
-        published = publish_values(bootstrap, topics, samples.read_bytes().splitlines())
+        events = fresh_events(samples.read_bytes().splitlines(), run=uuid.uuid4().hex[:6])
+        published = publish_values(bootstrap, topics, events)
         console.print(f"published {len(published)} sample events from {samples.relative_to(PROJECT_ROOT)}")
         records = read_until(
             bootstrap, topics.outcomes, start, lambda rs: all_settled(published, rs), SETTLE_TIMEOUT_SECONDS

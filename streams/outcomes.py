@@ -1,8 +1,9 @@
-"""What finally happened to an event or a delivery, and the dead-letter record that goes with a failure.
+"""What finally happened to an event or a delivery. Pure, no Kafka.
 
 Every consumed event ends in the outcomes topic: one ``delivered`` or ``dead_lettered`` record per
 delivery, or one ``skipped`` / ``dead_lettered`` record for an event that produced no delivery.
-Dead-letter records keep the original bytes and carry the history in headers. Pure, no Kafka.
+Records are keyed by delivery id (or event id): the latest record of a key is its final state,
+which a replay from the dead-letter topic may turn from ``dead_lettered`` into ``delivered``.
 """
 
 from __future__ import annotations
@@ -14,22 +15,13 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult, SourceRecord
-
-Headers = list[tuple[str, bytes]]
+from streams.failures import Failure
 
 
 class Status(StrEnum):
     DELIVERED = "delivered"
     SKIPPED = "skipped"
     DEAD_LETTERED = "dead_lettered"
-
-
-class Stage(StrEnum):
-    """Where in the pipeline a failure happened."""
-
-    PARSE = "parse"
-    ROUTE = "route"
-    SEND = "send"
 
 
 class Outcome(BaseModel):
@@ -46,6 +38,8 @@ class Outcome(BaseModel):
     provider_code: str | None = None
     source: SourceRecord
     fanout: int = 1
+    attempts: int = 1
+    replayed: bool = False
     at: datetime
 
     def key(self) -> bytes:
@@ -56,7 +50,10 @@ class Outcome(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
 
-def delivery_outcome(delivery: Delivery, result: SendResult, at: datetime) -> Outcome:
+def delivery_outcome(
+    delivery: Delivery, result: SendResult, at: datetime, *, attempts: int, replayed: bool
+) -> Outcome:
+    """The final outcome of a delivery: delivered, or dead-lettered with the provider's answer."""
     return Outcome(
         status=Status.DELIVERED if result.ok else Status.DEAD_LETTERED,
         event_id=delivery.event_id,
@@ -69,56 +66,32 @@ def delivery_outcome(delivery: Delivery, result: SendResult, at: datetime) -> Ou
         provider_code=result.code,
         source=delivery.source,
         fanout=delivery.fanout,
+        attempts=attempts,
+        replayed=replayed,
         at=at,
     )
 
 
-class DeadLetter(BaseModel):
-    """Why a record is dead-lettered; becomes the ``x-dlq-*`` headers of the DLQ record."""
-
-    model_config = ConfigDict(frozen=True)
-
-    stage: Stage
-    reason: str
-    detail: str
-    source: SourceRecord
-    failed_at: datetime
-    event_id: str | None = None
-    delivery_id: str | None = None
-    error_class: ErrorClass | None = None
-    provider_code: str | None = None
-
-    def headers(self) -> Headers:
-        values = {
-            "x-dlq-stage": self.stage.value,
-            "x-dlq-reason": self.reason,
-            "x-dlq-detail": self.detail[:1000],
-            "x-dlq-source-topic": self.source.topic,
-            "x-dlq-source-partition": str(self.source.partition),
-            "x-dlq-source-offset": str(self.source.offset),
-            "x-dlq-failed-at": self.failed_at.isoformat(),
-            "x-dlq-event-id": self.event_id,
-            "x-dlq-delivery-id": self.delivery_id,
-            "x-dlq-error-class": self.error_class.value if self.error_class else None,
-            "x-dlq-provider-code": self.provider_code,
-        }
-        return [(name, value.encode()) for name, value in values.items() if value is not None]
-
-    def outcome(self, shop_id: int | None = None, fanout: int = 1) -> Outcome:
+def event_outcome(
+    status: Status,
+    failure_or_reason: Failure | str,
+    source: SourceRecord,
+    at: datetime,
+    event_id: str | None = None,
+    shop_id: int | None = None,
+) -> Outcome:
+    """The final outcome of an event that produced no delivery: skipped, or dead-lettered."""
+    if isinstance(failure_or_reason, Failure):
+        failure = failure_or_reason
         return Outcome(
-            status=Status.DEAD_LETTERED,
-            event_id=self.event_id,
-            delivery_id=self.delivery_id,
+            status=status,
+            event_id=failure.event_id or event_id,
             shop_id=shop_id,
-            reason=f"{self.reason}: {self.detail}",
-            error_class=self.error_class,
-            provider_code=self.provider_code,
-            source=self.source,
-            fanout=fanout,
-            at=self.failed_at,
+            reason=f"{failure.reason}: {failure.detail}",
+            source=source,
+            at=at,
+            replayed=bool(failure.replays),
         )
-
-
-def header_map(headers: Headers | None) -> dict[str, str]:
-    """Kafka headers as a dict of text, for reading DLQ records."""
-    return {name: value.decode(errors="replace") for name, value in headers or []}
+    return Outcome(
+        status=status, event_id=event_id, shop_id=shop_id, reason=failure_or_reason, source=source, at=at
+    )

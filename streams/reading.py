@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.outcomes import Headers
+from streams.failures import Headers
 
 POLL_SECONDS = 0.2
 
@@ -40,16 +40,25 @@ def _consumer(bootstrap_servers: str) -> Consumer:
     )
 
 
-def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
-    """The next offset of every partition of ``topic``: where records written from now on start."""
+def _watermarks(bootstrap_servers: str, topic: str, index: int) -> dict[int, int]:
     consumer = _consumer(bootstrap_servers)
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[index] for p in partitions
         }
     finally:
         consumer.close()
+
+
+def start_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """The oldest retained offset of every partition of ``topic``."""
+    return _watermarks(bootstrap_servers, topic, 0)
+
+
+def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """The next offset of every partition of ``topic``: where records written from now on start."""
+    return _watermarks(bootstrap_servers, topic, 1)
 
 
 def read_until(
@@ -63,6 +72,9 @@ def read_until(
     consumer = _consumer(bootstrap_servers)
     consumer.assign([TopicPartition(topic, partition, offset) for partition, offset in start.items()])
     records: list[ReadRecord] = []
+    if done(records):
+        consumer.close()
+        return records
     deadline = time.monotonic() + timeout
     try:
         while not done(records) and time.monotonic() < deadline:

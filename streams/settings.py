@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     app_id: str = Field(default="mall-notify", pattern=r"^[A-Za-z0-9._-]+$", description="consumer group id")
+    kafka_session_timeout: float = Field(
+        default=30.0, ge=6, le=300, description="seconds before a silent worker's partitions go to another"
+    )
     config_dir: Path = PROJECT_ROOT / "config"
     data_dir: Path = Field(default=PROJECT_ROOT / ".local", description="local state of the worker (faust)")
     web_host: str = "127.0.0.1"

@@ -1,13 +1,15 @@
 """The two stages of the pipeline, as plain async classes: the faust agents only feed them records.
 
 :class:`RouterStage` turns an event record into deliveries on the channel send topics (or a
-skip or dead letter); :class:`SenderStage` turns a delivery record into a provider call and a
-final outcome (or a dead letter). Neither lets an error out for a bad record: each bad record
-becomes a dead-letter record plus an outcome, so the offset can move on without losing it.
+skip or dead letter); :class:`SenderStage` turns a delivery record into a provider call and then
+a final outcome, a retry record (in flight) or a dead letter. Neither lets an error out for a bad
+record: a bad record becomes a dead-letter record plus an outcome, so its offset can move on.
+Every write is acknowledged by Kafka before ``handle`` returns (the ledger's at the next commit).
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,8 +22,10 @@ from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
 from streams import metrics
 from streams.catalog import Catalog, ShopRules
 from streams.events import EventRejected, parse_event
+from streams.failures import Failure, Headers, Stage
 from streams.logs import fields, get_logger
-from streams.outcomes import DeadLetter, Headers, Outcome, Stage, Status, delivery_outcome
+from streams.outcomes import Outcome, Status, delivery_outcome, event_outcome
+from streams.retry import GiveUp, decide
 from streams.routing import route
 from streams.topics import Topics
 
@@ -41,6 +45,14 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
+class Ledger(Protocol):
+    """Final outcomes, written once and read back: a delivered id is never sent again."""
+
+    def final(self, key: str) -> Status | None: ...
+
+    async def record(self, outcome: Outcome) -> None: ...
+
+
 @dataclass(frozen=True)
 class ConsumedRecord:
     topic: str
@@ -56,33 +68,61 @@ class ConsumedRecord:
 
 
 class _Stage:
-    def __init__(self, topics: Topics, publisher: Publisher, clock: Clock) -> None:
+    def __init__(self, topics: Topics, publisher: Publisher, ledger: Ledger, clock: Clock) -> None:
         self.topics = topics
         self.publisher = publisher
+        self.ledger = ledger
         self.clock = clock
 
+    def already_final(self, key: str, record: ConsumedRecord) -> bool:
+        """True when ``key`` has its final outcome and this record must not change it: it was
+        delivered, or this is a second reading (crash, duplicate) rather than a replay from the DLQ."""
+        status = self.ledger.final(key)
+        if status is None:
+            return False
+        previous = Failure.from_headers(record.headers)
+        return status is Status.DELIVERED or not (previous and previous.replays)
+
     async def write_outcome(self, outcome: Outcome) -> None:
-        await self.publisher.publish(self.topics.outcomes, outcome.key(), outcome.to_json())
+        await self.ledger.record(outcome)
         metrics.OUTCOMES.labels(outcome.status.value).inc()
 
-    async def dead_letter(self, record: ConsumedRecord, letter: DeadLetter, outcome: Outcome) -> None:
-        """The original bytes go to the DLQ untouched, the reason in headers; then the outcome."""
+    async def dead_letter(self, record: ConsumedRecord, failure: Failure, outcome: Outcome) -> None:
+        """The original bytes go to the DLQ untouched, the history in headers; then the outcome."""
         await self.publisher.publish(
-            self.topics.dead_letter, record.key, record.value or b"", letter.headers()
+            self.topics.dead_letter, record.key, record.value or b"", failure.headers()
         )
-        metrics.DEAD_LETTERED.labels(letter.stage.value, letter.reason).inc()
+        metrics.DEAD_LETTERED.labels(failure.stage.value, failure.reason).inc()
         log.warning(
             "dead-lettered",
             extra=fields(
-                stage=letter.stage.value,
-                reason=letter.reason,
-                detail=letter.detail,
-                event_id=letter.event_id,
-                delivery_id=letter.delivery_id,
+                stage=failure.stage.value,
+                reason=failure.reason,
+                detail=failure.detail,
+                attempts=failure.attempts,
+                event_id=failure.event_id,
+                delivery_id=failure.delivery_id,
                 source=str(record.source),
             ),
         )
         await self.write_outcome(outcome)
+
+    def failure(
+        self, record: ConsumedRecord, stage: Stage, reason: str, detail: str, event_id: str | None = None
+    ) -> Failure:
+        """A first failure of ``record``, keeping the replay count of a record replayed from the DLQ."""
+        previous = Failure.from_headers(record.headers)
+        now = self.clock()
+        return Failure(
+            stage=stage,
+            reason=reason,
+            detail=detail,
+            origin=previous.origin if previous else record.source,
+            first_failed_at=now,
+            last_failed_at=now,
+            event_id=event_id,
+            replays=previous.replays if previous else 0,
+        )
 
 
 class RouterStage(_Stage):
@@ -92,9 +132,10 @@ class RouterStage(_Stage):
         catalog: Catalog,
         shops: Mapping[int, ShopRules],
         publisher: Publisher,
+        ledger: Ledger,
         clock: Clock = utc_now,
     ) -> None:
-        super().__init__(topics, publisher, clock)
+        super().__init__(topics, publisher, ledger, clock)
         self.catalog = catalog
         self.shops = shops
 
@@ -103,28 +144,24 @@ class RouterStage(_Stage):
         try:
             event = parse_event(record.value)
         except EventRejected as exc:
-            letter = DeadLetter(
-                stage=Stage.PARSE,
-                reason=exc.reason.value,
-                detail=exc.detail,
-                source=record.source,
-                failed_at=self.clock(),
+            if self.already_final(str(record.source), record):
+                return
+            failure = self.failure(record, Stage.PARSE, exc.reason.value, exc.detail)
+            await self.dead_letter(
+                record, failure, event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
             )
-            await self.dead_letter(record, letter, letter.outcome())
             return
+        if self.already_final(event.id, record):
+            return  # read again after a crash: its skip or dead letter is written already
         try:
             routing = route(event, record.source, self.shops.get(event.shop_id), self.catalog, self.clock())
         except Exception as exc:  # a routing bug must dead-letter the event, not lose it
             log.exception("routing failed", extra=fields(event_id=event.id, source=str(record.source)))
-            letter = DeadLetter(
-                stage=Stage.ROUTE,
-                reason="internal_error",
-                detail=repr(exc),
-                source=record.source,
-                failed_at=self.clock(),
-                event_id=event.id,
+            failure = self.failure(record, Stage.ROUTE, "internal_error", repr(exc), event.id)
+            outcome = event_outcome(
+                Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=event.shop_id
             )
-            await self.dead_letter(record, letter, letter.outcome(shop_id=event.shop_id))
+            await self.dead_letter(record, failure, outcome)
             return
         for delivery in routing.deliveries:
             await self.publisher.publish(
@@ -144,13 +181,13 @@ class RouterStage(_Stage):
         )
         if not routing.deliveries:
             await self.write_outcome(
-                Outcome(
-                    status=Status.SKIPPED,
+                event_outcome(
+                    Status.SKIPPED,
+                    reasons or "nothing to send",
+                    record.source,
+                    self.clock(),
                     event_id=event.id,
                     shop_id=event.shop_id,
-                    reason=reasons,
-                    source=record.source,
-                    at=self.clock(),
                 )
             )
 
@@ -161,29 +198,121 @@ class SenderStage(_Stage):
         topics: Topics,
         channels: Mapping[ChannelName, Channel],
         publisher: Publisher,
+        ledger: Ledger,
         clock: Clock = utc_now,
+        rand: Callable[[], float] = random.random,
     ) -> None:
-        super().__init__(topics, publisher, clock)
+        super().__init__(topics, publisher, ledger, clock)
         self.channels = channels
+        self.rand = rand
 
     async def handle(self, record: ConsumedRecord) -> None:
         try:
             delivery = Delivery.model_validate_json(record.value or b"")
         except ValidationError as exc:
-            letter = DeadLetter(
-                stage=Stage.SEND,
-                reason="invalid_delivery",
-                detail=str(exc)[:500],
-                source=record.source,
-                failed_at=self.clock(),
+            failure = self.failure(record, Stage.SEND, "invalid_delivery", str(exc)[:500])
+            await self.dead_letter(
+                record, failure, event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
             )
-            await self.dead_letter(record, letter, letter.outcome())
+            return
+        previous = Failure.from_headers(record.headers)
+        if self.already_final(delivery.delivery_id, record):
+            metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
+            log.info(
+                "already final, not sent again",
+                extra=fields(
+                    delivery_id=delivery.delivery_id,
+                    event_id=delivery.event_id,
+                    source=str(record.source),
+                    status=self.ledger.final(delivery.delivery_id),
+                ),
+            )
             return
         result = await self._send(delivery)
+        self._count(delivery, result)
+        if result.ok:
+            await self.write_outcome(
+                delivery_outcome(
+                    delivery,
+                    result,
+                    self.clock(),
+                    attempts=(previous.attempts if previous else 0) + 1,
+                    replayed=bool(previous and previous.replays),
+                )
+            )
+            return
+        await self._after_failure(record, delivery, result, previous)
+
+    async def _after_failure(
+        self, record: ConsumedRecord, delivery: Delivery, result: SendResult, previous: Failure | None
+    ) -> None:
+        now = self.clock()
+        reason, detail = str(result.error_class), result.reason or ""
+        failure = (
+            previous.again(
+                reason=reason,
+                detail=detail,
+                at=now,
+                error_class=result.error_class,
+                provider_code=result.code,
+            )
+            if previous
+            else Failure(
+                stage=Stage.SEND,
+                reason=reason,
+                detail=detail,
+                origin=record.source,
+                first_failed_at=now,
+                last_failed_at=now,
+                event_id=delivery.event_id,
+                delivery_id=delivery.delivery_id,
+                error_class=result.error_class,
+                provider_code=result.code,
+            )
+        )
+        retry = self.topics.spec.retry
+        decision = decide(
+            result,
+            failure.attempts,
+            retry.tiers,
+            unknown_code_max_retries=retry.unknown_code_max_retries,
+            jitter=retry.jitter,
+            now=now,
+            rand=self.rand(),
+        )
+        if isinstance(decision, GiveUp):
+            failure = failure.model_copy(update={"reason": decision.reason})
+            await self.dead_letter(
+                record,
+                failure,
+                delivery_outcome(
+                    delivery, result, now, attempts=failure.attempts, replayed=bool(failure.replays)
+                ),
+            )
+            return
+        scheduled = failure.model_copy(update={"due_at": decision.due_at})
+        topic = self.topics.retry_topic(delivery.channel, decision.tier)
+        await self.publisher.publish(topic, record.key, record.value or b"", scheduled.headers())
+        metrics.RETRIES_SCHEDULED.labels(delivery.channel.value, decision.tier.name).inc()
+        log.info(
+            "retry scheduled",
+            extra=fields(
+                delivery_id=delivery.delivery_id,
+                event_id=delivery.event_id,
+                channel=delivery.channel.value,
+                tier=decision.tier.name,
+                attempts=failure.attempts,
+                code=result.code,
+                due_at=decision.due_at.isoformat(),
+            ),
+        )
+
+    def _count(self, delivery: Delivery, result: SendResult) -> None:
         metrics.DELIVERIES.labels(
             delivery.channel.value, "delivered" if result.ok else str(result.error_class)
         ).inc()
-        outcome = delivery_outcome(delivery, result, self.clock())
+        if result.unknown_code:
+            metrics.UNKNOWN_PROVIDER_CODES.labels(delivery.channel.value, str(result.code)).inc()
         log.info(
             "sent" if result.ok else "send failed",
             extra=fields(
@@ -195,24 +324,8 @@ class SenderStage(_Stage):
                 recipient=delivery.recipient,
                 code=result.code,
                 reason=result.reason,
-                source=str(record.source),
             ),
         )
-        if result.ok:
-            await self.write_outcome(outcome)
-            return
-        letter = DeadLetter(
-            stage=Stage.SEND,
-            reason=str(result.error_class),
-            detail=result.reason or "",
-            source=record.source,
-            failed_at=self.clock(),
-            event_id=delivery.event_id,
-            delivery_id=delivery.delivery_id,
-            error_class=result.error_class,
-            provider_code=result.code,
-        )
-        await self.dead_letter(record, letter, outcome)
 
     async def _send(self, delivery: Delivery) -> SendResult:
         channel = self.channels.get(delivery.channel)

@@ -35,6 +35,10 @@ class RetryTopics(Frozen):
     partitions: int = Field(ge=1)
     config: dict[str, str] = Field(default_factory=dict)
     tiers: list[RetryTier] = Field(min_length=1)
+    jitter: float = Field(default=0.1, ge=0, le=1, description="delays are stretched by up to this fraction")
+    unknown_code_max_retries: int = Field(
+        default=1, ge=0, description="tiers an unknown provider code may use"
+    )
 
 
 class Defaults(Frozen):

@@ -10,11 +10,12 @@ partition visibly instead of losing the record.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 import faust
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducerDriver
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,14 +24,29 @@ from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
 from streams import metrics
 from streams.catalog import load_catalog, load_shop_rules
+from streams.failures import Headers
+from streams.forwarder import RetryForwarder
+from streams.ledger import OutcomeLedger
 from streams.logs import fields, get_logger, logging_config
-from streams.outcomes import Headers
 from streams.settings import Settings
 from streams.stages import ConsumedRecord, RouterStage, SenderStage
 from streams.topics import Topics, load_topics
 
 log = get_logger("worker")
 MAX_BACKOFF_SECONDS = 30.0
+
+
+class IdempotentProducer(AIOKafkaProducerDriver):
+    """faust's aiokafka producer with idempotence on (faust enables it only for transactions):
+    a produce retried after a lost acknowledgement is not written twice."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class NotifyApp(faust.App):
+    def _new_producer(self) -> Any:
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
 class FaustPublisher:
@@ -109,13 +125,23 @@ def channels_config(settings: Settings) -> ChannelsConfig:
     )
 
 
+def retry_routes(topics: Topics, channels: Channels) -> dict[str, str]:
+    """Every retry topic of a configured channel, and the send topic its records go back to."""
+    return {
+        topics.retry_topic(channel, tier): topics.send_topic(channel)
+        for channel in channels.by_name
+        for tier in topics.spec.retry.tiers
+    }
+
+
 def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
     """The faust app with its agents and pages, ready for ``faust.Worker``."""
     topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
     catalog = load_catalog(settings.config_dir / "catalog.yaml")
     shops = load_shop_rules(settings.config_dir / "shops", catalog)
-    app = faust.App(
-        settings.topic_prefix + settings.app_id,
+    app_id = settings.topic_prefix + settings.app_id
+    app = NotifyApp(
+        app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
@@ -127,14 +153,20 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=settings.kafka_session_timeout / 10,
         logging_config=logging_config(settings.log_level),
     )
     publisher = FaustPublisher(app)
-    router = RouterStage(topics, catalog, shops, publisher)
+    ledger = OutcomeLedger(settings.kafka_bootstrap_servers, topics.outcomes, publisher)
+    router = RouterStage(topics, catalog, shops, publisher, ledger)
     channels = Channels(channels_config(settings))
-    sender = SenderStage(topics, channels.by_name, publisher)
-    _register_agents(app, topics, router, sender)
-    _register_pages(app)
+    sender = SenderStage(topics, channels.by_name, publisher, ledger)
+    forwarder = RetryForwarder(
+        settings.kafka_bootstrap_servers, f"{app_id}-retry", retry_routes(topics, channels)
+    )
+    _register_agents(app, topics, router, sender, ledger)
+    _register_pages(app, ledger)
 
     async def announce() -> None:
         log.info(
@@ -147,15 +179,21 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
         )
 
     app.task(announce)
+    app.task(ledger.run)
+    app.task(forwarder.run)
 
     @app.on_before_shutdown.connect
     async def close_channels(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await forwarder.stop()
+        await ledger.stop()
         await channels.close()
 
     return app
 
 
-def _register_agents(app: faust.App, topics: Topics, router: RouterStage, sender: SenderStage) -> None:
+def _register_agents(
+    app: faust.App, topics: Topics, router: RouterStage, sender: SenderStage, ledger: OutcomeLedger
+) -> None:
     events = app.topic(*topics.event_topics, key_serializer="raw", value_serializer="raw")
     send_topics = [topics.send_topic(channel) for channel in sender.channels]
     deliveries = app.topic(*send_topics, key_serializer="raw", value_serializer="raw")
@@ -167,6 +205,7 @@ def _register_agents(app: faust.App, topics: Topics, router: RouterStage, sender
 
     @app.agent(deliveries, name="sender")
     async def send_deliveries(stream: faust.StreamT[Any]) -> None:
+        await ledger.wait_ready()  # never send before knowing what was delivered already
         async for event in stream.events():
             await handle_until_done("send", sender.handle, consumed(event.message))
 
@@ -176,16 +215,15 @@ class MetricsView(View):
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-class ReadyView(View):
-    """200 once the worker has joined its group and holds partitions; 503 while (re)balancing."""
+def _register_pages(app: faust.App, ledger: OutcomeLedger) -> None:
+    class ReadyView(View):
+        """200 once the worker holds partitions and has loaded its ledger; 503 until then."""
 
-    async def get(self, request: Request) -> Response:
-        assigned = self.app.consumer.assignment() if self.app.consumer else set()
-        ready = bool(assigned) and not self.app.rebalancing
-        body = {"ready": ready, "partitions": len(assigned)}
-        return self.json(body, status=200 if ready else 503)
+        async def get(self, request: Request) -> Response:
+            assigned = self.app.consumer.assignment() if self.app.consumer else set()
+            ready = bool(assigned) and not self.app.rebalancing and ledger.is_ready
+            body = {"ready": ready, "partitions": len(assigned), "ledger_loaded": ledger.is_ready}
+            return self.json(body, status=200 if ready else 503)
 
-
-def _register_pages(app: faust.App) -> None:
     app.page("/metrics")(MetricsView)
     app.page("/readyz")(ReadyView)

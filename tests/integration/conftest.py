@@ -6,9 +6,11 @@ Topics get a per-session prefix so that runs never see each other's records.
 from __future__ import annotations
 
 import json
+import shutil
+import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 
 from streams.admin import ensure_topics
 from streams.demo import all_settled, group_outcomes, source_of
-from streams.local_stack import Service, running_stack
+from streams.local_stack import Service, running_stack, sandbox_channel_env, start_worker
 from streams.outcomes import Outcome
 from streams.publish import Published, publish_values
 from streams.reading import ReadRecord, end_offsets, read_until
@@ -27,12 +29,49 @@ from tests.factories import ROOT
 SETTLE_SECONDS = 60.0
 
 
+FAST_TIERS = "".join(["  tiers:\n"] + [f"    - {{name: {n}s, delay_seconds: {n}}}\n" for n in (1, 2, 3)])
+
+
+def fast_retry_config(target: Path) -> Path:
+    """config/ with retry tiers of 1, 2 and 3 seconds instead of 10 s, 1 min and 10 min."""
+    shutil.copytree(ROOT / "config", target)
+    spec = (target / "topics.yaml").read_text()
+    start = spec.index("  tiers:\n")
+    end = spec.index("\n\n", start) + 1
+    (target / "topics.yaml").write_text(spec[:start] + FAST_TIERS + spec[end:])
+    return target
+
+
 @dataclass
 class Pipeline:
     bootstrap: str
     topics: Topics
     sandbox: Service
     worker: Service
+    worker_env: dict[str, str]
+    log_dir: Path
+
+    def restart_worker(self, sig: int) -> None:
+        """Stop the worker with ``sig`` (SIGKILL: a crash) and start a new one in its place."""
+        self.worker.stop(sig)
+        self.worker = start_worker(self.log_dir, self.worker_env, name=f"worker-{uuid.uuid4().hex[:4]}")
+
+    def add_fault(self, **fault: object) -> None:
+        request = urllib.request.Request(
+            f"{self.sandbox.url}/__sandbox__/faults",
+            data=json.dumps(fault).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def sandbox_requests(self, path: str) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(
+            f"{self.sandbox.url}/__sandbox__/requests?path={path}", timeout=5
+        ) as reply:
+            calls: list[dict[str, Any]] = json.load(reply)
+            return calls
 
     def publish(self, values: list[bytes]) -> list[Published]:
         return publish_values(self.bootstrap, self.topics, values)
@@ -50,6 +89,32 @@ class Pipeline:
     def dead_letters_from(self, start: dict[int, int], count: int) -> list[ReadRecord]:
         return read_until(
             self.bootstrap, self.topics.dead_letter, start, lambda rs: len(rs) >= count, SETTLE_SECONDS
+        )
+
+    def outcomes_from(self, start: dict[int, int], wanted: Callable[[Outcome], bool]) -> list[ReadRecord]:
+        """Outcome records written after ``start`` that ``wanted`` picks, once there is one."""
+
+        def picked(records: list[ReadRecord]) -> list[ReadRecord]:
+            return [r for r in records if wanted(Outcome.model_validate_json(r.value))]
+
+        return picked(
+            read_until(
+                self.bootstrap, self.topics.outcomes, start, lambda rs: bool(picked(rs)), SETTLE_SECONDS
+            )
+        )
+
+    def wait_for_metric_above(self, name: str, before: float, timeout: float = 30.0) -> None:
+        """Wait until the worker's counter ``name`` (summed over labels) is above ``before``."""
+        deadline = time.monotonic() + timeout
+        while self.metric_total(name) <= before:
+            assert time.monotonic() < deadline, f"{name} did not increase"
+            time.sleep(0.2)
+
+    def metric_total(self, name: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in self.metrics().splitlines()
+            if line.startswith(name + "{")
         )
 
     def sandbox_messages(self, channel: str = "") -> list[dict[str, Any]]:
@@ -72,9 +137,19 @@ def session_prefix() -> str:
 def pipeline(
     kafka_bootstrap: str, session_prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
-    topics = load_topics(ROOT / "config" / "topics.yaml", session_prefix)
+    config = fast_retry_config(tmp_path_factory.mktemp("config") / "config")
+    topics = load_topics(config / "topics.yaml", session_prefix)
     ensure_topics(kafka_bootstrap, topics.all())
     log_dir: Path = tmp_path_factory.mktemp("stack")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "MALL_NOTIFY_TOPIC_PREFIX": session_prefix}
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MALL_NOTIFY_TOPIC_PREFIX": session_prefix,
+        "MALL_NOTIFY_CONFIG_DIR": str(config),
+        "MALL_NOTIFY_KAFKA_SESSION_TIMEOUT": "6",
+    }
     with running_stack(log_dir, env) as (sandbox, worker):
-        yield Pipeline(kafka_bootstrap, topics, sandbox, worker)
+        pipeline = Pipeline(
+            kafka_bootstrap, topics, sandbox, worker, {**sandbox_channel_env(sandbox.url), **env}, log_dir
+        )
+        yield pipeline
+        pipeline.worker.stop()

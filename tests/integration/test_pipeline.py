@@ -9,7 +9,8 @@ import pytest
 from confluent_kafka import Producer
 
 from channels.base import ChannelName, Delivery
-from streams.outcomes import Outcome, header_map
+from streams.failures import header_map
+from streams.outcomes import Outcome
 from streams.reading import end_offsets, read_until
 from tests.factories import UNFOLLOWED_OPENID, delivery, payment_event, to_bytes, with_changes
 from tests.integration.conftest import Pipeline
@@ -81,12 +82,12 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_origin(
     [letter] = pipeline.dead_letters_from(start, 1)
     assert letter.value == raw, "the DLQ keeps the original bytes"
     headers = header_map(letter.headers)
-    assert headers["x-dlq-stage"] == "parse"
-    assert headers["x-dlq-reason"] == reason
-    assert headers["x-dlq-source-topic"] == published.topic
-    assert headers["x-dlq-source-partition"] == str(published.partition)
-    assert headers["x-dlq-source-offset"] == str(published.offset)
-    assert headers["x-dlq-detail"]
+    assert headers["x-notify-stage"] == "parse"
+    assert headers["x-notify-reason"] == reason
+    assert headers["x-notify-origin-topic"] == published.topic
+    assert headers["x-notify-origin-partition"] == str(published.partition)
+    assert headers["x-notify-origin-offset"] == str(published.offset)
+    assert headers["x-notify-detail"]
     [outcome] = outcomes[f"{published.topic}[{published.partition}]@{published.offset}"]
     assert outcome.status.value == "dead_lettered"
     after = _metric(pipeline.metrics(), "mall_notify_dead_lettered_total", stage="parse", reason=reason)
@@ -101,10 +102,19 @@ def test_a_user_who_unfollowed_is_dead_lettered_with_wechats_code(pipeline: Pipe
     assert (outcome.status.value, outcome.provider_code) == ("dead_lettered", "43004")
     [letter] = pipeline.dead_letters_from(start, 1)
     headers = header_map(letter.headers)
-    assert headers["x-dlq-stage"] == "send"
-    assert headers["x-dlq-error-class"] == "permanent"
-    assert headers["x-dlq-event-id"] == event["id"]
+    assert headers["x-notify-stage"] == "send"
+    assert headers["x-notify-reason"] == "permanent"
+    assert headers["x-notify-error-class"] == "permanent"
+    assert headers["x-notify-provider-code"] == "43004"
+    assert headers["x-notify-event-id"] == event["id"]
+    assert headers["x-notify-attempts"] == "1"
     assert orjson.loads(letter.value)["delivery_id"] == outcome.delivery_id
+    sends = [
+        r
+        for r in pipeline.sandbox_requests("/cgi-bin/message/template/send")
+        if r["body"]["client_msg_id"] == outcome.delivery_id
+    ]
+    assert len(sends) == 1, "a permanent error is not retried"
 
 
 def test_the_worker_keeps_going_after_bad_input(pipeline: Pipeline) -> None:
