@@ -10,10 +10,10 @@ KAFKA := deploy/kafka-local/kafka.sh
 WITH_BROKER := deploy/kafka-local/with-broker.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint typecheck pytest test-unit test-integration kafka-up kafka-down kafka-status clean
+.PHONY: help venv demo test bench lint typecheck pytest test-unit test-integration kafka-up kafka-down kafka-status clean
 
 help:
-	@echo "make demo | test | test-unit | test-integration | lint | typecheck | kafka-up | kafka-down | clean"
+	@echo "make demo | test | test-unit | test-integration | bench | lint | typecheck | kafka-up | kafka-down | clean"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: venv
 	$(WITH_BROKER) $(BIN)/mall-notify demo
 
 test: lint typecheck pytest
+
+# Throughput and retry lateness on the local broker; writes docs/BENCHMARKS.md.
+bench: venv
+	$(WITH_BROKER) $(BIN)/python bench/pipeline_bench.py
 
 lint: venv
 	$(BIN)/ruff check .

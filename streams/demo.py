@@ -45,9 +45,26 @@ def settled(outcomes: list[Outcome]) -> bool:
     return bool(outcomes) and len({o.delivery_id for o in outcomes}) >= outcomes[0].fanout
 
 
-def all_settled(published: list[Published], records: list[ReadRecord]) -> bool:
-    grouped = group_outcomes(records)
-    return all(settled(grouped.get(source_of(p), [])) for p in published)
+class Settlement:
+    """Whether every published event has its final outcome(s), updated record by record as the
+    outcomes topic is read (so waiting for thousands of events stays linear)."""
+
+    def __init__(self, published: list[Published]) -> None:
+        self.pending = {source_of(p) for p in published}
+        self._outcomes: dict[str, list[Outcome]] = {}
+        self._seen = 0
+
+    def __call__(self, records: list[ReadRecord]) -> bool:
+        for record in records[self._seen :]:
+            outcome = Outcome.model_validate_json(record.value)
+            source = str(outcome.source)
+            if source in self.pending:
+                outcomes = self._outcomes.setdefault(source, [])
+                outcomes.append(outcome)
+                if settled(outcomes):
+                    self.pending.discard(source)
+        self._seen = len(records)
+        return not self.pending
 
 
 def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
@@ -80,9 +97,7 @@ def run_demo(settings: Settings, samples: Path, console: Console) -> int:
         events = fresh_events(samples.read_bytes().splitlines(), run=uuid.uuid4().hex[:6])
         published = publish_values(bootstrap, topics, events)
         console.print(f"published {len(published)} sample events from {samples.relative_to(PROJECT_ROOT)}")
-        records = read_until(
-            bootstrap, topics.outcomes, start, lambda rs: all_settled(published, rs), SETTLE_TIMEOUT_SECONDS
-        )
+        records = read_until(bootstrap, topics.outcomes, start, Settlement(published), SETTLE_TIMEOUT_SECONDS)
         messages = _sandbox_messages(sandbox.url)
     everything = group_outcomes(records)  # may hold late outcomes of events published before this run
     grouped = {source_of(p): everything.get(source_of(p), []) for p in published}

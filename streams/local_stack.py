@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,17 @@ def sandbox_channel_env(sandbox_url: str) -> dict[str, str]:
         "MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID": SANDBOX_ALIYUN_KEY[0],
         "MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET": SANDBOX_ALIYUN_KEY[1],
     }
+
+
+def config_with_tiers(target: Path, delays: tuple[int, ...]) -> Path:
+    """A copy of config/ whose retry tiers wait ``delays`` seconds (tests and benchmarks)."""
+    shutil.copytree(PROJECT_ROOT / "config", target)
+    spec = (target / "topics.yaml").read_text()
+    start = spec.index("  tiers:\n")
+    end = spec.index("\n\n", start) + 1
+    tiers = "".join(f"    - {{name: {d}s, delay_seconds: {d}}}\n" for d in delays)
+    (target / "topics.yaml").write_text(spec[:start] + "  tiers:\n" + tiers + spec[end:])
+    return target
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ Topics get a per-session prefix so that runs never see each other's records.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 import uuid
@@ -18,28 +17,14 @@ from typing import Any
 import pytest
 
 from streams.admin import ensure_topics
-from streams.demo import all_settled, group_outcomes, source_of
-from streams.local_stack import Service, running_stack, sandbox_channel_env, start_worker
+from streams.demo import Settlement, group_outcomes, source_of
+from streams.local_stack import Service, config_with_tiers, running_stack, sandbox_channel_env, start_worker
 from streams.outcomes import Outcome
 from streams.publish import Published, publish_values
 from streams.reading import ReadRecord, end_offsets, read_until
 from streams.topics import Topics, load_topics
-from tests.factories import ROOT
 
 SETTLE_SECONDS = 60.0
-
-
-FAST_TIERS = "".join(["  tiers:\n"] + [f"    - {{name: {n}s, delay_seconds: {n}}}\n" for n in (1, 2, 3)])
-
-
-def fast_retry_config(target: Path) -> Path:
-    """config/ with retry tiers of 1, 2 and 3 seconds instead of 10 s, 1 min and 10 min."""
-    shutil.copytree(ROOT / "config", target)
-    spec = (target / "topics.yaml").read_text()
-    start = spec.index("  tiers:\n")
-    end = spec.index("\n\n", start) + 1
-    (target / "topics.yaml").write_text(spec[:start] + FAST_TIERS + spec[end:])
-    return target
 
 
 @dataclass
@@ -81,7 +66,7 @@ class Pipeline:
         start = end_offsets(self.bootstrap, self.topics.outcomes)
         published = self.publish(values)
         records = read_until(
-            self.bootstrap, self.topics.outcomes, start, lambda rs: all_settled(published, rs), SETTLE_SECONDS
+            self.bootstrap, self.topics.outcomes, start, Settlement(published), SETTLE_SECONDS
         )
         grouped = group_outcomes(records)
         return published, {source_of(p): grouped.get(source_of(p), []) for p in published}
@@ -137,7 +122,7 @@ def session_prefix() -> str:
 def pipeline(
     kafka_bootstrap: str, session_prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
-    config = fast_retry_config(tmp_path_factory.mktemp("config") / "config")
+    config = config_with_tiers(tmp_path_factory.mktemp("config") / "config", (1, 2, 3))
     topics = load_topics(config / "topics.yaml", session_prefix)
     ensure_topics(kafka_bootstrap, topics.all())
     log_dir: Path = tmp_path_factory.mktemp("stack")
