@@ -7,9 +7,10 @@ or a shop rule on a channel its scene does not allow, is refused with a message 
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,25 +34,46 @@ class Variable(Frozen):
     label: str
     source: str = Field(pattern=r"^[a-z_]+(\.[a-z_0-9]+)*$", description="dotted path into the event")
     format: ValueFormat = ValueFormat.TEXT
+    default: str | None = Field(default=None, description="shown when the event has no value")
 
 
 class TemplateDefinition(Frozen):
     library_id: str
     title: str
     fields: dict[str, str] = Field(min_length=1)
+    link: str | None = Field(default=None, description="OA url or MP page, with {variable} placeholders")
 
     def placeholders(self) -> set[str]:
-        return {name for text in self.fields.values() for name in _placeholders(text)}
+        texts = [*self.fields.values(), self.link or ""]
+        return {name for text in texts for name in _placeholders(text)}
+
+
+Kind = Literal["basic", "marketing", "verification_code", "seller"]
+ONLY_CHANNEL: dict[str, ChannelName] = {
+    "marketing": ChannelName.WECHAT_OA,  # 营销通知目前仅支持公众号消息通知
+    "verification_code": ChannelName.ALIYUN_SMS,
+    "seller": ChannelName.WECHAT_OA,  # 卖家通知仅支持公众号模板消息通知
+}
+WECHAT = frozenset({ChannelName.WECHAT_OA, ChannelName.WECHAT_MP})
 
 
 class Scene(Frozen):
     title: str
     audience: Literal["buyer", "seller"]
-    kind: Literal["basic", "marketing", "verification_code", "seller"]
+    kind: Kind
     trigger: str
+    when: dict[str, str] = Field(default_factory=dict, description="dotted path -> value the event must have")
+    recipient: str = Field(pattern=r"^data\.[a-z_]+$", description="dotted path to the party to notify")
     channels: list[ChannelName] = Field(min_length=1)
     variables: dict[str, Variable]
     default_templates: dict[ChannelName, TemplateDefinition]
+
+    @model_validator(mode="after")
+    def _channels_follow_the_product_rules(self) -> Self:
+        only = ONLY_CHANNEL.get(self.kind)
+        if only is not None and self.channels != [only]:
+            raise ValueError(f"channels: {self.kind} notices go by {only.value} only")
+        return self
 
     @model_validator(mode="after")
     def _templates_use_known_variables(self) -> Self:
@@ -61,9 +83,7 @@ class Scene(Frozen):
             unknown = template.placeholders() - self.variables.keys()
             if unknown:
                 raise ValueError(f"default_templates.{channel.value}: unknown variables {sorted(unknown)}")
-            untyped = [
-                key for key in template.fields if channel is ChannelName.WECHAT_OA and not value_type(key)
-            ]
+            untyped = [key for key in template.fields if channel in WECHAT and not value_type(key)]
             if untyped:
                 raise ValueError(
                     f"default_templates.{channel.value}: keywords without a WeChat type {untyped}"
@@ -74,8 +94,14 @@ class Scene(Frozen):
 class Catalog(Frozen):
     scenes: dict[str, Scene]
 
-    def scenes_for(self, event_type: str) -> list[tuple[str, Scene]]:
-        return [(scene_id, scene) for scene_id, scene in self.scenes.items() if scene.trigger == event_type]
+    def scenes_for(self, event_type: str, document: Mapping[str, Any]) -> list[tuple[str, Scene]]:
+        """The scenes an event fires: its type is their trigger and it has their ``when`` values."""
+        return [
+            (scene_id, scene)
+            for scene_id, scene in self.scenes.items()
+            if scene.trigger == event_type
+            and all(str(lookup(document, path)) == value for path, value in scene.when.items())
+        ]
 
 
 class ChannelRule(Frozen):
@@ -88,14 +114,41 @@ class WeChatAccount(Frozen):
     appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{8,30}$")
 
 
+class SmsAccount(Frozen):
+    signature: str = Field(
+        min_length=2, max_length=12, description="the shop's active, approved SMS signature"
+    )
+
+
 class ShopRules(Frozen):
     shop_id: int = Field(gt=0)
     name: str
     wechat_oa: WeChatAccount | None = None
+    wechat_mp: WeChatAccount | None = None
+    sms: SmsAccount | None = None
     scenes: dict[str, dict[ChannelName, ChannelRule]] = Field(default_factory=dict)
 
     def rule(self, scene_id: str, channel: ChannelName) -> ChannelRule | None:
         return self.scenes.get(scene_id, {}).get(channel)
+
+    def account(self, channel: ChannelName) -> str | None:
+        """The shop's provider account on a channel: OA / MP appid, or SMS signature."""
+        accounts = {
+            ChannelName.WECHAT_OA: self.wechat_oa.appid if self.wechat_oa else None,
+            ChannelName.WECHAT_MP: self.wechat_mp.appid if self.wechat_mp else None,
+            ChannelName.ALIYUN_SMS: self.sms.signature if self.sms else None,
+        }
+        return accounts[channel]
+
+
+def lookup(document: Mapping[str, Any], path: str) -> object | None:
+    """Follow a dotted path (``data.buyer.user_id``) into nested mappings; None when absent."""
+    node: object = document
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 class ConfigError(Exception):
@@ -118,8 +171,11 @@ def _describe(path: Path, exc: ValidationError) -> ConfigError:
 
 
 def load_catalog(path: Path) -> Catalog:
+    document = _load_yaml(path)
+    if isinstance(document, dict):  # top-level keys starting with _ only hold YAML anchors
+        document = {key: value for key, value in document.items() if not str(key).startswith("_")}
     try:
-        return Catalog.model_validate(_load_yaml(path))
+        return Catalog.model_validate(document)
     except ValidationError as exc:
         raise _describe(path, exc) from None
 
@@ -147,7 +203,7 @@ def _check_against_catalog(path: Path, shop: ShopRules, catalog: Catalog) -> Non
                 raise ConfigError(
                     f"{path}: scenes.{scene_id}.{channel.value}: channel not allowed for this scene"
                 )
-            if channel is ChannelName.WECHAT_OA and shop.wechat_oa is None:
+            if shop.account(channel) is None:
                 raise ConfigError(
-                    f"{path}: scenes.{scene_id}.{channel.value}: the shop has no wechat_oa.appid"
+                    f"{path}: scenes.{scene_id}.{channel.value}: the shop has no {channel.value} account"
                 )

@@ -118,7 +118,7 @@ def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]
         "event",
         "shop",
         "outcome",
-        "channel",
+        "scene / channel",
         "why / provider answer",
         title="What happened to each event",
     )
@@ -127,17 +127,17 @@ def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]
         outcomes = grouped.get(source_of(event)) or []
         if not outcomes:
             table.add_row(str(number), name, "", "[red]no outcome (timed out)[/]", "", source_of(event))
-        for outcome in outcomes:
-            style = STATUS_STYLE[outcome.status]
+        for index, outcome in enumerate(outcomes):
             detail = outcome.reason or ("sent" if outcome.status is Status.DELIVERED else "")
             if outcome.provider_code:
                 detail = f"{outcome.provider_code} {detail}"
+            where = f"{outcome.scene}\n{outcome.channel.value}" if outcome.scene and outcome.channel else ""
             table.add_row(
-                str(number),
-                name,
+                str(number) if index == 0 else "",
+                name if index == 0 else "",
                 str(outcome.shop_id or ""),
-                f"[{style}]{outcome.status.value}[/]",
-                outcome.channel.value if outcome.channel else "",
+                f"[{STATUS_STYLE[outcome.status]}]{outcome.status.value}[/]",
+                where,
                 detail,
             )
     return table
@@ -151,6 +151,12 @@ def _print_summary(
     console.print(
         f"dead letters are in [bold]{topics.dead_letter}[/], outcomes in [bold]{topics.outcomes}[/]"
     )
-    console.print(f"the WeChat sandbox accepted {len(messages)} template messages; the first one:")
-    if messages:
-        console.print_json(data=messages[0]["body"])
+    by_channel = Counter(str(message["channel"]) for message in messages)
+    console.print(
+        "the sandbox accepted: " + ", ".join(f"{n} {channel}" for channel, n in sorted(by_channel.items()))
+    )
+    for channel, payload in (("wechat_oa", "body"), ("aliyun_sms", "query")):
+        first = next((message for message in messages if message["channel"] == channel), None)
+        if first is not None:
+            console.print(f"the first {channel} request it received:")
+            console.print_json(data=first[payload])

@@ -63,6 +63,58 @@ class ShipmentDispatched(Model):
     shipped_at: AwareDatetime
 
 
+class OrderRefunded(Model):
+    order_no: Text
+    buyer: Party
+    seller: Party | None = None
+    goods_name: Text
+    refund_amount_fen: Fen
+    reason: Text | None = None
+    refunded_at: AwareDatetime
+
+
+class RefundRequested(Model):
+    """A buyer asks the seller for a refund (维权)."""
+
+    order_no: Text
+    buyer: Party
+    seller: Party
+    goods_name: Text
+    refund_amount_fen: Fen
+    reason: Text | None = None
+    requested_at: AwareDatetime
+
+
+class WithdrawalSucceeded(Model):
+    buyer: Party
+    amount_fen: Fen
+    account: Text = Field(description="where the money went, e.g. 微信零钱")
+    withdrawn_at: AwareDatetime
+
+
+class RechargeSucceeded(Model):
+    buyer: Party
+    amount_fen: Fen
+    balance_fen: Fen
+    recharged_at: AwareDatetime
+
+
+class CouponIssued(Model):
+    buyer: Party
+    coupon_name: Text
+    coupon_value: Text = Field(description="what the coupon is worth, as shown to buyers, e.g. 满100减20")
+    expires_at: AwareDatetime
+
+
+class CodeRequested(Model):
+    """A verification code was generated for a user (the account service keeps the code itself)."""
+
+    user: Party
+    purpose: Literal["register", "reset_password", "login"]
+    code: Annotated[str, Field(pattern=r"^\d{4,8}$")]
+    expires_in_minutes: int = Field(default=5, ge=1, le=60)
+
+
 class Envelope(Model):
     specversion: Literal["1.0"]
     id: Text
@@ -88,13 +140,58 @@ class ShipmentDispatchedEvent(Envelope):
     data: ShipmentDispatched
 
 
+class OrderRefundedEvent(Envelope):
+    type: Literal["order.refunded"]
+    data: OrderRefunded
+
+
+class RefundRequestedEvent(Envelope):
+    type: Literal["order.refund_requested"]
+    data: RefundRequested
+
+
+class WithdrawalSucceededEvent(Envelope):
+    type: Literal["wallet.withdrawal_succeeded"]
+    data: WithdrawalSucceeded
+
+
+class RechargeSucceededEvent(Envelope):
+    type: Literal["wallet.recharge_succeeded"]
+    data: RechargeSucceeded
+
+
+class CouponIssuedEvent(Envelope):
+    type: Literal["coupon.issued"]
+    data: CouponIssued
+
+
+class CodeRequestedEvent(Envelope):
+    type: Literal["auth.code_requested"]
+    data: CodeRequested
+
+
 Event = Annotated[
-    OrderSubmittedEvent | PaymentSucceededEvent | ShipmentDispatchedEvent, Field(discriminator="type")
+    OrderSubmittedEvent
+    | PaymentSucceededEvent
+    | ShipmentDispatchedEvent
+    | OrderRefundedEvent
+    | RefundRequestedEvent
+    | WithdrawalSucceededEvent
+    | RechargeSucceededEvent
+    | CouponIssuedEvent
+    | CodeRequestedEvent,
+    Field(discriminator="type"),
 ]
 EVENT_MODELS: dict[str, type[Envelope]] = {
     "order.submitted": OrderSubmittedEvent,
     "payment.succeeded": PaymentSucceededEvent,
     "shipment.dispatched": ShipmentDispatchedEvent,
+    "order.refunded": OrderRefundedEvent,
+    "order.refund_requested": RefundRequestedEvent,
+    "wallet.withdrawal_succeeded": WithdrawalSucceededEvent,
+    "wallet.recharge_succeeded": RechargeSucceededEvent,
+    "coupon.issued": CouponIssuedEvent,
+    "auth.code_requested": CodeRequestedEvent,
 }
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -36,18 +36,20 @@ def mask_identifier(value: str) -> str:
     return f"{value[:4]}***{value[-4:]}"
 
 
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) - {"msg"}
+
+
 class MaskingFilter(logging.Filter):
-    """Masks phone numbers in messages and identifiers in the well-known extra fields."""
+    """Masks identifiers in the well-known extra fields, and phone numbers and access tokens in
+    the message and every other text field (libraries put URLs in their own extras)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = mask_text(record.msg)
         if record.args:
             record.args = tuple(mask_text(a) if isinstance(a, str) else a for a in record.args)
-        for key in _SENSITIVE_KEYS & record.__dict__.keys():
+        for key in record.__dict__.keys() - _STANDARD:
             value = record.__dict__[key]
             if isinstance(value, str):
-                record.__dict__[key] = mask_identifier(value)
+                record.__dict__[key] = mask_identifier(value) if key in _SENSITIVE_KEYS else mask_text(value)
         return True
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from channels.wechat_values import fit
-from streams.catalog import TemplateDefinition, ValueFormat, Variable
+from streams.catalog import TemplateDefinition, ValueFormat, Variable, lookup
 
 MALL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -32,16 +32,6 @@ def format_value(raw: object, value_format: ValueFormat) -> str:
     return str(raw)
 
 
-def lookup(document: Mapping[str, Any], path: str) -> object | None:
-    """Follow a dotted path (``data.buyer.user_id``) into nested mappings; None when absent."""
-    node: object = document
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def variable_values(document: Mapping[str, Any], variables: Mapping[str, Variable]) -> dict[str, str]:
     """Every variable the event has a value for, formatted."""
     values = {}
@@ -49,6 +39,8 @@ def variable_values(document: Mapping[str, Any], variables: Mapping[str, Variabl
         raw = lookup(document, variable.source)
         if raw is not None and raw != "":
             values[name] = format_value(raw, variable.format)
+        elif variable.default is not None:
+            values[name] = variable.default
     return values
 
 
@@ -58,6 +50,10 @@ def render_fields(template: TemplateDefinition, values: Mapping[str, str]) -> di
     for keyword, text in template.fields.items():
         rendered[keyword] = fit(keyword, _fill(text, values))
     return rendered
+
+
+def render_link(template: TemplateDefinition, values: Mapping[str, str]) -> str | None:
+    return _fill(template.link, values) if template.link else None
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:

@@ -7,13 +7,15 @@ the reason, so that every event ends either in deliveries or in a skip a person 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from channels.base import ChannelName, Delivery, SourceRecord
-from streams.catalog import Catalog, Scene, ShopRules
-from streams.events import Envelope, Event, Party
-from streams.rendering import MissingVariable, render_fields, variable_values
+from streams.catalog import Catalog, Scene, ShopRules, lookup
+from streams.events import Envelope, Event
+from streams.rendering import MissingVariable, render_fields, render_link, variable_values
 
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2a4e-93d5-4b8e-a1f0-5d7c3e9b2a10")
 
@@ -45,6 +47,14 @@ class _Planned:
     recipient: str
     template_id: str
     fields: dict[str, str]
+    link: str | None
+
+
+ADDRESS_FIELD = {
+    ChannelName.WECHAT_OA: "oa_openid",
+    ChannelName.WECHAT_MP: "mp_openid",
+    ChannelName.ALIYUN_SMS: "phone",
+}
 
 
 def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: str) -> str:
@@ -55,7 +65,8 @@ def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: s
 def route(
     event: Event, source: SourceRecord, shop: ShopRules | None, catalog: Catalog, now: datetime
 ) -> Routing:
-    scenes = catalog.scenes_for(event.type)
+    document = event.model_dump()
+    scenes = catalog.scenes_for(event.type, document)
     if not scenes:
         return Routing(skips=[Skip(f"no scene is triggered by {event.type}")])
     if shop is None:
@@ -64,46 +75,38 @@ def route(
     skips: list[Skip] = []
     for scene_id, scene in scenes:
         for channel in scene.channels:
-            outcome = _plan(event, shop, scene_id, scene, channel)
-            (planned if isinstance(outcome, _Planned) else skips).append(outcome)  # type: ignore[arg-type]
+            outcome = _plan(document, shop, scene_id, scene, channel)
+            if isinstance(outcome, _Planned):
+                planned.append(outcome)
+            else:
+                skips.append(outcome)
     deliveries = [_delivery(event, source, plan, len(planned), now) for plan in planned]
     return Routing(deliveries=deliveries, skips=skips)
 
 
 def _plan(
-    event: Event, shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName
+    document: Mapping[str, Any], shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName
 ) -> _Planned | Skip:
+    """One scene x channel: a planned delivery, or why not."""
     rule = shop.rule(scene_id, channel)
     if rule is None or not rule.enabled:
         return Skip("disabled by the shop", scene_id, channel)
     template = scene.default_templates.get(channel)
     if template is None:
         return Skip("no template for this channel", scene_id, channel)
-    recipient = _recipient(_party(event, scene), channel)
-    if recipient is None:
+    account = shop.account(channel)
+    if account is None:
+        return Skip(f"the shop has no {channel.value} account", scene_id, channel)
+    party = lookup(document, scene.recipient)
+    recipient = party.get(ADDRESS_FIELD[channel]) if isinstance(party, Mapping) else None
+    if not recipient:
         return Skip(f"the {scene.audience} has no {channel.value} address", scene_id, channel)
-    account = shop.wechat_oa.appid if shop.wechat_oa else ""
+    values = variable_values(document, scene.variables)
     try:
-        fields = render_fields(template, variable_values(event.model_dump(), scene.variables))
+        fields, link = render_fields(template, values), render_link(template, values)
     except MissingVariable as exc:
         return Skip(str(exc), scene_id, channel)
-    return _Planned(scene_id, channel, account, recipient, rule.template_id, fields)
-
-
-def _party(event: Event, scene: Scene) -> Party | None:
-    if scene.audience == "buyer":
-        return event.data.buyer
-    return getattr(event.data, "seller", None)
-
-
-def _recipient(party: Party | None, channel: ChannelName) -> str | None:
-    if party is None:
-        return None
-    return {
-        ChannelName.WECHAT_OA: party.oa_openid,
-        ChannelName.WECHAT_MP: party.mp_openid,
-        ChannelName.ALIYUN_SMS: party.phone,
-    }[channel]
+    return _Planned(scene_id, channel, account, str(recipient), rule.template_id, fields, link)
 
 
 def _delivery(event: Envelope, source: SourceRecord, plan: _Planned, fanout: int, now: datetime) -> Delivery:
@@ -118,6 +121,7 @@ def _delivery(event: Envelope, source: SourceRecord, plan: _Planned, fanout: int
         recipient=plan.recipient,
         template_id=plan.template_id,
         fields=plan.fields,
+        link=plan.link,
         source=source,
         fanout=fanout,
         created_at=now,

@@ -77,3 +77,96 @@ def delivery(**overrides: Any) -> Delivery:
     }
     values.update(overrides)
     return Delivery(**values)
+
+
+SELLER_OPENID = "oSeLLer0a1b2c3d4e5f6g7h8i9jK"
+MP_OPENID = "oMp1a2b3c4d5e6f7g8h9i0jKlMnO"
+BUYER = {"user_id": "u-88231", "oa_openid": BUYER_OPENID, "mp_openid": MP_OPENID, "phone": "13812345678"}
+SELLER = {"user_id": "s-1001", "oa_openid": SELLER_OPENID}
+AT = "2026-11-25T04:06:01Z"  # 12:06 in Asia/Shanghai
+
+
+def event(event_type: str, data: dict[str, Any], shop: int = DEMO_SHOP) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"evt-{uuid.uuid4().hex}",
+        "type": event_type,
+        "source": "/mall/test",
+        "time": AT,
+        "shopid": shop,
+        "data": data,
+    }
+
+
+SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
+    "order.submitted": event(
+        "order.submitted",
+        {
+            "order_no": "E1",
+            "buyer": BUYER,
+            "seller": SELLER,
+            "goods_name": "帆布双肩包",
+            "total_amount_fen": 15900,
+            "submitted_at": AT,
+        },
+    ),
+    "payment.succeeded": event(
+        "payment.succeeded",
+        {
+            "order_no": "E1",
+            "buyer": BUYER,
+            "seller": SELLER,
+            "goods_name": "帆布双肩包",
+            "pay_amount_fen": 15900,
+            "paid_at": AT,
+        },
+    ),
+    "shipment.dispatched": event(
+        "shipment.dispatched",
+        {
+            "order_no": "E1",
+            "buyer": BUYER,
+            "goods_name": "帆布双肩包",
+            "express_company": "顺丰速运",
+            "tracking_no": "SF123",
+            "shipped_at": AT,
+        },
+    ),
+    "order.refunded": event(
+        "order.refunded",
+        {
+            "order_no": "E1",
+            "buyer": BUYER,
+            "goods_name": "帆布双肩包",
+            "refund_amount_fen": 5000,
+            "refunded_at": AT,
+        },
+    ),
+    "order.refund_requested": event(
+        "order.refund_requested",
+        {
+            "order_no": "E1",
+            "buyer": BUYER,
+            "seller": SELLER,
+            "goods_name": "帆布双肩包",
+            "refund_amount_fen": 5000,
+            "reason": "尺码不合适",
+            "requested_at": AT,
+        },
+    ),
+    "wallet.withdrawal_succeeded": event(
+        "wallet.withdrawal_succeeded",
+        {"buyer": BUYER, "amount_fen": 10000, "account": "微信零钱", "withdrawn_at": AT},
+    ),
+    "wallet.recharge_succeeded": event(
+        "wallet.recharge_succeeded",
+        {"buyer": BUYER, "amount_fen": 10000, "balance_fen": 25050, "recharged_at": AT},
+    ),
+    "coupon.issued": event(
+        "coupon.issued",
+        {"buyer": BUYER, "coupon_name": "双十二店铺券", "coupon_value": "满100减20", "expires_at": AT},
+    ),
+    "auth.code_requested": event(
+        "auth.code_requested", {"user": BUYER, "purpose": "register", "code": "482913"}
+    ),
+}

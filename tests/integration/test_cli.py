@@ -50,7 +50,11 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "What happened to each event" in out
-    assert "outcomes: delivered 2, skipped 3, dead_lettered 4" in out
+    assert "outcomes: delivered 6, skipped 1, dead_lettered 4" in out
+    assert "seller_order_paid" in out  # one paid order notifies buyer (OA, MP) and seller (OA)
+    assert "buyer_coupon_issued" in out
+    assert "code_register" in out
+    assert "the sandbox accepted: 1 aliyun_sms, 1 wechat_mp, 4 wechat_oa" in out
     assert "43004 user does not follow the Official Account" in out
     assert "invalid_json" in out
     assert "unknown_type" in out

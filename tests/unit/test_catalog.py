@@ -16,6 +16,7 @@ scenes:
     audience: buyer
     kind: basic
     trigger: payment.succeeded
+    recipient: data.buyer
     channels: [wechat_oa]
     variables:
       order_no: {label: 订单编号, source: data.order_no}
@@ -45,6 +46,11 @@ def test_the_shipped_catalog_and_shops_load(catalog: Catalog) -> None:
         (("character_string1", "keyword1"), "keywords without a WeChat type ['keyword1']"),
         (("audience: buyer", "audience: courier"), "scenes.buyer_order_paid.audience"),
         (("channels: [wechat_oa]", "channels: [wechat_mp]"), "wechat_oa: channel not allowed for this scene"),
+        (
+            ("kind: basic\n    trigger", "kind: verification_code\n    trigger"),
+            "channels: verification_code notices go by aliyun_sms only",
+        ),
+        (("recipient: data.buyer", "recipient: buyer"), "recipient: String should match pattern"),
     ],
 )
 def test_a_bad_catalog_names_the_field(tmp_path: Path, change: tuple[str, str], message: str) -> None:
@@ -64,13 +70,13 @@ def test_a_bad_catalog_names_the_field(tmp_path: Path, change: tuple[str, str], 
             "scenes.buyer_order_paid.aliyun_sms: channel not allowed for this scene",
         ),
         (
-            "scenes: {seller_order_paid: {wechat_oa: {enabled: true, template_id: T}}}",
-            "scenes.seller_order_paid: no such scene in the catalog",
+            "scenes: {seller_order_refunded: {wechat_oa: {enabled: true, template_id: T}}}",
+            "scenes.seller_order_refunded: no such scene in the catalog",
         ),
         ("wechat_oa: {appid: not-an-appid}", "wechat_oa.appid: String should match pattern"),
         (
             "scenes: {buyer_order_paid: {wechat_oa: {enabled: true, template_id: T}}}",
-            "scenes.buyer_order_paid.wechat_oa: the shop has no wechat_oa.appid",
+            "scenes.buyer_order_paid.wechat_oa: the shop has no wechat_oa account",
         ),
     ],
 )

@@ -1,21 +1,26 @@
-"""Routing and rendering: which messages a paid order becomes, and why others are not sent."""
+"""Routing and rendering of every scene of the catalog: which messages an event becomes, with
+which values, and why the others are not sent."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from channels.base import ChannelName, SourceRecord
+from channels.wechat_values import problem
 from streams.catalog import Catalog, ShopRules, load_catalog, load_shop_rules
 from streams.events import parse_event
-from streams.routing import delivery_id, route
+from streams.routing import Routing, delivery_id, route
 from tests.factories import (
     BUYER_OPENID,
     DEMO_APPID,
-    DEMO_TEMPLATE_ID,
+    MP_OPENID,
     ROOT,
+    SAMPLE_EVENTS,
+    SELLER_OPENID,
     payment_event,
     to_bytes,
     with_changes,
@@ -23,6 +28,81 @@ from tests.factories import (
 
 SOURCE = SourceRecord(topic="mall.payments", partition=2, offset=41)
 NOW = datetime(2026, 11, 25, 12, 3, 12, tzinfo=UTC)
+OA, MP, SMS = ChannelName.WECHAT_OA, ChannelName.WECHAT_MP, ChannelName.ALIYUN_SMS
+ORDER = {
+    "character_string1": "E1",
+    "thing2": "帆布双肩包",
+    "amount3": "159.00元",
+    "time4": "2026-11-25 12:06",
+}
+PAID = {"character_string1": "E1", "amount2": "159.00元", "thing3": "帆布双肩包", "time4": "2026-11-25 12:06"}
+SHIPPED = {
+    "character_string1": "E1",
+    "thing2": "帆布双肩包",
+    "thing3": "顺丰速运",
+    "character_string4": "SF123",
+    "time5": "2026-11-25 12:06",
+}
+REFUND = {
+    "character_string1": "E1",
+    "amount2": "50.00元",
+    "thing3": "帆布双肩包",
+    "time4": "2026-11-25 12:06",
+}
+WITHDRAWN = {"amount1": "100.00元", "thing2": "微信零钱", "time3": "2026-11-25 12:06"}
+RECHARGED = {"amount1": "100.00元", "amount2": "250.50元", "time3": "2026-11-25 12:06"}
+COUPON = {"thing1": "双十二店铺券", "thing2": "满100减20", "time3": "2026-11-25 12:06"}
+REFUND_ASKED = {
+    "character_string1": "E1",
+    "amount2": "50.00元",
+    "thing3": "尺码不合适",
+    "time4": "2026-11-25 12:06",
+}
+ORDER_PAGE = "pages/order/detail?order_no=E1"
+
+# event type -> every delivery it becomes for the demo shop: (scene, channel, recipient, fields, link)
+EXPECTED = {
+    "order.submitted": [
+        ("buyer_order_submitted", OA, BUYER_OPENID, ORDER, None),
+        ("buyer_order_submitted", MP, MP_OPENID, ORDER, ORDER_PAGE),
+        ("seller_new_order", OA, SELLER_OPENID, ORDER, None),
+    ],
+    "payment.succeeded": [
+        ("buyer_order_paid", OA, BUYER_OPENID, PAID, None),
+        ("buyer_order_paid", MP, MP_OPENID, PAID, ORDER_PAGE),
+        (
+            "seller_order_paid",
+            OA,
+            SELLER_OPENID,
+            {
+                "character_string1": "E1",
+                "thing2": "帆布双肩包",
+                "amount3": "159.00元",
+                "time4": "2026-11-25 12:06",
+            },
+            None,
+        ),
+    ],
+    "shipment.dispatched": [
+        ("buyer_order_shipped", OA, BUYER_OPENID, SHIPPED, None),
+        ("buyer_order_shipped", MP, MP_OPENID, SHIPPED, ORDER_PAGE),
+    ],
+    "order.refunded": [
+        ("buyer_order_refunded", OA, BUYER_OPENID, REFUND, None),
+        ("buyer_order_refunded", MP, MP_OPENID, REFUND, ORDER_PAGE),
+    ],
+    "order.refund_requested": [("seller_refund_requested", OA, SELLER_OPENID, REFUND_ASKED, None)],
+    "wallet.withdrawal_succeeded": [
+        ("buyer_withdrawal_succeeded", OA, BUYER_OPENID, WITHDRAWN, None),
+        ("buyer_withdrawal_succeeded", MP, MP_OPENID, WITHDRAWN, "pages/wallet/index"),
+    ],
+    "wallet.recharge_succeeded": [
+        ("buyer_recharge_succeeded", OA, BUYER_OPENID, RECHARGED, None),
+        ("buyer_recharge_succeeded", MP, MP_OPENID, RECHARGED, "pages/wallet/index"),
+    ],
+    "coupon.issued": [("buyer_coupon_issued", OA, BUYER_OPENID, COUPON, None)],
+    "auth.code_requested": [("code_register", SMS, "13812345678", {"code": "482913"}, None)],
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,30 +115,54 @@ def shops(catalog: Catalog) -> dict[int, ShopRules]:
     return load_shop_rules(ROOT / "config" / "shops", catalog)
 
 
-def _route(document: dict[str, object], catalog: Catalog, shops: dict[int, ShopRules]):  # type: ignore[no-untyped-def]
+def _route(document: dict[str, object], catalog: Catalog, shops: dict[int, ShopRules]) -> Routing:
     event = parse_event(to_bytes(document))
     return route(event, SOURCE, shops.get(event.shop_id), catalog, NOW)
 
 
-def test_a_paid_order_becomes_one_oa_message_to_the_buyer(
-    catalog: Catalog, shops: dict[int, ShopRules]
+@pytest.mark.parametrize("event_type", sorted(EXPECTED))
+def test_every_scene_routes_and_renders(
+    event_type: str, catalog: Catalog, shops: dict[int, ShopRules]
 ) -> None:
-    document = payment_event(order_no="E202611250001", pay_amount_fen=12905, paid_at="2026-11-25T16:30:00Z")
-    routing = _route(document, catalog, shops)
+    routing = _route(SAMPLE_EVENTS[event_type], catalog, shops)
+    got = [(d.scene, d.channel, d.recipient, d.fields, d.link) for d in routing.deliveries]
+    assert got == EXPECTED[event_type]
     assert routing.skips == []
-    [delivery] = routing.deliveries
-    assert delivery.channel is ChannelName.WECHAT_OA
-    assert delivery.account == DEMO_APPID
-    assert delivery.recipient == BUYER_OPENID
-    assert delivery.template_id == DEMO_TEMPLATE_ID
-    assert delivery.fields == {
-        "character_string1": "E202611250001",
-        "amount2": "129.05元",
-        "thing3": "纯棉短袖T恤 白色 L码",
-        "time4": "2026-11-26 00:30",  # Asia/Shanghai
-    }
-    assert delivery.source == SOURCE
-    assert delivery.fanout == 1
+    assert all(d.fanout == len(EXPECTED[event_type]) for d in routing.deliveries)
+    for d in routing.deliveries:
+        rule = shops[1001].rule(d.scene, d.channel)
+        assert rule is not None
+        assert d.template_id == rule.template_id
+        assert d.account == shops[1001].account(d.channel)
+        if d.channel is not SMS:
+            assert [problem(k, v) for k, v in d.fields.items()] == [None] * len(d.fields)
+
+
+def test_every_scene_of_the_catalog_is_covered(catalog: Catalog) -> None:
+    covered = {scene for deliveries in EXPECTED.values() for scene, *_ in deliveries}
+    assert covered | {"code_reset_password", "code_login"} == set(catalog.scenes)
+
+
+@pytest.mark.parametrize(
+    ("purpose", "scene", "template"),
+    [
+        ("register", "code_register", "SMS_480000001"),
+        ("reset_password", "code_reset_password", "SMS_480000004"),
+        ("login", "code_login", "SMS_480000002"),
+    ],
+)
+def test_a_code_goes_by_sms_for_its_purpose(
+    purpose: str, scene: str, template: str, catalog: Catalog, shops: dict[int, ShopRules]
+) -> None:
+    document = copy.deepcopy(SAMPLE_EVENTS["auth.code_requested"])
+    document["data"]["purpose"] = purpose
+    [delivery] = _route(document, catalog, shops).deliveries
+    assert (delivery.scene, delivery.channel, delivery.template_id, delivery.account) == (
+        scene,
+        SMS,
+        template,
+        "百客商城",
+    )
 
 
 def test_the_delivery_id_is_stable_for_a_redelivered_event(
@@ -68,9 +172,8 @@ def test_the_delivery_id_is_stable_for_a_redelivered_event(
     first = _route(document, catalog, shops).deliveries[0]
     again = _route(document, catalog, shops).deliveries[0]
     assert first.delivery_id == again.delivery_id
-    assert first.delivery_id == delivery_id(
-        document["id"], "buyer_order_paid", ChannelName.WECHAT_OA, BUYER_OPENID
-    )  # type: ignore[arg-type]
+    assert first.delivery_id == delivery_id(document["id"], "buyer_order_paid", OA, BUYER_OPENID)
+    assert first.account == DEMO_APPID
 
 
 def test_a_long_goods_name_is_shortened_not_rejected(catalog: Catalog, shops: dict[int, ShopRules]) -> None:
@@ -78,49 +181,49 @@ def test_a_long_goods_name_is_shortened_not_rejected(catalog: Catalog, shops: di
     assert routing.deliveries[0].fields["thing3"] == "2026秋冬新款加厚保暖羽绒服男士中长…"
 
 
+def test_an_optional_value_falls_back_to_its_default(catalog: Catalog, shops: dict[int, ShopRules]) -> None:
+    document = copy.deepcopy(SAMPLE_EVENTS["order.refund_requested"])
+    del document["data"]["reason"]
+    [delivery] = _route(document, catalog, shops).deliveries
+    assert delivery.fields["thing3"] == "未填写"
+
+
 @pytest.mark.parametrize(
-    ("document", "reason"),
+    ("document", "reasons"),
     [
         (
             payment_event(buyer={"user_id": "u-1", "phone": "13812345678"}),
-            "buyer_order_paid/wechat_oa: the buyer has no wechat_oa address",
+            [
+                "buyer_order_paid/wechat_oa: the buyer has no wechat_oa address",
+                "buyer_order_paid/wechat_mp: the buyer has no wechat_mp address",
+                "seller_order_paid/wechat_oa: the seller has no wechat_oa address",
+            ],
         ),
-        (with_changes(payment_event(), shopid=2002), "shop 2002 has no notification settings"),
+        (with_changes(payment_event(), shopid=2002), ["shop 2002 has no notification settings"]),
     ],
 )
 def test_what_is_not_sent_says_why(
-    document: dict[str, object], reason: str, catalog: Catalog, shops: dict[int, ShopRules]
+    document: dict[str, object], reasons: list[str], catalog: Catalog, shops: dict[int, ShopRules]
 ) -> None:
     routing = _route(document, catalog, shops)
     assert routing.deliveries == []
-    assert [str(skip) for skip in routing.skips] == [reason]
-
-
-def test_an_event_without_a_scene_is_skipped(catalog: Catalog, shops: dict[int, ShopRules]) -> None:
-    document = {
-        "specversion": "1.0",
-        "id": "evt-o-1",
-        "type": "order.submitted",
-        "source": "/mall/order",
-        "time": "2026-11-25T12:00:00Z",
-        "shopid": 1001,
-        "data": {
-            "order_no": "E1",
-            "buyer": {"user_id": "u1", "oa_openid": BUYER_OPENID},
-            "goods_name": "x",
-            "total_amount_fen": 100,
-            "submitted_at": "2026-11-25T12:00:00Z",
-        },
-    }
-    routing = _route(document, catalog, shops)
-    assert [str(skip) for skip in routing.skips] == ["no scene is triggered by order.submitted"]
+    assert [str(skip) for skip in routing.skips] == reasons
 
 
 def test_a_scene_the_shop_disabled_is_skipped(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "shop.yaml").write_text(
-        "shop_id: 1001\nname: t\nwechat_oa: {appid: wx5f2a9c1d8e7b6a01}\n"
-        f"scenes:\n  buyer_order_paid:\n    wechat_oa: {{enabled: false, template_id: {DEMO_TEMPLATE_ID}}}\n"
+        "shop_id: 1001\nname: t\nwechat_oa: {appid: wx5f2a9c1d8e7b6a01}\nscenes:\n  coupon_off: {}\n".replace(
+            "  coupon_off: {}\n", "  buyer_coupon_issued:\n    wechat_oa: {enabled: false, template_id: T}\n"
+        )
     )
     shops = load_shop_rules(tmp_path, catalog)
-    routing = _route(payment_event(), catalog, shops)
-    assert [str(skip) for skip in routing.skips] == ["buyer_order_paid/wechat_oa: disabled by the shop"]
+    routing = _route(SAMPLE_EVENTS["coupon.issued"], catalog, shops)
+    assert [str(skip) for skip in routing.skips] == ["buyer_coupon_issued/wechat_oa: disabled by the shop"]
+
+
+def test_a_shop_without_settings_for_a_scene_skips_it(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "shop.yaml").write_text("shop_id: 1001\nname: t\n")
+    routing = _route(SAMPLE_EVENTS["order.refund_requested"], catalog, load_shop_rules(tmp_path, catalog))
+    assert [str(skip) for skip in routing.skips] == [
+        "seller_refund_requested/wechat_oa: disabled by the shop"
+    ]

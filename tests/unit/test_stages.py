@@ -153,7 +153,8 @@ async def test_a_skipped_event_gets_one_outcome_with_the_reason(
     await router.handle(record(to_bytes(payment_event(buyer={"user_id": "u1"}))))
     [outcome] = ledger.outcomes
     assert outcome.status is Status.SKIPPED
-    assert outcome.reason == "buyer_order_paid/wechat_oa: the buyer has no wechat_oa address"
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("buyer_order_paid/wechat_oa: the buyer has no wechat_oa address; ")
 
 
 async def test_a_transient_failure_goes_to_the_first_retry_tier(
