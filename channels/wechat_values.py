@@ -91,12 +91,30 @@ def problem(keyword: str, value: str) -> str | None:
     return None
 
 
+_KEEP: dict[ValueType, re.Pattern[str]] = {
+    ValueType.CHARACTER_STRING: re.compile(r"[^\x21-\x7e]"),
+    ValueType.NUMBER: re.compile(r"[^\d.]"),
+    ValueType.LETTER: re.compile(r"[^A-Za-z]"),
+    ValueType.PHONE_NUMBER: re.compile(r"[^\d+-]"),
+    ValueType.PHRASE: re.compile(r"[^\u4e00-\u9fff]"),
+}
+_EMPTY = {ValueType.PHRASE: "无", ValueType.LETTER: "NA", ValueType.NUMBER: "0", ValueType.PHONE_NUMBER: "0"}
+
+
 def fit(keyword: str, value: str) -> str:
-    """Shorten free text that is too long for its type with an ellipsis; leave anything else as is."""
+    """Make ``value`` acceptable for ``keyword``'s type where that can be done without lying:
+    free text is shortened with an ellipsis, characters a type does not allow are dropped and the
+    rest cut to length. Times and amounts are left alone: the renderer formats them right."""
     kind = value_type(keyword)
-    if kind is None or not RULES[kind].truncatable:
-        return value
+    if kind is None:
+        return value[:200]
+    if kind in _KEEP:
+        value = _KEEP[kind].sub("", value) or _EMPTY.get(kind, "-")
+    if kind is ValueType.NUMBER and not RULES[kind].pattern.match(value):  # type: ignore[union-attr]
+        value = re.sub(r"\.", "", value) or "0"
     limit = _max_length(kind, value)
     if len(value) <= limit:
         return value
-    return value[: limit - 1] + ELLIPSIS
+    if RULES[kind].truncatable:
+        return value[: limit - 1] + ELLIPSIS
+    return value[:limit]

@@ -6,6 +6,7 @@ or a shop rule on a channel its scene does not allow, is refused with a message 
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from enum import StrEnum
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from channels.base import ChannelName
 from channels.wechat_values import value_type
 from streams.validation import describe
+
+SMS_PARAMETER = re.compile(r"\$\{(\w+)\}")
 
 
 class Frozen(BaseModel):
@@ -45,7 +48,7 @@ class TemplateDefinition(Frozen):
 
     def placeholders(self) -> set[str]:
         texts = [*self.fields.values(), self.link or ""]
-        return {name for text in texts for name in _placeholders(text)}
+        return {name for text in texts for name in placeholders(text)}
 
 
 Kind = Literal["basic", "marketing", "verification_code", "seller"]
@@ -105,9 +108,27 @@ class Catalog(Frozen):
 
 
 class ChannelRule(Frozen):
+    """A shop's choice for one scene on one channel."""
+
     enabled: bool = False
-    template: Literal["default"] = "default"
-    template_id: str = Field(min_length=1)
+    template: Literal["default", "custom"] = "default"
+    template_id: str | None = Field(default=None, description="WeChat template id (SMS: see sms_templates)")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="custom: keyword -> text with {variables}"
+    )
+
+
+class SmsTemplate(Frozen):
+    """An SMS template as approved on Aliyun (模板设置-短信模板)."""
+
+    name: str = Field(min_length=1)
+    scene: str = Field(description="send condition: the scene it is sent for")
+    template_code: str = Field(pattern=r"^SMS_\d+$")
+    content: str = Field(min_length=1, description="as approved on Aliyun, with ${variable} parameters")
+    enabled: bool = True
+
+    def parameters(self) -> list[str]:
+        return SMS_PARAMETER.findall(self.content)
 
 
 class WeChatAccount(Frozen):
@@ -126,7 +147,11 @@ class ShopRules(Frozen):
     wechat_oa: WeChatAccount | None = None
     wechat_mp: WeChatAccount | None = None
     sms: SmsAccount | None = None
+    sms_templates: list[SmsTemplate] = Field(default_factory=list)
     scenes: dict[str, dict[ChannelName, ChannelRule]] = Field(default_factory=dict)
+
+    def sms_template(self, scene_id: str) -> SmsTemplate | None:
+        return next((t for t in self.sms_templates if t.scene == scene_id and t.enabled), None)
 
     def rule(self, scene_id: str, channel: ChannelName) -> ChannelRule | None:
         return self.scenes.get(scene_id, {}).get(channel)
@@ -155,7 +180,8 @@ class ConfigError(Exception):
     """A configuration file is invalid; the message names the file and the field."""
 
 
-def _placeholders(text: str) -> list[str]:
+def placeholders(text: str) -> list[str]:
+    """The {variable} names in a template text."""
     return [name for _, name, _, _ in string.Formatter().parse(text) if name]
 
 
@@ -180,30 +206,24 @@ def load_catalog(path: Path) -> Catalog:
         raise _describe(path, exc) from None
 
 
+def parse_shop_rules(document: object, catalog: Catalog, where: str) -> ShopRules:
+    """A shop's rules from a document, checked against the catalog; ConfigError names every problem."""
+    from streams.shop_checks import shop_problems
+
+    try:
+        shop = ShopRules.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe(exc)}") from None
+    problems = shop_problems(shop, catalog)
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return shop
+
+
 def load_shop_rules(directory: Path, catalog: Catalog) -> dict[int, ShopRules]:
     """Every ``*.yaml`` in ``directory``, checked against the catalog."""
     shops: dict[int, ShopRules] = {}
     for path in sorted(directory.glob("*.yaml")):
-        try:
-            shop = ShopRules.model_validate(_load_yaml(path))
-        except ValidationError as exc:
-            raise _describe(path, exc) from None
-        _check_against_catalog(path, shop, catalog)
+        shop = parse_shop_rules(_load_yaml(path), catalog, str(path))
         shops[shop.shop_id] = shop
     return shops
-
-
-def _check_against_catalog(path: Path, shop: ShopRules, catalog: Catalog) -> None:
-    for scene_id, channels in shop.scenes.items():
-        scene = catalog.scenes.get(scene_id)
-        if scene is None:
-            raise ConfigError(f"{path}: scenes.{scene_id}: no such scene in the catalog")
-        for channel in channels:
-            if channel not in scene.channels:
-                raise ConfigError(
-                    f"{path}: scenes.{scene_id}.{channel.value}: channel not allowed for this scene"
-                )
-            if shop.account(channel) is None:
-                raise ConfigError(
-                    f"{path}: scenes.{scene_id}.{channel.value}: the shop has no {channel.value} account"
-                )

@@ -44,19 +44,17 @@ def variable_values(document: Mapping[str, Any], variables: Mapping[str, Variabl
     return values
 
 
-def render_fields(template: TemplateDefinition, values: Mapping[str, str]) -> dict[str, str]:
+def render_fields(fields: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
     """Fill each keyword's text with the variable values and fit it to its WeChat type."""
-    rendered = {}
-    for keyword, text in template.fields.items():
-        rendered[keyword] = fit(keyword, _fill(text, values))
-    return rendered
+    return {keyword: fit(keyword, render_text(text, values)) for keyword, text in fields.items()}
 
 
 def render_link(template: TemplateDefinition, values: Mapping[str, str]) -> str | None:
-    return _fill(template.link, values) if template.link else None
+    return render_text(template.link, values) if template.link else None
 
 
-def _fill(text: str, values: Mapping[str, str]) -> str:
+def render_text(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each {variable} replaced by its value; MissingVariable when one has none."""
     parts = []
     for literal, name, _spec, _conversion in string.Formatter().parse(text):
         parts.append(literal)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.base import ChannelName, Delivery, SourceRecord
-from streams.catalog import Catalog, Scene, ShopRules, lookup
+from streams.catalog import Catalog, ChannelRule, Scene, ShopRules, lookup
 from streams.events import Envelope, Event
 from streams.rendering import MissingVariable, render_fields, render_link, variable_values
 
@@ -91,9 +91,10 @@ def _plan(
     rule = shop.rule(scene_id, channel)
     if rule is None or not rule.enabled:
         return Skip("disabled by the shop", scene_id, channel)
-    template = scene.default_templates.get(channel)
-    if template is None:
-        return Skip("no template for this channel", scene_id, channel)
+    template = _template(shop, scene_id, scene, channel, rule)
+    if isinstance(template, Skip):
+        return template
+    template_id, fields_spec = template
     account = shop.account(channel)
     if account is None:
         return Skip(f"the shop has no {channel.value} account", scene_id, channel)
@@ -102,11 +103,29 @@ def _plan(
     if not recipient:
         return Skip(f"the {scene.audience} has no {channel.value} address", scene_id, channel)
     values = variable_values(document, scene.variables)
+    default = scene.default_templates.get(channel)
     try:
-        fields, link = render_fields(template, values), render_link(template, values)
+        fields = render_fields(fields_spec, values)
+        link = render_link(default, values) if default else None
     except MissingVariable as exc:
         return Skip(str(exc), scene_id, channel)
-    return _Planned(scene_id, channel, account, str(recipient), rule.template_id, fields, link)
+    return _Planned(scene_id, channel, account, str(recipient), template_id, fields, link)
+
+
+def _template(
+    shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName, rule: ChannelRule
+) -> tuple[str, Mapping[str, str]] | Skip:
+    """The template id and the field texts to render: the shop's SMS template, its custom
+    contents, or the system default."""
+    if channel is ChannelName.ALIYUN_SMS:
+        sms = shop.sms_template(scene_id)
+        if sms is None:
+            return Skip("no enabled SMS template", scene_id, channel)
+        return sms.template_code, {name: f"{{{name}}}" for name in sms.parameters()}
+    default = scene.default_templates.get(channel)
+    if default is None or not rule.template_id:
+        return Skip("no template for this channel", scene_id, channel)
+    return rule.template_id, rule.fields if rule.template == "custom" else default.fields
 
 
 def _delivery(event: Envelope, source: SourceRecord, plan: _Planned, fanout: int, now: datetime) -> Delivery:

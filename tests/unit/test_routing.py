@@ -130,9 +130,9 @@ def test_every_scene_routes_and_renders(
     assert routing.skips == []
     assert all(d.fanout == len(EXPECTED[event_type]) for d in routing.deliveries)
     for d in routing.deliveries:
-        rule = shops[1001].rule(d.scene, d.channel)
+        rule, sms = shops[1001].rule(d.scene, d.channel), shops[1001].sms_template(d.scene)
         assert rule is not None
-        assert d.template_id == rule.template_id
+        assert d.template_id == (sms.template_code if sms else rule.template_id)
         assert d.account == shops[1001].account(d.channel)
         if d.channel is not SMS:
             assert [problem(k, v) for k, v in d.fields.items()] == [None] * len(d.fields)

@@ -1,0 +1,153 @@
+"""Every rule a shop's settings can break is refused with a message naming the field."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from channels.base import ChannelName, SourceRecord
+from streams.catalog import Catalog, ConfigError, load_catalog, parse_shop_rules
+from streams.events import parse_event
+from streams.routing import route
+from streams.shop_checks import shop_problems
+from tests.factories import ROOT, SAMPLE_EVENTS, to_bytes
+
+SAMPLE_SOURCE = SourceRecord(topic="mall.payments", partition=0, offset=1)
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+DEMO = yaml.safe_load((ROOT / "config" / "shops" / "demo.yaml").read_text())
+PAID_FIELDS = {
+    "character_string1": "{order_no}",
+    "amount2": "{pay_amount}",
+    "thing3": "{goods_name}",
+    "time4": "{pay_time}",
+}
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(ROOT / "config" / "catalog.yaml")
+
+
+def demo(**changes: Any) -> dict[str, Any]:
+    shop = copy.deepcopy(DEMO)
+    shop.update(changes)
+    return shop
+
+
+def with_rule(scene: str, channel: str, **rule: Any) -> dict[str, Any]:
+    shop = demo()
+    shop["scenes"].setdefault(scene, {})[channel] = {"enabled": True, **rule}
+    return shop
+
+
+def problems_of(shop: dict[str, Any], catalog: Catalog) -> list[str]:
+    with pytest.raises(ConfigError) as refused:
+        parse_shop_rules(shop, catalog, "shop 1001")
+    return str(refused.value).removeprefix("shop 1001: ").split("; ")
+
+
+def test_the_demo_shop_is_valid(catalog: Catalog) -> None:
+    assert shop_problems(parse_shop_rules(DEMO, catalog, "demo"), catalog) == []
+
+
+@pytest.mark.parametrize(
+    ("shop", "expected"),
+    [
+        (
+            with_rule("buyer_coupon_issued", "wechat_mp", template_id="T"),
+            "scenes.buyer_coupon_issued.wechat_mp: channel not allowed for this scene",
+        ),
+        (
+            with_rule("code_login", "wechat_oa", template_id="T"),
+            "scenes.code_login.wechat_oa: channel not allowed for this scene",
+        ),
+        (with_rule("no_such_scene", "wechat_oa"), "scenes.no_such_scene: no such scene in the catalog"),
+        (
+            with_rule("buyer_order_paid", "wechat_oa"),
+            "scenes.buyer_order_paid.wechat_oa: template_id: missing",
+        ),
+        (demo(sms=None), "scenes.code_register.aliyun_sms: the shop has no aliyun_sms account"),
+        (
+            demo(sms_templates=[]),
+            "scenes.code_register.aliyun_sms: no enabled SMS template for this scene (sms_templates)",
+        ),
+        (
+            demo(
+                sms_templates=[
+                    {"name": "n", "scene": "code_login", "template_code": "SMS_1", "content": "${pin}"}
+                ]
+            ),
+            "sms_templates.0.content: unknown variable pin",
+        ),
+        (
+            demo(
+                sms_templates=[
+                    {"name": "n", "scene": "buyer_order_paid", "template_code": "SMS_1", "content": "x"}
+                ]
+            ),
+            "sms_templates.0.scene: buyer_order_paid is not a scene sent by SMS",
+        ),
+    ],
+)
+def test_a_bad_setting_names_its_field(shop: dict[str, Any], expected: str, catalog: Catalog) -> None:
+    assert expected in problems_of(shop, catalog)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({**PAID_FIELDS, "thing3": "您购买的{goods_nam}"}, "fields.thing3: unknown variable goods_nam"),
+        ({k: v for k, v in PAID_FIELDS.items() if k != "time4"}, "fields.time4: template field missing"),
+        ({**PAID_FIELDS, "thing9": "x"}, "fields.thing9: not a field of this template"),
+        (
+            {**PAID_FIELDS, "thing3": "感谢您在百客旗舰店购买了以下这件精美的商品：{goods_name}"},
+            "fields.thing3: WeChat would reject it even with the shortest values",
+        ),
+        (
+            {**PAID_FIELDS, "character_string1": "订单{order_no}"},
+            "fields.character_string1: WeChat would reject it even with the shortest values",
+        ),
+    ],
+)
+def test_custom_template_contents_are_checked(
+    fields: dict[str, str], expected: str, catalog: Catalog
+) -> None:
+    shop = with_rule("buyer_order_paid", "wechat_oa", template="custom", template_id="T", fields=fields)
+    assert any(
+        problem.startswith(f"scenes.buyer_order_paid.wechat_oa: {expected}")
+        for problem in problems_of(shop, catalog)
+    ), problems_of(shop, catalog)
+
+
+def test_an_official_account_holds_at_most_25_templates(catalog: Catalog) -> None:
+    coupon = catalog.scenes["buyer_coupon_issued"]
+    many = Catalog(scenes={f"notice_{n}": coupon for n in range(26)})
+    shop = {
+        "shop_id": 1001,
+        "name": "t",
+        "wechat_oa": {"appid": "wx5f2a9c1d8e7b6a01"},
+        "scenes": {
+            f"notice_{n}": {"wechat_oa": {"enabled": True, "template_id": f"T{n}"}} for n in range(26)
+        },
+    }
+    assert problems_of(shop, many) == ["wechat_oa: 26 templates in use, an Official Account holds at most 25"]
+
+
+def test_custom_contents_are_what_gets_sent(catalog: Catalog) -> None:
+    fields = {**PAID_FIELDS, "thing3": "您购买的{goods_name}"}
+    shop = parse_shop_rules(
+        with_rule("buyer_order_paid", "wechat_oa", template="custom", template_id="T", fields=fields),
+        catalog,
+        "shop",
+    )
+    event = parse_event(to_bytes(SAMPLE_EVENTS["payment.succeeded"]))
+    routing = route(event, SAMPLE_SOURCE, shop, catalog, NOW)
+    [oa] = [
+        d for d in routing.deliveries if d.scene == "buyer_order_paid" and d.channel is ChannelName.WECHAT_OA
+    ]
+    assert oa.fields["thing3"] == "您购买的帆布双肩包"
+    assert oa.template_id == "T"
