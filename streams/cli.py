@@ -10,7 +10,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from streams import cli_ops
+from streams import cli_ops, cli_settings
 from streams.admin import Action, ensure_topics
 from streams.catalog import ConfigError
 from streams.cli_common import console, fail, load_cli_settings, load_cli_topics
@@ -27,7 +27,10 @@ schemas_app = typer.Typer(help="Published JSON Schemas of the events.", no_args_
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(cli_ops.dlq_app, name="dlq")
+app.add_typer(cli_settings.settings_app, name="settings")
 app.command()(cli_ops.stats)
+app.command()(cli_settings.catalog)
+app.command()(cli_settings.explain)
 
 
 @app.command()
@@ -82,6 +85,35 @@ def demo(
     settings = load_cli_settings()
     code = run_demo(settings, samples or settings.config_dir / "samples" / "demo-events.jsonl", console)
     raise typer.Exit(code)
+
+
+@app.command()
+def api() -> None:
+    """Run the admin API (catalog, shops' settings) on MALL_NOTIFY_API_PORT; /openapi.json describes it."""
+    from aiohttp import web
+
+    from streams.admin_api import ApiContext, build_app
+    from streams.catalog import load_catalog
+    from streams.kafka_publisher import KafkaPublisher
+    from streams.shop_settings import SettingsView
+
+    settings = load_cli_settings()
+    topics = load_cli_topics(settings)
+    try:
+        catalog = load_catalog(settings.config_dir / "catalog.yaml")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    context = ApiContext(
+        catalog,
+        SettingsView(settings.kafka_bootstrap_servers, topics.settings, catalog),
+        KafkaPublisher(settings.kafka_bootstrap_servers),
+        topics.settings,
+        settings.api_platform_token,
+        settings.api_shop_tokens,
+    )
+    web.run_app(
+        build_app(context), host=settings.api_host, port=settings.api_port, print=None, access_log=None
+    )
 
 
 @topics_app.command("ensure")

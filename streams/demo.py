@@ -19,6 +19,7 @@ from streams.outcomes import Outcome, Status
 from streams.publish import Published, publish_values
 from streams.reading import ReadRecord, end_offsets, read_until
 from streams.settings import PROJECT_ROOT, Settings
+from streams.shop_settings import load_config_shops, publish_shops
 from streams.topics import Topics, load_topics
 
 SETTLE_TIMEOUT_SECONDS = 60.0
@@ -90,6 +91,11 @@ def run_demo(settings: Settings, samples: Path, console: Console) -> int:
     bootstrap = settings.kafka_bootstrap_servers
     reports = ensure_topics(bootstrap, topics.all())
     console.print(f"[bold]Kafka[/] {bootstrap}: {len(reports)} topics ensured")
+    shops = load_config_shops(settings.config_dir)
+    publish_shops(bootstrap, topics.settings, shops)
+    console.print(
+        f"settings of shop(s) {', '.join(str(s.shop_id) for s in shops)} saved to {topics.settings}"
+    )
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MALL_NOTIFY_TOPIC_PREFIX": settings.topic_prefix}
     with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
         console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")

@@ -126,6 +126,15 @@ def start_worker(
     return service
 
 
+def start_api(log_dir: Path, env: Mapping[str, str], timeout: float = 60.0) -> Service:
+    """The admin API on its own port; returns once it has loaded the settings (``/healthz``)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = _spawn("api", ["api"], {**env, "MALL_NOTIFY_API_PORT": str(port)}, log_dir, url)
+    _wait_or_stop(service, f"{url}/healthz", timeout)
+    return service
+
+
 def _wait_or_stop(service: Service, url: str, timeout: float) -> None:
     try:
         wait_http(url, timeout, service.process)

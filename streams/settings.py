@@ -51,6 +51,14 @@ class Settings(BaseSettings):
         default="", description="the platform's AccessKey id; empty disables SMS"
     )
     aliyun_access_key_secret: SecretStr = SecretStr("")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8790, ge=1, le=65535, description="port of the admin API")
+    api_platform_token: SecretStr | None = Field(
+        default=None, description="bearer token of the platform admin"
+    )
+    api_shop_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description='JSON object {"<shop id>": "<bearer token>"}'
+    )
     http_connect_timeout: float = Field(default=3.0, gt=0)
     http_total_timeout: float = Field(default=10.0, gt=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

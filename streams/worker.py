@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import faust
-from aiokafka import AIOKafkaProducer
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducerDriver
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,13 +23,15 @@ from channels.aliyun_sms import AliyunSmsConfig
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
 from streams import metrics
-from streams.catalog import load_catalog, load_shop_rules
-from streams.failures import Headers
+from streams.catalog import load_catalog
 from streams.forwarder import RetryForwarder
+from streams.kafka_publisher import KafkaPublisher
 from streams.ledger import OutcomeLedger
 from streams.logs import fields, get_logger, logging_config
 from streams.settings import Settings
+from streams.shop_settings import SettingsView
 from streams.stages import ConsumedRecord, RouterStage, SenderStage
+from streams.topic_view import TopicView
 from streams.topics import Topics, load_topics
 
 log = get_logger("worker")
@@ -48,37 +49,6 @@ class IdempotentProducer(AIOKafkaProducerDriver):
 class NotifyApp(faust.App):
     def _new_producer(self) -> Any:
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
-
-
-class KafkaPublisher:
-    """Writes with its own idempotent aiokafka producer (acks=all) and returns once Kafka has
-    acknowledged the record. (Going through faust's topic.send costs about 3 ms more per record.)"""
-
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._bootstrap = bootstrap_servers
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
-
-    async def publish(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
-    ) -> None:
-        producer = self._producer or await self._start()
-        await producer.send_and_wait(topic, value, key=key, headers=headers or [])
-
-    async def _start(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True, linger_ms=0
-                )
-                await producer.start()
-                self._producer = producer
-            return self._producer
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
 
 
 def consumed(message: Any) -> ConsumedRecord:
@@ -151,7 +121,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
     """The faust app with its agents and pages, ready for ``faust.Worker``."""
     topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
     catalog = load_catalog(settings.config_dir / "catalog.yaml")
-    shops = load_shop_rules(settings.config_dir / "shops", catalog)
+    shops = SettingsView(settings.kafka_bootstrap_servers, topics.settings, catalog)
     app_id = settings.topic_prefix + settings.app_id
     app = NotifyApp(
         app_id,
@@ -178,8 +148,8 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
     forwarder = RetryForwarder(
         settings.kafka_bootstrap_servers, f"{app_id}-retry", retry_routes(topics, channels)
     )
-    _register_agents(app, topics, router, sender, ledger)
-    _register_pages(app, ledger)
+    _register_agents(app, topics, router, sender, [shops.view, ledger.view])
+    _register_pages(app, [shops.view, ledger.view])
 
     async def announce() -> None:
         log.info(
@@ -192,13 +162,15 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
         )
 
     app.task(announce)
-    app.task(ledger.run)
+    app.task(shops.view.run)
+    app.task(ledger.view.run)
     app.task(forwarder.run)
 
     @app.on_before_shutdown.connect
     async def close_channels(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await forwarder.stop()
-        await ledger.stop()
+        await ledger.view.stop()
+        await shops.view.stop()
         await channels.close()
         await publisher.stop()
 
@@ -206,7 +178,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
 
 
 def _register_agents(
-    app: faust.App, topics: Topics, router: RouterStage, sender: SenderStage, ledger: OutcomeLedger
+    app: faust.App, topics: Topics, router: RouterStage, sender: SenderStage, views: list[TopicView]
 ) -> None:
     events = app.topic(*topics.event_topics, key_serializer="raw", value_serializer="raw")
     send_topics = [topics.send_topic(channel) for channel in sender.channels]
@@ -214,12 +186,15 @@ def _register_agents(
 
     @app.agent(events, name="router")
     async def route_events(stream: faust.StreamT[Any]) -> None:
+        for view in views:
+            await view.wait_ready()
         async for event in stream.events():
             await handle_until_done("route", router.handle, consumed(event.message))
 
     @app.agent(deliveries, name="sender")
     async def send_deliveries(stream: faust.StreamT[Any]) -> None:
-        await ledger.wait_ready()  # never send before knowing what was delivered already
+        for view in views:  # never route or send before knowing the settings and what was delivered
+            await view.wait_ready()
         async for event in stream.events():
             await handle_until_done("send", sender.handle, consumed(event.message))
 
@@ -229,14 +204,15 @@ class MetricsView(View):
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def _register_pages(app: faust.App, ledger: OutcomeLedger) -> None:
+def _register_pages(app: faust.App, views: list[TopicView]) -> None:
     class ReadyView(View):
         """200 once the worker holds partitions and has loaded its ledger; 503 until then."""
 
         async def get(self, request: Request) -> Response:
             assigned = self.app.consumer.assignment() if self.app.consumer else set()
-            ready = bool(assigned) and not self.app.rebalancing and ledger.is_ready
-            body = {"ready": ready, "partitions": len(assigned), "ledger_loaded": ledger.is_ready}
+            loaded = {view.topic: view.is_ready for view in views}
+            ready = bool(assigned) and not self.app.rebalancing and all(loaded.values())
+            body = {"ready": ready, "partitions": len(assigned), "loaded": loaded}
             return self.json(body, status=200 if ready else 503)
 
     app.page("/metrics")(MetricsView)

@@ -22,6 +22,7 @@ from streams.local_stack import Service, config_with_tiers, running_stack, sandb
 from streams.outcomes import Outcome
 from streams.publish import Published, publish_values
 from streams.reading import ReadRecord, end_offsets, read_until
+from streams.shop_settings import load_config_shops, publish_shops
 from streams.topics import Topics, load_topics
 
 SETTLE_SECONDS = 60.0
@@ -125,6 +126,7 @@ def pipeline(
     config = config_with_tiers(tmp_path_factory.mktemp("config") / "config", (1, 2, 3))
     topics = load_topics(config / "topics.yaml", session_prefix)
     ensure_topics(kafka_bootstrap, topics.all())
+    publish_shops(kafka_bootstrap, topics.settings, load_config_shops(config))
     log_dir: Path = tmp_path_factory.mktemp("stack")
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,

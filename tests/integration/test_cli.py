@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 
 import pytest
 
-from tests.factories import ROOT
+from tests.factories import ROOT, SAMPLE_EVENTS, to_bytes
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -60,3 +62,45 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> No
     assert "unknown_type" in out
     assert "schema_invalid" in out
     assert '"client_msg_id"' in out
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_settings_can_be_loaded_changed_and_explained(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MALL_NOTIFY_TOPIC_PREFIX": f"cli{uuid.uuid4().hex[:6]}.",
+    }
+    assert _run(["topics", "ensure"], env).returncode == 0
+    loaded = _run(["settings", "load", "config/shops/demo.yaml"], env)
+    assert "saved the settings of shop(s) 1001" in loaded.stdout, loaded.stderr
+    refused = _run(
+        [
+            "settings",
+            "set",
+            "1001",
+            "buyer_order_paid",
+            "wechat_oa",
+            "--template",
+            "custom",
+            "--field",
+            "thing3=您购买的{goods}",
+        ],
+        env,
+    )
+    assert refused.returncode == 2
+    assert "fields.thing3: unknown variable goods" in refused.stderr
+    changed = _run(["settings", "set", "1001", "buyer_order_paid", "wechat_mp", "--disable"], env)
+    assert changed.returncode == 0, changed.stderr
+    shown = _run(["settings", "show", "1001"], env)
+    assert "enabled: false" in shown.stdout
+    event_file = tmp_path / "event.json"
+    event_file.write_bytes(to_bytes(SAMPLE_EVENTS["payment.succeeded"]))
+    explained = _run(["explain", str(event_file), "--shop", "1001"], env)
+    assert explained.returncode == 0, explained.stderr
+    lines = explained.stdout.splitlines()
+    assert any(
+        "buyer_order_paid" in line and "wechat_mp" in line and "disabled by the shop" in line
+        for line in lines
+    )
+    assert any("seller_order_paid" in line and "yes" in line for line in lines)
