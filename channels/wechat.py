@@ -39,6 +39,10 @@ ERRCODES: dict[int, tuple[ErrorClass, str]] = {
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 
 
+def classify_reply(reply: Mapping[str, Any]) -> SendResult:
+    return classify(int(reply.get("errcode", 0)), str(reply.get("errmsg", "")))
+
+
 def classify(errcode: int, errmsg: str) -> SendResult:
     """A WeChat ``errcode`` as a send result. Unknown codes are transient: retries are bounded."""
     if errcode == 0:
@@ -86,24 +90,28 @@ class WeChatApi:
         self.token_fetches = 0
 
     async def send(self, appid: str, path: str, body: Mapping[str, Any]) -> SendResult:
-        """POST a message with the app's token; on an invalid token, refresh it and try once more."""
+        """POST a message with the app's token: the result, classified (never raises)."""
         try:
-            async with self._limiter.slot(appid):
-                token = await self._token(appid, stale=None)
-                result = await self._send_once(path, token, body)
-                if result.error_class is ErrorClass.REAUTH:
-                    token = await self._token(appid, stale=token)
-                    result = await self._send_once(path, token, body)
+            reply = await self.call(appid, "POST", path, body)
         except CallFailed as failure:
             return failure.result
-        return result
+        return SendResult.delivered(str(reply["msgid"]) if "msgid" in reply else None)
 
-    async def _send_once(self, path: str, token: str, body: Mapping[str, Any]) -> SendResult:
-        reply = await self._post(path, body, access_token=token)
-        result = classify(int(reply.get("errcode", 0)), str(reply.get("errmsg", "")))
-        if result.ok and "msgid" in reply:
-            return SendResult.delivered(str(reply["msgid"]))
-        return result
+    async def call(
+        self, appid: str, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One API call with the app's token; on an invalid token, refresh it and try once more.
+        Returns WeChat's answer; raises :class:`CallFailed` with the classified failure."""
+        async with self._limiter.slot(appid):
+            token = await self._token(appid, stale=None)
+            reply = await self._request(method, path, body, access_token=token)
+            if classify_reply(reply).error_class is ErrorClass.REAUTH:
+                token = await self._token(appid, stale=token)
+                reply = await self._request(method, path, body, access_token=token)
+        result = classify_reply(reply)
+        if not result.ok:
+            raise CallFailed(result)
+        return reply
 
     async def _token(self, appid: str, stale: str | None) -> str:
         """The cached token, fetched by one task at a time per app; ``stale`` forces a new one."""
@@ -129,17 +137,20 @@ class WeChatApi:
             "secret": secret.get_secret_value(),
             "force_refresh": force_refresh,
         }
-        reply = await self._post("/cgi-bin/stable_token", body)
+        reply = await self._request("POST", "/cgi-bin/stable_token", body)
         if "access_token" not in reply:
             raise CallFailed(classify(int(reply.get("errcode", -1)), str(reply.get("errmsg", ""))))
         lifetime = float(reply.get("expires_in", 7200))
         expires_at = self._clock() + max(lifetime - TOKEN_REFRESH_MARGIN_SECONDS, lifetime / 2)
         return _Token(str(reply["access_token"]), expires_at)
 
-    async def _post(self, path: str, body: Mapping[str, Any], **params: str) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None, **params: str
+    ) -> dict[str, Any]:
         """One HTTP call; transport failures become :class:`CallFailed` with a transient result."""
         try:
-            async with self._session.get().post(self._base_url + path, json=body, params=params) as response:
+            session = self._session.get()
+            async with session.request(method, self._base_url + path, json=body, params=params) as response:
                 if response.status >= 500 or response.status == 429:
                     raise CallFailed(SendResult.failed(T, f"http_{response.status}", "WeChat HTTP error"))
                 response.raise_for_status()

@@ -109,9 +109,11 @@ def fit(keyword: str, value: str) -> str:
     if kind is None:
         return value[:200]
     if kind in _KEEP:
-        value = _KEEP[kind].sub("", value) or _EMPTY.get(kind, "-")
-    if kind is ValueType.NUMBER and not RULES[kind].pattern.match(value):  # type: ignore[union-attr]
-        value = re.sub(r"\.", "", value) or "0"
+        value = _KEEP[kind].sub("", value)
+        if kind is ValueType.NUMBER:
+            value = value if RULES[kind].pattern.match(value) else value.replace(".", "")  # type: ignore[union-attr]
+        if not RULES[kind].pattern.match(value):  # type: ignore[union-attr]
+            value = _EMPTY.get(kind, "-")
     limit = _max_length(kind, value)
     if len(value) <= limit:
         return value

@@ -116,6 +116,7 @@ class ChannelRule(Frozen):
     fields: dict[str, str] = Field(
         default_factory=dict, description="custom: keyword -> text with {variables}"
     )
+    disabled_reason: str | None = Field(default=None, description="why the system turned it off")
 
 
 class SmsTemplate(Frozen):
@@ -155,6 +156,15 @@ class ShopRules(Frozen):
 
     def rule(self, scene_id: str, channel: ChannelName) -> ChannelRule | None:
         return self.scenes.get(scene_id, {}).get(channel)
+
+    def using_template(self, template_id: str) -> list[tuple[str, ChannelName]]:
+        """The scene x channel rules that use a WeChat template."""
+        return [
+            (scene, channel)
+            for scene, rules in self.scenes.items()
+            for channel, rule in rules.items()
+            if rule.template_id == template_id
+        ]
 
     def account(self, channel: ChannelName) -> str | None:
         """The shop's provider account on a channel: OA / MP appid, or SMS signature."""

@@ -89,28 +89,16 @@ def demo(
 
 @app.command()
 def api() -> None:
-    """Run the admin API (catalog, shops' settings) on MALL_NOTIFY_API_PORT; /openapi.json describes it."""
+    """Run the admin API (catalog, shops' settings, OA templates); /openapi.json describes it."""
     from aiohttp import web
 
-    from streams.admin_api import ApiContext, build_app
-    from streams.catalog import load_catalog
-    from streams.kafka_publisher import KafkaPublisher
-    from streams.shop_settings import SettingsView
+    from streams.admin_api import build_app, context_from
 
     settings = load_cli_settings()
-    topics = load_cli_topics(settings)
     try:
-        catalog = load_catalog(settings.config_dir / "catalog.yaml")
+        context = context_from(settings, load_cli_topics(settings))
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    context = ApiContext(
-        catalog,
-        SettingsView(settings.kafka_bootstrap_servers, topics.settings, catalog),
-        KafkaPublisher(settings.kafka_bootstrap_servers),
-        topics.settings,
-        settings.api_platform_token,
-        settings.api_shop_tokens,
-    )
     web.run_app(
         build_app(context), host=settings.api_host, port=settings.api_port, print=None, access_log=None
     )

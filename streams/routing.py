@@ -90,7 +90,8 @@ def _plan(
     """One scene x channel: a planned delivery, or why not."""
     rule = shop.rule(scene_id, channel)
     if rule is None or not rule.enabled:
-        return Skip("disabled by the shop", scene_id, channel)
+        reason = f" ({rule.disabled_reason})" if rule and rule.disabled_reason else ""
+        return Skip(f"disabled by the shop{reason}", scene_id, channel)
     template = _template(shop, scene_id, scene, channel, rule)
     if isinstance(template, Skip):
         return template

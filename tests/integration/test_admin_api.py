@@ -56,7 +56,14 @@ def shop_settings(**oa_rule: Any) -> dict[str, Any]:
 def test_the_openapi_document_describes_the_api(api: Service) -> None:
     status, document = call(api, "GET", "/openapi.json")
     assert status == 200
-    assert set(document["paths"]) == {"/v1/catalog", "/v1/shops/{shop_id}/settings"}
+    assert set(document["paths"]) == {
+        "/v1/catalog",
+        "/v1/shops/{shop_id}/settings",
+        "/v1/shops/{shop_id}/scenes/{scene}/{channel}/enable",
+        "/v1/shops/{shop_id}/scenes/{scene}/{channel}/disable",
+        "/v1/shops/{shop_id}/templates",
+        "/v1/shops/{shop_id}/templates/{template_id}",
+    }
     assert "ShopRules" in document["components"]["schemas"]
 
 
@@ -136,3 +143,49 @@ def test_saved_settings_apply_to_the_next_event_without_a_restart(api: Service, 
     assert status == 200
     _wait_for_settings(api, saved)
     assert set(_paid_order(pipeline)) == {"buyer_order_paid/wechat_mp", "seller_order_paid/wechat_oa"}
+
+
+def _coupon(pipeline: Pipeline) -> Any:
+    data = copy.deepcopy(SAMPLE_EVENTS["coupon.issued"]["data"])
+    _, outcomes = pipeline.run([to_bytes(event("coupon.issued", data, shop=SHOP))])
+    [[outcome]] = outcomes.values()
+    return outcome
+
+
+def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the_scene_off(
+    api: Service, pipeline: Pipeline
+) -> None:
+    shop = shop_settings()
+    shop["scenes"]["buyer_coupon_issued"]["wechat_oa"] = {"enabled": False}
+    status, saved = call(api, "PUT", f"/v1/shops/{SHOP}/settings", "platform-secret", shop)
+    assert status == 200
+    _wait_for_settings(api, saved)
+    status, enabled = call(
+        api, "POST", f"/v1/shops/{SHOP}/scenes/buyer_coupon_issued/wechat_oa/enable", "shop-3003-secret"
+    )
+    assert status == 200, enabled
+    template_id = enabled["scenes"]["buyer_coupon_issued"]["wechat_oa"]["template_id"]
+    assert template_id
+    status, templates = call(api, "GET", f"/v1/shops/{SHOP}/templates", "shop-3003-secret")
+    assert status == 200
+    [added] = [t for t in templates if t["template_id"] == template_id]
+    assert added["used_by"] == ["buyer_coupon_issued/wechat_oa"]
+    _wait_for_settings(api, enabled)
+    sent = _coupon(pipeline)
+    assert sent.status.value == "delivered"
+    [message] = [
+        m for m in pipeline.sandbox_messages("wechat_oa") if m["body"]["client_msg_id"] == sent.delivery_id
+    ]
+    assert message["body"]["template_id"] == template_id
+
+    status, after = call(api, "DELETE", f"/v1/shops/{SHOP}/templates/{template_id}", "shop-3003-secret")
+    assert status == 200, after
+    rule = after["scenes"]["buyer_coupon_issued"]["wechat_oa"]
+    assert (rule["enabled"], rule["disabled_reason"]) == (False, f"its template {template_id} was deleted")
+    _wait_for_settings(api, after)
+    skipped = _coupon(pipeline)
+    assert skipped.status.value == "skipped"
+    assert (
+        skipped.reason
+        == f"buyer_coupon_issued/wechat_oa: disabled by the shop (its template {template_id} was deleted)"
+    )
