@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from channels.base import ChannelName, SourceRecord
 from channels.wechat_values import problem
@@ -227,3 +229,23 @@ def test_a_shop_without_settings_for_a_scene_skips_it(catalog: Catalog, tmp_path
     assert [str(skip) for skip in routing.skips] == [
         "seller_refund_requested/wechat_oa: disabled by the shop"
     ]
+
+
+@given(
+    goods=st.text(min_size=1, max_size=120).filter(str.strip),
+    order_no=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=60).filter(str.strip),
+    fen=st.integers(min_value=0, max_value=99_999_999_99),
+    express=st.text(min_size=1, max_size=60).filter(str.strip),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_whatever_the_event_holds_wechat_accepts_what_is_rendered(
+    goods: str, order_no: str, fen: int, express: str, catalog: Catalog, shops: dict[int, ShopRules]
+) -> None:
+    for event_type in ("payment.succeeded", "shipment.dispatched", "order.refund_requested"):
+        document = copy.deepcopy(SAMPLE_EVENTS[event_type])
+        data = document["data"]
+        data.update({"goods_name": goods, "order_no": order_no})
+        data.update({k: fen for k in ("pay_amount_fen", "refund_amount_fen") if k in data})
+        data.update({"express_company": express} if "express_company" in data else {})
+        for delivery in _route(document, catalog, shops).deliveries:
+            assert [problem(k, v) for k, v in delivery.fields.items()] == [None] * len(delivery.fields)
