@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from openapi_pydantic import Info, MediaType, OpenAPI, Operation, PathItem, RequestBody, Response
-from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema_class
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from channels.base import ChannelName
 from channels.http import SharedSession
 from channels.wechat import CallFailed, WeChatApi
 from channels.wechat_templates import OaTemplates
+from streams.admin_openapi import OPENAPI, Problems
 from streams.catalog import Catalog, ConfigError, ShopRules, load_catalog, parse_shop_rules
 from streams.kafka_publisher import KafkaPublisher
 from streams.settings import Settings
@@ -30,10 +29,6 @@ from streams.topics import Topics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PLATFORM = "platform"
-
-
-class Problems(BaseModel):
-    problems: list[str]
 
 
 @dataclass(frozen=True)
@@ -82,11 +77,28 @@ async def get_catalog(request: web.Request) -> web.Response:
     return web.json_response(request.app[CONTEXT].catalog.model_dump(mode="json"))
 
 
-async def get_settings(request: web.Request) -> web.Response:
-    shop_id = int(request.match_info["shop_id"])
-    shop = request.app[CONTEXT].shops.get(shop_id)
-    if shop is None:
-        return _problem(404, f"shop {shop_id} has no settings")
+ShopHandler = Callable[[web.Request, ApiContext, ShopRules], Awaitable[web.Response]]
+
+
+def for_shop(handler: ShopHandler) -> Handler:
+    """Resolve the path's shop (404 without settings) and turn WeChat's refusals into 502."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        context = request.app[CONTEXT]
+        shop_id = int(request.match_info["shop_id"])
+        shop = context.shops.get(shop_id)
+        if shop is None:
+            return _problem(404, f"shop {shop_id} has no settings")
+        try:
+            return await handler(request, context, shop)
+        except CallFailed as failure:
+            return _problem(502, f"WeChat refused: {failure}")
+
+    return endpoint
+
+
+@for_shop
+async def get_settings(_: web.Request, __: ApiContext, shop: ShopRules) -> web.Response:
     return web.json_response(shop.model_dump(mode="json"))
 
 
@@ -98,6 +110,7 @@ async def _save(context: ApiContext, shop_id: str, document: object) -> web.Resp
         problems = str(exc).removeprefix(f"shop {shop_id}: ").split("; ")
         return web.json_response(Problems(problems=problems).model_dump(), status=422)
     await context.publisher.publish(context.settings_topic, *settings_record(shop))
+    context.shops.accept(shop)
     return web.json_response(shop.model_dump(mode="json"))
 
 
@@ -112,18 +125,10 @@ async def put_settings(request: web.Request) -> web.Response:
     return await _save(request.app[CONTEXT], shop_id, document)
 
 
-def _current(request: web.Request) -> ShopRules | web.Response:
-    shop_id = int(request.match_info["shop_id"])
-    shop = request.app[CONTEXT].shops.get(shop_id)
-    return shop if shop is not None else _problem(404, f"shop {shop_id} has no settings")
-
-
-async def switch_scene(request: web.Request) -> web.Response:
+@for_shop
+async def switch_scene(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
     """Turn a scene on or off on a channel. Turning on an OA scene with the default template adds
     the template to the shop's Official Account first (api_add_template) and keeps its id."""
-    context, shop = request.app[CONTEXT], _current(request)
-    if isinstance(shop, web.Response):
-        return shop
     scene_id, channel, action = (
         request.match_info["scene"],
         request.match_info["channel"],
@@ -137,26 +142,17 @@ async def switch_scene(request: web.Request) -> web.Response:
     rule.update(enabled=action == "enable", disabled_reason=None)
     default = scene.default_templates.get(ChannelName(channel))
     if action == "enable" and channel == ChannelName.WECHAT_OA and not rule.get("template_id") and default:
-        try:
-            rule["template_id"] = await context.templates.add(
-                str(shop.account(ChannelName.WECHAT_OA)), default.library_id, list(default.fields)
-            )
-        except CallFailed as failure:
-            return _problem(502, f"WeChat refused to add the template: {failure}")
+        appid = str(shop.account(ChannelName.WECHAT_OA))
+        rule["template_id"] = await context.templates.add(appid, default.library_id, list(default.fields))
     return await _save(context, str(shop.shop_id), document)
 
 
-async def list_templates(request: web.Request) -> web.Response:
-    context, shop = request.app[CONTEXT], _current(request)
-    if isinstance(shop, web.Response):
-        return shop
+@for_shop
+async def list_templates(_: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
     appid = shop.account(ChannelName.WECHAT_OA)
     if appid is None:
         return _problem(404, "the shop has no Official Account")
-    try:
-        templates = await context.templates.list(appid)
-    except CallFailed as failure:
-        return _problem(502, f"WeChat refused: {failure}")
+    templates = await context.templates.list(appid)
     return web.json_response(
         [
             t.model_dump() | {"used_by": [f"{s}/{c.value}" for s, c in shop.using_template(t.template_id)]}
@@ -165,16 +161,11 @@ async def list_templates(request: web.Request) -> web.Response:
     )
 
 
-async def delete_template(request: web.Request) -> web.Response:
+@for_shop
+async def delete_template(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
     """Delete a template from the shop's OA; the scenes that used it are turned off, saying why."""
-    context, shop = request.app[CONTEXT], _current(request)
-    if isinstance(shop, web.Response):
-        return shop
     template_id = request.match_info["template_id"]
-    try:
-        await context.templates.delete(str(shop.account(ChannelName.WECHAT_OA)), template_id)
-    except CallFailed as failure:
-        return _problem(502, f"WeChat refused to delete the template: {failure}")
+    await context.templates.delete(str(shop.account(ChannelName.WECHAT_OA)), template_id)
     document = shop.model_dump(mode="json")
     for scene_id, channel in shop.using_template(template_id):
         document["scenes"][scene_id][channel.value].update(
@@ -186,90 +177,6 @@ async def delete_template(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     ready = request.app[CONTEXT].shops.view.is_ready
     return web.json_response({"ready": ready}, status=200 if ready else 503)
-
-
-def openapi_document() -> OpenAPI:
-    def json_of(model: type[BaseModel]) -> dict[str, MediaType]:
-        return {"application/json": MediaType(media_type_schema=PydanticSchema(schema_class=model))}
-
-    refused = {
-        "401": Response(description="no valid bearer token"),
-        "403": Response(description="the token may not reach this shop"),
-    }
-    settings_path = PathItem(
-        get=Operation(
-            summary="A shop's settings",
-            responses={
-                "200": Response(description="the settings", content=json_of(ShopRules)),
-                **refused,
-                "404": Response(description="no settings yet", content=json_of(Problems)),
-            },
-        ),
-        put=Operation(
-            summary="Save a shop's settings (validated; workers apply them to the next event)",
-            requestBody=RequestBody(content=json_of(ShopRules), required=True),
-            responses={
-                "200": Response(description="saved", content=json_of(ShopRules)),
-                **refused,
-                "422": Response(
-                    description="refused: every problem, naming its field", content=json_of(Problems)
-                ),
-            },
-        ),
-    )
-    document = OpenAPI(
-        info=Info(title="mall-notify admin API", version="1"),
-        paths={
-            "/v1/catalog": PathItem(
-                get=Operation(
-                    summary="The notification catalog",
-                    responses={"200": Response(description="scenes", content=json_of(Catalog)), **refused},
-                )
-            ),
-            "/v1/shops/{shop_id}/settings": settings_path,
-            "/v1/shops/{shop_id}/scenes/{scene}/{channel}/enable": PathItem(
-                post=Operation(
-                    summary="Turn a scene on (an OA default template is added to the shop's OA)",
-                    responses={
-                        "200": Response(description="saved", content=json_of(ShopRules)),
-                        **refused,
-                        "422": Response(description="refused", content=json_of(Problems)),
-                        "502": Response(description="WeChat refused", content=json_of(Problems)),
-                    },
-                )
-            ),
-            "/v1/shops/{shop_id}/scenes/{scene}/{channel}/disable": PathItem(
-                post=Operation(
-                    summary="Turn a scene off",
-                    responses={"200": Response(description="saved", content=json_of(ShopRules)), **refused},
-                )
-            ),
-            "/v1/shops/{shop_id}/templates": PathItem(
-                get=Operation(
-                    summary="The templates the shop's Official Account holds, and the scenes using each",
-                    responses={"200": Response(description="templates"), **refused},
-                )
-            ),
-            "/v1/shops/{shop_id}/templates/{template_id}": PathItem(
-                delete=Operation(
-                    summary="Delete a template from the shop's OA; scenes using it are turned off",
-                    responses={
-                        "200": Response(description="saved", content=json_of(ShopRules)),
-                        **refused,
-                        "502": Response(description="WeChat refused", content=json_of(Problems)),
-                    },
-                )
-            ),
-        },
-    )
-    return construct_open_api_with_schema_class(document)
-
-
-async def get_openapi(_: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
-
-
-OPENAPI = openapi_document().model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def context_from(settings: Settings, topics: Topics) -> ApiContext:
@@ -288,6 +195,10 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         OaTemplates(wechat),
         session.close,
     )
+
+
+async def get_openapi(_: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
 
 
 def build_app(context: ApiContext) -> web.Application:

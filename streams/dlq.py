@@ -146,7 +146,7 @@ def replay(
                 "acks": "all",
                 "enable.idempotence": True,
                 "partitioner": "murmur2_random",
-                "log_level": 4,
+                "log_level": 3,
             }
         )
     )

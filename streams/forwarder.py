@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import metrics
+from streams.background import BackgroundLoop
 from streams.failures import Failure
 from streams.logs import fields, get_logger
 
@@ -33,7 +34,7 @@ def due_time(headers: Any) -> float:
     return failure.due_at.timestamp() if failure and failure.due_at else 0.0
 
 
-class RetryForwarder:
+class RetryForwarder(BackgroundLoop):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -41,18 +42,16 @@ class RetryForwarder:
         routes: Mapping[str, str],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self._bootstrap = bootstrap_servers
         self._group_id = group_id
         self._routes = dict(routes)
         """retry topic -> the send topic its records go back to"""
         self._clock = clock
         self._waiting: dict[TopicPartition, float] = {}
-        self._stopping = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._running = False
 
     async def run(self) -> None:
-        self._running = True
+        self.started()
         consumer = AIOKafkaConsumer(
             *self._routes,
             bootstrap_servers=self._bootstrap,
@@ -65,7 +64,7 @@ class RetryForwarder:
         await producer.start()
         log.info("retry forwarder started", extra=fields(topics=sorted(self._routes)))
         try:
-            while not self._stopping.is_set():
+            while not self.stopping:
                 self._resume_due(consumer)
                 batch = await consumer.getmany(timeout_ms=int(self._wait_seconds() * 1000), max_records=BATCH)
                 for partition, records in batch.items():
@@ -73,12 +72,7 @@ class RetryForwarder:
         finally:
             await consumer.stop()
             await producer.stop()
-            self._stopped.set()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._running:
-            await self._stopped.wait()
+            self.finished()
 
     def _wait_seconds(self) -> float:
         """Poll at least every 200 ms, sooner when a paused partition comes due."""

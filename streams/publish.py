@@ -53,7 +53,7 @@ def publish_values(bootstrap_servers: str, topics: Topics, values: Iterable[byte
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
-            "log_level": 4,
+            "log_level": 3,
         }
     )
     fallback = topics.event_topics[0]

@@ -44,6 +44,10 @@ class SettingsView(Mapping[int, ShopRules]):
                 extra=fields(shop_id=key.decode(), detail=str(exc)),
             )
             return
+        self.accept(shop)
+
+    def accept(self, shop: ShopRules) -> None:
+        """Know a shop's settings this process has just saved (read your own writes)."""
         self._shops[shop.shop_id] = shop
 
     def __getitem__(self, shop_id: int) -> ShopRules:
@@ -64,7 +68,7 @@ def settings_record(shop: ShopRules) -> tuple[bytes, bytes]:
 def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) -> None:
     """Save shops' rules (already validated) to the settings topic, acknowledged by Kafka."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap_servers, "acks": "all", "enable.idempotence": True, "log_level": 4}
+        {"bootstrap.servers": bootstrap_servers, "acks": "all", "enable.idempotence": True, "log_level": 3}
     )
     for shop in shops:
         key, value = settings_record(shop)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.background import BackgroundLoop
 from streams.logs import fields, get_logger
 
 log = get_logger("topic_view")
@@ -19,15 +20,13 @@ POLL_MS = 200
 Apply = Callable[[bytes | None, bytes | None], None]
 
 
-class TopicView:
+class TopicView(BackgroundLoop):
     def __init__(self, bootstrap_servers: str, topic: str, apply: Apply) -> None:
+        super().__init__()
         self._bootstrap = bootstrap_servers
         self.topic = topic
         self._apply = apply
         self._ready = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._running = False
 
     @property
     def is_ready(self) -> bool:
@@ -37,7 +36,7 @@ class TopicView:
         await self._ready.wait()
 
     async def run(self) -> None:
-        self._running = True
+        self.started()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
         )
@@ -45,7 +44,7 @@ class TopicView:
         try:
             ends = await consumer.end_offsets(await self._assign_all(consumer))
             log.info("loading", extra=fields(topic=self.topic, records=sum(ends.values())))
-            while not self._stopping.is_set():
+            while not self.stopping:
                 batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=5000)
                 for records in batch.values():
                     for record in records:
@@ -55,12 +54,7 @@ class TopicView:
                     log.info("loaded", extra=fields(topic=self.topic))
         finally:
             await consumer.stop()
-            self._stopped.set()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._running:
-            await self._stopped.wait()
+            self.finished()
 
     async def _assign_all(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         numbers = consumer.partitions_for_topic(self.topic)

@@ -149,7 +149,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
         settings.kafka_bootstrap_servers, f"{app_id}-retry", retry_routes(topics, channels)
     )
     _register_agents(app, topics, router, sender, [shops.view, ledger.view])
-    _register_pages(app, [shops.view, ledger.view])
+    _register_pages(app, [shops.view, ledger.view], shops)
 
     async def announce() -> None:
         log.info(
@@ -204,9 +204,9 @@ class MetricsView(View):
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def _register_pages(app: faust.App, views: list[TopicView]) -> None:
+def _register_pages(app: faust.App, views: list[TopicView], shops: SettingsView) -> None:
     class ReadyView(View):
-        """200 once the worker holds partitions and has loaded its ledger; 503 until then."""
+        """200 once the worker holds partitions and has loaded settings and ledger; 503 until then."""
 
         async def get(self, request: Request) -> Response:
             assigned = self.app.consumer.assignment() if self.app.consumer else set()
@@ -215,5 +215,15 @@ def _register_pages(app: faust.App, views: list[TopicView]) -> None:
             body = {"ready": ready, "partitions": len(assigned), "loaded": loaded}
             return self.json(body, status=200 if ready else 503)
 
+    class ShopSettingsView(View):
+        """The settings this worker routes a shop's events with (they follow the settings topic)."""
+
+        async def get(self, request: Request, shop_id: str) -> Response:
+            shop = shops.get(int(shop_id)) if shop_id.isdigit() else None
+            if shop is None:
+                return self.json({"problems": [f"shop {shop_id} has no settings"]}, status=404)
+            return self.json(shop.model_dump(mode="json"))
+
     app.page("/metrics")(MetricsView)
     app.page("/readyz")(ReadyView)
+    app.page("/shops/{shop_id}/settings")(ShopSettingsView)

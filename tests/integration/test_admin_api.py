@@ -92,12 +92,12 @@ def test_invalid_settings_are_refused_naming_the_field(api: Service) -> None:
     assert answer["problems"] == ["scenes.buyer_order_paid.wechat_oa: fields.thing3: unknown variable goods"]
 
 
-def _wait_for_settings(api: Service, expected: dict[str, Any]) -> None:
+def _wait_for_settings(pipeline: Pipeline, expected: dict[str, Any]) -> None:
+    """Until the running worker routes with ``expected`` (it follows the settings topic)."""
     deadline = time.monotonic() + 20
-    while call(api, "GET", f"/v1/shops/{SHOP}/settings", "platform-secret")[1] != expected:
-        assert time.monotonic() < deadline, "the API never saw its own change"
-        time.sleep(0.2)
-    time.sleep(1.0)  # the workers follow the same topic the same way
+    while call(pipeline.worker, "GET", f"/shops/{SHOP}/settings")[1] != expected:
+        assert time.monotonic() < deadline, "the worker never took the change"
+        time.sleep(0.1)
 
 
 def _paid_order(pipeline: Pipeline) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def test_saved_settings_apply_to_the_next_event_without_a_restart(api: Service, 
         shop_settings(template="custom", fields=custom),
     )
     assert status == 200
-    _wait_for_settings(api, saved)
+    _wait_for_settings(pipeline, saved)
     first = _paid_order(pipeline)
     assert set(first) == {
         "buyer_order_paid/wechat_oa",
@@ -141,7 +141,7 @@ def test_saved_settings_apply_to_the_next_event_without_a_restart(api: Service, 
         api, "PUT", f"/v1/shops/{SHOP}/settings", "platform-secret", shop_settings(enabled=False)
     )
     assert status == 200
-    _wait_for_settings(api, saved)
+    _wait_for_settings(pipeline, saved)
     assert set(_paid_order(pipeline)) == {"buyer_order_paid/wechat_mp", "seller_order_paid/wechat_oa"}
 
 
@@ -159,7 +159,7 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
     shop["scenes"]["buyer_coupon_issued"]["wechat_oa"] = {"enabled": False}
     status, saved = call(api, "PUT", f"/v1/shops/{SHOP}/settings", "platform-secret", shop)
     assert status == 200
-    _wait_for_settings(api, saved)
+    _wait_for_settings(pipeline, saved)
     status, enabled = call(
         api, "POST", f"/v1/shops/{SHOP}/scenes/buyer_coupon_issued/wechat_oa/enable", "shop-3003-secret"
     )
@@ -170,7 +170,7 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
     assert status == 200
     [added] = [t for t in templates if t["template_id"] == template_id]
     assert added["used_by"] == ["buyer_coupon_issued/wechat_oa"]
-    _wait_for_settings(api, enabled)
+    _wait_for_settings(pipeline, enabled)
     sent = _coupon(pipeline)
     assert sent.status.value == "delivered"
     [message] = [
@@ -182,7 +182,7 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
     assert status == 200, after
     rule = after["scenes"]["buyer_coupon_issued"]["wechat_oa"]
     assert (rule["enabled"], rule["disabled_reason"]) == (False, f"its template {template_id} was deleted")
-    _wait_for_settings(api, after)
+    _wait_for_settings(pipeline, after)
     skipped = _coupon(pipeline)
     assert skipped.status.value == "skipped"
     assert (
