@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     kafka_session_timeout: float = Field(
         default=30.0, ge=6, le=300, description="seconds before a silent worker's partitions go to another"
     )
+    ledger_ttl_hours: float = Field(
+        default=336, gt=0, description="how long a delivered id is never sent again (keep outcomes that long)"
+    )
     config_dir: Path = PROJECT_ROOT / "config"
     data_dir: Path = Field(default=PROJECT_ROOT / ".local", description="local state of the worker (faust)")
     web_host: str = "127.0.0.1"

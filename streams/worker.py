@@ -141,7 +141,9 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
         logging_config=logging_config(settings.log_level),
     )
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
-    ledger = OutcomeLedger(settings.kafka_bootstrap_servers, topics.outcomes, publisher)
+    ledger = OutcomeLedger(
+        settings.kafka_bootstrap_servers, topics.outcomes, publisher, settings.ledger_ttl_hours * 3600
+    )
     router = RouterStage(topics, catalog, shops, publisher, ledger)
     channels = Channels(channels_config(settings))
     sender = SenderStage(topics, channels.by_name, publisher, ledger)
