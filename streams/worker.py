@@ -28,9 +28,10 @@ from streams.forwarder import RetryForwarder
 from streams.kafka_publisher import KafkaPublisher
 from streams.ledger import OutcomeLedger
 from streams.logs import fields, get_logger, logging_config
+from streams.sending import SenderStage
 from streams.settings import Settings
 from streams.shop_settings import SettingsView
-from streams.stages import ConsumedRecord, RouterStage, SenderStage
+from streams.stages import ConsumedRecord, RouterStage
 from streams.topic_view import TopicView
 from streams.topics import Topics, load_topics
 

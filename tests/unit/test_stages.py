@@ -15,7 +15,8 @@ from channels.base import ChannelName, Delivery, ErrorClass, SendResult
 from streams.catalog import load_catalog, load_shop_rules
 from streams.failures import Failure, Headers, header_map
 from streams.outcomes import Outcome, Status
-from streams.stages import ConsumedRecord, RouterStage, SenderStage
+from streams.sending import SenderStage
+from streams.stages import ConsumedRecord, RouterStage
 from streams.topics import Topics, load_topics
 from tests.factories import ROOT, delivery, payment_event, to_bytes
 
