@@ -164,11 +164,11 @@ async def test_a_connection_reset_is_transient(sandbox: Sandbox) -> None:
 
 async def test_an_outage_window_ends(sandbox: Sandbox) -> None:
     sandbox.state.add_fault(
-        Fault(target="/cgi-bin/message/template/send", http_status=503, duration_seconds=0.3)
+        Fault(target="/cgi-bin/message/template/send", http_status=503, duration_seconds=1.0)
     )
     channel = WeChatOaChannel(sandbox.wechat_api())
     during = await channel.send(delivery())
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.2)
     after = await channel.send(delivery())
     assert during.code == "http_503"
     assert after.ok
