@@ -107,8 +107,7 @@ async def _save(context: ApiContext, shop_id: str, document: object) -> web.Resp
     try:
         shop = parse_shop_rules(document, context.catalog, f"shop {shop_id}")
     except ConfigError as exc:
-        problems = str(exc).removeprefix(f"shop {shop_id}: ").split("; ")
-        return web.json_response(Problems(problems=problems).model_dump(), status=422)
+        return web.json_response(Problems(problems=exc.problems).model_dump(), status=422)
     await context.publisher.publish(context.settings_topic, *settings_record(shop))
     context.shops.accept(shop)
     return web.json_response(shop.model_dump(mode="json"))

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from channels.base import ChannelName
 from channels.wechat_values import value_type
-from streams.validation import describe
+from streams.validation import problems as validation_problems
 
 SMS_PARAMETER = re.compile(r"\$\{(\w+)\}")
 
@@ -189,6 +189,10 @@ def lookup(document: Mapping[str, Any], path: str) -> object | None:
 class ConfigError(Exception):
     """A configuration file is invalid; the message names the file and the field."""
 
+    def __init__(self, where: str, problems: list[str]) -> None:
+        super().__init__(f"{where}: " + "; ".join(problems))
+        self.problems = problems
+
 
 def placeholders(text: str) -> list[str]:
     """The {variable} names in a template text."""
@@ -199,11 +203,11 @@ def _load_yaml(path: Path) -> object:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(str(path), [str(exc)]) from None
 
 
 def _describe(path: Path, exc: ValidationError) -> ConfigError:
-    return ConfigError(f"{path}: {describe(exc)}")
+    return ConfigError(str(path), validation_problems(exc))
 
 
 def load_catalog(path: Path) -> Catalog:
@@ -223,10 +227,10 @@ def parse_shop_rules(document: object, catalog: Catalog, where: str) -> ShopRule
     try:
         shop = ShopRules.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {describe(exc)}") from None
-    problems = shop_problems(shop, catalog)
-    if problems:
-        raise ConfigError(f"{where}: " + "; ".join(problems))
+        raise ConfigError(where, validation_problems(exc)) from None
+    broken = shop_problems(shop, catalog)
+    if broken:
+        raise ConfigError(where, broken)
     return shop
 
 

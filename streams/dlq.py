@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
 
 from channels.base import ChannelName
 from streams.failures import Failure, Stage
-from streams.reading import ReadRecord, end_offsets, read_until, start_offsets
+from streams.publish import idempotent_producer
+from streams.reading import ReadRecord, read_all
 from streams.topics import Topics
 
 
@@ -96,12 +96,7 @@ class Selection:
 
 def read_dead_letters(bootstrap_servers: str, topics: Topics, selection: Selection) -> list[DeadLetter]:
     """Every retained record of the dead-letter topic (as of now) that the selection matches."""
-    topic = topics.dead_letter
-    start = start_offsets(bootstrap_servers, topic)
-    ends = end_offsets(bootstrap_servers, topic)
-    expected = sum(ends[p] - start[p] for p in ends)
-    records = read_until(bootstrap_servers, topic, start, lambda rs: len(rs) >= expected, timeout=60)
-    letters = [describe(record) for record in records]
+    letters = [describe(record) for record in read_all(bootstrap_servers, topics.dead_letter, timeout=60)]
     return [letter for letter in letters if selection.matches(letter)]
 
 
@@ -137,19 +132,7 @@ def replay(
     on_each: Callable[[DeadLetter], None] = lambda _: None,
 ) -> ReplaySummary:
     summary = ReplaySummary()
-    producer = (
-        None
-        if dry_run
-        else Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "acks": "all",
-                "enable.idempotence": True,
-                "partitioner": "murmur2_random",
-                "log_level": 3,
-            }
-        )
-    )
+    producer = None if dry_run else idempotent_producer(bootstrap_servers)
     interval = 1.0 / rate_per_second
     for letter in letters:
         target = replay_topic(letter, topics)

@@ -44,7 +44,7 @@ class SenderStage(PipelineStage):
                 record, failure, event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
             )
             return
-        previous = Failure.from_headers(record.headers)
+        previous = record.history
         if self.already_final(delivery.delivery_id, record):
             metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
             log.info(

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import orjson
 import yaml
-from confluent_kafka import Producer
 
 from streams.catalog import Catalog, ConfigError, ShopRules, load_catalog, parse_shop_rules
 from streams.logs import fields, get_logger
-from streams.reading import end_offsets, read_until, start_offsets
+from streams.publish import idempotent_producer
+from streams.reading import read_all
 from streams.topic_view import TopicView
 
 log = get_logger("shop_settings")
@@ -67,9 +67,7 @@ def settings_record(shop: ShopRules) -> tuple[bytes, bytes]:
 
 def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) -> None:
     """Save shops' rules (already validated) to the settings topic, acknowledged by Kafka."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap_servers, "acks": "all", "enable.idempotence": True, "log_level": 3}
-    )
+    producer = idempotent_producer(bootstrap_servers)
     for shop in shops:
         key, value = settings_record(shop)
         producer.produce(topic, key=key, value=value)
@@ -79,10 +77,8 @@ def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) ->
 
 def read_shops(bootstrap_servers: str, topic: str, catalog: Catalog) -> dict[int, ShopRules]:
     """The current settings of every shop, as a worker would see them."""
-    start, ends = start_offsets(bootstrap_servers, topic), end_offsets(bootstrap_servers, topic)
-    expected = sum(ends[p] - start[p] for p in ends)
     view = SettingsView(bootstrap_servers, topic, catalog)
-    for record in read_until(bootstrap_servers, topic, start, lambda rs: len(rs) >= expected, timeout=60):
+    for record in read_all(bootstrap_servers, topic, timeout=60):
         view._apply(record.key, record.value)
     return dict(view)
 
@@ -94,7 +90,7 @@ def load_shop_files(paths: list[Path], catalog: Catalog) -> list[ShopRules]:
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+            raise ConfigError(str(path), [str(exc)]) from None
         shops.append(parse_shop_rules(document, catalog, str(path)))
     return shops
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Protocol
 
 from channels.base import SourceRecord
@@ -61,6 +62,11 @@ class ConsumedRecord:
     def source(self) -> SourceRecord:
         return SourceRecord(topic=self.topic, partition=self.partition, offset=self.offset)
 
+    @cached_property
+    def history(self) -> Failure | None:
+        """The failure history the record carries (a retry or a replay), read once."""
+        return Failure.from_headers(self.headers)
+
 
 class PipelineStage:
     """What both stages share: writing outcomes and dead letters, and reading the ledger."""
@@ -77,7 +83,7 @@ class PipelineStage:
         status = self.ledger.final(key)
         if status is None:
             return False
-        previous = Failure.from_headers(record.headers)
+        previous = record.history
         return status is Status.DELIVERED or not (previous and previous.replays)
 
     async def write_outcome(self, outcome: Outcome) -> None:
@@ -108,7 +114,7 @@ class PipelineStage:
         self, record: ConsumedRecord, stage: Stage, reason: str, detail: str, event_id: str | None = None
     ) -> Failure:
         """A first failure of ``record``, keeping the replay count of a record replayed from the DLQ."""
-        previous = Failure.from_headers(record.headers)
+        previous = record.history
         now = self.clock()
         return Failure(
             stage=stage,

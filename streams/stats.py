@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.demo import settled
 from streams.outcomes import Outcome, Status
-from streams.reading import ReadRecord, end_offsets, read_until, start_offsets
+from streams.reading import ReadRecord, end_offsets, read_all, start_offsets
 from streams.topics import Topics
 
 
@@ -109,10 +109,5 @@ def read_accounting(bootstrap_servers: str, topics: Topics, app_id: str) -> Acco
         topics.retry_topic(channel, tier) for channel in topics.spec.send for tier in topics.spec.retry.tiers
     ]
     _, _, retry_waiting = committed_positions(bootstrap_servers, f"{app_id}-retry", retry_topics)
-    start = start_offsets(bootstrap_servers, topics.outcomes)
-    ends = end_offsets(bootstrap_servers, topics.outcomes)
-    expected = sum(ends[p] - start[p] for p in ends)
-    records = read_until(
-        bootstrap_servers, topics.outcomes, start, lambda rs: len(rs) >= expected, timeout=120
-    )
+    records = read_all(bootstrap_servers, topics.outcomes, timeout=120)
     return account(positions, starts, latest_outcomes(records), retry_waiting)

@@ -10,12 +10,11 @@ partition visibly instead of losing the record.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import faust
-from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducerDriver
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -37,19 +36,6 @@ from streams.topics import Topics, load_topics
 
 log = get_logger("worker")
 MAX_BACKOFF_SECONDS = 30.0
-
-
-class IdempotentProducer(AIOKafkaProducerDriver):
-    """faust's aiokafka producer with idempotence on (faust enables it only for transactions):
-    a produce retried after a lost acknowledgement is not written twice."""
-
-    def _settings_extra(self) -> Mapping[str, Any]:
-        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-
-class NotifyApp(faust.App):
-    def _new_producer(self) -> Any:
-        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
 def consumed(message: Any) -> ConsumedRecord:
@@ -124,7 +110,7 @@ def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
     catalog = load_catalog(settings.config_dir / "catalog.yaml")
     shops = SettingsView(settings.kafka_bootstrap_servers, topics.settings, catalog)
     app_id = settings.topic_prefix + settings.app_id
-    app = NotifyApp(
+    app = faust.App(
         app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
