@@ -24,13 +24,13 @@ from pathlib import Path
 
 import orjson
 
-from streams.admin import ensure_topics
-from streams.demo import Settlement
-from streams.local_stack import config_with_tiers, running_stack
-from streams.publish import publish_values
-from streams.reading import end_offsets, read_until, start_offsets
+from streams.core.topics import load_topics
+from streams.devtools.demo import Settlement
+from streams.devtools.local_stack import config_with_tiers, running_stack
+from streams.devtools.upstream import publish_values
+from streams.ops.reading import end_offsets, read_until, start_offsets
+from streams.ops.topic_admin import ensure_topics
 from streams.settings import PROJECT_ROOT
-from streams.topics import load_topics
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000"))
 RETRIES = int(os.environ.get("BENCH_RETRIES", "50"))

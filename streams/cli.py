@@ -10,12 +10,11 @@ import orjson
 import typer
 from rich.table import Table
 
-from streams import cli_ops, cli_settings
-from streams.admin import Action, ensure_topics
-from streams.catalog import ConfigError
-from streams.cli_common import console, fail, load_cli_settings, load_cli_topics
-from streams.events import json_schemas
-from streams.topics import TopicsError
+from streams.core.errors import ConfigError, TopicsError
+from streams.core.events import json_schemas
+from streams.ops import cli_dlq, cli_settings
+from streams.ops.cli_common import console, fail, load_cli_settings, load_cli_topics
+from streams.ops.topic_admin import Action, ensure_topics
 
 app = typer.Typer(
     help="Notification pipeline of a multi-merchant mall.",
@@ -26,9 +25,9 @@ topics_app = typer.Typer(help="Kafka topics of config/topics.yaml.", no_args_is_
 schemas_app = typer.Typer(help="Published JSON Schemas of the events.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
-app.add_typer(cli_ops.dlq_app, name="dlq")
+app.add_typer(cli_dlq.dlq_app, name="dlq")
 app.add_typer(cli_settings.settings_app, name="settings")
-app.command()(cli_ops.stats)
+app.command()(cli_dlq.stats)
 app.command()(cli_settings.catalog)
 app.command()(cli_settings.explain)
 
@@ -38,7 +37,7 @@ def worker() -> None:
     """Run the pipeline: router and sender agents, /metrics on MALL_NOTIFY_WEB_PORT."""
     import faust  # the worker's imports are heavy; other commands don't need them
 
-    from streams.worker import create_app
+    from streams.runtime.worker import create_app
 
     settings = load_cli_settings()
     try:
@@ -80,7 +79,7 @@ def demo(
     samples: Annotated[Path | None, typer.Option(help="JSON lines of events to publish")] = None,
 ) -> None:
     """Start the sandbox and a worker, publish sample events, show what became of each, stop both."""
-    from streams.demo import run_demo
+    from streams.devtools.demo import run_demo
 
     settings = load_cli_settings()
     code = run_demo(settings, samples or settings.config_dir / "samples" / "demo-events.jsonl", console)
@@ -92,7 +91,7 @@ def api() -> None:
     """Run the admin API (catalog, shops' settings, OA templates); /openapi.json describes it."""
     from aiohttp import web
 
-    from streams.admin_api import build_app, context_from
+    from streams.api.app import build_app, context_from
 
     settings = load_cli_settings()
     try:

@@ -25,7 +25,7 @@ from channels.limits import Limits
 from channels.sandbox.server import build_app
 from channels.sandbox.state import State
 from channels.wechat import WeChatApi
-from streams.local_stack import SANDBOX_SECRETS
+from streams.devtools.local_stack import SANDBOX_SECRETS
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka-local" / "kafka.sh"

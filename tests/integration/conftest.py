@@ -16,14 +16,20 @@ from typing import Any
 
 import pytest
 
-from streams.admin import ensure_topics
-from streams.demo import Settlement, group_outcomes, source_of
-from streams.local_stack import Service, config_with_tiers, running_stack, sandbox_channel_env, start_worker
-from streams.outcomes import Outcome
-from streams.publish import Published, publish_values
-from streams.reading import ReadRecord, end_offsets, read_until
-from streams.shop_settings import load_config_shops, publish_shops
-from streams.topics import Topics, load_topics
+from streams.core.outcomes import Outcome
+from streams.core.topics import Topics, load_topics
+from streams.devtools.demo import Settlement, group_outcomes, source_of
+from streams.devtools.local_stack import (
+    Service,
+    config_with_tiers,
+    running_stack,
+    sandbox_channel_env,
+    start_worker,
+)
+from streams.devtools.upstream import Published, publish_values
+from streams.ops.reading import ReadRecord, end_offsets, read_until
+from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.topic_admin import ensure_topics
 
 SETTLE_SECONDS = 60.0
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.local_stack import Service, start_api
+from streams.devtools.local_stack import Service, start_api
 from tests.factories import ROOT, SAMPLE_EVENTS, event, to_bytes
 from tests.integration.conftest import Pipeline
 

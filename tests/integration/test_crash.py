@@ -8,8 +8,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from streams.demo import Settlement, source_of
-from streams.reading import ReadRecord, end_offsets, read_until
+from streams.devtools.demo import Settlement, source_of
+from streams.ops.reading import ReadRecord, end_offsets, read_until
 from tests.factories import payment_event, to_bytes
 from tests.integration.conftest import SETTLE_SECONDS, Pipeline
 

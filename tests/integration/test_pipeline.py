@@ -9,9 +9,9 @@ import pytest
 from confluent_kafka import Producer
 
 from channels.base import ChannelName, Delivery
-from streams.failures import header_map
-from streams.outcomes import Outcome
-from streams.reading import end_offsets, read_until
+from streams.core.failures import header_map
+from streams.core.outcomes import Outcome
+from streams.ops.reading import end_offsets, read_until
 from tests.factories import UNFOLLOWED_OPENID, delivery, payment_event, to_bytes, with_changes
 from tests.integration.conftest import Pipeline
 from tests.unit.test_wechat_mp_and_templates import mp_delivery

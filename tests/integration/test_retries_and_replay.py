@@ -10,9 +10,9 @@ from datetime import datetime
 
 import pytest
 
-from streams.failures import header_map
-from streams.outcomes import Outcome
-from streams.reading import end_offsets
+from streams.core.failures import header_map
+from streams.core.outcomes import Outcome
+from streams.ops.reading import end_offsets
 from tests.factories import ROOT, payment_event, to_bytes
 from tests.integration.conftest import Pipeline
 

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.admin import Action, ensure_topics
-from streams.topics import load_topics
+from streams.core.topics import load_topics
+from streams.ops.topic_admin import Action, ensure_topics
 from tests.factories import ROOT
 
 pytestmark = pytest.mark.integration

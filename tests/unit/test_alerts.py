@@ -7,7 +7,7 @@ import re
 import yaml
 from prometheus_client import REGISTRY
 
-import streams.metrics  # noqa: F401 - registers the metrics
+import streams.runtime.metrics  # noqa: F401 - registers the metrics
 from tests.factories import ROOT
 
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from channels.aliyun_sms import CODES, AliyunSmsChannel, AliyunSmsConfig
 from channels.base import ChannelName, Delivery, ErrorClass
 from channels.sandbox.state import Fault
-from streams.local_stack import SANDBOX_ALIYUN_KEY
+from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
 from tests.conftest import Sandbox
 from tests.factories import delivery
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.catalog import Catalog, ConfigError, load_catalog, load_shop_rules
+from streams.core.catalog import Catalog, load_catalog
+from streams.core.errors import ConfigError
+from streams.core.shop_checks import load_shop_rules
 from tests.factories import ROOT
 
 GOOD_SCENE = """

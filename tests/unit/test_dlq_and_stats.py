@@ -8,12 +8,12 @@ import orjson
 import pytest
 
 from channels.base import ChannelName, SourceRecord
-from streams.dlq import Selection, describe, replay_topic
-from streams.failures import Failure, Stage
-from streams.outcomes import Outcome, Status
-from streams.reading import ReadRecord
-from streams.stats import account
-from streams.topics import load_topics
+from streams.core.failures import Failure, Stage
+from streams.core.outcomes import Outcome, Status
+from streams.core.topics import load_topics
+from streams.ops.dlq import Selection, describe, replay_topic
+from streams.ops.reading import ReadRecord
+from streams.ops.stats import account
 from tests.factories import ROOT, delivery, payment_event, to_bytes
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

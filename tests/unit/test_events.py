@@ -9,7 +9,8 @@ import jsonschema
 import orjson
 import pytest
 
-from streams.events import EventRejected, PaymentSucceededEvent, RejectReason, json_schemas, parse_event
+from streams.core.errors import EventRejected, RejectReason
+from streams.core.events import PaymentSucceededEvent, json_schemas, parse_event
 from tests.factories import ROOT, payment_event, to_bytes, with_changes
 
 SCHEMAS = ROOT / "config" / "schemas"

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels.base import ErrorClass, SourceRecord
-from streams.failures import Failure, Stage
+from streams.core.failures import Failure, Stage
 
 moments = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from channels.base import SourceRecord
-from streams.failures import Headers
-from streams.ledger import OutcomeLedger
-from streams.outcomes import Outcome, Status
+from streams.core.failures import Headers
+from streams.core.outcomes import Outcome, Status
+from streams.runtime.ledger import OutcomeLedger
 
 HOUR = 3600.0
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels.base import ErrorClass, SendResult
-from streams.retry import GiveUp, Retry, compute_backoff, decide
-from streams.topics import RetryTier
+from streams.core.retry import GiveUp, Retry, compute_backoff, decide
+from streams.core.topics import RetryTier
 
 TIERS = [
     RetryTier(name="10s", delay_seconds=10),

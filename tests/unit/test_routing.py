@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from channels.base import ChannelName, SourceRecord
 from channels.wechat_values import problem
-from streams.catalog import Catalog, ShopRules, load_catalog, load_shop_rules
-from streams.events import parse_event
-from streams.routing import Routing, delivery_id, route
+from streams.core.catalog import Catalog, load_catalog
+from streams.core.events import parse_event
+from streams.core.routing import Routing, delivery_id, route
+from streams.core.shop_checks import load_shop_rules
+from streams.core.shops import ShopRules
 from tests.factories import (
     BUYER_OPENID,
     DEMO_APPID,

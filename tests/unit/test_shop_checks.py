@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from channels.base import ChannelName, SourceRecord
-from streams.catalog import Catalog, ConfigError, load_catalog, parse_shop_rules
-from streams.events import parse_event
-from streams.routing import route
-from streams.shop_checks import shop_problems
+from streams.core.catalog import Catalog, load_catalog
+from streams.core.errors import ConfigError
+from streams.core.events import parse_event
+from streams.core.routing import route
+from streams.core.shop_checks import parse_shop_rules, shop_problems
 from tests.factories import ROOT, SAMPLE_EVENTS, to_bytes
 
 SAMPLE_SOURCE = SourceRecord(topic="mall.payments", partition=0, offset=1)

@@ -12,12 +12,13 @@ import orjson
 import pytest
 
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult
-from streams.catalog import load_catalog, load_shop_rules
-from streams.failures import Failure, Headers, header_map
-from streams.outcomes import Outcome, Status
-from streams.sending import SenderStage
-from streams.stages import ConsumedRecord, RouterStage
-from streams.topics import Topics, load_topics
+from streams.core.catalog import load_catalog
+from streams.core.failures import Failure, Headers, header_map
+from streams.core.outcomes import Outcome, Status
+from streams.core.shop_checks import load_shop_rules
+from streams.core.topics import Topics, load_topics
+from streams.runtime.sending import SenderStage
+from streams.runtime.stages import ConsumedRecord, RouterStage
 from tests.factories import ROOT, delivery, payment_event, to_bytes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

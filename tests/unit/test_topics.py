@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from channels.base import ChannelName
-from streams.admin import ExistingTopic, drift, fit_to_cluster
-from streams.topics import TopicsError, TopicSpec, load_topics
+from streams.core.errors import TopicsError
+from streams.core.topics import TopicSpec, load_topics
+from streams.ops.topic_admin import ExistingTopic, drift, fit_to_cluster
 from tests.factories import ROOT
 
 TOPICS = ROOT / "config" / "topics.yaml"

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels.wechat_values import ELLIPSIS, fit, problem, value_type
-from streams.catalog import ValueFormat
-from streams.rendering import format_value
+from streams.core.catalog import ValueFormat
+from streams.core.rendering import format_value
 
 
 @given(st.text(min_size=1, max_size=200))

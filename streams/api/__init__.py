@@ -1,0 +1,1 @@
+"""The admin API (aiohttp): the catalog, shops' settings and their Official Account templates."""

@@ -1,0 +1,141 @@
+"""The notification catalog (``config/catalog.yaml``): scenes, their variable libraries and default
+templates. Data, validated when loaded: a template that uses a variable its scene does not have,
+or a channel a scene's kind does not allow, is refused with a message naming it.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from channels.base import ChannelName
+from channels.wechat_values import value_type
+from streams.core.errors import ConfigError
+from streams.core.validation import problems as validation_problems
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValueFormat(StrEnum):
+    TEXT = "text"
+    AMOUNT_FEN = "amount_fen"
+    TIME = "time"
+
+
+class Variable(Frozen):
+    label: str
+    source: str = Field(pattern=r"^[a-z_]+(\.[a-z_0-9]+)*$", description="dotted path into the event")
+    format: ValueFormat = ValueFormat.TEXT
+    default: str | None = Field(default=None, description="shown when the event has no value")
+
+
+class TemplateDefinition(Frozen):
+    library_id: str
+    title: str
+    fields: dict[str, str] = Field(min_length=1)
+    link: str | None = Field(default=None, description="OA url or MP page, with {variable} placeholders")
+
+    def placeholders(self) -> set[str]:
+        texts = [*self.fields.values(), self.link or ""]
+        return {name for text in texts for name in placeholders(text)}
+
+
+Kind = Literal["basic", "marketing", "verification_code", "seller"]
+ONLY_CHANNEL: dict[str, ChannelName] = {
+    "marketing": ChannelName.WECHAT_OA,  # 营销通知目前仅支持公众号消息通知
+    "verification_code": ChannelName.ALIYUN_SMS,
+    "seller": ChannelName.WECHAT_OA,  # 卖家通知仅支持公众号模板消息通知
+}
+WECHAT = frozenset({ChannelName.WECHAT_OA, ChannelName.WECHAT_MP})
+
+
+class Scene(Frozen):
+    title: str
+    audience: Literal["buyer", "seller"]
+    kind: Kind
+    trigger: str
+    when: dict[str, str] = Field(default_factory=dict, description="dotted path -> value the event must have")
+    recipient: str = Field(pattern=r"^data\.[a-z_]+$", description="dotted path to the party to notify")
+    channels: list[ChannelName] = Field(min_length=1)
+    variables: dict[str, Variable]
+    default_templates: dict[ChannelName, TemplateDefinition]
+
+    @model_validator(mode="after")
+    def _channels_follow_the_product_rules(self) -> Self:
+        only = ONLY_CHANNEL.get(self.kind)
+        if only is not None and self.channels != [only]:
+            raise ValueError(f"channels: {self.kind} notices go by {only.value} only")
+        return self
+
+    @model_validator(mode="after")
+    def _templates_use_known_variables(self) -> Self:
+        for channel, template in self.default_templates.items():
+            if channel not in self.channels:
+                raise ValueError(f"default_templates.{channel.value}: channel not allowed for this scene")
+            unknown = template.placeholders() - self.variables.keys()
+            if unknown:
+                raise ValueError(f"default_templates.{channel.value}: unknown variables {sorted(unknown)}")
+            untyped = [key for key in template.fields if channel in WECHAT and not value_type(key)]
+            if untyped:
+                raise ValueError(
+                    f"default_templates.{channel.value}: keywords without a WeChat type {untyped}"
+                )
+        return self
+
+
+class Catalog(Frozen):
+    scenes: dict[str, Scene]
+
+    def scenes_for(self, event_type: str, document: Mapping[str, Any]) -> list[tuple[str, Scene]]:
+        """The scenes an event fires: its type is their trigger and it has their ``when`` values."""
+        return [
+            (scene_id, scene)
+            for scene_id, scene in self.scenes.items()
+            if scene.trigger == event_type
+            and all(str(lookup(document, path)) == value for path, value in scene.when.items())
+        ]
+
+
+def lookup(document: Mapping[str, Any], path: str) -> object | None:
+    """Follow a dotted path (``data.buyer.user_id``) into nested mappings; None when absent."""
+    node: object = document
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def placeholders(text: str) -> list[str]:
+    """The {variable} names in a template text."""
+    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
+
+
+def load_yaml(path: Path) -> object:
+    """A YAML file as Python data; ConfigError names the file when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
+
+
+def _describe(path: Path, exc: ValidationError) -> ConfigError:
+    return ConfigError(str(path), validation_problems(exc))
+
+
+def load_catalog(path: Path) -> Catalog:
+    document = load_yaml(path)
+    if isinstance(document, dict):  # top-level keys starting with _ only hold YAML anchors
+        document = {key: value for key, value in document.items() if not str(key).startswith("_")}
+    try:
+        return Catalog.model_validate(document)
+    except ValidationError as exc:
+        raise _describe(path, exc) from None

@@ -1,0 +1,104 @@
+"""What finally happened to an event or a delivery. Pure, no Kafka.
+
+Every consumed event ends in the outcomes topic: one ``delivered`` or ``dead_lettered`` record per
+delivery, or one ``skipped`` / ``dead_lettered`` record for an event that produced no delivery.
+Records are keyed by delivery id (or event id): the latest record of a key is its final state,
+which a replay from the dead-letter topic may turn from ``dead_lettered`` into ``delivered``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from channels.base import ChannelName, Delivery, ErrorClass, SendResult, SourceRecord
+from streams.core.failures import Failure
+
+
+class Status(StrEnum):
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: Status
+    event_id: str | None = None
+    delivery_id: str | None = None
+    shop_id: int | None = None
+    scene: str | None = None
+    channel: ChannelName | None = None
+    reason: str | None = None
+    error_class: ErrorClass | None = None
+    provider_code: str | None = None
+    source: SourceRecord
+    fanout: int = 1
+    attempts: int = 1
+    replayed: bool = False
+    at: datetime
+
+    def key(self) -> bytes:
+        """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
+        return (self.delivery_id or self.event_id or str(self.source)).encode()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def delivery_outcome(
+    delivery: Delivery, result: SendResult, at: datetime, *, attempts: int, replayed: bool
+) -> Outcome:
+    """The final outcome of a delivery: delivered, or dead-lettered with the provider's answer."""
+    return Outcome(
+        status=Status.DELIVERED if result.ok else Status.DEAD_LETTERED,
+        event_id=delivery.event_id,
+        delivery_id=delivery.delivery_id,
+        shop_id=delivery.shop_id,
+        scene=delivery.scene,
+        channel=delivery.channel,
+        reason=result.reason,
+        error_class=result.error_class,
+        provider_code=result.code,
+        source=delivery.source,
+        fanout=delivery.fanout,
+        attempts=attempts,
+        replayed=replayed,
+        at=at,
+    )
+
+
+def event_outcome(
+    status: Status,
+    failure_or_reason: Failure | str,
+    source: SourceRecord,
+    at: datetime,
+    event_id: str | None = None,
+    shop_id: int | None = None,
+) -> Outcome:
+    """The final outcome of an event that produced no delivery: skipped, or dead-lettered."""
+    if isinstance(failure_or_reason, Failure):
+        failure = failure_or_reason
+        return Outcome(
+            status=status,
+            event_id=failure.event_id or event_id,
+            shop_id=shop_id,
+            reason=f"{failure.reason}: {failure.detail}",
+            source=source,
+            at=at,
+            replayed=bool(failure.replays),
+        )
+    return Outcome(
+        status=status, event_id=event_id, shop_id=shop_id, reason=failure_or_reason, source=source, at=at
+    )
+
+
+def settled(outcomes: list[Outcome]) -> bool:
+    """An event is settled by one event-level outcome, or by a final outcome for each of its deliveries."""
+    if any(outcome.delivery_id is None for outcome in outcomes):
+        return True
+    return bool(outcomes) and len({o.delivery_id for o in outcomes}) >= outcomes[0].fanout

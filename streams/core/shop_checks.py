@@ -1,0 +1,132 @@
+"""What a shop may save: every rule it breaks, each message naming the field. Pure.
+
+Checked on save (admin API, `settings load|set`) and when files load, so that a bad setting is
+refused with a reason instead of surprising anyone at send time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from channels.base import ChannelName
+from channels.wechat_values import problem
+from streams.core.catalog import WECHAT, Catalog, Scene, ValueFormat, load_yaml, placeholders
+from streams.core.errors import ConfigError
+from streams.core.rendering import format_value, render_text
+from streams.core.shops import ChannelRule, ShopRules
+from streams.core.validation import problems as validation_problems
+
+MAX_OA_TEMPLATES = 25
+SAMPLE = {
+    ValueFormat.AMOUNT_FEN: format_value(1, ValueFormat.AMOUNT_FEN),
+    ValueFormat.TIME: format_value(datetime(2026, 1, 1, tzinfo=UTC), ValueFormat.TIME),
+    ValueFormat.TEXT: "x",
+}
+
+
+def shop_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
+    problems: list[str] = []
+    for scene_id, channels in shop.scenes.items():
+        scene = catalog.scenes.get(scene_id)
+        if scene is None:
+            problems.append(f"scenes.{scene_id}: no such scene in the catalog")
+            continue
+        for channel, rule in channels.items():
+            where = f"scenes.{scene_id}.{channel.value}"
+            problems += [
+                f"{where}: {message}" for message in _rule_problems(shop, scene_id, scene, channel, rule)
+            ]
+    problems += _sms_template_problems(shop, catalog)
+    in_use = {
+        rule.template_id
+        for channels in shop.scenes.values()
+        for channel, rule in channels.items()
+        if channel is ChannelName.WECHAT_OA and rule.enabled and rule.template_id
+    }
+    if len(in_use) > MAX_OA_TEMPLATES:
+        problems.append(
+            f"wechat_oa: {len(in_use)} templates in use, an Official Account holds at most {MAX_OA_TEMPLATES}"
+        )
+    return problems
+
+
+def _rule_problems(
+    shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName, rule: ChannelRule
+) -> list[str]:
+    if channel not in scene.channels:
+        return ["channel not allowed for this scene"]
+    if shop.account(channel) is None:
+        return [f"the shop has no {channel.value} account"]
+    if not rule.enabled:
+        return []
+    if channel is ChannelName.ALIYUN_SMS:
+        return (
+            [] if shop.sms_template(scene_id) else ["no enabled SMS template for this scene (sms_templates)"]
+        )
+    problems = [] if rule.template_id else ["template_id: missing"]
+    if rule.template == "custom":
+        problems += _custom_field_problems(scene, channel, rule)
+    return problems
+
+
+def _custom_field_problems(scene: Scene, channel: ChannelName, rule: ChannelRule) -> list[str]:
+    keywords = scene.default_templates[channel].fields
+    problems = [
+        f"fields.{keyword}: template field missing" for keyword in keywords if keyword not in rule.fields
+    ]
+    problems += [
+        f"fields.{keyword}: not a field of this template"
+        for keyword in rule.fields
+        if keyword not in keywords
+    ]
+    samples = {name: SAMPLE[variable.format] for name, variable in scene.variables.items()}
+    for keyword, text in rule.fields.items():
+        unknown = sorted(set(placeholders(text)) - scene.variables.keys())
+        if unknown:
+            problems.append(f"fields.{keyword}: unknown variable {', '.join(unknown)}")
+        elif keyword in keywords and channel in WECHAT:
+            rejected = problem(keyword, render_text(text, samples))
+            if rejected:
+                problems.append(
+                    f"fields.{keyword}: WeChat would reject it even with the shortest values ({rejected})"
+                )
+    return problems
+
+
+def _sms_template_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
+    problems = []
+    for index, template in enumerate(shop.sms_templates):
+        scene = catalog.scenes.get(template.scene)
+        where = f"sms_templates.{index}"
+        if scene is None or ChannelName.ALIYUN_SMS not in scene.channels:
+            problems.append(f"{where}.scene: {template.scene} is not a scene sent by SMS")
+            continue
+        unknown = sorted(set(template.parameters()) - scene.variables.keys())
+        if unknown:
+            problems.append(f"{where}.content: unknown variable {', '.join(unknown)}")
+    return problems
+
+
+def parse_shop_rules(document: object, catalog: Catalog, where: str) -> ShopRules:
+    """A shop's rules from a document, checked against the catalog; ConfigError names every problem."""
+    try:
+        shop = ShopRules.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(where, validation_problems(exc)) from None
+    broken = shop_problems(shop, catalog)
+    if broken:
+        raise ConfigError(where, broken)
+    return shop
+
+
+def load_shop_files(paths: list[Path], catalog: Catalog) -> list[ShopRules]:
+    """Shops' rules from YAML files, every one validated (ConfigError names file and field)."""
+    return [parse_shop_rules(load_yaml(path), catalog, str(path)) for path in paths]
+
+
+def load_shop_rules(directory: Path, catalog: Catalog) -> dict[int, ShopRules]:
+    """Every ``*.yaml`` in ``directory``, checked against the catalog, by shop id."""
+    return {shop.shop_id: shop for shop in load_shop_files(sorted(directory.glob("*.yaml")), catalog)}

@@ -1,0 +1,58 @@
+"""Shops' settings as records of the compacted settings topic (key: shop id, value: the settings
+as JSON), and the table of every shop's latest valid settings built from them. Pure.
+
+Writers (the admin API, ``mall-notify settings load|set``) validate before they publish; readers
+validate again, so a record that breaks a rule (written by hand, or under an older catalog) is
+refused and the shop's previous settings stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import orjson
+
+from streams.core.catalog import Catalog
+from streams.core.errors import ConfigError
+from streams.core.shop_checks import parse_shop_rules
+from streams.core.shops import ShopRules
+
+
+def settings_record(shop: ShopRules) -> tuple[bytes, bytes]:
+    """Key and value of a shop's settings in the settings topic."""
+    return str(shop.shop_id).encode(), shop.model_dump_json(exclude_none=True).encode()
+
+
+class ShopTable(Mapping[int, ShopRules]):
+    """The latest valid settings of every shop, by shop id."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._shops: dict[int, ShopRules] = {}
+
+    def apply(self, key: bytes | None, value: bytes | None) -> str | None:
+        """Apply one settings record; returns why it was refused (the previous settings stay)."""
+        if key is None:
+            return "a settings record without a key (shop id)"
+        if value is None:  # a tombstone: the shop's settings were deleted
+            self._shops.pop(int(key), None)
+            return None
+        try:
+            shop = parse_shop_rules(orjson.loads(value), self._catalog, f"settings of shop {key.decode()}")
+        except (ConfigError, orjson.JSONDecodeError, ValueError) as exc:
+            return str(exc)
+        self.accept(shop)
+        return None
+
+    def accept(self, shop: ShopRules) -> None:
+        """Know a shop's settings this process has just saved (read your own writes)."""
+        self._shops[shop.shop_id] = shop
+
+    def __getitem__(self, shop_id: int) -> ShopRules:
+        return self._shops[shop_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._shops)
+
+    def __len__(self) -> int:
+        return len(self._shops)

@@ -1,0 +1,131 @@
+"""The topics of ``config/topics.yaml`` as typed data: names, partitions, replication and config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from channels.base import ChannelName
+from streams.core.errors import TopicsError
+from streams.core.validation import describe
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicSpec(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(ge=1, le=1000)
+    replication_factor: int | None = Field(default=None, ge=1)
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class EventTopic(TopicSpec):
+    event_types: list[str] = Field(min_length=1)
+
+
+class RetryTier(Frozen):
+    name: str = Field(pattern=r"^[a-z0-9]+$")
+    delay_seconds: float = Field(gt=0)
+
+
+class RetryTopics(Frozen):
+    partitions: int = Field(ge=1)
+    config: dict[str, str] = Field(default_factory=dict)
+    tiers: list[RetryTier] = Field(min_length=1)
+    jitter: float = Field(default=0.1, ge=0, le=1, description="delays are stretched by up to this fraction")
+    unknown_code_max_retries: int = Field(
+        default=1, ge=0, description="tiers an unknown provider code may use"
+    )
+
+
+class Defaults(Frozen):
+    replication_factor: int = Field(ge=1)
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class TopicsFile(Frozen):
+    defaults: Defaults
+    events: list[EventTopic] = Field(min_length=1)
+    send: dict[ChannelName, TopicSpec]
+    retry: RetryTopics
+    dead_letter: TopicSpec
+    outcomes: TopicSpec
+    settings: TopicSpec
+
+
+def _retry_name(channel: ChannelName, tier: RetryTier) -> str:
+    return f"notify.retry.{channel.value}.{tier.name}"
+
+
+class Topics:
+    """Topic names with the environment's prefix applied, and every topic's full spec."""
+
+    def __init__(self, spec: TopicsFile, prefix: str = "") -> None:
+        self.spec = spec
+        self.prefix = prefix
+
+    def name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def event_topics(self) -> list[str]:
+        return [self.name(topic.name) for topic in self.spec.events]
+
+    def event_topic_for(self, event_type: str) -> str | None:
+        for topic in self.spec.events:
+            if event_type in topic.event_types:
+                return self.name(topic.name)
+        return None
+
+    def send_topic(self, channel: ChannelName) -> str:
+        return self.name(self.spec.send[channel].name)
+
+    def retry_topic(self, channel: ChannelName, tier: RetryTier) -> str:
+        return self.name(_retry_name(channel, tier))
+
+    @property
+    def dead_letter(self) -> str:
+        return self.name(self.spec.dead_letter.name)
+
+    @property
+    def outcomes(self) -> str:
+        return self.name(self.spec.outcomes.name)
+
+    @property
+    def settings(self) -> str:
+        return self.name(self.spec.settings.name)
+
+    def all(self) -> list[TopicSpec]:
+        """Every topic with defaults filled in and the prefix applied."""
+        specs: list[TopicSpec] = [*self.spec.events, *self.spec.send.values()]
+        retry = self.spec.retry
+        specs += [
+            TopicSpec(name=_retry_name(channel, tier), partitions=retry.partitions, config=retry.config)
+            for channel in self.spec.send
+            for tier in retry.tiers
+        ]
+        specs += [self.spec.dead_letter, self.spec.outcomes, self.spec.settings]
+        defaults = self.spec.defaults
+        return [
+            TopicSpec(
+                name=self.name(spec.name),
+                partitions=spec.partitions,
+                replication_factor=spec.replication_factor or defaults.replication_factor,
+                config={**defaults.config, **spec.config},
+            )
+            for spec in specs
+        ]
+
+
+def load_topics(path: Path, prefix: str = "") -> Topics:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Topics(TopicsFile.model_validate(document), prefix)
+    except (OSError, yaml.YAMLError) as exc:
+        raise TopicsError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        raise TopicsError(f"{path}: {describe(exc)}") from None

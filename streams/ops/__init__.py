@@ -1,0 +1,1 @@
+"""Operating the pipeline: the command-line commands, dead letters, stats and topic admin."""

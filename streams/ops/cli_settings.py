@@ -1,0 +1,171 @@
+"""Product commands: ``mall-notify catalog``, ``settings show|load|set`` and ``explain``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.table import Table
+
+from channels.base import ChannelName, SourceRecord
+from streams.core.catalog import Catalog, load_catalog
+from streams.core.errors import ConfigError, EventRejected
+from streams.core.events import parse_event
+from streams.core.routing import route
+from streams.core.shop_checks import load_shop_files, parse_shop_rules
+from streams.core.shops import ShopRules
+from streams.logs import mask_identifier
+from streams.ops.cli_common import console, fail, load_cli_settings, load_cli_topics
+from streams.ops.shop_store import publish_shops, read_shops
+from streams.settings import Settings
+
+settings_app = typer.Typer(
+    help="Shops' notification settings (the compacted settings topic).", no_args_is_help=True
+)
+
+
+def _catalog(settings: Settings) -> Catalog:
+    try:
+        return load_catalog(settings.config_dir / "catalog.yaml")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def catalog() -> None:
+    """The scenes: trigger, audience, channels and variable library."""
+    scenes = _catalog(load_cli_settings()).scenes
+    table = Table("scene", "title", "trigger", "to", "channels", "variables", title=f"{len(scenes)} scenes")
+    for scene_id, scene in scenes.items():
+        trigger = scene.trigger + "".join(f"\n{path}={value}" for path, value in scene.when.items())
+        table.add_row(
+            scene_id,
+            scene.title,
+            trigger,
+            scene.audience,
+            ", ".join(c.value for c in scene.channels),
+            ", ".join(f"{{{name}}} {v.label}" for name, v in scene.variables.items()),
+        )
+    console.print(table)
+
+
+def _shop(settings: Settings, shop_id: int, catalog: Catalog) -> ShopRules:
+    shop = read_shops(settings.kafka_bootstrap_servers, load_cli_topics(settings).settings, catalog).get(
+        shop_id
+    )
+    if shop is None:
+        raise fail(f"shop {shop_id} has no settings yet: `mall-notify settings load FILE` first")
+    return shop
+
+
+@settings_app.command("show")
+def settings_show(shop_id: Annotated[int, typer.Argument(help="shop id")]) -> None:
+    """Print a shop's current settings as YAML (what `settings load` takes)."""
+    settings = load_cli_settings()
+    shop = _shop(settings, shop_id, _catalog(settings))
+    console.print(
+        yaml.safe_dump(shop.model_dump(mode="json", exclude_none=True), allow_unicode=True, sort_keys=False),
+        markup=False,
+        highlight=False,
+    )
+
+
+@settings_app.command("load")
+def settings_load(files: Annotated[list[Path], typer.Argument(help="shop settings YAML files")]) -> None:
+    """Validate shops' settings files and save them; workers apply them to the next event."""
+    settings = load_cli_settings()
+    try:
+        shops = load_shop_files(files, _catalog(settings))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    publish_shops(settings.kafka_bootstrap_servers, load_cli_topics(settings).settings, shops)
+    console.print(f"saved the settings of shop(s) {', '.join(str(shop.shop_id) for shop in shops)}")
+
+
+@settings_app.command("set")
+def settings_set(
+    shop_id: Annotated[int, typer.Argument(help="shop id")],
+    scene: Annotated[str, typer.Argument(help="scene, see `mall-notify catalog`")],
+    channel: Annotated[ChannelName, typer.Argument(help="channel")],
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="turn it on or off")] = None,
+    template: Annotated[str | None, typer.Option(help="default or custom")] = None,
+    template_id: Annotated[str | None, typer.Option(help="the WeChat template id")] = None,
+    field: Annotated[
+        list[str] | None, typer.Option(help="custom content, KEYWORD=TEXT with {variables}")
+    ] = None,
+) -> None:
+    """Change one scene x channel of a shop, validated like the admin API does."""
+    settings = load_cli_settings()
+    catalog = _catalog(settings)
+    document = _shop(settings, shop_id, catalog).model_dump(mode="json")
+    rule = document["scenes"].setdefault(scene, {}).setdefault(channel.value, {})
+    changes = {"enabled": enabled, "template": template, "template_id": template_id}
+    rule.update({key: value for key, value in changes.items() if value is not None})
+    default = catalog.scenes[scene].default_templates.get(channel) if scene in catalog.scenes else None
+    if rule.get("template") == "custom" and not rule.get("fields") and default is not None:
+        rule["fields"] = dict(default.fields)  # start from the system default's contents
+    for item in field or []:
+        keyword, _, text = item.partition("=")
+        rule.setdefault("fields", {})[keyword] = text
+    try:
+        shop = parse_shop_rules(document, catalog, f"shop {shop_id}")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    publish_shops(settings.kafka_bootstrap_servers, load_cli_topics(settings).settings, [shop])
+    console.print(f"saved: shop {shop_id} {scene} {channel.value} {shop.scenes[scene][channel]!r}")
+
+
+def explain(
+    event_file: Annotated[Path, typer.Argument(help="one event as JSON")],
+    shop: Annotated[int, typer.Option(help="the shop whose settings to use")],
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="use this file, not the topic")
+    ] = None,
+) -> None:
+    """For every scene x channel the event triggers: would it send, and why not."""
+    settings = load_cli_settings()
+    catalog = _catalog(settings)
+    try:
+        event = parse_event(event_file.read_bytes())
+    except EventRejected as exc:
+        raise fail(f"not an event the pipeline accepts: {exc}", 1) from None
+    try:
+        rules = (
+            load_shop_files([settings_file], catalog)[0] if settings_file else _shop(settings, shop, catalog)
+        )
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    routing = route(
+        event, SourceRecord(topic=str(event_file), partition=0, offset=0), rules, catalog, datetime.now(UTC)
+    )
+    table = Table(
+        "scene",
+        "channel",
+        "sends?",
+        "to / why not",
+        "template",
+        "content",
+        title=f"{event.type} {event.id} for shop {rules.shop_id}",
+    )
+    for delivery in routing.deliveries:
+        content = "\n".join(f"{k}: {v}" for k, v in delivery.fields.items())
+        table.add_row(
+            delivery.scene,
+            delivery.channel.value,
+            "[green]yes[/]",
+            mask_identifier(delivery.recipient),
+            delivery.template_id,
+            content,
+        )
+    for skip in routing.skips:
+        table.add_row(
+            skip.scene or "-",
+            skip.channel.value if skip.channel else "-",
+            "[yellow]no[/]",
+            skip.reason,
+            "",
+            "",
+        )
+    console.print(table)

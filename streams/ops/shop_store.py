@@ -1,0 +1,36 @@
+"""Saving and reading shops' settings from the command line (the compacted settings topic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams.core.catalog import Catalog, load_catalog
+from streams.core.shop_checks import load_shop_files
+from streams.core.shop_records import ShopTable, settings_record
+from streams.core.shops import ShopRules
+from streams.ops.reading import read_all
+from streams.runtime.clients import idempotent_producer
+
+
+def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) -> None:
+    """Save shops' rules (already validated) to the settings topic, acknowledged by Kafka."""
+    producer = idempotent_producer(bootstrap_servers)
+    for shop in shops:
+        key, value = settings_record(shop)
+        producer.produce(topic, key=key, value=value)
+    if producer.flush(30):
+        raise RuntimeError("the settings were not acknowledged by Kafka")
+
+
+def read_shops(bootstrap_servers: str, topic: str, catalog: Catalog) -> dict[int, ShopRules]:
+    """The current settings of every shop, as a worker would see them."""
+    table = ShopTable(catalog)
+    for record in read_all(bootstrap_servers, topic, timeout=60):
+        table.apply(record.key, record.value)
+    return dict(table)
+
+
+def load_config_shops(config_dir: Path) -> list[ShopRules]:
+    """The sample shops of ``config/shops/`` (the demo and the tests save them as settings)."""
+    catalog = load_catalog(config_dir / "catalog.yaml")
+    return load_shop_files(sorted((config_dir / "shops").glob("*.yaml")), catalog)

@@ -1,0 +1,1 @@
+"""The worker runtime: Kafka clients, consume loops, the router, senders and retry forwarder."""
