@@ -1,12 +1,13 @@
-"""The contract between the routing stage and the provider channels.
+"""The contract between the pipeline and the provider channels.
 
-A :class:`Delivery` is one rendered message for one recipient on one channel; a channel turns
-it into a provider call and answers with a :class:`SendResult`, its errors already classified.
+A :class:`Delivery` is one rendered message for one recipient on one channel: exactly what a
+provider call needs, nothing about where it came from. A channel turns it into a provider call
+and answers with a :class:`SendResult`, its errors already classified.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -30,40 +31,23 @@ class ErrorClass(StrEnum):
     """Trying again cannot help (user unsubscribed, bad template, bad data)."""
 
 
-class SourceRecord(BaseModel):
-    """Where an event was read: the coordinates that make any outcome traceable."""
-
-    model_config = ConfigDict(frozen=True)
-
-    topic: str
-    partition: int
-    offset: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}[{self.partition}]@{self.offset}"
-
-
-class Delivery(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Delivery:
     """One message to one recipient on one channel, rendered and ready to send."""
 
-    model_config = ConfigDict(frozen=True)
-
-    delivery_id: str = Field(
-        description="stable id: the same event, scene, channel and recipient give the same id"
-    )
-    event_id: str
-    event_type: str
-    shop_id: int
-    scene: str
+    delivery_id: str
+    """Stable: the same event, scene, channel and recipient give the same id. WeChat's
+    ``client_msg_id`` and Aliyun's ``OutId``."""
     channel: ChannelName
-    account: str = Field(description="provider account: OA/MP appid, or SMS signature")
-    recipient: str = Field(description="openid or phone number")
+    account: str
+    """The provider account: OA/MP appid, or SMS signature."""
+    recipient: str
+    """openid or phone number"""
     template_id: str
-    fields: dict[str, str] = Field(description="template keyword -> rendered value")
+    fields: dict[str, str]
+    """template keyword (or SMS parameter) -> rendered value"""
     link: str | None = None
-    source: SourceRecord
-    fanout: int = Field(ge=1, description="how many deliveries the event produced in all")
-    created_at: datetime
+    """OA url or MP page"""
 
 
 class SendResult(BaseModel):

@@ -8,8 +8,10 @@ A keyword's name carries its type followed by its index (``thing3``, ``amount2``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
 ELLIPSIS = "…"
 _KEY = re.compile(r"^(?P<type>[a-z_]+?)(?P<index>\d+)$")
@@ -105,7 +107,15 @@ def fit(keyword: str, value: str) -> str:
     """Make ``value`` acceptable for ``keyword``'s type where that can be done without lying:
     free text is shortened with an ellipsis, characters a type does not allow are dropped and the
     rest cut to length. Times and amounts are left alone: the renderer formats them right."""
-    kind = value_type(keyword)
+    return _fit(value_type(keyword), value)
+
+
+def fitter(keyword: str) -> Callable[[str], str]:
+    """:func:`fit` for one keyword, its type looked up once (render plans keep it)."""
+    return partial(_fit, value_type(keyword))
+
+
+def _fit(kind: ValueType | None, value: str) -> str:
     if kind is None:
         return value[:200]
     if kind in _KEEP:

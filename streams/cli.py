@@ -34,17 +34,16 @@ app.command()(cli_settings.explain)
 
 @app.command()
 def worker() -> None:
-    """Run the pipeline: router and sender agents, /metrics on MALL_NOTIFY_WEB_PORT."""
-    import faust  # the worker's imports are heavy; other commands don't need them
-
-    from streams.runtime.worker import create_app
+    """Run the pipeline: router, a sender per channel, retry forwarder; /metrics and /readyz on
+    MALL_NOTIFY_WEB_PORT. Stops on SIGTERM or SIGINT."""
+    from streams.runtime.worker import serve  # the worker's imports are heavy; other commands don't need them
 
     settings = load_cli_settings()
     try:
-        faust_app = create_app(settings)
+        code = serve(settings)
     except (ConfigError, TopicsError) as exc:
         raise fail(str(exc)) from None
-    faust.Worker(faust_app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -98,3 +101,31 @@ def get_logger(component: str) -> logging.Logger:
 def fields(**values: Any) -> dict[str, Any]:
     """The ``extra=`` of a log call, with empty values left out."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+class Repeats:
+    """Logs each kind of message at most once per interval; the next line of that kind says how
+    many were left out (``repeated``). For errors that come in floods: a broker outage makes every
+    client report every failed connection attempt."""
+
+    def __init__(
+        self, logger: logging.Logger, interval_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._logger = logger
+        self._interval = interval_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}
+        """message -> (when it was last logged, how many were left out since)"""
+
+    def warning(self, message: str, **extra: Any) -> bool:
+        """Log ``message`` unless it was logged less than an interval ago; True when it was logged."""
+        now = self._clock()
+        with self._lock:
+            logged_at, left_out = self._last.get(message, (float("-inf"), 0))
+            if now - logged_at < self._interval:
+                self._last[message] = (logged_at, left_out + 1)
+                return False
+            self._last[message] = (now, 0)
+        self._logger.warning(message, extra=fields(repeated=left_out or None, **extra))
+        return True

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from channels.base import ChannelName
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WECHAT_API = "https://api.weixin.qq.com"
 ENV_PREFIX = "MALL_NOTIFY_"
+DEFAULT_SEND_CONCURRENCY = 256
 
 
 class Settings(BaseSettings):
@@ -35,7 +38,17 @@ class Settings(BaseSettings):
         default=336, gt=0, description="how long a delivered id is never sent again (keep outcomes that long)"
     )
     config_dir: Path = PROJECT_ROOT / "config"
-    data_dir: Path = Field(default=PROJECT_ROOT / ".local", description="local state of the worker (faust)")
+    send_concurrency: dict[ChannelName, Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        default_factory=dict,
+        description='deliveries in flight per channel, JSON {"aliyun_sms": 64}; others: 256',
+    )
+    router_batch: int = Field(default=500, ge=1, le=10_000, description="events routed per batch at most")
+    stall_seconds: float = Field(
+        default=60.0, gt=0, description="a record unfinished this long marks its partition stalled"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=15.0, gt=0, le=600, description="how long a stop waits for records in flight"
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535, description="port of /metrics")
     wechat_oa_api_base: HttpUrl = Field(default=HttpUrl(WECHAT_API), description="WeChat API for OA sends")
@@ -65,6 +78,9 @@ class Settings(BaseSettings):
     http_connect_timeout: float = Field(default=3.0, gt=0)
     http_total_timeout: float = Field(default=10.0, gt=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    def concurrency(self, channel: ChannelName) -> int:
+        return self.send_concurrency.get(channel, DEFAULT_SEND_CONCURRENCY)
 
 
 class SettingsError(Exception):

@@ -10,7 +10,9 @@ from typing import Any
 
 import orjson
 
-from channels.base import ChannelName, Delivery, SourceRecord
+from channels.base import ChannelName, Delivery
+from streams.core.dispatch import Dispatch
+from streams.core.source import SourceRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SHOP = 1001
@@ -55,12 +57,9 @@ def to_bytes(document: dict[str, Any]) -> bytes:
 
 
 def delivery(**overrides: Any) -> Delivery:
+    """A rendered OA message of the demo shop, as a channel receives it."""
     values: dict[str, Any] = {
         "delivery_id": uuid.uuid4().hex,
-        "event_id": f"evt-{uuid.uuid4().hex}",
-        "event_type": "payment.succeeded",
-        "shop_id": DEMO_SHOP,
-        "scene": "buyer_order_paid",
         "channel": ChannelName.WECHAT_OA,
         "account": DEMO_APPID,
         "recipient": BUYER_OPENID,
@@ -71,12 +70,25 @@ def delivery(**overrides: Any) -> Delivery:
             "thing3": "纯棉短袖T恤",
             "time4": "2026-11-25 20:03",
         },
-        "source": SourceRecord(topic="mall.payments", partition=0, offset=7),
+    }
+    values.update(overrides)
+    return Delivery(**values)
+
+
+def dispatch(message: Delivery | None = None, **overrides: Any) -> Dispatch:
+    """A delivery as the router puts it on a send topic (``message`` defaults to :func:`delivery`)."""
+    values: dict[str, Any] = {
+        "delivery": message or delivery(),
+        "event_id": f"evt-{uuid.uuid4().hex}",
+        "event_type": "payment.succeeded",
+        "shop_id": DEMO_SHOP,
+        "scene": "buyer_order_paid",
+        "source": SourceRecord("mall.payments", 0, 7),
         "fanout": 1,
         "created_at": datetime(2026, 11, 25, 12, 3, 12, tzinfo=UTC),
     }
     values.update(overrides)
-    return Delivery(**values)
+    return Dispatch(**values)
 
 
 SELLER_OPENID = "oSeLLer0a1b2c3d4e5f6g7h8i9jK"

@@ -24,22 +24,27 @@ from streams.api.openapi import OPENAPI, Problems
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.errors import ConfigError
 from streams.core.shop_checks import parse_shop_rules
-from streams.core.shop_records import settings_record
+from streams.core.shop_records import ShopTable, settings_record
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics
-from streams.runtime.kafka_publisher import KafkaPublisher
-from streams.runtime.shop_table import SettingsView
+from streams.runtime.publisher import Publisher
+from streams.runtime.records import Write
+from streams.runtime.shop_table import ShopFollower
+from streams.runtime.supervisor import Supervisor
 from streams.settings import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PLATFORM = "platform"
+SAVE_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class ApiContext:
     catalog: Catalog
-    shops: SettingsView
-    publisher: KafkaPublisher
+    shops: ShopTable
+    follower: ShopFollower
+    publisher: Publisher
+    supervisor: Supervisor
     settings_topic: str
     platform_token: SecretStr | None
     shop_tokens: dict[str, SecretStr]
@@ -112,7 +117,16 @@ async def _save(context: ApiContext, shop_id: str, document: object) -> web.Resp
         shop = parse_shop_rules(document, context.catalog, f"shop {shop_id}")
     except ConfigError as exc:
         return web.json_response(Problems(problems=exc.problems).model_dump(), status=422)
-    await context.publisher.publish(context.settings_topic, *settings_record(shop))
+    key, value = settings_record(shop)
+    try:
+        failed = await asyncio.wait_for(
+            context.publisher.write([Write(context.settings_topic, key, value)]), SAVE_WAIT_SECONDS
+        )
+        problem = failed[0].str() if failed else None
+    except TimeoutError:
+        problem = f"no acknowledgement in {SAVE_WAIT_SECONDS:.0f} s"
+    if problem is not None:
+        return _problem(503, f"Kafka did not acknowledge the settings ({problem}); try again")
     context.shops.accept(shop)
     return web.json_response(shop.model_dump(mode="json"))
 
@@ -178,7 +192,8 @@ async def delete_template(request: web.Request, context: ApiContext, shop: ShopR
 
 
 async def healthz(request: web.Request) -> web.Response:
-    ready = request.app[CONTEXT].shops.view.is_ready
+    context = request.app[CONTEXT]
+    ready = context.follower.loaded.is_set() and all(t.running for t in context.supervisor.tasks.values())
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
@@ -188,10 +203,13 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
     timeout = aiohttp.ClientTimeout(total=settings.http_total_timeout, connect=settings.http_connect_timeout)
     session = SharedSession(timeout)
     wechat = WeChatApi(str(settings.wechat_oa_api_base), settings.wechat_secrets, session)
+    shops = ShopTable(catalog)
     return ApiContext(
         catalog,
-        SettingsView(settings.kafka_bootstrap_servers, topics.settings, catalog),
-        KafkaPublisher(settings.kafka_bootstrap_servers),
+        shops,
+        ShopFollower(settings.kafka_bootstrap_servers, topics.settings, shops),
+        Publisher(settings.kafka_bootstrap_servers),
+        Supervisor(),
         topics.settings,
         settings.api_platform_token,
         settings.api_shop_tokens,
@@ -209,11 +227,11 @@ def build_app(context: ApiContext) -> web.Application:
     app[CONTEXT] = context
 
     async def follow_settings(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(context.shops.view.run())
+        context.publisher.start()
+        context.supervisor.start("settings", context.follower.run)
         yield
-        await context.shops.view.stop()
-        task.cancel()
-        await context.publisher.stop()
+        await context.supervisor.stop(grace_seconds=5.0)
+        await context.publisher.close(wait_seconds=5.0)
         await context.close()
 
     app.cleanup_ctx.append(follow_settings)

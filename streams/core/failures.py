@@ -14,10 +14,13 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from channels.base import ErrorClass, SourceRecord
+from channels.base import ErrorClass
+from streams.core.source import SourceRecord
 
 PREFIX = "x-notify-"
 Headers = list[tuple[str, bytes]]
+TOO_LARGE = "too_large"
+"""The reason of a dead letter that holds a reference to a record too large to copy, not the record."""
 
 
 class Stage(StrEnum):

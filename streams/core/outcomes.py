@@ -14,8 +14,10 @@ from enum import StrEnum
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from channels.base import ChannelName, Delivery, ErrorClass, SendResult, SourceRecord
+from channels.base import ChannelName, ErrorClass, SendResult
+from streams.core.dispatch import Dispatch
 from streams.core.failures import Failure
+from streams.core.source import SourceRecord
 
 
 class Status(StrEnum):
@@ -51,21 +53,21 @@ class Outcome(BaseModel):
 
 
 def delivery_outcome(
-    delivery: Delivery, result: SendResult, at: datetime, *, attempts: int, replayed: bool
+    dispatch: Dispatch, result: SendResult, at: datetime, *, attempts: int, replayed: bool
 ) -> Outcome:
     """The final outcome of a delivery: delivered, or dead-lettered with the provider's answer."""
     return Outcome(
         status=Status.DELIVERED if result.ok else Status.DEAD_LETTERED,
-        event_id=delivery.event_id,
-        delivery_id=delivery.delivery_id,
-        shop_id=delivery.shop_id,
-        scene=delivery.scene,
-        channel=delivery.channel,
+        event_id=dispatch.event_id,
+        delivery_id=dispatch.delivery.delivery_id,
+        shop_id=dispatch.shop_id,
+        scene=dispatch.scene,
+        channel=dispatch.delivery.channel,
         reason=result.reason,
         error_class=result.error_class,
         provider_code=result.code,
-        source=delivery.source,
-        fanout=delivery.fanout,
+        source=dispatch.source,
+        fanout=dispatch.fanout,
         attempts=attempts,
         replayed=replayed,
         at=at,

@@ -1,18 +1,51 @@
-"""Rendering: an event and a template give the keyword values a provider receives. Pure, no I/O."""
+"""Rendering: template texts split once into literals and ``{variables}``, then filled with an
+event's values formatted for people. Pure, no I/O."""
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from channels.wechat_values import fit
-from streams.core.catalog import TemplateDefinition, ValueFormat, Variable, lookup
+from streams.core.catalog import ValueFormat
 from streams.core.errors import MissingVariable
 
 MALL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A ``{variable}`` in a template text."""
+
+    name: str
+
+
+Text = tuple[str | Slot, ...]
+"""A template text, compiled: literal parts and the slots between them."""
+
+
+def compile_text(text: str) -> Text:
+    """``"您购买的{goods_name}"`` -> ``("您购买的", Slot("goods_name"))``."""
+    parts: list[str | Slot] = []
+    for literal, name, _spec, _conversion in string.Formatter().parse(text):
+        if literal:
+            parts.append(literal)
+        if name:
+            parts.append(Slot(name))
+    return tuple(parts)
+
+
+def fill(text: Text, values: dict[str, str]) -> str:
+    """The text with each slot replaced by its value; MissingVariable when one has none."""
+    try:
+        return "".join(part if part.__class__ is str else values[part.name] for part in text)  # type: ignore[union-attr]
+    except KeyError as missing:
+        raise MissingVariable(str(missing.args[0])) from None
+
+
+def render_text(text: str, values: dict[str, str]) -> str:
+    return fill(compile_text(text), values)
 
 
 def format_value(raw: object, value_format: ValueFormat) -> str:
@@ -23,36 +56,3 @@ def format_value(raw: object, value_format: ValueFormat) -> str:
     if value_format is ValueFormat.TIME and isinstance(raw, datetime):
         return raw.astimezone(MALL_TIME_ZONE).strftime("%Y-%m-%d %H:%M")
     return str(raw)
-
-
-def variable_values(document: Mapping[str, Any], variables: Mapping[str, Variable]) -> dict[str, str]:
-    """Every variable the event has a value for, formatted."""
-    values = {}
-    for name, variable in variables.items():
-        raw = lookup(document, variable.source)
-        if raw is not None and raw != "":
-            values[name] = format_value(raw, variable.format)
-        elif variable.default is not None:
-            values[name] = variable.default
-    return values
-
-
-def render_fields(fields: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
-    """Fill each keyword's text with the variable values and fit it to its WeChat type."""
-    return {keyword: fit(keyword, render_text(text, values)) for keyword, text in fields.items()}
-
-
-def render_link(template: TemplateDefinition, values: Mapping[str, str]) -> str | None:
-    return render_text(template.link, values) if template.link else None
-
-
-def render_text(text: str, values: Mapping[str, str]) -> str:
-    """``text`` with each {variable} replaced by its value; MissingVariable when one has none."""
-    parts = []
-    for literal, name, _spec, _conversion in string.Formatter().parse(text):
-        parts.append(literal)
-        if name:
-            if name not in values:
-                raise MissingVariable(name)
-            parts.append(values[name])
-    return "".join(parts)

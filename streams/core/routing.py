@@ -1,62 +1,33 @@
-"""Routing: which scenes and channels an event triggers for its shop, as rendered deliveries. Pure.
+"""Routing: which scenes and channels an event triggers for its shop, as rendered dispatches. Pure.
 
-``route`` returns the deliveries to send and, for every scene x channel that will not send,
-the reason, so that every event ends either in deliveries or in a skip a person can read.
+:meth:`Router.route` returns the dispatches to send and, for every scene x channel that will not
+send, the reason, so that every event ends either in deliveries or in a skip a person can read.
+The shop's settings come compiled (:mod:`streams.core.render_plan`); per event this only reads
+values from the event, formats them and joins strings.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from channels.base import ChannelName, Delivery, SourceRecord
-from streams.core.catalog import Catalog, Scene, lookup
+from channels.base import ChannelName, Delivery
+from streams.core.catalog import Catalog
+from streams.core.dispatch import Dispatch
 from streams.core.errors import MissingVariable
-from streams.core.events import Envelope, Event
-from streams.core.rendering import render_fields, render_link, variable_values
-from streams.core.shops import ChannelRule, ShopRules
+from streams.core.events import Event
+from streams.core.render_plan import ChannelPlan, Path, ScenePlan, ShopPlan, Skip
+from streams.core.rendering import fill, format_value
+from streams.core.source import SourceRecord
 
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2a4e-93d5-4b8e-a1f0-5d7c3e9b2a10")
 
 
 @dataclass(frozen=True)
-class Skip:
-    """A scene x channel that will not send for this event, and why."""
-
-    reason: str
-    scene: str | None = None
-    channel: ChannelName | None = None
-
-    def __str__(self) -> str:
-        where = "/".join(part for part in (self.scene, self.channel) if part)
-        return f"{where}: {self.reason}" if where else self.reason
-
-
-@dataclass(frozen=True)
 class Routing:
-    deliveries: list[Delivery] = field(default_factory=list)
+    dispatches: list[Dispatch] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Planned:
-    scene_id: str
-    channel: ChannelName
-    account: str
-    recipient: str
-    template_id: str
-    fields: dict[str, str]
-    link: str | None
-
-
-ADDRESS_FIELD = {
-    ChannelName.WECHAT_OA: "oa_openid",
-    ChannelName.WECHAT_MP: "mp_openid",
-    ChannelName.ALIYUN_SMS: "phone",
-}
 
 
 def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: str) -> str:
@@ -64,87 +35,94 @@ def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: s
     return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}|{scene_id}|{channel.value}|{recipient}").hex
 
 
-def route(
-    event: Event, source: SourceRecord, shop: ShopRules | None, catalog: Catalog, now: datetime
-) -> Routing:
-    document = event.model_dump()
-    scenes = catalog.scenes_for(event.type, document)
-    if not scenes:
-        return Routing(skips=[Skip(f"no scene is triggered by {event.type}")])
-    if shop is None:
-        return Routing(skips=[Skip(f"shop {event.shop_id} has no notification settings")])
-    planned: list[_Planned] = []
-    skips: list[Skip] = []
-    for scene_id, scene in scenes:
-        for channel in scene.channels:
-            outcome = _plan(document, shop, scene_id, scene, channel)
-            if isinstance(outcome, _Planned):
-                planned.append(outcome)
-            else:
-                skips.append(outcome)
-    deliveries = [_delivery(event, source, plan, len(planned), now) for plan in planned]
-    return Routing(deliveries=deliveries, skips=skips)
+def value_at(node: object, path: Path) -> object | None:
+    """Follow attribute names down from the event; None when a step is absent."""
+    for name in path:
+        node = getattr(node, name, None)
+        if node is None:
+            return None
+    return node
 
 
-def _plan(
-    document: Mapping[str, Any], shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName
-) -> _Planned | Skip:
-    """One scene x channel: a planned delivery, or why not."""
-    rule = shop.rule(scene_id, channel)
-    if rule is None or not rule.enabled:
-        reason = f" ({rule.disabled_reason})" if rule and rule.disabled_reason else ""
-        return Skip(f"disabled by the shop{reason}", scene_id, channel)
-    template = _template(shop, scene_id, scene, channel, rule)
-    if isinstance(template, Skip):
-        return template
-    template_id, fields_spec = template
-    account = shop.account(channel)
-    if account is None:
-        return Skip(f"the shop has no {channel.value} account", scene_id, channel)
-    party = lookup(document, scene.recipient)
-    recipient = party.get(ADDRESS_FIELD[channel]) if isinstance(party, Mapping) else None
+class Router:
+    """Routes events with the catalog's triggers and the shops' compiled plans."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._triggers = frozenset(scene.trigger for scene in catalog.scenes.values())
+
+    def route(self, event: Event, plan: ShopPlan | None, source: SourceRecord, now: datetime) -> Routing:
+        if event.type not in self._triggers:
+            return Routing(skips=[Skip(f"no scene is triggered by {event.type}")])
+        if plan is None:
+            return Routing(skips=[Skip(f"shop {event.shop_id} has no notification settings")])
+        scenes = [scene for scene in plan.by_trigger.get(event.type, ()) if _fires(event, scene)]
+        if not scenes:
+            return Routing(skips=[Skip(f"no scene is triggered by {event.type}")])
+        planned: list[tuple[ScenePlan, ChannelPlan, str, dict[str, str], str | None]] = []
+        skips: list[Skip] = []
+        for scene in scenes:
+            party = value_at(event, scene.recipient)
+            values = _values(event, scene)
+            for step in scene.steps:
+                if isinstance(step, Skip):
+                    skips.append(step)
+                    continue
+                rendered = _render(scene, step, party, values)
+                if isinstance(rendered, Skip):
+                    skips.append(rendered)
+                else:
+                    planned.append((scene, step, *rendered))
+        fanout = len(planned)
+        dispatches = [
+            Dispatch(
+                delivery=Delivery(
+                    delivery_id=delivery_id(event.id, scene.scene_id, step.channel, recipient),
+                    channel=step.channel,
+                    account=step.account,
+                    recipient=recipient,
+                    template_id=step.template_id,
+                    fields=fields,
+                    link=link,
+                ),
+                event_id=event.id,
+                event_type=event.type,
+                shop_id=event.shop_id,
+                scene=scene.scene_id,
+                source=source,
+                fanout=fanout,
+                created_at=now,
+            )
+            for scene, step, recipient, fields, link in planned
+        ]
+        return Routing(dispatches, skips)
+
+
+def _fires(event: Event, scene: ScenePlan) -> bool:
+    return all(str(value_at(event, path)) == value for path, value in scene.when)
+
+
+def _values(event: Event, scene: ScenePlan) -> dict[str, str]:
+    """The scene's variables the shop's templates use, formatted (defaults where the event has none)."""
+    values = {}
+    for name, variable in scene.variables.items():
+        raw = value_at(event, variable.path)
+        if raw is not None and raw != "":
+            values[name] = format_value(raw, variable.format)
+        elif variable.default is not None:
+            values[name] = variable.default
+    return values
+
+
+def _render(
+    scene: ScenePlan, step: ChannelPlan, party: object, values: dict[str, str]
+) -> tuple[str, dict[str, str], str | None] | Skip:
+    """Recipient, keyword values and link of one channel, or why it cannot send."""
+    recipient = getattr(party, step.address, None)
     if not recipient:
-        return Skip(f"the {scene.audience} has no {channel.value} address", scene_id, channel)
-    values = variable_values(document, scene.variables)
-    default = scene.default_templates.get(channel)
+        return Skip(f"the {scene.audience} has no {step.channel.value} address", scene.scene_id, step.channel)
     try:
-        fields = render_fields(fields_spec, values)
-        link = render_link(default, values) if default else None
+        fields = {keyword.keyword: keyword.fit(fill(keyword.text, values)) for keyword in step.keywords}
+        link = fill(step.link, values) if step.link is not None else None
     except MissingVariable as exc:
-        return Skip(str(exc), scene_id, channel)
-    return _Planned(scene_id, channel, account, str(recipient), template_id, fields, link)
-
-
-def _template(
-    shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName, rule: ChannelRule
-) -> tuple[str, Mapping[str, str]] | Skip:
-    """The template id and the field texts to render: the shop's SMS template, its custom
-    contents, or the system default."""
-    if channel is ChannelName.ALIYUN_SMS:
-        sms = shop.sms_template(scene_id)
-        if sms is None:
-            return Skip("no enabled SMS template", scene_id, channel)
-        return sms.template_code, {name: f"{{{name}}}" for name in sms.parameters()}
-    default = scene.default_templates.get(channel)
-    if default is None or not rule.template_id:
-        return Skip("no template for this channel", scene_id, channel)
-    return rule.template_id, rule.fields if rule.template == "custom" else default.fields
-
-
-def _delivery(event: Envelope, source: SourceRecord, plan: _Planned, fanout: int, now: datetime) -> Delivery:
-    return Delivery(
-        delivery_id=delivery_id(event.id, plan.scene_id, plan.channel, plan.recipient),
-        event_id=event.id,
-        event_type=getattr(event, "type", ""),
-        shop_id=event.shop_id,
-        scene=plan.scene_id,
-        channel=plan.channel,
-        account=plan.account,
-        recipient=plan.recipient,
-        template_id=plan.template_id,
-        fields=plan.fields,
-        link=plan.link,
-        source=source,
-        fanout=fanout,
-        created_at=now,
-    )
+        return Skip(str(exc), scene.scene_id, step.channel)
+    return str(recipient), fields, link

@@ -30,19 +30,23 @@ class ShopTable(Mapping[int, ShopRules]):
         self._catalog = catalog
         self._shops: dict[int, ShopRules] = {}
 
-    def apply(self, key: bytes | None, value: bytes | None) -> str | None:
-        """Apply one settings record; returns why it was refused (the previous settings stay)."""
-        if key is None:
-            return "a settings record without a key (shop id)"
+    def apply(self, key: bytes | None, value: bytes | None) -> int | str:
+        """Apply one settings record: the shop id it changed, or why it was refused (the
+        previous settings stay)."""
+        if key is None or not key.isdigit():
+            return f"a settings record whose key is not a shop id: {key!r}"
+        shop_id = int(key)
         if value is None:  # a tombstone: the shop's settings were deleted
-            self._shops.pop(int(key), None)
-            return None
+            self._shops.pop(shop_id, None)
+            return shop_id
         try:
-            shop = parse_shop_rules(orjson.loads(value), self._catalog, f"settings of shop {key.decode()}")
+            shop = parse_shop_rules(orjson.loads(value), self._catalog, f"settings of shop {shop_id}")
         except (ConfigError, orjson.JSONDecodeError, ValueError) as exc:
             return str(exc)
+        if shop.shop_id != shop_id:
+            return f"settings of shop {shop.shop_id} under the key of shop {shop_id}"
         self.accept(shop)
-        return None
+        return shop_id
 
     def accept(self, shop: ShopRules) -> None:
         """Know a shop's settings this process has just saved (read your own writes)."""

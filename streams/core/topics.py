@@ -42,6 +42,14 @@ class RetryTopics(Frozen):
     )
 
 
+class LedgerTopics(Frozen):
+    """The changelogs of the partitioned ledgers: one per consumed topic (events, sends), named
+    ``notify.ledger.<topic>`` and partitioned like it, so partition p holds the state of the
+    records of partition p."""
+
+    config: dict[str, str] = Field(default_factory=dict)
+
+
 class Defaults(Frozen):
     replication_factor: int = Field(ge=1)
     config: dict[str, str] = Field(default_factory=dict)
@@ -52,6 +60,7 @@ class TopicsFile(Frozen):
     events: list[EventTopic] = Field(min_length=1)
     send: dict[ChannelName, TopicSpec]
     retry: RetryTopics
+    ledger: LedgerTopics
     dead_letter: TopicSpec
     outcomes: TopicSpec
     settings: TopicSpec
@@ -59,6 +68,10 @@ class TopicsFile(Frozen):
 
 def _retry_name(channel: ChannelName, tier: RetryTier) -> str:
     return f"notify.retry.{channel.value}.{tier.name}"
+
+
+def _ledger_name(source: str) -> str:
+    return "notify.ledger." + source.removeprefix("notify.")
 
 
 class Topics:
@@ -87,6 +100,14 @@ class Topics:
     def retry_topic(self, channel: ChannelName, tier: RetryTier) -> str:
         return self.name(_retry_name(channel, tier))
 
+    def ledger_topic(self, source_topic: str) -> str:
+        """The changelog of the ledger of a consumed topic (prefix applied to both)."""
+        return self.name(_ledger_name(source_topic.removeprefix(self.prefix)))
+
+    def ledgers(self, source_topics: list[str]) -> dict[str, str]:
+        """Consumed topic -> its ledger's changelog."""
+        return {topic: self.ledger_topic(topic) for topic in source_topics}
+
     @property
     def dead_letter(self) -> str:
         return self.name(self.spec.dead_letter.name)
@@ -107,6 +128,11 @@ class Topics:
             TopicSpec(name=_retry_name(channel, tier), partitions=retry.partitions, config=retry.config)
             for channel in self.spec.send
             for tier in retry.tiers
+        ]
+        ledger = self.spec.ledger
+        specs += [
+            TopicSpec(name=_ledger_name(source.name), partitions=source.partitions, config=ledger.config)
+            for source in [*self.spec.events, *self.spec.send.values()]
         ]
         specs += [self.spec.dead_letter, self.spec.outcomes, self.spec.settings]
         defaults = self.spec.defaults

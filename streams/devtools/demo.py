@@ -34,7 +34,7 @@ def group_outcomes(records: Iterable[ReadRecord]) -> dict[str, list[Outcome]]:
     """Outcomes by the event record they came from (``topic[partition]@offset``)."""
     grouped: dict[str, list[Outcome]] = {}
     for record in records:
-        outcome = Outcome.model_validate_json(record.value)
+        outcome = Outcome.model_validate_json(record.value or b"")
         grouped.setdefault(str(outcome.source), []).append(outcome)
     return grouped
 
@@ -50,7 +50,7 @@ class Settlement:
 
     def __call__(self, records: list[ReadRecord]) -> bool:
         for record in records[self._seen :]:
-            outcome = Outcome.model_validate_json(record.value)
+            outcome = Outcome.model_validate_json(record.value or b"")
             source = str(outcome.source)
             if source in self.pending:
                 outcomes = self._outcomes.setdefault(source, [])

@@ -140,7 +140,7 @@ def dlq_show(at: Annotated[str, typer.Argument(help="PARTITION@OFFSET, as `dlq l
     for name, value in header_map(record.headers).items():
         console.print(f"[bold]{name}[/]: {value}", highlight=False, markup=True)
     console.print(f"[bold]key[/]: {(record.key or b'').decode(errors='replace')}")
-    console.print(record.value.decode(errors="replace"), markup=False, highlight=False)
+    console.print((record.value or b"").decode(errors="replace"), markup=False, highlight=False)
 
 
 @dlq_app.command("replay")

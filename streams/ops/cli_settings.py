@@ -10,13 +10,15 @@ import typer
 import yaml
 from rich.table import Table
 
-from channels.base import ChannelName, SourceRecord
+from channels.base import ChannelName
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.errors import ConfigError, EventRejected
 from streams.core.events import parse_event
-from streams.core.routing import route
+from streams.core.render_plan import compile_shop
+from streams.core.routing import Router
 from streams.core.shop_checks import load_shop_files, parse_shop_rules
 from streams.core.shops import ShopRules
+from streams.core.source import SourceRecord
 from streams.logs import mask_identifier
 from streams.ops.cli_common import console, fail, load_cli_settings, load_cli_topics
 from streams.ops.shop_store import publish_shops, read_shops
@@ -137,8 +139,8 @@ def explain(
         )
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    routing = route(
-        event, SourceRecord(topic=str(event_file), partition=0, offset=0), rules, catalog, datetime.now(UTC)
+    routing = Router(catalog).route(
+        event, compile_shop(rules, catalog), SourceRecord(str(event_file), 0, 0), datetime.now(UTC)
     )
     table = Table(
         "scene",
@@ -149,10 +151,11 @@ def explain(
         "content",
         title=f"{event.type} {event.id} for shop {rules.shop_id}",
     )
-    for delivery in routing.deliveries:
+    for dispatch in routing.dispatches:
+        delivery = dispatch.delivery
         content = "\n".join(f"{k}: {v}" for k, v in delivery.fields.items())
         table.add_row(
-            delivery.scene,
+            dispatch.scene,
             delivery.channel.value,
             "[green]yes[/]",
             mask_identifier(delivery.recipient),

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from channels.base import ChannelName
-from streams.core.failures import Failure, Stage
+from streams.core.failures import TOO_LARGE, Failure, Stage
 from streams.core.topics import Topics
 from streams.ops.reading import ReadRecord, read_all
 from streams.runtime.clients import idempotent_producer
@@ -43,13 +43,14 @@ class DeadLetter:
 def describe(record: ReadRecord) -> DeadLetter:
     failure = Failure.from_headers(record.headers)
     try:
-        payload: Any = orjson.loads(record.value)
+        payload: Any = orjson.loads(record.value or b"")
     except orjson.JSONDecodeError:
         payload = None
     if not isinstance(payload, dict):
         return DeadLetter(record, failure)
     if failure is not None and failure.stage is Stage.SEND:
-        channel = payload.get("channel")
+        delivery = payload.get("delivery")
+        channel = delivery.get("channel") if isinstance(delivery, dict) else None
         return DeadLetter(
             record,
             failure,
@@ -101,13 +102,21 @@ def read_dead_letters(bootstrap_servers: str, topics: Topics, selection: Selecti
 
 
 def replay_topic(letter: DeadLetter, topics: Topics) -> str | None:
-    """Where a dead letter goes back to: its channel's send topic, or the topic the event came from."""
+    """Where a dead letter goes back to: its channel's send topic, or the topic the event came
+    from. None when it cannot be replayed: no readable history, or only a reference to a record
+    too large to copy (``too_large``: the original is still at its origin, for a person to see)."""
     failure = letter.failure
-    if failure is None:
+    if failure is None or failure.reason == TOO_LARGE:
         return None
     if failure.stage is Stage.SEND:
         return topics.send_topic(letter.channel) if letter.channel else None
     return failure.origin.topic
+
+
+def replay_partition(failure: Failure, target: str) -> int:
+    """The partition the record was first read from when it goes back to that topic, so it meets
+    its ledger entry there; else the key decides (-1)."""
+    return failure.origin.partition if failure.origin.topic == target else -1
 
 
 @dataclass
@@ -143,7 +152,13 @@ def replay(
                 headers: list[tuple[str, str | bytes | None]] = [
                     (name, value) for name, value in letter.failure.replayed(datetime.now(UTC)).headers()
                 ]
-                producer.produce(target, value=letter.record.value, key=letter.record.key, headers=headers)
+                producer.produce(
+                    target,
+                    value=letter.record.value,
+                    key=letter.record.key,
+                    headers=headers,
+                    partition=replay_partition(letter.failure, target),
+                )
                 producer.poll(0)
                 time.sleep(interval)
             summary.replayed[target] += 1

@@ -38,7 +38,7 @@ def latest_outcomes(records: list[ReadRecord]) -> list[Outcome]:
     """The latest outcome of every key (a replay may have turned dead_lettered into delivered)."""
     latest: dict[bytes, Outcome] = {}
     for record in records:
-        latest[record.key or b""] = Outcome.model_validate_json(record.value)
+        latest[record.key or b""] = Outcome.model_validate_json(record.value or b"")
     return list(latest.values())
 
 

@@ -1,18 +1,136 @@
-"""How every Kafka client of the project is configured (confluent-kafka / librdkafka)."""
+"""How every Kafka client of the project is configured (confluent-kafka / librdkafka), and what a
+failed write means. One client stack for the worker, the admin API, the command line and tools.
+
+librdkafka's own logging is off: errors reach ``error_cb``, which logs each kind once per
+interval with a count (:class:`~streams.logs.Repeats`), so an outage is a few lines, not
+thousands.
+"""
 
 from __future__ import annotations
 
-from confluent_kafka import Producer
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from confluent_kafka import KafkaError, Producer
+
+from streams.logs import Repeats, get_logger
+
+log = get_logger("kafka")
+CLIENT_ERRORS = Repeats(log, interval_seconds=30.0)
+DELIVERY_TIMEOUT_MS = 60_000
+"""How long librdkafka keeps retrying a write before it reports it failed (we then try again)."""
 
 
-def idempotent_producer(bootstrap_servers: str, **extra: object) -> Producer:
-    """A confluent-kafka producer as every writer of this project uses it: acks=all, idempotent,
-    and murmur2 partitioning, so a key lands where the Java clients and aiokafka put it."""
-    config: dict[str, object] = {
+def report_client_error(error: KafkaError) -> None:
+    """``error_cb`` of every client: connection trouble is logged once per interval, counted."""
+    CLIENT_ERRORS.warning(f"kafka client: {error.name()}", detail=error.str())
+
+
+async def report_consumer_error(error: KafkaError) -> None:
+    """The same, for ``confluent_kafka.aio.AIOConsumer``, which awaits its callbacks on the loop."""
+    report_client_error(error)
+
+
+def _base(bootstrap_servers: str, extra: dict[str, Any], *, on_loop: bool = False) -> dict[str, Any]:
+    return {
         "bootstrap.servers": bootstrap_servers,
-        "acks": "all",
-        "enable.idempotence": True,
-        "partitioner": "murmur2_random",
-        "log_level": 3,
+        "log_level": 0,
+        "error_cb": report_consumer_error if on_loop else report_client_error,
+        **{key.replace("_", "."): value for key, value in extra.items()},
     }
-    return Producer(config | {key.replace("_", "."): value for key, value in extra.items()})
+
+
+def producer_config(bootstrap_servers: str, **extra: Any) -> dict[str, Any]:
+    """acks=all, idempotent, and murmur2 partitioning, so a key lands where the Java clients put it."""
+    return _base(
+        bootstrap_servers,
+        {
+            "acks": "all",
+            "enable_idempotence": True,
+            "partitioner": "murmur2_random",
+            "linger_ms": 5,
+            "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
+            **extra,
+        },
+    )
+
+
+def idempotent_producer(bootstrap_servers: str, **extra: Any) -> Producer:
+    """A synchronous producer, for the command line and tools (the worker has :class:`Publisher`)."""
+    return Producer(producer_config(bootstrap_servers, **extra))
+
+
+def group_consumer_config(bootstrap_servers: str, group_id: str, **extra: Any) -> dict[str, Any]:
+    """A member of a consumer group whose offsets are committed in the worker's transactions
+    (never by the consumer itself); it reads only committed records."""
+    return _base(
+        bootstrap_servers,
+        {
+            "group_id": group_id,
+            "auto_offset_reset": "earliest",
+            "enable_auto_commit": False,
+            "isolation_level": "read_committed",
+            "partition_assignment_strategy": "cooperative-sticky",
+            **extra,
+        },
+        on_loop=True,
+    )
+
+
+def reader_config(bootstrap_servers: str, *, on_loop: bool = False, **extra: Any) -> dict[str, Any]:
+    """A consumer that only assigns partitions to itself and never commits (state restore, views).
+    librdkafka wants a group id all the same; it is never joined. ``on_loop``: for an AIOConsumer."""
+    return _base(
+        bootstrap_servers,
+        {
+            "group_id": f"mall-notify-reader-{uuid.uuid4().hex}",
+            "enable_auto_commit": False,
+            "enable_partition_eof": False,
+            **extra,
+        },
+        on_loop=on_loop,
+    )
+
+
+class WriteProblem(StrEnum):
+    """What a failed write means for the record it was made for."""
+
+    RECORD = "record"
+    """The record cannot be written as it is (too large with its headers, an invalid record): write
+    it in a form that fits, at once."""
+    REFUSED = "refused"
+    """The cluster refuses it for another lasting reason (authorization, policy): try a few times,
+    then write it in a form that fits."""
+    OUTAGE = "outage"
+    """The cluster is unreachable or busy: try again until it is back; the partition waits."""
+
+
+_RECORD_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+    }
+)
+
+_OUTAGE_ERRORS = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def write_problem(error: KafkaError) -> WriteProblem:
+    if error.code() in _RECORD_ERRORS:
+        return WriteProblem.RECORD
+    if error.retriable() or error.code() in _OUTAGE_ERRORS:
+        return WriteProblem.OUTAGE
+    return WriteProblem.REFUSED

@@ -1,126 +1,109 @@
 """Delayed retries without blocking: records wait in the retry topics until due, then go back to
 their channel's send topic.
 
-Kafka has no delayed delivery. As Spring Kafka's retryable topics do, the forwarder reads each
-retry topic with its own consumer group, and when the head record of a partition is not due yet
-it seeks back to it and *pauses that partition* until the due time (other partitions and the
-main send topics keep flowing). A due record is produced to its send topic (idempotent producer,
-acks=all) before its offset is committed, so a crash re-forwards rather than loses it; the
-sender's ledger keeps such a duplicate from reaching the user twice.
+Kafka has no delayed delivery. As Spring Kafka's retryable topics do, the forwarder reads the
+retry topics in its own consumer group, and when the head record of a partition is not due yet
+it seeks back to it and *pauses that partition* until the due time (other partitions and the send
+topics keep flowing). A due record goes back to the partition of the send topic it was first read
+from, where its ledger entry lives, in the same transaction as the retry topic's offset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from streams.core.failures import Failure
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.background import BackgroundLoop
+from streams.runtime.lane import Lane, LaneConfig, Partition
+from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.stage import RetryStage
+from streams.runtime.transactions import Transactions
 
 log = get_logger("forwarder")
-MAX_WAIT_SECONDS = 0.2
 BATCH = 500
 
 
-def due_time(headers: Any) -> float:
-    """When a retry record is due, in epoch seconds; a record without a readable due time is due now."""
-    failure = Failure.from_headers([(name, bytes(value)) for name, value in headers or []])
-    return failure.due_at.timestamp() if failure and failure.due_at else 0.0
-
-
-class RetryForwarder(BackgroundLoop):
+class ForwarderLane(Lane):
     def __init__(
         self,
-        bootstrap_servers: str,
-        group_id: str,
+        config: LaneConfig,
         routes: Mapping[str, str],
+        stage: RetryStage,
+        transactions: Transactions,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__()
-        self._bootstrap = bootstrap_servers
-        self._group_id = group_id
+        super().__init__("retry", config, transactions)
         self._routes = dict(routes)
         """retry topic -> the send topic its records go back to"""
+        self._stage = stage
         self._clock = clock
-        self._waiting: dict[TopicPartition, float] = {}
+        self._waiting: dict[Partition, float] = {}
+        """paused partitions -> when their head record is due (epoch seconds)"""
 
-    async def run(self) -> None:
-        self.started()
-        consumer = AIOKafkaConsumer(
-            *self._routes,
-            bootstrap_servers=self._bootstrap,
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True)
-        await consumer.start()
-        await producer.start()
-        log.info("retry forwarder started", extra=fields(topics=sorted(self._routes)))
-        try:
-            while not self.stopping:
-                self._resume_due(consumer)
-                batch = await consumer.getmany(timeout_ms=int(self._wait_seconds() * 1000), max_records=BATCH)
-                for partition, records in batch.items():
-                    await self._forward(consumer, producer, partition, records)
-        finally:
-            await consumer.stop()
-            await producer.stop()
-            self.finished()
-
-    def _wait_seconds(self) -> float:
-        """Poll at least every 200 ms, sooner when a paused partition comes due."""
+    def wait_seconds(self) -> float:
+        """Take again no later than when a paused partition comes due."""
         if not self._waiting:
-            return MAX_WAIT_SECONDS
-        return max(0.0, min(MAX_WAIT_SECONDS, min(self._waiting.values()) - self._clock()))
+            return self.config.wait_seconds
+        return max(0.0, min(self.config.wait_seconds, min(self._waiting.values()) - self._clock()))
 
-    def _resume_due(self, consumer: AIOKafkaConsumer) -> None:
-        assigned = consumer.assignment()
+    async def room(self, stopping: asyncio.Event) -> int:
         now = self._clock()
-        for partition, due in list(self._waiting.items()):
-            if partition not in assigned or due <= now:
+        due = [partition for partition, at in self._waiting.items() if at <= now]
+        if due and self.consumer is not None:
+            await self.consumer.resume([TopicPartition(topic, number) for topic, number in due])
+            for partition in due:
                 del self._waiting[partition]
-                if partition in assigned:
-                    consumer.resume(partition)
         metrics.RETRY_WAITING.set(len(self._waiting))
+        await self.transactions.room()
+        return 0 if stopping.is_set() else BATCH
 
-    async def _forward(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        partition: TopicPartition,
-        records: list[Any],
-    ) -> None:
-        now = self._clock()
-        pending = []
-        next_offset = None
+    async def handle(self, records: list[ConsumedRecord]) -> None:
+        by_partition: dict[Partition, list[ConsumedRecord]] = defaultdict(list)
         for record in records:
-            due = due_time(record.headers)
-            if due > now:  # the rest of this partition is later still: wait without blocking the others
-                consumer.seek(partition, record.offset)
-                consumer.pause(partition)
-                self._waiting[partition] = due
-                break
-            target = self._routes[partition.topic]
-            pending.append(
-                await producer.send(
-                    target, value=record.value, key=record.key, headers=list(record.headers or [])
-                )
-            )
-            metrics.RETRY_LATENESS.observe(max(0.0, now - due) if due else 0.0)
-            next_offset = record.offset + 1
-        if next_offset is None:
-            return
-        await asyncio.gather(*pending)
-        await consumer.commit({partition: next_offset})
-        metrics.RETRIES_FORWARDED.labels(partition.topic).inc(len(pending))
-        log.info(
-            "retries forwarded",
-            extra=fields(topic=partition.topic, partition=partition.partition, count=len(pending)),
-        )
+            by_partition[(record.topic, record.partition)].append(record)
+        now = self._clock()
+        forwards: list[tuple[ConsumedRecord, list[Write]]] = []
+        for partition, waiting in by_partition.items():
+            for record in waiting:
+                history = record.history
+                due = history.due_at.timestamp() if history and history.due_at else 0.0
+                if due > now:  # the rest of this partition is later still: wait without blocking the others
+                    await self._pause(partition, record.offset, due)
+                    break
+                forwards.append((record, [self._back(record, history)]))
+                metrics.RETRY_LATENESS.observe(max(0.0, now - due) if due else 0.0)
+        for record, writes in forwards:
+            self.transactions.hand(self, record, writes)
+            self.offsets.done((record.topic, record.partition), record.offset)
+        for topic, count in Counter(record.topic for record, _ in forwards).items():
+            metrics.RETRIES_FORWARDED.labels(topic).inc(count)
+        if forwards:
+            log.info("retries forwarded", extra=fields(count=len(forwards)))
+
+    def _back(self, record: ConsumedRecord, history: Failure | None) -> Write:
+        """The record on its way back, to the send-topic partition it was first read from."""
+        target = self._routes[record.topic]
+        origin = history.origin if history else None
+        partition = origin.partition if origin is not None and origin.topic == target else None
+        return Write(target, record.key, record.value, record.headers, partition=partition)
+
+    async def _pause(self, partition: Partition, offset: int, due: float) -> None:
+        assert self.consumer is not None
+        topic, number = partition
+        await self.consumer.pause([TopicPartition(topic, number)])
+        await self.consumer.seek(TopicPartition(topic, number, offset))
+        self.offsets.rewind(partition, offset)
+        self._waiting[partition] = due
+
+    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
+        return self._stage.unwritable(record, detail)
+
+    def released(self, partitions: list[Partition]) -> None:
+        for partition in partitions:
+            self._waiting.pop(partition, None)

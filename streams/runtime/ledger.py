@@ -1,84 +1,56 @@
-"""The ledger: the outcomes topic, written once per delivery and read back by every worker.
+"""The ledger: final outcomes, as state partitioned with the records they are about.
 
-A delivery whose latest outcome is ``delivered`` is never sent again: not when its record is read
-a second time after a crash (at-least-once), not when it is forwarded twice from a retry topic,
-not when an SRE replays it from the dead-letter topic. The outcome record *is* the ledger entry,
-so there is no window where one was written without the other.
+A record read on partition *p* of a topic gets its ledger entry (key: delivery id or event id,
+value: status and time) on partition *p* of that topic's changelog, a compacted topic with as
+many partitions. So the worker that owns partition *p* of a send topic holds, and only holds, the
+entries of the deliveries on it: assigned a partition, it reads that changelog partition before
+the partition's first record is handled; when the partition is revoked, it drops them. Memory
+and start time follow the partitions a worker owns, never the history of the outcomes topic.
 
-Each worker reads the whole outcomes topic (no consumer group: every partition, from the oldest
-retained record) before its sender starts, then keeps tailing it, so deliveries written by other
-workers are known too. It keeps the latest status of every key for a TTL. (faust's
-GlobalTable would do this, but with faust-streaming 0.15 its group assignment never completes
-when the table's changelog is an existing topic; see the closing note of issue 6.)
+This is Kafka Streams' changelog (and faust's Table) made for our one need, a set of final
+outcomes with a TTL; why not faust's Table: see the README ("Partitioned state").
+
+Entries are read back only for the TTL (the changelog's retention should be as long): a delivery
+read again after that is treated as new.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
-from streams.core.outcomes import Outcome, Status
-from streams.runtime.stages import Publisher
-from streams.runtime.topic_view import TopicView
+from streams.core.outcomes import Status
+from streams.runtime.records import Write
+
+Clock = Callable[[], float]
+PartitionId = tuple[str, int]
+"""(topic, partition) of the records the entries are about"""
 
 
-def final_status(value: bytes | None) -> tuple[Status, float] | None:
-    """The status of an outcome record and when it was decided (epoch seconds), or None."""
-    try:
-        document: Any = orjson.loads(value or b"")
-        return Status(document["status"]), datetime.fromisoformat(document["at"]).timestamp()
-    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
-        return None
+class NotOwned(Exception):
+    """The ledger of a partition this lane does not own (any more) was asked for."""
 
 
-class OutcomeLedger:
-    """Remembers outcomes for ``ttl_seconds`` (in memory; the topic's retention should be as long):
-    a record read again after that is treated as new."""
+class LedgerPartition:
+    """The final outcomes of the records of one partition, oldest first, for a TTL."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        topic: str,
-        publisher: Publisher,
-        ttl_seconds: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._publisher = publisher
+    def __init__(self, ttl_seconds: float, clock: Clock) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
         self._final: dict[str, tuple[Status, float]] = {}
-        """key -> (status, decided at), oldest first, so expired entries are dropped from the front"""
-        self.view = TopicView(bootstrap_servers, topic, self._apply)
-
-    @property
-    def is_ready(self) -> bool:
-        return self.view.is_ready
 
     def __len__(self) -> int:
         return len(self._final)
 
     def final(self, key: str) -> Status | None:
-        """The latest final outcome of a delivery id (or event key) within the TTL, if any."""
         self._forget_expired()
         entry = self._final.get(key)
         return entry[0] if entry else None
 
-    async def record(self, outcome: Outcome) -> None:
-        """Write a final outcome (acknowledged by Kafka) and know it at once."""
-        key = outcome.key()
-        await self._publisher.publish(self.view.topic, key, outcome.to_json())
-        self._remember(key.decode(), outcome.status, outcome.at.timestamp())
-
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        decided = final_status(value)
-        if decided is not None and key:
-            self._remember(key.decode(), *decided)
-
-    def _remember(self, key: str, status: Status, at: float) -> None:
+    def remember(self, key: str, status: Status, at: float) -> None:
         self._final.pop(key, None)  # re-inserted at the end: the dict stays ordered by time
         if at > self._clock() - self._ttl:
             self._final[key] = (status, at)
@@ -90,3 +62,79 @@ class OutcomeLedger:
             if at > horizon:
                 return
             del self._final[key]
+
+
+def entry_value(status: Status, at: float) -> bytes:
+    return orjson.dumps({"status": status.value, "at": at})
+
+
+def parse_entry(value: bytes | None) -> tuple[Status, float] | None:
+    try:
+        document: Any = orjson.loads(value or b"")
+        return Status(document["status"]), float(document["at"])
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+        return None
+
+
+ChangelogRecord = tuple[int, bytes | None, bytes | None]
+"""(partition, key, value) of a changelog record"""
+ReadChangelog = Callable[[str, list[int]], Iterable[ChangelogRecord]]
+"""Reads the given partitions of a changelog topic from the oldest record to the current end."""
+
+
+class Ledger:
+    """The ledger partitions of the partitions a lane owns, for the topics it consumes."""
+
+    def __init__(self, changelogs: Mapping[str, str], ttl_seconds: float, clock: Clock = time.time) -> None:
+        self._changelogs = dict(changelogs)
+        """consumed topic -> its changelog topic"""
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._partitions: dict[PartitionId, LedgerPartition] = {}
+
+    def __len__(self) -> int:
+        return sum(map(len, self._partitions.values()))
+
+    def covers(self, topic: str) -> bool:
+        """Whether records of ``topic`` have a ledger here."""
+        return topic in self._changelogs
+
+    def final(self, source: PartitionId, key: str) -> Status | None:
+        """The final status of ``key`` on its partition; NotOwned when this lane does not own it."""
+        state = self._partitions.get(source)
+        if state is None:
+            raise NotOwned(source)
+        return state.final(key)
+
+    def entry(self, source: PartitionId, key: str, status: Status, at: float) -> Write:
+        """Know a final outcome now; the changelog record that keeps it."""
+        state = self._partitions.get(source)
+        if state is not None:  # else the partition was lost meanwhile: its new owner reads the changelog
+            state.remember(key, status, at)
+        topic, partition = source
+        return Write(self._changelogs[topic], key.encode(), entry_value(status, at), partition=partition)
+
+    def read(
+        self, sources: list[PartitionId], read: ReadChangelog
+    ) -> tuple[dict[PartitionId, LedgerPartition], int]:
+        """The partitions' state rebuilt from their changelogs, and how many records that took
+        (blocking I/O: run it in a thread, then :meth:`install` the result)."""
+        restored = {source: LedgerPartition(self._ttl, self._clock) for source in sources}
+        count = 0
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in sources:
+            by_topic.setdefault(topic, []).append(partition)
+        for topic, partitions in by_topic.items():
+            for partition, key, value in read(self._changelogs[topic], partitions):
+                count += 1
+                entry = parse_entry(value)
+                if key and entry is not None:
+                    restored[(topic, partition)].remember(key.decode(), *entry)
+        return restored, count
+
+    def install(self, restored: Mapping[PartitionId, LedgerPartition]) -> None:
+        self._partitions.update(restored)
+
+    def drop(self, sources: Iterable[PartitionId]) -> None:
+        for source in sources:
+            self._partitions.pop(source, None)

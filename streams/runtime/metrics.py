@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+LANE_LABELS = ["lane"]
+
 EVENTS_CONSUMED = Counter(
     "mall_notify_events_consumed_total", "Records read from the event topics", ["topic"]
 )
@@ -24,11 +26,6 @@ UNKNOWN_PROVIDER_CODES = Counter(
     "mall_notify_unknown_provider_codes_total",
     "Provider answers not in our classification tables (treated as transient); add them to the table",
     ["channel", "code"],
-)
-HANDLER_RETRIES = Counter(
-    "mall_notify_handler_retries_total",
-    "Records whose handling failed unexpectedly (e.g. Kafka unavailable) and is being retried",
-    ["stage"],
 )
 SEND_SECONDS = Histogram(
     "mall_notify_send_seconds",
@@ -58,4 +55,40 @@ DUPLICATES_SUPPRESSED = Counter(
     "mall_notify_duplicates_suppressed_total",
     "Deliveries not sent because the ledger shows them delivered (redelivery after a crash, replay)",
     ["channel"],
+)
+WRITE_FAILURES = Counter(
+    "mall_notify_kafka_write_failures_total",
+    "Writes Kafka did not take, by what they mean: outage (written again), record (too large: "
+    "dead-lettered as a reference), refused (retried a few times, then the same)",
+    ["lane", "problem"],
+)
+PARTITIONS_ASSIGNED = Gauge(
+    "mall_notify_partitions_assigned", "Partitions this worker owns, per lane", LANE_LABELS
+)
+PARTITIONS_STALLED = Gauge(
+    "mall_notify_partitions_stalled",
+    "Owned partitions with a record unfinished for longer than MALL_NOTIFY_STALL_SECONDS",
+    LANE_LABELS,
+)
+IN_FLIGHT = Gauge("mall_notify_records_in_flight", "Records read and not finished yet, per lane", LANE_LABELS)
+STATE_RESTORED = Counter(
+    "mall_notify_state_restored_records_total",
+    "Changelog records read to restore the ledger of newly assigned partitions",
+    LANE_LABELS,
+)
+LEDGER_ENTRIES = Gauge(
+    "mall_notify_ledger_entries", "Final outcomes held for the partitions this worker owns", LANE_LABELS
+)
+TASK_RESTARTS = Counter(
+    "mall_notify_task_restarts_total", "Background tasks that crashed and were restarted", ["task"]
+)
+KAFKA_REACHABLE = Gauge("mall_notify_kafka_reachable", "1 while the Kafka cluster answers, 0 while not")
+TRANSACTIONS = Counter(
+    "mall_notify_transactions_total",
+    "Kafka transactions of the worker (its writes and consumed offsets, committed together), by result",
+    ["result"],
+)
+UNCOMMITTED_SECONDS = Gauge(
+    "mall_notify_oldest_uncommitted_seconds",
+    "How long the oldest write not committed to Kafka yet has waited (0: everything is committed)",
 )

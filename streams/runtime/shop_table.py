@@ -1,24 +1,85 @@
 """The shops' settings as every worker and the admin API see them: the whole compacted settings
-topic, read and then followed, so a saved change applies to the next event without a restart."""
+topic, read and then followed, so a saved change applies to the next event without a restart.
+
+This one is global state on purpose: every event may be for any shop, and the topic holds one
+record per shop (compacted), so it grows with the number of shops, not with history.
+"""
 
 from __future__ import annotations
 
-from streams.core.catalog import Catalog
+import asyncio
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka.aio import AIOConsumer
+
 from streams.core.shop_records import ShopTable
 from streams.logs import fields, get_logger
-from streams.runtime.topic_view import TopicView
+from streams.runtime.clients import reader_config
+from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
 
 log = get_logger("shop_table")
+BATCH = 500
+WAIT_SECONDS = 0.5
 
 
-class SettingsView(ShopTable):
-    """A :class:`ShopTable` that follows the settings topic."""
+class ShopFollower:
+    """Keeps a :class:`ShopTable` up to date with the settings topic; ``loaded`` once it has read
+    what the topic held when it started. ``on_change(shop_id)`` after every accepted record."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, catalog: Catalog) -> None:
-        super().__init__(catalog)
-        self.view = TopicView(bootstrap_servers, topic, self._follow)
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        table: ShopTable,
+        on_change: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self.topic = topic
+        self.table = table
+        self._on_change = on_change
+        self.loaded = asyncio.Event()
 
-    def _follow(self, key: bytes | None, value: bytes | None) -> None:
-        refused = self.apply(key, value)
-        if refused:
-            log.error("settings refused, the previous ones stay", extra=fields(detail=refused))
+    async def run(self, stopping: asyncio.Event) -> None:
+        consumer = AIOConsumer(reader_config(self._bootstrap, on_loop=True), max_workers=2)
+        try:
+            ends = await self._start(consumer)
+            log.info("loading shop settings", extra=fields(topic=self.topic))
+            while not stopping.is_set():
+                for message in await consumer.consume(BATCH, WAIT_SECONDS):
+                    if message.error() is None:
+                        self._apply(message.key(), message.value())
+                if not self.loaded.is_set() and await self._caught_up(consumer, ends):
+                    self.loaded.set()
+                    log.info("shop settings loaded", extra=fields(topic=self.topic, shops=len(self.table)))
+        finally:
+            await consumer.close()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        applied = self.table.apply(key, value)
+        if isinstance(applied, str):
+            log.error("settings refused, the previous ones stay", extra=fields(detail=applied))
+        else:
+            self._on_change(applied)
+
+    async def _start(self, consumer: AIOConsumer) -> dict[int, int]:
+        """Assign every partition from its oldest record; the ends to catch up with."""
+        metadata = await consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_SECONDS)
+        numbers = sorted(metadata.topics[self.topic].partitions)
+        if not numbers:
+            raise RuntimeError(
+                f"the settings topic {self.topic} does not exist: run `mall-notify topics ensure`"
+            )
+        ends = {}
+        for number in numbers:
+            low, high = await consumer.get_watermark_offsets(
+                TopicPartition(self.topic, number), timeout=METADATA_TIMEOUT_SECONDS
+            )
+            if high > low:
+                ends[number] = high
+        await consumer.assign([TopicPartition(self.topic, number, OFFSET_BEGINNING) for number in numbers])
+        return ends
+
+    async def _caught_up(self, consumer: AIOConsumer, ends: dict[int, int]) -> bool:
+        positions = await consumer.position([TopicPartition(self.topic, number) for number in ends])
+        return all(position.offset >= ends[position.partition] for position in positions)

@@ -1,73 +1,52 @@
-"""The faust worker: agents that feed Kafka records to the stages, and the ``/metrics`` page.
+"""The worker: a router lane, a sender lane per configured channel, the retry forwarder, the
+shops' settings and the pages, in one asyncio process with one (transactional) Kafka producer.
 
-The agents are thin on purpose. Per faust's behaviour (an exception escaping an agent marks the
-record processed and its offset is committed), every record is handled inside
-:func:`handle_until_done`, which only returns once the record's results are acknowledged by
-Kafka: a failure there (e.g. the broker is unreachable) is retried with backoff, stalling the
-partition visibly instead of losing the record.
+Everything runs under supervisors: a task that crashes is restarted. The first SIGTERM (or SIGINT)
+stops the lanes taking records, lets records in flight finish for up to
+``MALL_NOTIFY_SHUTDOWN_GRACE_SECONDS``, commits, leaves the groups and exits; whatever still hangs
+then (a consumer closing against an unreachable cluster) is cut off a few seconds later, so a stop
+always ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
-import faust
-from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from aiohttp import web
 
 from channels.aliyun_sms import AliyunSmsConfig
+from channels.base import ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
-from streams.core.catalog import load_catalog
+from streams.core.catalog import Catalog, load_catalog
+from streams.core.render_plan import ShopPlan, compile_shop
+from streams.core.routing import Router
+from streams.core.shop_records import ShopTable
 from streams.core.topics import Topics, load_topics
-from streams.logs import fields, get_logger, logging_config
-from streams.runtime import metrics
-from streams.runtime.forwarder import RetryForwarder
-from streams.runtime.kafka_publisher import KafkaPublisher
-from streams.runtime.ledger import OutcomeLedger
-from streams.runtime.sending import SenderStage
-from streams.runtime.shop_table import SettingsView
-from streams.runtime.stages import ConsumedRecord, RouterStage
-from streams.runtime.topic_view import TopicView
+from streams.logs import fields, get_logger
+from streams.runtime.forwarder import ForwarderLane
+from streams.runtime.health import BrokerProbe, Readiness
+from streams.runtime.lane import Lane, LaneConfig
+from streams.runtime.ledger import Ledger
+from streams.runtime.router import RouterLane, RouterStage
+from streams.runtime.sender import SenderLane, SenderStage
+from streams.runtime.shop_table import ShopFollower
+from streams.runtime.stage import RetryStage, utc_now
+from streams.runtime.supervisor import Supervisor
+from streams.runtime.transactions import Transactions
+from streams.runtime.web import pages
 from streams.settings import Settings
 
 log = get_logger("worker")
-MAX_BACKOFF_SECONDS = 30.0
-
-
-def consumed(message: Any) -> ConsumedRecord:
-    headers = message.headers or []
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return ConsumedRecord(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.key,
-        message.value,
-        [(name, bytes(value)) for name, value in headers],
-    )
-
-
-async def handle_until_done(
-    stage: str, handle: Callable[[ConsumedRecord], Awaitable[None]], record: ConsumedRecord
-) -> None:
-    """Run ``handle``; on an unexpected error retry it (with backoff) until it succeeds."""
-    delay = 0.5
-    while True:
-        try:
-            await handle(record)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            metrics.HANDLER_RETRIES.labels(stage).inc()
-            log.exception("handling failed, will retry", extra=fields(stage=stage, source=str(record.source)))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+CUT_OFF_SECONDS = 10.0
+"""How long after the grace period a stop that still hangs is cut off."""
+FINAL_COMMIT_SECONDS = 5.0
 
 
 def channels_config(settings: Settings) -> ChannelsConfig:
@@ -95,124 +74,163 @@ def channels_config(settings: Settings) -> ChannelsConfig:
     )
 
 
-def retry_routes(topics: Topics, channels: Channels) -> dict[str, str]:
-    """Every retry topic of a configured channel, and the send topic its records go back to."""
+@dataclass
+class Worker:
+    settings: Settings
+    topics: Topics
+    transactions: Transactions
+    channels: Channels
+    shops: ShopTable
+    follower: ShopFollower
+    lanes: list[Lane]
+    probe: BrokerProbe
+    services: Supervisor
+    """the transactions, the broker probe and the settings: started first, stopped last"""
+    lane_tasks: Supervisor
+
+    @property
+    def readiness(self) -> Readiness:
+        return Readiness(
+            [self.services, self.lane_tasks],
+            self.lanes,
+            self.follower,
+            self.probe,
+            self.transactions,
+            self.settings.stall_seconds,
+        )
+
+
+def build_worker(settings: Settings, topics: Topics | None = None, catalog: Catalog | None = None) -> Worker:
+    """Every part of a worker, nothing started (ConfigError / TopicsError for bad files)."""
+    topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
+    catalog = catalog or load_catalog(settings.config_dir / "catalog.yaml")
+    channels = Channels(channels_config(settings))
+    plans: dict[int, ShopPlan] = {}
+    shops = ShopTable(catalog)
+
+    def recompile(shop_id: int) -> None:
+        shop = shops.get(shop_id)
+        if shop is None:
+            plans.pop(shop_id, None)
+        else:
+            plans[shop_id] = compile_shop(shop, catalog)
+
+    follower = ShopFollower(settings.kafka_bootstrap_servers, topics.settings, shops, recompile)
+    ttl = settings.ledger_ttl_hours * 3600
+    group = settings.topic_prefix + settings.app_id
+    transactions = Transactions(settings.kafka_bootstrap_servers, group)
+
+    def lane_config(group_id: str, lane_topics: list[str], wait: float = 0.2) -> LaneConfig:
+        return LaneConfig(
+            settings.kafka_bootstrap_servers,
+            group_id,
+            lane_topics,
+            wait_seconds=wait,
+            stall_seconds=settings.stall_seconds,
+            drain_seconds=settings.shutdown_grace_seconds,
+            session_timeout_seconds=settings.kafka_session_timeout,
+        )
+
+    router_stage = RouterStage(
+        topics, Router(catalog), plans, Ledger(topics.ledgers(topics.event_topics), ttl)
+    )
+    router = RouterLane(
+        lane_config(group, topics.event_topics, wait=0.05),
+        router_stage,
+        transactions,
+        batch=settings.router_batch,
+        ready=follower.loaded,
+    )
+    lanes: list[Lane] = [router]
+    for name, channel in channels.by_name.items():
+        send_topic = topics.send_topic(name)
+        stage = SenderStage(topics, channel, Ledger(topics.ledgers([send_topic]), ttl))
+        lane_name = f"send.{name.value}"
+        lanes.append(
+            SenderLane(
+                lane_name,
+                lane_config(f"{group}.{lane_name}", [send_topic]),
+                stage,
+                transactions,
+                settings.concurrency(name),
+            )
+        )
+    routes = retry_routes(topics, list(channels.by_name))
+    retry_stage = RetryStage(topics, Ledger({}, ttl), utc_now)
+    lanes.append(
+        ForwarderLane(lane_config(f"{group}.retry", sorted(routes)), routes, retry_stage, transactions)
+    )
+    probe = BrokerProbe(transactions.list_topics)
+    return Worker(
+        settings, topics, transactions, channels, shops, follower, lanes, probe, Supervisor(), Supervisor()
+    )
+
+
+def retry_routes(topics: Topics, channels: list[ChannelName]) -> dict[str, str]:
+    """Every retry topic of the configured channels -> the send topic its records go back to."""
     return {
         topics.retry_topic(channel, tier): topics.send_topic(channel)
-        for channel in channels.by_name
+        for channel in channels
         for tier in topics.spec.retry.tiers
     }
 
 
-def create_app(settings: Settings, topics: Topics | None = None) -> faust.App:
-    """The faust app with its agents and pages, ready for ``faust.Worker``."""
-    topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
-    catalog = load_catalog(settings.config_dir / "catalog.yaml")
-    shops = SettingsView(settings.kafka_bootstrap_servers, topics.settings, catalog)
-    app_id = settings.topic_prefix + settings.app_id
-    app = faust.App(
-        app_id,
-        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
-        store="memory://",
-        datadir=str(settings.data_dir / "faust"),
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_bind=settings.web_host,
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        broker_commit_interval=1.0,
-        broker_session_timeout=settings.kafka_session_timeout,
-        broker_heartbeat_interval=settings.kafka_session_timeout / 10,
-        logging_config=logging_config(settings.log_level),
+async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set, then stop within the grace period (plus a little)."""
+    settings = worker.settings
+    worker.services.start("transactions", worker.transactions.run)
+    worker.services.start("kafka_probe", worker.probe.run)
+    worker.services.start("settings", worker.follower.run)
+    for lane in worker.lanes:
+        worker.lane_tasks.start(lane.name, lane.run)
+    runner = web.AppRunner(pages(worker.readiness, worker.shops), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    log.info(
+        "worker started",
+        extra=fields(
+            lanes=[lane.name for lane in worker.lanes],
+            metrics=f"http://{settings.web_host}:{settings.web_port}/metrics",
+        ),
     )
-    publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
-    ledger = OutcomeLedger(
-        settings.kafka_bootstrap_servers, topics.outcomes, publisher, settings.ledger_ttl_hours * 3600
-    )
-    router = RouterStage(topics, catalog, shops, publisher, ledger)
-    channels = Channels(channels_config(settings))
-    sender = SenderStage(topics, channels.by_name, publisher, ledger)
-    forwarder = RetryForwarder(
-        settings.kafka_bootstrap_servers, f"{app_id}-retry", retry_routes(topics, channels)
-    )
-    _register_agents(app, topics, router, sender, [shops.view, ledger.view])
-    _register_pages(app, [shops.view, ledger.view], shops)
-
-    async def announce() -> None:
-        log.info(
-            "worker started",
-            extra=fields(
-                event_topics=topics.event_topics,
-                send_topics=list(map(topics.send_topic, channels.by_name)),
-                metrics=f"http://{settings.web_host}:{settings.web_port}/metrics",
-            ),
-        )
-
-    app.task(announce)
-    app.task(shops.view.run)
-    app.task(ledger.view.run)
-    app.task(forwarder.run)
-
-    @app.on_before_shutdown.connect
-    async def close_channels(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await forwarder.stop()
-        await ledger.view.stop()
-        await shops.view.stop()
-        await channels.close()
-        await publisher.stop()
-
-    return app
+    await stop.wait()
+    log.info("stopping", extra=fields(grace_seconds=settings.shutdown_grace_seconds))
+    cancelled = await worker.lane_tasks.stop(grace_seconds=settings.shutdown_grace_seconds)
+    cancelled += await worker.services.stop(grace_seconds=FINAL_COMMIT_SECONDS)
+    if cancelled:
+        log.warning("tasks cut off at the end of the grace period", extra=fields(tasks=cancelled))
+    await worker.channels.close()
+    await runner.cleanup()
+    log.info("worker stopped")
 
 
-def _register_agents(
-    app: faust.App, topics: Topics, router: RouterStage, sender: SenderStage, views: list[TopicView]
-) -> None:
-    events = app.topic(*topics.event_topics, key_serializer="raw", value_serializer="raw")
-    send_topics = [topics.send_topic(channel) for channel in sender.channels]
-    deliveries = app.topic(*send_topics, key_serializer="raw", value_serializer="raw")
+def serve(settings: Settings) -> int:
+    """``mall-notify worker``: run until SIGTERM or SIGINT."""
+    worker = build_worker(settings)
 
-    @app.agent(events, name="router")
-    async def route_events(stream: faust.StreamT[Any]) -> None:
-        for view in views:
-            await view.wait_ready()
-        async for event in stream.events():
-            await handle_until_done("route", router.handle, consumed(event.message))
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _stopping(stop, settings.shutdown_grace_seconds))
+        await run_worker(worker, stop)
 
-    @app.agent(deliveries, name="sender")
-    async def send_deliveries(stream: faust.StreamT[Any]) -> None:
-        for view in views:  # never route or send before knowing the settings and what was delivered
-            await view.wait_ready()
-        async for event in stream.events():
-            await handle_until_done("send", sender.handle, consumed(event.message))
+    asyncio.run(main())
+    return 0
 
 
-class MetricsView(View):
-    async def get(self, request: Request) -> Response:
-        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+def _stopping(stop: asyncio.Event, grace_seconds: float) -> Callable[[], None]:
+    def on_signal() -> None:
+        if stop.is_set():
+            return
+        stop.set()
+        cut_off = threading.Timer(grace_seconds + CUT_OFF_SECONDS, _cut_off)
+        cut_off.daemon = True
+        cut_off.start()
+
+    return on_signal
 
 
-def _register_pages(app: faust.App, views: list[TopicView], shops: SettingsView) -> None:
-    class ReadyView(View):
-        """200 once the worker holds partitions and has loaded settings and ledger; 503 until then."""
-
-        async def get(self, request: Request) -> Response:
-            assigned = self.app.consumer.assignment() if self.app.consumer else set()
-            loaded = {view.topic: view.is_ready for view in views}
-            ready = bool(assigned) and not self.app.rebalancing and all(loaded.values())
-            body = {"ready": ready, "partitions": len(assigned), "loaded": loaded}
-            return self.json(body, status=200 if ready else 503)
-
-    class ShopSettingsView(View):
-        """The settings this worker routes a shop's events with (they follow the settings topic)."""
-
-        async def get(self, request: Request, shop_id: str) -> Response:
-            shop = shops.get(int(shop_id)) if shop_id.isdigit() else None
-            if shop is None:
-                return self.json({"problems": [f"shop {shop_id} has no settings"]}, status=404)
-            return self.json(shop.model_dump(mode="json"))
-
-    app.page("/metrics")(MetricsView)
-    app.page("/readyz")(ReadyView)
-    app.page("/shops/{shop_id}/settings")(ShopSettingsView)
+def _cut_off() -> None:
+    log.error("the stop did not finish in time; exiting now")
+    os._exit(1)

@@ -12,7 +12,7 @@ from channels.base import ChannelName, Delivery
 from streams.core.failures import header_map
 from streams.core.outcomes import Outcome
 from streams.ops.reading import end_offsets, read_until
-from tests.factories import UNFOLLOWED_OPENID, delivery, payment_event, to_bytes, with_changes
+from tests.factories import UNFOLLOWED_OPENID, delivery, dispatch, payment_event, to_bytes, with_changes
 from tests.integration.conftest import Pipeline
 from tests.unit.test_wechat_mp_and_templates import mp_delivery
 
@@ -110,7 +110,7 @@ def test_a_user_who_unfollowed_is_dead_lettered_with_wechats_code(pipeline: Pipe
     assert headers["x-notify-provider-code"] == "43004"
     assert headers["x-notify-event-id"] == event["id"]
     assert headers["x-notify-attempts"] == "1"
-    assert orjson.loads(letter.value)["delivery_id"] == outcome.delivery_id
+    assert orjson.loads(letter.value)["delivery"]["delivery_id"] == outcome.delivery_id
     sends = [
         r
         for r in pipeline.sandbox_requests("/cgi-bin/message/template/send")
@@ -138,7 +138,9 @@ def _send_directly(pipeline: Pipeline, delivery: Delivery) -> Outcome:
     """Put a rendered delivery on its channel's send topic, as the router would, and await its outcome."""
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
     producer = Producer({"bootstrap.servers": pipeline.bootstrap})
-    producer.produce(pipeline.topics.send_topic(delivery.channel), delivery.model_dump_json().encode())
+    producer.produce(
+        pipeline.topics.send_topic(delivery.channel), dispatch(delivery).to_json(), key=b"E-direct"
+    )
     producer.flush(10)
     records = read_until(
         pipeline.bootstrap,

@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from channels.base import ChannelName, SourceRecord
+from channels.base import ChannelName
 from streams.core.failures import Failure, Stage
 from streams.core.outcomes import Outcome, Status
+from streams.core.source import SourceRecord
 from streams.core.topics import load_topics
-from streams.ops.dlq import Selection, describe, replay_topic
+from streams.ops.dlq import Selection, describe, replay_partition, replay_topic
 from streams.ops.reading import ReadRecord
 from streams.ops.stats import account
-from tests.factories import ROOT, delivery, payment_event, to_bytes
+from tests.factories import ROOT, delivery, dispatch, payment_event, to_bytes
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 TOPICS = load_topics(ROOT / "config" / "topics.yaml")
@@ -38,7 +39,7 @@ def letter(
 
 SEND_LETTER = letter(
     Stage.SEND,
-    delivery(channel=ChannelName.WECHAT_MP, scene="buyer_order_paid").model_dump_json().encode(),
+    dispatch(delivery(channel=ChannelName.WECHAT_MP), scene="buyer_order_paid").to_json(),
     code="43101",
 )
 PARSE_LETTER = letter(
@@ -69,6 +70,20 @@ def test_a_replay_goes_back_where_it_can_be_processed() -> None:
     assert replay_topic(describe(SEND_LETTER), TOPICS) == TOPICS.send_topic(ChannelName.WECHAT_MP)
     assert replay_topic(describe(PARSE_LETTER), TOPICS) == "mall.payments"
     assert replay_topic(describe(RAW_LETTER), TOPICS) is None
+
+
+def test_a_replayed_event_goes_back_to_its_partition_where_its_ledger_entry_is() -> None:
+    parse_letter = describe(PARSE_LETTER)
+    assert parse_letter.failure is not None
+    assert replay_partition(parse_letter.failure, "mall.payments") == 1, (
+        "the partition it was first read from"
+    )
+    assert replay_partition(parse_letter.failure, "notify.send.wechat_mp") == -1, "else the key decides"
+
+
+def test_a_reference_to_a_record_too_large_to_copy_is_not_replayed() -> None:
+    reference = letter(Stage.PARSE, b'{"too_large": {"topic": "mall.payments"}}', reason="too_large")
+    assert replay_topic(describe(reference), TOPICS) is None
 
 
 def outcome(status: Status, offset: int, delivery_id: str | None = None, fanout: int = 1) -> Outcome:

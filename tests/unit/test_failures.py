@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.base import ErrorClass, SourceRecord
+from channels.base import ErrorClass
 from streams.core.failures import Failure, Stage
+from streams.core.source import SourceRecord
 
 moments = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC))
 

@@ -1,15 +1,19 @@
-"""The ledger remembers final outcomes for its TTL, as they are read back or written."""
+"""The ledger: state per partition, rebuilt from its changelog, written to the same partition,
+remembered for its TTL, dropped with the partition."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
 
-from channels.base import SourceRecord
-from streams.core.failures import Headers
-from streams.core.outcomes import Outcome, Status
-from streams.runtime.ledger import OutcomeLedger
+import pytest
+
+from streams.core.outcomes import Status
+from streams.runtime.ledger import ChangelogRecord, Ledger, NotOwned, entry_value
 
 HOUR = 3600.0
+START = 1_764_000_000.0
+SEND = "notify.send.wechat_oa"
+CHANGELOG = "notify.ledger.send.wechat_oa"
 
 
 class Clock:
@@ -20,46 +24,67 @@ class Clock:
         return self.now
 
 
-class Publisher:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes | None, bytes]] = []
+def changelog(records: dict[int, list[tuple[bytes, bytes]]]):  # type: ignore[no-untyped-def]
+    """A changelog reader over fixed records, recording what it was asked for."""
+    asked: list[tuple[str, list[int]]] = []
 
-    async def publish(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
-    ) -> None:
-        self.records.append((topic, key, value))
+    def read(topic: str, partitions: list[int]) -> Iterable[ChangelogRecord]:
+        asked.append((topic, partitions))
+        for partition in partitions:
+            for key, value in records.get(partition, []):
+                yield partition, key, value
+
+    return read, asked
 
 
-def outcome(delivery_id: str, status: Status, at: float) -> Outcome:
-    return Outcome(
-        status=status,
-        event_id="e",
-        delivery_id=delivery_id,
-        at=datetime.fromtimestamp(at, UTC),
-        source=SourceRecord(topic="t", partition=0, offset=1),
+def test_a_partition_is_rebuilt_from_its_changelog_partition_only() -> None:
+    ledger = Ledger({SEND: CHANGELOG}, ttl_seconds=24 * HOUR, clock=Clock(START))
+    read, asked = changelog(
+        {
+            2: [
+                (b"d-old", entry_value(Status.DELIVERED, START - 30 * HOUR)),
+                (b"d-1", entry_value(Status.DEAD_LETTERED, START - HOUR)),
+                (b"d-1", entry_value(Status.DELIVERED, START - 0.5 * HOUR)),
+                (b"junk", b"not an entry"),
+            ],
+            3: [(b"d-3", entry_value(Status.DELIVERED, START))],
+        }
     )
+    restored, count = ledger.read([(SEND, 2)], read)
+    ledger.install(restored)
+    assert asked == [(CHANGELOG, [2])]
+    assert count == 4
+    assert ledger.final((SEND, 2), "d-1") is Status.DELIVERED, "the latest entry of a key wins"
+    assert ledger.final((SEND, 2), "d-old") is None, "older than the TTL"
+    assert ledger.final((SEND, 2), "junk") is None
+    with pytest.raises(NotOwned):
+        ledger.final((SEND, 3), "d-3")
 
 
-START = datetime(2026, 11, 25, tzinfo=UTC).timestamp()
+def test_an_entry_goes_to_the_same_partition_of_the_changelog_and_is_known_at_once() -> None:
+    ledger = Ledger({SEND: CHANGELOG}, ttl_seconds=24 * HOUR, clock=Clock(START))
+    ledger.install(ledger.read([(SEND, 4)], changelog({})[0])[0])
+    write = ledger.entry((SEND, 4), "d-9", Status.DELIVERED, START)
+    assert (write.topic, write.partition, write.key) == (CHANGELOG, 4, b"d-9")
+    assert write.value == entry_value(Status.DELIVERED, START)
+    assert ledger.final((SEND, 4), "d-9") is Status.DELIVERED
 
 
-async def test_what_is_read_back_and_written_is_known_until_the_ttl_passes() -> None:
+def test_entries_expire_and_dropped_partitions_free_their_memory() -> None:
     clock = Clock(START)
-    publisher = Publisher()
-    ledger = OutcomeLedger("unused:9092", "notify.outcomes", publisher, ttl_seconds=24 * HOUR, clock=clock)
-    ledger._apply(b"d-old", outcome("d-old", Status.DELIVERED, START - 30 * HOUR).to_json())
-    ledger._apply(b"d-read", outcome("d-read", Status.DEAD_LETTERED, START - HOUR).to_json())
-    ledger._apply(b"d-read", outcome("d-read", Status.DELIVERED, START).to_json())
-    ledger._apply(b"junk", b"not an outcome")
-    await ledger.record(outcome("d-new", Status.DELIVERED, START + HOUR))
-    assert publisher.records[0][1] == b"d-new"
-    assert ledger.final("d-old") is None, "older than the TTL when it was read"
-    assert (ledger.final("d-read"), ledger.final("d-new"), ledger.final("junk")) == (
-        Status.DELIVERED,
-        Status.DELIVERED,
-        None,
+    ledger = Ledger({SEND: CHANGELOG}, ttl_seconds=24 * HOUR, clock=clock)
+    read, _ = changelog(
+        {0: [(b"a", entry_value(Status.DELIVERED, START))], 1: [(b"b", entry_value(Status.SKIPPED, START))]}
     )
-    clock.now = START + 24.5 * HOUR
-    assert ledger.final("d-read") is None
-    assert ledger.final("d-new") is Status.DELIVERED
-    assert len(ledger) == 1, "expired entries are dropped, memory stays bounded"
+    ledger.install(ledger.read([(SEND, 0), (SEND, 1)], read)[0])
+    assert len(ledger) == 2
+    clock.now = START + 25 * HOUR
+    assert ledger.final((SEND, 0), "a") is None
+    ledger.drop([(SEND, 1)])
+    assert len(ledger) == 0, "expired entries are dropped as they are met, revoked partitions at once"
+
+
+def test_a_topic_without_a_ledger_is_not_covered() -> None:
+    ledger = Ledger({SEND: CHANGELOG}, ttl_seconds=HOUR)
+    assert ledger.covers(SEND)
+    assert not ledger.covers("notify.retry.wechat_oa.10s")

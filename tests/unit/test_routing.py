@@ -11,13 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.base import ChannelName, SourceRecord
+from channels.base import ChannelName
 from channels.wechat_values import problem
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.events import parse_event
-from streams.core.routing import Routing, delivery_id, route
+from streams.core.render_plan import compile_shop
+from streams.core.routing import Router, Routing, delivery_id
 from streams.core.shop_checks import load_shop_rules
 from streams.core.shops import ShopRules
+from streams.core.source import SourceRecord
 from tests.factories import (
     BUYER_OPENID,
     DEMO_APPID,
@@ -121,7 +123,8 @@ def shops(catalog: Catalog) -> dict[int, ShopRules]:
 
 def _route(document: dict[str, object], catalog: Catalog, shops: dict[int, ShopRules]) -> Routing:
     event = parse_event(to_bytes(document))
-    return route(event, SOURCE, shops.get(event.shop_id), catalog, NOW)
+    shop = shops.get(event.shop_id)
+    return Router(catalog).route(event, compile_shop(shop, catalog) if shop else None, SOURCE, NOW)
 
 
 @pytest.mark.parametrize("event_type", sorted(EXPECTED))
@@ -129,17 +132,21 @@ def test_every_scene_routes_and_renders(
     event_type: str, catalog: Catalog, shops: dict[int, ShopRules]
 ) -> None:
     routing = _route(SAMPLE_EVENTS[event_type], catalog, shops)
-    got = [(d.scene, d.channel, d.recipient, d.fields, d.link) for d in routing.deliveries]
+    got = [
+        (d.scene, d.delivery.channel, d.delivery.recipient, d.delivery.fields, d.delivery.link)
+        for d in routing.dispatches
+    ]
     assert got == EXPECTED[event_type]
     assert routing.skips == []
-    assert all(d.fanout == len(EXPECTED[event_type]) for d in routing.deliveries)
-    for d in routing.deliveries:
-        rule, sms = shops[1001].rule(d.scene, d.channel), shops[1001].sms_template(d.scene)
+    assert all(d.fanout == len(EXPECTED[event_type]) for d in routing.dispatches)
+    for d in routing.dispatches:
+        delivery = d.delivery
+        rule, sms = shops[1001].rule(d.scene, delivery.channel), shops[1001].sms_template(d.scene)
         assert rule is not None
-        assert d.template_id == (sms.template_code if sms else rule.template_id)
-        assert d.account == shops[1001].account(d.channel)
-        if d.channel is not SMS:
-            assert [problem(k, v) for k, v in d.fields.items()] == [None] * len(d.fields)
+        assert delivery.template_id == (sms.template_code if sms else rule.template_id)
+        assert delivery.account == shops[1001].account(delivery.channel)
+        if delivery.channel is not SMS:
+            assert [problem(k, v) for k, v in delivery.fields.items()] == [None] * len(delivery.fields)
 
 
 def test_every_scene_of_the_catalog_is_covered(catalog: Catalog) -> None:
@@ -160,8 +167,9 @@ def test_a_code_goes_by_sms_for_its_purpose(
 ) -> None:
     document = copy.deepcopy(SAMPLE_EVENTS["auth.code_requested"])
     document["data"]["purpose"] = purpose
-    [delivery] = _route(document, catalog, shops).deliveries
-    assert (delivery.scene, delivery.channel, delivery.template_id, delivery.account) == (
+    [dispatch] = _route(document, catalog, shops).dispatches
+    delivery = dispatch.delivery
+    assert (dispatch.scene, delivery.channel, delivery.template_id, delivery.account) == (
         scene,
         SMS,
         template,
@@ -173,8 +181,8 @@ def test_the_delivery_id_is_stable_for_a_redelivered_event(
     catalog: Catalog, shops: dict[int, ShopRules]
 ) -> None:
     document = payment_event()
-    first = _route(document, catalog, shops).deliveries[0]
-    again = _route(document, catalog, shops).deliveries[0]
+    first = _route(document, catalog, shops).dispatches[0].delivery
+    again = _route(document, catalog, shops).dispatches[0].delivery
     assert first.delivery_id == again.delivery_id
     assert first.delivery_id == delivery_id(document["id"], "buyer_order_paid", OA, BUYER_OPENID)
     assert first.account == DEMO_APPID
@@ -182,14 +190,14 @@ def test_the_delivery_id_is_stable_for_a_redelivered_event(
 
 def test_a_long_goods_name_is_shortened_not_rejected(catalog: Catalog, shops: dict[int, ShopRules]) -> None:
     routing = _route(payment_event(goods_name="2026秋冬新款加厚保暖羽绒服男士中长款连帽外套"), catalog, shops)
-    assert routing.deliveries[0].fields["thing3"] == "2026秋冬新款加厚保暖羽绒服男士中长…"
+    assert routing.dispatches[0].delivery.fields["thing3"] == "2026秋冬新款加厚保暖羽绒服男士中长…"
 
 
 def test_an_optional_value_falls_back_to_its_default(catalog: Catalog, shops: dict[int, ShopRules]) -> None:
     document = copy.deepcopy(SAMPLE_EVENTS["order.refund_requested"])
     del document["data"]["reason"]
-    [delivery] = _route(document, catalog, shops).deliveries
-    assert delivery.fields["thing3"] == "未填写"
+    [dispatch] = _route(document, catalog, shops).dispatches
+    assert dispatch.delivery.fields["thing3"] == "未填写"
 
 
 @pytest.mark.parametrize(
@@ -210,7 +218,7 @@ def test_what_is_not_sent_says_why(
     document: dict[str, object], reasons: list[str], catalog: Catalog, shops: dict[int, ShopRules]
 ) -> None:
     routing = _route(document, catalog, shops)
-    assert routing.deliveries == []
+    assert routing.dispatches == []
     assert [str(skip) for skip in routing.skips] == reasons
 
 
@@ -249,5 +257,6 @@ def test_whatever_the_event_holds_wechat_accepts_what_is_rendered(
         data.update({"goods_name": goods, "order_no": order_no})
         data.update({k: fen for k in ("pay_amount_fen", "refund_amount_fen") if k in data})
         data.update({"express_company": express} if "express_company" in data else {})
-        for delivery in _route(document, catalog, shops).deliveries:
-            assert [problem(k, v) for k, v in delivery.fields.items()] == [None] * len(delivery.fields)
+        for dispatch in _route(document, catalog, shops).dispatches:
+            fields = dispatch.delivery.fields
+            assert [problem(k, v) for k, v in fields.items()] == [None] * len(fields)

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from channels.base import ChannelName, SourceRecord
+from channels.base import ChannelName
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.errors import ConfigError
 from streams.core.events import parse_event
-from streams.core.routing import route
+from streams.core.render_plan import compile_shop
+from streams.core.routing import Router
 from streams.core.shop_checks import parse_shop_rules, shop_problems
+from streams.core.source import SourceRecord
 from tests.factories import ROOT, SAMPLE_EVENTS, to_bytes
 
 SAMPLE_SOURCE = SourceRecord(topic="mall.payments", partition=0, offset=1)
@@ -146,9 +148,11 @@ def test_custom_contents_are_what_gets_sent(catalog: Catalog) -> None:
         "shop",
     )
     event = parse_event(to_bytes(SAMPLE_EVENTS["payment.succeeded"]))
-    routing = route(event, SAMPLE_SOURCE, shop, catalog, NOW)
+    routing = Router(catalog).route(event, compile_shop(shop, catalog), SAMPLE_SOURCE, NOW)
     [oa] = [
-        d for d in routing.deliveries if d.scene == "buyer_order_paid" and d.channel is ChannelName.WECHAT_OA
+        d.delivery
+        for d in routing.dispatches
+        if d.scene == "buyer_order_paid" and d.delivery.channel is ChannelName.WECHAT_OA
     ]
     assert oa.fields["thing3"] == "您购买的帆布双肩包"
     assert oa.template_id == "T"

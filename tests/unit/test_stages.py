@@ -1,8 +1,6 @@
-"""The stages' decisions, with a publisher and a ledger that record what would go to Kafka.
-
-The same paths run against the real broker in tests/integration; here the point is the exact
-records and headers for each kind of input, fast and without a broker.
-"""
+"""The router's and the sender's decisions: the exact records and headers they write for each kind
+of input, with a ledger that holds the partition they read. No broker: the stages do no I/O but the
+provider call; tests/integration runs the same paths against the real broker."""
 
 from __future__ import annotations
 
@@ -13,40 +11,22 @@ import pytest
 
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult
 from streams.core.catalog import load_catalog
+from streams.core.dispatch import parse_dispatch
 from streams.core.failures import Failure, Headers, header_map
 from streams.core.outcomes import Outcome, Status
+from streams.core.render_plan import compile_shop
+from streams.core.routing import Router
 from streams.core.shop_checks import load_shop_rules
 from streams.core.topics import Topics, load_topics
-from streams.runtime.sending import SenderStage
-from streams.runtime.stages import ConsumedRecord, RouterStage
-from tests.factories import ROOT, delivery, payment_event, to_bytes
+from streams.runtime.ledger import Ledger
+from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.router import RouterStage
+from streams.runtime.sender import SenderStage
+from tests.factories import ROOT, dispatch, payment_event, to_bytes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BUSY = SendResult.failed(ErrorClass.TRANSIENT, "-1", "WeChat is busy")
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes | None, bytes, Headers]] = []
-
-    async def publish(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
-    ) -> None:
-        self.records.append((topic, key, value, headers or []))
-
-    def on(self, topic: str) -> list[tuple[bytes | None, bytes, Headers]]:
-        return [(key, value, headers) for name, key, value, headers in self.records if name == topic]
-
-
-class RecordingLedger:
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-
-    def final(self, key: str) -> Status | None:
-        return next((o.status for o in reversed(self.outcomes) if o.key().decode() == key), None)
-
-    async def record(self, outcome: Outcome) -> None:
-        self.outcomes.append(outcome)
+PARTITION = 3
 
 
 class ScriptedChannel:
@@ -63,138 +43,157 @@ class ScriptedChannel:
         return self.results.pop(0) if len(self.results) > 1 else self.results[0]
 
 
+def on(writes: list[Write], topic: str) -> list[Write]:
+    return [write for write in writes if write.topic == topic]
+
+
+def outcomes(writes: list[Write], topics: Topics) -> list[Outcome]:
+    return [Outcome.model_validate_json(write.value or b"") for write in on(writes, topics.outcomes)]
+
+
+def owning(topics: Topics, consumed: list[str]) -> Ledger:
+    """A ledger that owns partition PARTITION of the consumed topics, restored empty."""
+    ledger = Ledger(topics.ledgers(consumed), ttl_seconds=86400.0, clock=lambda: NOW.timestamp())
+    ledger.install(ledger.read([(topic, PARTITION) for topic in consumed], lambda *_: [])[0])
+    return ledger
+
+
 @pytest.fixture
 def topics() -> Topics:
     return load_topics(ROOT / "config" / "topics.yaml")
 
 
 @pytest.fixture
-def publisher() -> RecordingPublisher:
-    return RecordingPublisher()
-
-
-@pytest.fixture
-def ledger() -> RecordingLedger:
-    return RecordingLedger()
-
-
-@pytest.fixture
-def router(topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger) -> RouterStage:
+def router(topics: Topics) -> RouterStage:
     catalog = load_catalog(ROOT / "config" / "catalog.yaml")
-    shops = load_shop_rules(ROOT / "config" / "shops", catalog)
-    return RouterStage(topics, catalog, shops, publisher, ledger, clock=lambda: NOW)
+    plans = {
+        i: compile_shop(s, catalog) for i, s in load_shop_rules(ROOT / "config" / "shops", catalog).items()
+    }
+    return RouterStage(topics, Router(catalog), plans, owning(topics, topics.event_topics), clock=lambda: NOW)
 
 
-def sender(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger, channel: ScriptedChannel
-) -> SenderStage:
-    return SenderStage(
-        topics, {ChannelName.WECHAT_OA: channel}, publisher, ledger, clock=lambda: NOW, rand=lambda: 0.5
-    )
+def sender(topics: Topics, channel: ScriptedChannel) -> SenderStage:
+    send = topics.send_topic(ChannelName.WECHAT_OA)
+    return SenderStage(topics, channel, owning(topics, [send]), clock=lambda: NOW, rand=lambda: 0.5)
 
 
 def record(
-    value: bytes,
+    value: bytes | None,
     topic: str = "mall.payments",
     key: bytes | None = b"E1",
     headers: Headers | None = None,
     offset: int = 120,
 ) -> ConsumedRecord:
-    return ConsumedRecord(topic, 3, offset, key, value, headers or [])
+    return ConsumedRecord(topic, PARTITION, offset, key, value, headers or [])
 
 
-async def test_a_paid_order_goes_to_the_oa_send_topic(
-    router: RouterStage, publisher: RecordingPublisher, ledger: RecordingLedger, topics: Topics
+def send_record(topics: Topics, value: bytes, headers: Headers | None = None) -> ConsumedRecord:
+    return record(value, topic=topics.send_topic(ChannelName.WECHAT_OA), headers=headers)
+
+
+def test_a_paid_order_goes_to_the_oa_send_topic_keyed_like_the_event(
+    router: RouterStage, topics: Topics
 ) -> None:
-    await router.handle(record(to_bytes(payment_event(order_no="E1"))))
-    [(key, value, _)] = publisher.on(topics.send_topic(ChannelName.WECHAT_OA))
-    assert key == b"E1"
-    assert Delivery.model_validate_json(value).fields["character_string1"] == "E1"
-    assert ledger.outcomes == [], "the final outcome is the sender's to write"
+    writes = router.handle(record(to_bytes(payment_event(order_no="E1"))))
+    [oa] = on(writes, topics.send_topic(ChannelName.WECHAT_OA))
+    assert oa.key == b"E1"
+    assert parse_dispatch(oa.value).delivery.fields["character_string1"] == "E1"
+    assert outcomes(writes, topics) == [], "the final outcome is the sender's to write"
 
 
-async def test_a_malformed_event_is_dead_lettered_byte_for_byte(
-    router: RouterStage, publisher: RecordingPublisher, ledger: RecordingLedger, topics: Topics
-) -> None:
+def test_a_malformed_event_is_dead_lettered_byte_for_byte(router: RouterStage, topics: Topics) -> None:
     raw = b'{"order_no": "E9", "status": "PAID"'
-    await router.handle(record(raw, key=b"E9"))
-    [(key, value, headers)] = publisher.on(topics.dead_letter)
-    assert (key, value) == (b"E9", raw)
-    assert header_map(headers) | {"x-notify-detail": "..."} == {
+    writes = router.handle(record(raw, key=b"E9"))
+    [letter] = on(writes, topics.dead_letter)
+    assert (letter.key, letter.value) == (b"E9", raw)
+    assert header_map(letter.headers) | {"x-notify-detail": "..."} == {
         "x-notify-stage": "parse",
         "x-notify-reason": "invalid_json",
         "x-notify-detail": "...",
         "x-notify-origin-topic": "mall.payments",
-        "x-notify-origin-partition": "3",
+        "x-notify-origin-partition": str(PARTITION),
         "x-notify-origin-offset": "120",
         "x-notify-attempts": "1",
         "x-notify-replays": "0",
         "x-notify-first-failed-at": "2026-11-25T12:00:00Z",
         "x-notify-last-failed-at": "2026-11-25T12:00:00Z",
     }
-    [outcome] = ledger.outcomes
+    [outcome] = outcomes(writes, topics)
+    assert outcome.status is Status.DEAD_LETTERED
+    [entry] = on(writes, topics.ledger_topic("mall.payments"))
+    assert entry.partition == PARTITION, "the ledger entry lives on the record's partition"
+
+
+def test_a_record_too_large_to_copy_is_dead_lettered_as_a_reference(
+    router: RouterStage, topics: Topics
+) -> None:
+    huge = to_bytes(payment_event(goods_name="大" * 400_000))
+    writes = router.handle(record(huge))
+    [letter] = on(writes, topics.dead_letter)
+    reference = orjson.loads(letter.value or b"")["too_large"]
+    assert (reference["topic"], reference["partition"], reference["offset"], reference["bytes"]) == (
+        "mall.payments",
+        PARTITION,
+        120,
+        len(huge),
+    )
+    assert len(reference["sha256"]) == 64
+    history = header_map(letter.headers)
+    assert history["x-notify-reason"] == "too_large"
+    assert "schema_invalid" in history["x-notify-detail"], "why it was dead-lettered stays readable"
+    [outcome] = outcomes(writes, topics)
     assert outcome.status is Status.DEAD_LETTERED
 
 
-async def test_an_event_read_twice_gets_one_outcome(
-    router: RouterStage, publisher: RecordingPublisher, ledger: RecordingLedger, topics: Topics
-) -> None:
+def test_an_event_read_twice_gets_one_outcome(router: RouterStage, topics: Topics) -> None:
     """After a crash before the offset commit the event is read again: no second skip or dead letter."""
     skipped = record(to_bytes(payment_event(buyer={"user_id": "u1"})))
     broken = record(b"not json", offset=121)
-    for _ in range(2):
-        await router.handle(skipped)
-        await router.handle(broken)
-    assert [o.status for o in ledger.outcomes] == [Status.SKIPPED, Status.DEAD_LETTERED]
-    assert len(publisher.on(topics.dead_letter)) == 1
+    writes = [write for _ in range(2) for r in (skipped, broken) for write in router.handle(r)]
+    assert [o.status for o in outcomes(writes, topics)] == [Status.SKIPPED, Status.DEAD_LETTERED]
+    assert len(on(writes, topics.dead_letter)) == 1
 
 
-async def test_a_skipped_event_gets_one_outcome_with_the_reason(
-    router: RouterStage, ledger: RecordingLedger
-) -> None:
-    await router.handle(record(to_bytes(payment_event(buyer={"user_id": "u1"}))))
-    [outcome] = ledger.outcomes
+def test_a_skipped_event_gets_one_outcome_with_the_reason(router: RouterStage, topics: Topics) -> None:
+    [outcome] = outcomes(router.handle(record(to_bytes(payment_event(buyer={"user_id": "u1"})))), topics)
     assert outcome.status is Status.SKIPPED
     assert outcome.reason is not None
     assert outcome.reason.startswith("buyer_order_paid/wechat_oa: the buyer has no wechat_oa address; ")
 
 
-async def test_a_transient_failure_goes_to_the_first_retry_tier(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger
-) -> None:
-    sent = delivery()
-    raw = sent.model_dump_json().encode()
-    await sender(topics, publisher, ledger, ScriptedChannel(BUSY)).handle(
-        record(raw, topic=topics.send_topic(ChannelName.WECHAT_OA))
-    )
+async def test_a_transient_failure_goes_to_the_first_retry_tier(topics: Topics) -> None:
+    raw = dispatch().to_json()
+    writes = await sender(topics, ScriptedChannel(BUSY)).handle(send_record(topics, raw))
     first_tier = topics.spec.retry.tiers[0]
-    [(key, value, headers)] = publisher.on(topics.retry_topic(ChannelName.WECHAT_OA, first_tier))
-    assert (key, value) == (b"E1", raw)
-    failure = Failure.from_headers(headers)
+    [retry] = on(writes, topics.retry_topic(ChannelName.WECHAT_OA, first_tier))
+    assert (retry.key, retry.value) == (b"E1", raw)
+    failure = Failure.from_headers(retry.headers)
     assert failure is not None
     assert (failure.attempts, failure.provider_code, failure.error_class) == (1, "-1", ErrorClass.TRANSIENT)
     assert failure.due_at == NOW + timedelta(seconds=first_tier.delay_seconds * 1.05)  # jitter 0.1 x rand 0.5
     assert failure.origin.topic == topics.send_topic(ChannelName.WECHAT_OA)
-    assert ledger.outcomes == [], "in flight: no final outcome yet"
+    assert failure.origin.partition == PARTITION
+    assert outcomes(writes, topics) == [], "in flight: no final outcome yet"
 
 
-async def test_retries_climb_the_tiers_then_dead_letter(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger
-) -> None:
-    stage = sender(topics, publisher, ledger, ScriptedChannel(BUSY))
-    raw = delivery().model_dump_json().encode()
+async def test_retries_climb_the_tiers_then_dead_letter(topics: Topics) -> None:
+    stage = sender(topics, ScriptedChannel(BUSY))
+    raw = dispatch().to_json()
     headers: Headers = []
     tiers = topics.spec.retry.tiers
     for tier in tiers:
-        await stage.handle(record(raw, headers=headers))
-        [(_, _, headers)] = publisher.on(topics.retry_topic(ChannelName.WECHAT_OA, tier))
-    await stage.handle(record(raw, headers=headers))
-    [(_, value, dlq_headers)] = publisher.on(topics.dead_letter)
-    assert value == raw
-    history = header_map(dlq_headers)
+        [retry] = on(
+            await stage.handle(send_record(topics, raw, headers)),
+            topics.retry_topic(ChannelName.WECHAT_OA, tier),
+        )
+        headers = retry.headers or []
+    writes = await stage.handle(send_record(topics, raw, headers))
+    [letter] = on(writes, topics.dead_letter)
+    assert letter.value == raw
+    history = header_map(letter.headers)
     assert history["x-notify-reason"] == "retries_exhausted"
     assert history["x-notify-attempts"] == str(len(tiers) + 1)
-    [outcome] = ledger.outcomes
+    [outcome] = outcomes(writes, topics)
     assert (outcome.status, outcome.attempts, outcome.provider_code) == (
         Status.DEAD_LETTERED,
         len(tiers) + 1,
@@ -202,92 +201,86 @@ async def test_retries_climb_the_tiers_then_dead_letter(
     )
 
 
-async def test_a_permanent_failure_is_not_retried(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger
-) -> None:
+async def test_a_permanent_failure_is_not_retried(topics: Topics) -> None:
     failure = SendResult.failed(ErrorClass.PERMANENT, "43004", "user does not follow the Official Account")
     channel = ScriptedChannel(failure)
-    sent = delivery()
-    await sender(topics, publisher, ledger, channel).handle(record(sent.model_dump_json().encode()))
+    sent = dispatch()
+    writes = await sender(topics, channel).handle(send_record(topics, sent.to_json()))
     assert len(channel.sent) == 1
-    [(_, _, headers)] = publisher.on(topics.dead_letter)
-    assert header_map(headers)["x-notify-provider-code"] == "43004"
-    assert header_map(headers)["x-notify-reason"] == "permanent"
-    assert header_map(headers)["x-notify-delivery-id"] == sent.delivery_id
-    assert not any(name.startswith(topics.name("notify.retry")) for name, *_ in publisher.records)
+    [letter] = on(writes, topics.dead_letter)
+    assert header_map(letter.headers)["x-notify-provider-code"] == "43004"
+    assert header_map(letter.headers)["x-notify-reason"] == "permanent"
+    assert header_map(letter.headers)["x-notify-delivery-id"] == sent.delivery.delivery_id
+    assert not any(write.topic.startswith(topics.name("notify.retry")) for write in writes)
 
 
-async def test_a_delivered_id_is_not_sent_again_even_when_replayed(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger
-) -> None:
-    channel = ScriptedChannel(SendResult.delivered("1"))
-    stage = sender(topics, publisher, ledger, channel)
-    raw = delivery().model_dump_json().encode()
-    await stage.handle(record(raw))
-    replayed = Failure.from_headers(
-        [
-            (k, v)
-            for k, v in Failure(
-                stage="send",
-                reason="permanent",
-                detail="",
-                origin=record(raw).source,
-                first_failed_at=NOW,
-                last_failed_at=NOW,
-            )
-            .replayed(NOW)
-            .headers()
-        ]
+def _replayed(topics: Topics, raw: bytes) -> Headers:
+    failure = Failure(
+        stage="send",
+        reason="permanent",
+        detail="",
+        origin=send_record(topics, raw).source,
+        first_failed_at=NOW,
+        last_failed_at=NOW,
     )
-    assert replayed is not None
-    await stage.handle(record(raw))
-    await stage.handle(record(raw, headers=replayed.headers()))
+    return failure.replayed(NOW).headers()
+
+
+async def test_a_delivered_id_is_not_sent_again_even_when_replayed(topics: Topics) -> None:
+    channel = ScriptedChannel(SendResult.delivered("1"))
+    stage = sender(topics, channel)
+    raw = dispatch().to_json()
+    writes = await stage.handle(send_record(topics, raw))
+    writes += await stage.handle(send_record(topics, raw))
+    writes += await stage.handle(send_record(topics, raw, _replayed(topics, raw)))
     assert len(channel.sent) == 1
-    assert [o.status for o in ledger.outcomes] == [Status.DELIVERED]
+    assert [o.status for o in outcomes(writes, topics)] == [Status.DELIVERED]
 
 
-async def test_a_replay_of_a_dead_letter_is_sent_again(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger
-) -> None:
+async def test_a_replay_of_a_dead_letter_is_sent_again(topics: Topics) -> None:
     channel = ScriptedChannel(
         SendResult.failed(ErrorClass.PERMANENT, "40037", "invalid template id"), SendResult.delivered("2")
     )
-    stage = sender(topics, publisher, ledger, channel)
-    raw = delivery().model_dump_json().encode()
-    await stage.handle(record(raw))
-    await stage.handle(record(raw))  # read again after a crash: not a replay, stays dead-lettered
-    [(_, _, dlq_headers)] = publisher.on(topics.dead_letter)
-    failure = Failure.from_headers(dlq_headers)
+    stage = sender(topics, channel)
+    raw = dispatch().to_json()
+    writes = await stage.handle(send_record(topics, raw))
+    writes += await stage.handle(send_record(topics, raw))  # read again after a crash: not a replay
+    [letter] = on(writes, topics.dead_letter)
+    failure = Failure.from_headers(letter.headers)
     assert failure is not None
-    await stage.handle(record(raw, headers=failure.replayed(NOW).headers()))
-    assert [o.status for o in ledger.outcomes] == [Status.DEAD_LETTERED, Status.DELIVERED]
-    assert ledger.outcomes[-1].replayed
+    writes += await stage.handle(send_record(topics, raw, failure.replayed(NOW).headers()))
+    assert [o.status for o in outcomes(writes, topics)] == [Status.DEAD_LETTERED, Status.DELIVERED]
+    assert outcomes(writes, topics)[-1].replayed
     assert len(channel.sent) == 2
 
 
-async def test_a_channel_that_raises_does_not_lose_the_delivery(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger
-) -> None:
+async def test_a_channel_that_raises_does_not_lose_the_delivery(topics: Topics) -> None:
     class Broken(ScriptedChannel):
         async def send(self, delivery: Delivery) -> SendResult:
             raise RuntimeError("bug")
 
-    await sender(topics, publisher, ledger, Broken(BUSY)).handle(
-        record(delivery().model_dump_json().encode())
-    )
-    [(_, _, headers)] = publisher.on(topics.retry_topic(ChannelName.WECHAT_OA, topics.spec.retry.tiers[0]))
-    assert header_map(headers)["x-notify-provider-code"] == "internal_error"
+    writes = await sender(topics, Broken(BUSY)).handle(send_record(topics, dispatch().to_json()))
+    [retry] = on(writes, topics.retry_topic(ChannelName.WECHAT_OA, topics.spec.retry.tiers[0]))
+    assert header_map(retry.headers)["x-notify-provider-code"] == "internal_error"
 
 
-async def test_an_unknown_code_gets_fewer_retries(
-    topics: Topics, publisher: RecordingPublisher, ledger: RecordingLedger
-) -> None:
+async def test_an_unknown_code_gets_fewer_retries(topics: Topics) -> None:
     unknown = SendResult.failed(ErrorClass.TRANSIENT, "48001", "unknown WeChat error", unknown_code=True)
-    stage = sender(topics, publisher, ledger, ScriptedChannel(unknown))
-    raw = delivery().model_dump_json().encode()
-    await stage.handle(record(raw))
-    [(_, _, headers)] = publisher.on(topics.retry_topic(ChannelName.WECHAT_OA, topics.spec.retry.tiers[0]))
-    await stage.handle(record(raw, headers=headers))
-    [(_, _, dlq_headers)] = publisher.on(topics.dead_letter)
-    assert header_map(dlq_headers)["x-notify-reason"] == "retries_exhausted"
-    assert orjson.loads(ledger.outcomes[0].to_json())["attempts"] == 2
+    stage = sender(topics, ScriptedChannel(unknown))
+    raw = dispatch().to_json()
+    [retry] = on(
+        await stage.handle(send_record(topics, raw)),
+        topics.retry_topic(ChannelName.WECHAT_OA, topics.spec.retry.tiers[0]),
+    )
+    writes = await stage.handle(send_record(topics, raw, retry.headers))
+    [letter] = on(writes, topics.dead_letter)
+    assert header_map(letter.headers)["x-notify-reason"] == "retries_exhausted"
+    assert outcomes(writes, topics)[0].attempts == 2
+
+
+async def test_a_send_record_that_is_not_a_dispatch_is_dead_lettered(topics: Topics) -> None:
+    writes = await sender(topics, ScriptedChannel(BUSY)).handle(send_record(topics, b'{"delivery_id": "x"}'))
+    [letter] = on(writes, topics.dead_letter)
+    assert header_map(letter.headers)["x-notify-reason"] == "invalid_delivery"
+    [outcome] = outcomes(writes, topics)
+    assert outcome.status is Status.DEAD_LETTERED

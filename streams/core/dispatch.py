@@ -1,0 +1,43 @@
+"""A delivery on its way through the send topics: the :class:`~channels.base.Delivery` a provider
+needs, wrapped with the bookkeeping of the pipeline (which event, shop and scene it is for, where
+the event was read, how many deliveries the event made). One JSON record per dispatch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from channels.base import Delivery
+from streams.core.source import SourceRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    delivery: Delivery
+    event_id: str
+    event_type: str
+    shop_id: int
+    scene: str
+    source: SourceRecord
+    """where the event was read"""
+    fanout: int
+    """how many deliveries the event made in all"""
+    created_at: datetime
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
+
+
+_DISPATCH: TypeAdapter[Dispatch] = TypeAdapter(Dispatch)
+
+
+def parse_dispatch(raw: bytes | None) -> Dispatch:
+    """A send-topic record as a :class:`Dispatch`; raises pydantic's ValidationError."""
+    return _DISPATCH.validate_json(raw or b"", strict=True)
+
+
+__all__ = ["Dispatch", "ValidationError", "parse_dispatch"]

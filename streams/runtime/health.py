@@ -1,0 +1,120 @@
+"""Is this worker ready, and if not, why: what ``/readyz`` answers and the gauges show.
+
+Ready means: the Kafka cluster answers, the shops' settings are loaded, every background task is
+running (not waiting to be restarted after a crash), every lane has joined its group and
+restored the state of its partitions, and no partition is stalled (a record unfinished for
+longer than ``MALL_NOTIFY_STALL_SECONDS``: an outage, or a record nothing can move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from streams.logs import Repeats, get_logger
+from streams.runtime import metrics
+from streams.runtime.lane import Lane
+from streams.runtime.shop_table import ShopFollower
+from streams.runtime.supervisor import Supervisor
+from streams.runtime.transactions import Transactions
+
+log = get_logger("health")
+REPEATS = Repeats(log, interval_seconds=30.0)
+PROBE_INTERVAL_SECONDS = 2.0
+PROBE_TIMEOUT_SECONDS = 5.0
+
+
+class BrokerProbe:
+    """Asks the cluster for its metadata every few seconds through an existing client."""
+
+    def __init__(self, ask: Callable[[float], None]) -> None:
+        self._ask = ask
+        self.reachable = False
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await asyncio.to_thread(self._ask, PROBE_TIMEOUT_SECONDS)
+                if not self.reachable:
+                    log.info("kafka is reachable")
+                self.reachable = True
+            except KafkaException as exc:
+                self.reachable = False
+                REPEATS.warning("kafka is not reachable", detail=str(exc))
+            metrics.KAFKA_REACHABLE.set(1 if self.reachable else 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=PROBE_INTERVAL_SECONDS)
+
+
+class Readiness:
+    def __init__(
+        self,
+        supervisors: list[Supervisor],
+        lanes: list[Lane],
+        follower: ShopFollower,
+        probe: BrokerProbe,
+        transactions: Transactions,
+        stall_seconds: float,
+    ) -> None:
+        self._supervisors = supervisors
+        self._lanes = lanes
+        self._follower = follower
+        self._probe = probe
+        self._transactions = transactions
+        self._stall_seconds = stall_seconds
+
+    def report(self) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        lanes = {lane.name: self._lane(lane, now) for lane in self._lanes}
+        tasks = {
+            name: {"running": state.running, "restarts": state.restarts, "last_error": state.last_error}
+            for supervisor in self._supervisors
+            for name, state in supervisor.tasks.items()
+        }
+        waited = self._transactions.uncommitted_seconds(now)
+        commits = {
+            "uncommitted_writes": self._transactions.backlog(),
+            "oldest_uncommitted_seconds": round(waited, 3),
+            "stalled": waited > self._stall_seconds,
+        }
+        metrics.UNCOMMITTED_SECONDS.set(waited)
+        ready = (
+            self._probe.reachable
+            and not commits["stalled"]
+            and self._follower.loaded.is_set()
+            and all(task["running"] for task in tasks.values())
+            and all(
+                lane["joined"] and not lane["restoring"] and not lane["stalled"] for lane in lanes.values()
+            )
+        )
+        body = {
+            "ready": ready,
+            "kafka_reachable": self._probe.reachable,
+            "settings_loaded": self._follower.loaded.is_set(),
+            "commits": commits,
+            "lanes": lanes,
+            "tasks": tasks,
+        }
+        return ready, body
+
+    def _lane(self, lane: Lane, now: float) -> dict[str, Any]:
+        stalled = sorted(f"{topic}[{number}]" for topic, number in lane.stalled(now))
+        status = lane.status
+        entries = lane.state_size()
+        metrics.PARTITIONS_ASSIGNED.labels(lane.name).set(len(status.assigned))
+        metrics.PARTITIONS_STALLED.labels(lane.name).set(len(stalled))
+        metrics.IN_FLIGHT.labels(lane.name).set(lane.offsets.in_flight())
+        metrics.LEDGER_ENTRIES.labels(lane.name).set(entries)
+        return {
+            "joined": status.joined,
+            "partitions": len(status.assigned),
+            "restoring": len(status.restoring),
+            "stalled": stalled,
+            "in_flight": lane.offsets.in_flight(),
+            "ledger_entries": entries,
+        }

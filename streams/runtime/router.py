@@ -1,0 +1,147 @@
+"""The router: event records in, dispatches on the channel send topics out (or a skip or a dead
+letter with its outcome). Records are taken in batches; every write of a batch is produced at
+once and the batch's offsets move on when all are acknowledged. One log line per batch.
+
+The dispatches of an event are keyed like the event (its order number), so one order's messages
+stay in order through the send topics; a dispatch and its sender's ledger entry share the send
+topic's partition. What a batch leads to is committed with the batch's offsets, in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Mapping
+
+from streams.core.errors import EventRejected
+from streams.core.events import parse_event
+from streams.core.failures import Failure, Stage
+from streams.core.outcomes import Outcome, Status, event_outcome
+from streams.core.render_plan import ShopPlan
+from streams.core.routing import Router
+from streams.core.topics import Topics
+from streams.logs import fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.lane import Lane, LaneConfig, Partition
+from streams.runtime.ledger import Ledger
+from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.restore import restore
+from streams.runtime.stage import Clock, PipelineStage, utc_now
+from streams.runtime.transactions import Transactions
+
+log = get_logger("router")
+
+
+class RouterStage(PipelineStage):
+    stage = Stage.PARSE
+
+    def __init__(
+        self,
+        topics: Topics,
+        router: Router,
+        plans: Mapping[int, ShopPlan],
+        ledger: Ledger,
+        clock: Clock = utc_now,
+    ) -> None:
+        super().__init__(topics, ledger, clock)
+        self.router = router
+        self.plans = plans
+        self.counts: Counter[str] = Counter()
+        """what the records handled since the last batch line became"""
+
+    def handle(self, record: ConsumedRecord) -> list[Write]:
+        try:
+            event = parse_event(record.value)
+        except EventRejected as exc:
+            key = str(record.source)
+            if self.already_final(key, record):
+                return self._count("already_final", [])
+            failure = self.failure(record, exc.reason.value, exc.detail)
+            outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
+            return self._count("dead_lettered", self._dead_letter(record, failure, key, outcome))
+        if self.already_final(event.id, record):
+            return self._count("already_final", [])  # read again after a crash: its outcome is written
+        try:
+            routing = self.router.route(event, self.plans.get(event.shop_id), record.source, self.clock())
+        except Exception as exc:  # a routing bug must dead-letter the event, not lose it
+            log.exception("routing failed", extra=fields(event_id=event.id, source=str(record.source)))
+            failure = self.failure(record, "internal_error", repr(exc), event.id, Stage.ROUTE)
+            outcome = event_outcome(
+                Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=event.shop_id
+            )
+            return self._count("dead_lettered", self._dead_letter(record, failure, event.id, outcome))
+        if routing.dispatches:
+            send_key = record.key or event.id.encode()
+            self.counts["deliveries"] += len(routing.dispatches)
+            return self._count(
+                "routed",
+                [
+                    Write(self.topics.send_topic(d.delivery.channel), send_key, d.to_json())
+                    for d in routing.dispatches
+                ],
+            )
+        reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("skipped", extra=fields(event_id=event.id, shop_id=event.shop_id, reason=reasons))
+        outcome = event_outcome(
+            Status.SKIPPED, reasons, record.source, self.clock(), event_id=event.id, shop_id=event.shop_id
+        )
+        return self._count("skipped", self.final(record, event.id, outcome))
+
+    def _dead_letter(
+        self, record: ConsumedRecord, failure: Failure, key: str, outcome: Outcome
+    ) -> list[Write]:
+        return [self.dead_letter(record, failure), *self.final(record, key, outcome)]
+
+    def _count(self, what: str, writes: list[Write]) -> list[Write]:
+        self.counts[what] += 1
+        return writes
+
+
+class RouterLane(Lane):
+    def __init__(
+        self,
+        config: LaneConfig,
+        stage: RouterStage,
+        transactions: Transactions,
+        *,
+        batch: int,
+        ready: asyncio.Event,
+    ) -> None:
+        super().__init__("router", config, transactions)
+        self.stage = stage
+        self.batch = batch
+        self._ready = ready
+        """set once the shops' settings are loaded: nothing is routed before"""
+
+    async def room(self, stopping: asyncio.Event) -> int:
+        if not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout=self.config.wait_seconds)
+            except TimeoutError:
+                return 0
+        await self.transactions.room()
+        return 0 if stopping.is_set() else self.batch
+
+    async def handle(self, records: list[ConsumedRecord]) -> None:
+        per_topic = Counter(record.topic for record in records)
+        for topic, count in per_topic.items():
+            metrics.EVENTS_CONSUMED.labels(topic).inc(count)
+        for record in records:
+            self.transactions.hand(self, record, self.stage.handle(record))
+            self.offsets.done((record.topic, record.partition), record.offset)
+        counts, self.stage.counts = self.stage.counts, Counter()
+        log.info("routed a batch", extra=fields(events=len(records), **dict(counts)))
+
+    async def assigned(self, partitions: list[Partition]) -> None:
+        await restore(self.name, self.stage.ledger, self.config.bootstrap_servers, partitions)
+
+    def state_size(self) -> int:
+        return len(self.stage.ledger)
+
+    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
+        return self.stage.unwritable(record, detail)
+
+    def released(self, partitions: list[Partition]) -> None:
+        self.stage.ledger.drop(partitions)

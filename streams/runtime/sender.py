@@ -1,0 +1,269 @@
+"""A sender: one per channel, each with its own consumer of the channel's send topic, so a slow or
+failing provider slows only its own channel.
+
+Up to ``concurrency`` deliveries are in flight at once (the per-account limits of the channel, not
+this loop, bound the send rate); deliveries with the same key (one order's) go one after the other,
+in the order they were routed. A delivery becomes a provider call and then a final outcome (and a
+ledger entry on its partition), a retry record (in flight, waiting in a retry tier) or a dead
+letter. Never raises for a bad record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from functools import partial
+
+from channels.base import Channel, Delivery, ErrorClass, SendResult
+from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
+from streams.core.failures import Failure, Stage
+from streams.core.outcomes import Status, delivery_outcome, event_outcome
+from streams.core.retry import GiveUp, decide
+from streams.core.topics import Topics
+from streams.logs import fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.lane import Lane, LaneConfig, Partition
+from streams.runtime.ledger import Ledger, NotOwned
+from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.restore import restore
+from streams.runtime.stage import Clock, PipelineStage, utc_now
+from streams.runtime.transactions import Transactions
+
+log = get_logger("sender")
+
+
+class SenderStage(PipelineStage):
+    stage = Stage.SEND
+
+    def __init__(
+        self,
+        topics: Topics,
+        channel: Channel,
+        ledger: Ledger,
+        clock: Clock = utc_now,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(topics, ledger, clock)
+        self.channel = channel
+        self.rand = rand
+
+    async def handle(self, record: ConsumedRecord) -> list[Write]:
+        try:
+            dispatch = parse_dispatch(record.value)
+        except ValidationError as exc:
+            key = str(record.source)
+            if self.already_final(key, record):
+                return []
+            failure = self.failure(record, "invalid_delivery", str(exc)[:500])
+            outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
+            return [self.dead_letter(record, failure), *self.final(record, key, outcome)]
+        delivery = dispatch.delivery
+        if self.already_final(delivery.delivery_id, record):
+            metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
+            log.info(
+                "already final, not sent again",
+                extra=fields(
+                    delivery_id=delivery.delivery_id, event_id=dispatch.event_id, source=str(record.source)
+                ),
+            )
+            return []
+        previous = record.history
+        result = await self._send(delivery)
+        self._count(dispatch, result)
+        if result.ok:
+            outcome = delivery_outcome(
+                dispatch,
+                result,
+                self.clock(),
+                attempts=(previous.attempts if previous else 0) + 1,
+                replayed=bool(previous and previous.replays),
+            )
+            return self.final(record, delivery.delivery_id, outcome)
+        return self._after_failure(record, dispatch, result, previous)
+
+    def _after_failure(
+        self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, previous: Failure | None
+    ) -> list[Write]:
+        now = self.clock()
+        delivery = dispatch.delivery
+        reason, detail = str(result.error_class), result.reason or ""
+        failure = (
+            previous.again(
+                reason=reason,
+                detail=detail,
+                at=now,
+                error_class=result.error_class,
+                provider_code=result.code,
+            )
+            if previous
+            else Failure(
+                stage=Stage.SEND,
+                reason=reason,
+                detail=detail,
+                origin=record.source,
+                first_failed_at=now,
+                last_failed_at=now,
+                event_id=dispatch.event_id,
+                delivery_id=delivery.delivery_id,
+                error_class=result.error_class,
+                provider_code=result.code,
+            )
+        )
+        retry = self.topics.spec.retry
+        decision = decide(
+            result,
+            failure.attempts,
+            retry.tiers,
+            unknown_code_max_retries=retry.unknown_code_max_retries,
+            jitter=retry.jitter,
+            now=now,
+            rand=self.rand(),
+        )
+        if isinstance(decision, GiveUp):
+            failure = failure.model_copy(update={"reason": decision.reason})
+            outcome = delivery_outcome(
+                dispatch, result, now, attempts=failure.attempts, replayed=bool(failure.replays)
+            )
+            return [self.dead_letter(record, failure), *self.final(record, delivery.delivery_id, outcome)]
+        scheduled = failure.model_copy(update={"due_at": decision.due_at})
+        metrics.RETRIES_SCHEDULED.labels(delivery.channel.value, decision.tier.name).inc()
+        log.info(
+            "retry scheduled",
+            extra=fields(
+                delivery_id=delivery.delivery_id,
+                event_id=dispatch.event_id,
+                channel=delivery.channel.value,
+                tier=decision.tier.name,
+                attempts=failure.attempts,
+                code=result.code,
+                due_at=decision.due_at.isoformat(),
+            ),
+        )
+        topic = self.topics.retry_topic(delivery.channel, decision.tier)
+        return [Write(topic, record.key, record.value, scheduled.headers())]
+
+    def _count(self, dispatch: Dispatch, result: SendResult) -> None:
+        delivery = dispatch.delivery
+        metrics.DELIVERIES.labels(
+            delivery.channel.value, "delivered" if result.ok else str(result.error_class)
+        ).inc()
+        if result.unknown_code:
+            metrics.UNKNOWN_PROVIDER_CODES.labels(delivery.channel.value, str(result.code)).inc()
+        level = logging.DEBUG if result.ok else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "sent" if result.ok else "send failed",
+                extra=fields(
+                    event_id=dispatch.event_id,
+                    delivery_id=delivery.delivery_id,
+                    shop_id=dispatch.shop_id,
+                    scene=dispatch.scene,
+                    channel=delivery.channel.value,
+                    recipient=delivery.recipient,
+                    code=result.code,
+                    reason=result.reason,
+                ),
+            )
+
+    async def _send(self, delivery: Delivery) -> SendResult:
+        started = time.perf_counter()
+        try:
+            return await self.channel.send(delivery)
+        except Exception as exc:  # a channel bug: classify it, never let it out
+            log.exception("channel raised", extra=fields(delivery_id=delivery.delivery_id))
+            return SendResult.failed(ErrorClass.TRANSIENT, "internal_error", repr(exc))
+        finally:
+            metrics.SEND_SECONDS.labels(delivery.channel.value).observe(time.perf_counter() - started)
+
+
+class SenderLane(Lane):
+    def __init__(
+        self, name: str, config: LaneConfig, stage: SenderStage, transactions: Transactions, concurrency: int
+    ) -> None:
+        super().__init__(name, config, transactions)
+        self.stage = stage
+        self.concurrency = concurrency
+        self._busy = 0
+        self._freed = asyncio.Event()
+        self._tasks: dict[Partition, set[asyncio.Task[None]]] = {}
+        self._last_of_key: dict[tuple[Partition, bytes | None], asyncio.Task[None]] = {}
+        self._crash: BaseException | None = None
+
+    async def room(self, stopping: asyncio.Event) -> int:
+        while self._busy >= self.concurrency and not stopping.is_set():
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), timeout=self.config.wait_seconds)
+        if self._crash is not None:
+            raise RuntimeError(f"{self.name}: a delivery could not be handled") from self._crash
+        await self.transactions.room()
+        return 0 if stopping.is_set() else self.concurrency - self._busy
+
+    async def handle(self, records: list[ConsumedRecord]) -> None:
+        for record in records:
+            partition = (record.topic, record.partition)
+            chain = (partition, record.key)
+            task = asyncio.create_task(self._deliver(record, self._last_of_key.get(chain)))
+            self._busy += 1
+            self._last_of_key[chain] = task
+            self._tasks.setdefault(partition, set()).add(task)
+            task.add_done_callback(partial(self._finished, partition=partition, chain=chain))
+
+    async def _deliver(self, record: ConsumedRecord, before: asyncio.Task[None] | None) -> None:
+        """One delivery, after the one routed before it with the same key."""
+        if before is not None:
+            await asyncio.wait([before])
+        try:
+            self.transactions.hand(self, record, await self.stage.handle(record))
+        except NotOwned:
+            return  # the partition was lost meanwhile: its new owner handles the record
+        except Exception as exc:  # a bug: the record must not be lost; the lane restarts and reads it again
+            log.exception(
+                "delivery failed unexpectedly", extra=fields(lane=self.name, source=str(record.source))
+            )
+            self._crash = exc
+            return
+        self.offsets.done((record.topic, record.partition), record.offset)
+
+    def _finished(
+        self, task: asyncio.Task[None], partition: Partition, chain: tuple[Partition, bytes | None]
+    ) -> None:
+        self._busy -= 1
+        self._freed.set()
+        self._tasks.get(partition, set()).discard(task)
+        if self._last_of_key.get(chain) is task:
+            del self._last_of_key[chain]
+
+    async def _finish(self, tasks: set[asyncio.Task[None]]) -> None:
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self.config.drain_seconds)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("deliveries cancelled", extra=fields(lane=self.name, count=len(late)))
+
+    async def revoking(self, partitions: list[Partition]) -> None:
+        await self._finish({task for partition in partitions for task in self._tasks.get(partition, ())})
+
+    async def drain(self) -> None:
+        await self._finish({task for tasks in self._tasks.values() for task in tasks})
+
+    async def assigned(self, partitions: list[Partition]) -> None:
+        await restore(self.name, self.stage.ledger, self.config.bootstrap_servers, partitions)
+
+    def state_size(self) -> int:
+        return len(self.stage.ledger)
+
+    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
+        return self.stage.unwritable(record, detail)
+
+    def released(self, partitions: list[Partition]) -> None:
+        self.stage.ledger.drop(partitions)
+        for partition in partitions:
+            self._tasks.pop(partition, None)

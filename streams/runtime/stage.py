@@ -1,0 +1,152 @@
+"""What the router and sender stages share: a stage turns a consumed record into the records to
+write (deliveries, outcomes, dead letters, retries, ledger entries); the lane writes them and only
+then moves the record's offset on. Stages do no Kafka I/O themselves.
+
+A dead letter keeps the original bytes when they fit in one Kafka record; otherwise it is a small
+JSON reference to where the record is (topic, partition, offset) with its size and SHA-256, and
+the reason ``too_large``, so no record can stall a partition by being too large to dead-letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+
+from streams.core.failures import TOO_LARGE, Failure, Stage
+from streams.core.outcomes import Outcome, Status, event_outcome
+from streams.core.topics import Topics
+from streams.logs import fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.ledger import Ledger
+from streams.runtime.records import ConsumedRecord, Write
+
+Clock = Callable[[], datetime]
+log = get_logger("stage")
+MAX_RECORD_BYTES = 1_000_000
+"""The producer's limit (librdkafka's ``message.max.bytes``): larger records are refused at once."""
+RECORD_OVERHEAD_BYTES = 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def record_size(value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    return (
+        len(value or b"")
+        + len(key or b"")
+        + sum(len(name) + len(data) for name, data in headers)
+        + RECORD_OVERHEAD_BYTES
+    )
+
+
+def reference(record: ConsumedRecord) -> bytes:
+    """What a dead letter holds instead of a record too large to copy: where to find it."""
+    value = record.value or b""
+    return orjson.dumps(
+        {
+            "too_large": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "bytes": len(value),
+                "sha256": hashlib.sha256(value).hexdigest(),
+            }
+        }
+    )
+
+
+class PipelineStage:
+    stage: Stage
+
+    def __init__(self, topics: Topics, ledger: Ledger, clock: Clock) -> None:
+        self.topics = topics
+        self.ledger = ledger
+        self.clock = clock
+
+    def already_final(self, key: str, record: ConsumedRecord) -> bool:
+        """True when ``key`` has its final outcome and this record must not change it: it was
+        delivered, or this is a second reading (crash, duplicate) rather than a replay from the DLQ."""
+        status = self.ledger.final((record.topic, record.partition), key)
+        if status is None:
+            return False
+        previous = record.history
+        return status is Status.DELIVERED or not (previous and previous.replays)
+
+    def final(self, record: ConsumedRecord, key: str, outcome: Outcome) -> list[Write]:
+        """The outcome record, and the ledger entry of a final decision about ``key`` when the
+        record's topic has a ledger (retry topics don't: their records are about send-topic ones)."""
+        metrics.OUTCOMES.labels(outcome.status.value).inc()
+        writes = [Write(self.topics.outcomes, outcome.key(), outcome.to_json())]
+        if self.ledger.covers(record.topic):
+            source = (record.topic, record.partition)
+            writes.append(self.ledger.entry(source, key, outcome.status, outcome.at.timestamp()))
+        return writes
+
+    def dead_letter(self, record: ConsumedRecord, failure: Failure) -> Write:
+        """The original bytes to the DLQ, the history in headers; a reference when they don't fit."""
+        headers = failure.headers()
+        value = record.value
+        if record_size(value, record.key, headers) > MAX_RECORD_BYTES:
+            failure = failure.model_copy(
+                update={
+                    "reason": TOO_LARGE,
+                    "detail": f"the record ({len(value or b'')} bytes) is too large to copy; "
+                    f"{failure.reason}: {failure.detail}",
+                }
+            )
+            headers, value = failure.headers(), reference(record)
+        metrics.DEAD_LETTERED.labels(failure.stage.value, failure.reason).inc()
+        log.warning(
+            "dead-lettered",
+            extra=fields(
+                stage=failure.stage.value,
+                reason=failure.reason,
+                detail=failure.detail,
+                attempts=failure.attempts,
+                event_id=failure.event_id,
+                delivery_id=failure.delivery_id,
+                source=str(record.source),
+            ),
+        )
+        return Write(self.topics.dead_letter, record.key, value, headers)
+
+    def failure(
+        self,
+        record: ConsumedRecord,
+        reason: str,
+        detail: str,
+        event_id: str | None = None,
+        stage: Stage | None = None,
+    ) -> Failure:
+        """A first failure of ``record``, keeping the replay count of a record replayed from the DLQ."""
+        previous = record.history
+        now = self.clock()
+        return Failure(
+            stage=stage or self.stage,
+            reason=reason,
+            detail=detail,
+            origin=previous.origin if previous else record.source,
+            first_failed_at=now,
+            last_failed_at=now,
+            event_id=event_id,
+            replays=previous.replays if previous else 0,
+        )
+
+    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
+        """The record ends dead-lettered as a reference (``too_large``) when what it led to could
+        not be written as it was: the broker refused a record size the producer allowed, say."""
+        failure = self.failure(record, TOO_LARGE, detail)
+        letter = Write(self.topics.dead_letter, record.key, reference(record), failure.headers())
+        metrics.DEAD_LETTERED.labels(failure.stage.value, TOO_LARGE).inc()
+        outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
+        return [letter, *self.final(record, str(record.source), outcome)]
+
+
+class RetryStage(PipelineStage):
+    """What the retry forwarder needs of a stage: the dead letter of a record it cannot write back."""
+
+    stage = Stage.SEND

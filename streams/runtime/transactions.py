@@ -1,0 +1,342 @@
+"""The worker's one Kafka producer, transactional.
+
+Every lane hands it what a consumed record led to (dispatches, outcomes, dead letters, retry
+records, ledger entries) and marks the record done. About every ``interval`` seconds the
+committer sends each lane's consumed offsets into the open transaction (one transaction may hold
+the offsets of several consumer groups) and commits it. So an outcome, its ledger entry and the
+offset of the record it is about are written together or not at all: a crash, even SIGKILL,
+leaves none without the others, and nothing is written twice. This is Kafka Streams' exactly-once
+(v2) for our lanes. Readers read committed data only (librdkafka's default ``read_committed``).
+
+A failed transaction is aborted and its writes go again into the next one:
+- ``outage`` (the cluster is unreachable or busy): as they are, with backoff, until it is back;
+- ``record`` (one write cannot be written as it is: too large for the broker, say): that
+  record's writes are replaced by its dead letter in a form that fits (the lane's ``unwritable``);
+- ``refused`` (authorization, policy...): a few times more, then the same.
+What a provider was already asked is not undone by an abort: a crash or lost partition between a
+send and the commit of its outcome sends that delivery again (WeChat OA drops it by
+``client_msg_id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol, cast
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from streams.logs import Repeats, fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.clients import WriteProblem, producer_config, write_problem
+from streams.runtime.records import ConsumedRecord, Write
+
+log = get_logger("transactions")
+REPEATS = Repeats(log, interval_seconds=30.0)
+POLL_SECONDS = 0.1
+CALL_TIMEOUT_SECONDS = 30.0
+TRANSACTION_TIMEOUT_MS = 10_000
+"""A crashed worker's open transaction blocks readers of its partitions at most this long."""
+MAX_REFUSALS = 3
+MAX_BACKLOG = 50_000
+"""Writes waiting to be committed before lanes are made to wait."""
+FIRST_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 30.0
+QUEUE_FULL_WAIT_SECONDS = 0.05
+PARTITION_BY_KEY = -1
+"""librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks the partition from the key"""
+
+
+class Committing(Protocol):
+    """What the committer needs of a lane."""
+
+    name: str
+
+    def committable(self) -> list[TopicPartition]:
+        """The offsets to commit: per partition, up to its first unfinished record."""
+        ...
+
+    def committed(self, offsets: list[TopicPartition]) -> None: ...
+
+    def group_metadata(self) -> object | None:
+        """The lane's consumer group metadata, as of its last rebalance (None before it joined)."""
+        ...
+
+    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]: ...
+
+    def metadata_is_stale(self) -> None:
+        """The group refused the metadata (a new generation): the lane reads it again."""
+        ...
+
+
+@dataclass(eq=False)
+class Handed:
+    """What one consumed record led to."""
+
+    lane: Committing
+    record: ConsumedRecord
+    writes: list[Write]
+    at: float = field(default_factory=time.monotonic)
+    refusals: int = 0
+    replaced: bool = False
+    error: KafkaError | None = None
+    """the first write error of the current attempt"""
+
+
+class Transactions:
+    def __init__(self, bootstrap_servers: str, name: str, interval: float = 0.1) -> None:
+        self._bootstrap = bootstrap_servers
+        self._transactional_id = f"{name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._interval = interval
+        self._lanes: list[Committing] = []
+        self._waiting: list[Handed] = []
+        """handed while no transaction was open to take them"""
+        self._open: list[Handed] = []
+        """produced into the open transaction"""
+        self._producer: Producer | None = None
+        self._open_transaction = False
+        self._lock = threading.Lock()
+        self._wake = asyncio.Event()
+        self._cycles_started = 0
+        self._cycles_done = 0
+        self._done = asyncio.Condition()
+        self._polling = threading.Event()
+        self.last_commit = time.monotonic()
+
+    # -- what lanes call -----------------------------------------------------------------------
+    def register(self, lane: Committing) -> None:
+        self._lanes.append(lane)
+
+    def hand(self, lane: Committing, record: ConsumedRecord, writes: list[Write]) -> None:
+        """Take what ``record`` led to; the lane may mark the record done right after."""
+        handed = Handed(lane, record, writes)
+        if self._open_transaction:
+            self._produce(handed)
+        else:
+            self._waiting.append(handed)
+
+    async def room(self) -> None:
+        """Wait while too much is waiting to be committed (an outage): lanes then stop reading."""
+        while self.backlog() > MAX_BACKLOG:
+            self._wake.set()
+            await asyncio.sleep(self._interval)
+
+    def backlog(self) -> int:
+        return sum(len(handed.writes) for handed in (*self._open, *self._waiting))
+
+    async def commit_now(self) -> None:
+        """Return once a commit that started after this call has succeeded."""
+        async with self._done:
+            target = self._cycles_started + 1
+            self._wake.set()
+            await self._done.wait_for(lambda: self._cycles_done >= target)
+
+    def uncommitted_seconds(self, now: float | None = None) -> float:
+        """How long the oldest write not committed yet has waited (0 when there is none)."""
+        oldest = min((handed.at for handed in (*self._open, *self._waiting)), default=None)
+        return 0.0 if oldest is None else (now or time.monotonic()) - oldest
+
+    def list_topics(self, timeout: float) -> None:
+        """Ask the cluster for its metadata (blocking): raises KafkaException when it cannot answer."""
+        if self._producer is None:
+            raise KafkaException(KafkaError(KafkaError._STATE, "the producer is not started"))
+        self._producer.list_topics(timeout=timeout)
+
+    # -- the committer ---------------------------------------------------------------------------
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Commit every interval until ``stopping``, then once more (lanes stop first)."""
+        await self._start()
+        self._polling.clear()
+        poller = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)
+        poller.start()
+        backoff = FIRST_BACKOFF_SECONDS
+        try:
+            while not stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                self._wake.clear()
+                if await self._cycle():
+                    backoff = FIRST_BACKOFF_SECONDS
+                else:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            await self._cycle()
+        finally:
+            self._polling.set()
+            await asyncio.to_thread(poller.join)
+            await self._close()
+
+    async def _start(self) -> None:
+        config = producer_config(
+            self._bootstrap,
+            transactional_id=self._transactional_id,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            delivery_timeout_ms=TRANSACTION_TIMEOUT_MS,  # librdkafka: no longer than a transaction
+            retry_backoff_ms=10,  # the next transaction's first call waits for the last one's markers
+        )
+        self._producer = Producer(config)
+        await asyncio.to_thread(self._producer.init_transactions, CALL_TIMEOUT_SECONDS)
+        self._begin()
+        log.info("transactions started", extra=fields(transactional_id=self._transactional_id))
+
+    def _poll(self) -> None:
+        while not self._polling.is_set():
+            if self._producer is not None:
+                self._producer.poll(POLL_SECONDS)
+
+    def _begin(self) -> None:
+        assert self._producer is not None
+        self._producer.begin_transaction()
+        self._open_transaction = True
+        waiting, self._waiting = self._waiting, []
+        for handed in waiting:
+            self._produce(handed)
+
+    def _produce(self, handed: Handed) -> None:
+        assert self._producer is not None
+        self._open.append(handed)
+        for write in handed.writes:
+            partition = PARTITION_BY_KEY if write.partition is None else write.partition
+            try:
+                self._producer.produce(
+                    write.topic,
+                    value=write.value,
+                    key=write.key,
+                    headers=cast(list[tuple[str, str | bytes | None]] | None, write.headers),
+                    partition=partition,
+                    on_delivery=partial(self._delivered, handed),
+                )
+            except BufferError:  # the local queue is full: this attempt fails, the next waits
+                self._failed(handed, KafkaError(KafkaError._QUEUE_FULL, "local queue full", retriable=True))
+            except KafkaException as exc:
+                self._failed(handed, exc.args[0])
+
+    def _delivered(self, handed: Handed, error: KafkaError | None, _: Message) -> None:
+        """Runs on the polling thread."""
+        if error is not None:
+            self._failed(handed, error)
+
+    def _failed(self, handed: Handed, error: KafkaError) -> None:
+        with self._lock:
+            if handed.error is None:
+                handed.error = error
+
+    async def _cycle(self) -> bool:
+        """Commit the open transaction with every lane's offsets; True when it was committed."""
+        assert self._producer is not None
+        self._cycles_started += 1
+        offsets = [(lane, lane.committable()) for lane in self._lanes]
+        offsets = [(lane, partitions) for lane, partitions in offsets if partitions]
+        if not self._open and not offsets:  # nothing to commit
+            await self._finished_cycle()
+            return True
+        self._open_transaction = False  # what is handed from now on waits for the next transaction
+        try:
+            if any(handed.error is not None for handed in self._open):
+                raise KafkaException(KafkaError(KafkaError._FAIL, "a write failed", txn_requires_abort=True))
+            for lane, partitions in offsets:
+                await self._send_offsets(lane, partitions)
+            await asyncio.to_thread(self._producer.commit_transaction, CALL_TIMEOUT_SECONDS)
+        except KafkaException as exc:
+            await self._recover(exc.args[0])
+            return False
+        committed, self._open = self._open, []
+        for lane, partitions in offsets:
+            lane.committed(partitions)
+        self.last_commit = time.monotonic()
+        metrics.TRANSACTIONS.labels("committed").inc()
+        self._begin()
+        await self._finished_cycle()
+        if committed:
+            log.debug("committed", extra=fields(records=len(committed)))
+        return True
+
+    async def _send_offsets(self, lane: Committing, partitions: list[TopicPartition]) -> None:
+        assert self._producer is not None
+        metadata = lane.group_metadata()
+        if metadata is None:
+            raise KafkaException(
+                KafkaError(KafkaError._STATE, f"{lane.name} has not joined its group yet", retriable=True)
+            )
+        try:
+            await asyncio.to_thread(
+                self._producer.send_offsets_to_transaction, partitions, metadata, CALL_TIMEOUT_SECONDS
+            )
+        except KafkaException as exc:
+            if exc.args[0].code() in _GENERATION_ERRORS:
+                lane.metadata_is_stale()
+            raise
+
+    async def _finished_cycle(self) -> None:
+        async with self._done:
+            self._cycles_done = self._cycles_started
+            self._done.notify_all()
+
+    async def _recover(self, error: KafkaError) -> None:
+        """Abort (or, after a fatal error, start a new producer) and hand everything in again."""
+        assert self._producer is not None
+        metrics.TRANSACTIONS.labels("aborted").inc()
+        REPEATS.warning("transaction failed, trying again", error=error.name(), detail=error.str())
+        if error.fatal():
+            await self._close()
+            await self._start_over()
+        else:
+            with contextlib.suppress(KafkaException):  # an abort that fails is fenced: start over then
+                await asyncio.to_thread(self._producer.abort_transaction, CALL_TIMEOUT_SECONDS)
+        again: list[Handed] = []
+        for handed in self._open:
+            again += self._again(handed)
+        self._open = []
+        self._waiting = again + self._waiting
+        if not self._open_transaction and self._producer is not None:
+            with contextlib.suppress(KafkaException):
+                self._begin()
+
+    async def _start_over(self) -> None:
+        self._producer = None
+        await self._start()
+
+    def _again(self, handed: Handed) -> list[Handed]:
+        """The record's writes for the next attempt, replaced when they cannot be written."""
+        error, handed.error = handed.error, None
+        if error is None:
+            return [handed]
+        problem = WriteProblem.OUTAGE if handed.replaced else write_problem(error)
+        metrics.WRITE_FAILURES.labels(handed.lane.name, problem.value).inc()
+        REPEATS.warning(
+            f"{handed.lane.name}: a write failed ({problem.value})", error=error.name(), detail=error.str()
+        )
+        if problem is WriteProblem.REFUSED and handed.refusals < MAX_REFUSALS:
+            handed.refusals += 1
+            return [handed]
+        if problem is WriteProblem.OUTAGE:
+            return [handed]
+        detail = f"{error.name()}: {error.str()}"
+        writes = handed.lane.unwritable(handed.record, detail)
+        return [Handed(handed.lane, handed.record, writes, handed.at, replaced=True)]
+
+    async def _close(self) -> None:
+        producer, self._producer = self._producer, None
+        self._open_transaction = False
+        if producer is not None:
+            with contextlib.suppress(KafkaException):
+                if self._open:
+                    await asyncio.to_thread(producer.abort_transaction, CALL_TIMEOUT_SECONDS)
+            await asyncio.to_thread(producer.flush, 5.0)
+
+
+_GENERATION_ERRORS = frozenset(
+    {
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.FENCED_INSTANCE_ID,
+    }
+)
