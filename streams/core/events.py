@@ -37,7 +37,7 @@ _RFC3339 = re.compile(
 
 def _rfc3339(value: object) -> object:
     if isinstance(value, str) and _RFC3339.match(value):
-        return datetime.fromisoformat(value)  # a ValueError for impossible dates is reported as such
+        return datetime.fromisoformat(value.upper())  # impossible dates raise ValueError, reported as such
     raise ValueError("must be an RFC 3339 date-time string with an offset, like 2026-11-25T12:03:10Z")
 
 

@@ -46,9 +46,12 @@ def routing_of(value: bytes, topics: Topics, fallback_topic: str) -> tuple[str, 
     return topic, str(key).encode() if key else None, document
 
 
-def publish_values(bootstrap_servers: str, topics: Topics, values: Iterable[bytes]) -> list[Published]:
-    """Publish each value and return where it landed, in input order."""
-    producer = idempotent_producer(bootstrap_servers, linger_ms=5)
+def publish_values(
+    bootstrap_servers: str, topics: Topics, values: Iterable[bytes], **producer_config: object
+) -> list[Published]:
+    """Publish each value and return where it landed, in input order. ``producer_config``: more
+    librdkafka settings (``message_max_bytes=...`` for records over 1 MB)."""
+    producer = idempotent_producer(bootstrap_servers, **{"linger_ms": 5, **producer_config})
     fallback = topics.event_topics[0]
     results: dict[int, Published] = {}
     failures: list[str] = []

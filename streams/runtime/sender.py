@@ -124,7 +124,7 @@ class SenderStage(PipelineStage):
             rand=self.rand(),
         )
         if isinstance(decision, GiveUp):
-            failure = failure.model_copy(update={"reason": decision.reason})
+            failure = self.fitting(record, failure.model_copy(update={"reason": decision.reason}))
             outcome = delivery_outcome(
                 dispatch, result, now, attempts=failure.attempts, replayed=bool(failure.replays)
             )

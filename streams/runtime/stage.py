@@ -86,19 +86,20 @@ class PipelineStage:
             writes.append(self.ledger.entry(source, key, outcome.status, outcome.at.timestamp()))
         return writes
 
+    def fitting(self, record: ConsumedRecord, failure: Failure) -> Failure:
+        """The failure as the record's dead letter can say it: ``too_large`` (the original reason
+        in the detail) when the record with its history does not fit in one Kafka record."""
+        if record_size(record.value, record.key, failure.headers()) <= MAX_RECORD_BYTES:
+            return failure
+        size = len(record.value or b"")
+        detail = f"the record ({size} bytes) is too large to copy; {failure.reason}: {failure.detail}"
+        return failure.model_copy(update={"reason": TOO_LARGE, "detail": detail})
+
     def dead_letter(self, record: ConsumedRecord, failure: Failure) -> Write:
-        """The original bytes to the DLQ, the history in headers; a reference when they don't fit."""
+        """The original bytes to the DLQ, the history in headers; a reference for ``too_large``
+        (see :meth:`fitting`)."""
         headers = failure.headers()
-        value = record.value
-        if record_size(value, record.key, headers) > MAX_RECORD_BYTES:
-            failure = failure.model_copy(
-                update={
-                    "reason": TOO_LARGE,
-                    "detail": f"the record ({len(value or b'')} bytes) is too large to copy; "
-                    f"{failure.reason}: {failure.detail}",
-                }
-            )
-            headers, value = failure.headers(), reference(record)
+        value = reference(record) if failure.reason == TOO_LARGE else record.value
         metrics.DEAD_LETTERED.labels(failure.stage.value, failure.reason).inc()
         log.warning(
             "dead-lettered",
@@ -122,10 +123,11 @@ class PipelineStage:
         event_id: str | None = None,
         stage: Stage | None = None,
     ) -> Failure:
-        """A first failure of ``record``, keeping the replay count of a record replayed from the DLQ."""
+        """A first failure of ``record``, keeping the replay count of a record replayed from the DLQ,
+        as its dead letter can say it."""
         previous = record.history
         now = self.clock()
-        return Failure(
+        failure = Failure(
             stage=stage or self.stage,
             reason=reason,
             detail=detail,
@@ -135,15 +137,14 @@ class PipelineStage:
             event_id=event_id,
             replays=previous.replays if previous else 0,
         )
+        return self.fitting(record, failure)
 
     def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
         """The record ends dead-lettered as a reference (``too_large``) when what it led to could
         not be written as it was: the broker refused a record size the producer allowed, say."""
         failure = self.failure(record, TOO_LARGE, detail)
-        letter = Write(self.topics.dead_letter, record.key, reference(record), failure.headers())
-        metrics.DEAD_LETTERED.labels(failure.stage.value, TOO_LARGE).inc()
         outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
-        return [letter, *self.final(record, str(record.source), outcome)]
+        return [self.dead_letter(record, failure), *self.final(record, str(record.source), outcome)]
 
 
 class RetryStage(PipelineStage):

@@ -65,13 +65,15 @@ class Pipeline:
             calls: list[dict[str, Any]] = json.load(reply)
             return calls
 
-    def publish(self, values: list[bytes]) -> list[Published]:
-        return publish_values(self.bootstrap, self.topics, values)
+    def publish(self, values: list[bytes], **producer_config: object) -> list[Published]:
+        return publish_values(self.bootstrap, self.topics, values, **producer_config)
 
-    def run(self, values: list[bytes]) -> tuple[list[Published], dict[str, list[Outcome]]]:
+    def run(
+        self, values: list[bytes], **producer_config: object
+    ) -> tuple[list[Published], dict[str, list[Outcome]]]:
         """Publish ``values`` and wait until each has its final outcome(s); outcomes by event source."""
         start = end_offsets(self.bootstrap, self.topics.outcomes)
-        published = self.publish(values)
+        published = self.publish(values, **producer_config)
         records = read_until(
             self.bootstrap, self.topics.outcomes, start, Settlement(published), SETTLE_SECONDS
         )
