@@ -1,0 +1,108 @@
+"""Scaling out the Kafka way, on the real broker: workers share partitions, each holds only the state
+of its own, and a rebalance in the middle of a stream neither loses nor repeats a delivery."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.devtools.demo import Settlement, source_of
+from streams.devtools.local_stack import Service, start_worker
+from streams.ops.reading import end_offsets, read_until
+from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.topic_admin import ensure_topics
+from streams.runtime.clients import idempotent_producer
+from tests.factories import payment_event, to_bytes
+from tests.integration.conftest import SETTLE_SECONDS, Pipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+OA_SEND = "/cgi-bin/message/template/send"
+EVENTS = 1000  # ~10 s at the default 100 sends/s per WeChat app
+
+
+def _outcomes_at_least(pipeline: Pipeline, start: dict[int, int], count: int) -> None:
+    read_until(
+        pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= count, SETTLE_SECONDS
+    )
+
+
+def test_two_workers_and_rebalances_mid_stream_deliver_each_message_once(pipeline: Pipeline) -> None:
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    published = pipeline.publish([to_bytes(payment_event()) for _ in range(EVENTS)])
+    _outcomes_at_least(pipeline, start, EVENTS // 4)
+    second = start_worker(pipeline.log_dir, pipeline.worker_env, name=f"worker-b-{uuid.uuid4().hex[:4]}")
+    _outcomes_at_least(pipeline, start, 3 * EVENTS // 4)
+    assert second.stop() == 0, "the second worker stops cleanly on SIGTERM"
+
+    records = read_until(
+        pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement(published), 2 * SETTLE_SECONDS
+    )
+    assert Settlement(published)(records), "some events have no outcome"
+    sources = {source_of(p) for p in published}
+    mine = [orjson.loads(r.value or b"") for r in records]
+    mine = [o for o in mine if "{topic}[{partition}]@{offset}".format(**o["source"]) in sources]
+    per_delivery = Counter(o["delivery_id"] for o in mine)
+    assert len(per_delivery) == EVENTS
+    assert set(per_delivery.values()) == {1}, "a delivery has two outcomes"
+    assert {o["status"] for o in mine} == {"delivered"}
+    calls = Counter(
+        r["body"]["client_msg_id"]
+        for r in pipeline.sandbox_requests(OA_SEND)
+        if r["body"]["client_msg_id"] in per_delivery
+    )
+    assert set(calls.values()) == {1}, f"sent twice: {[d for d, n in calls.items() if n > 1][:5]}"
+    assert "partitions assigned" in second.log_path.read_text(), "the second worker took partitions over"
+
+
+def _rss_kib(service: Service) -> int:
+    status = Path(f"/proc/{service.process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+def _restored(service: Service) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{service.url}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mall_notify_state_restored_records_total{")
+    )
+
+
+def test_a_workers_start_and_memory_do_not_grow_with_the_outcomes_history(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A worker reads the changelogs of its own partitions when it starts, never the outcomes topic."""
+    prefix = f"hist{uuid.uuid4().hex[:6]}."
+    topics_env = {**pipeline.worker_env, "MALL_NOTIFY_TOPIC_PREFIX": prefix}
+    topics = pipeline.topics.__class__(pipeline.topics.spec, prefix)
+    ensure_topics(pipeline.bootstrap, topics.all())
+    publish_shops(
+        pipeline.bootstrap, topics.settings, load_config_shops(Path(topics_env["MALL_NOTIFY_CONFIG_DIR"]))
+    )
+
+    before = start_worker(tmp_path, topics_env, name="worker-empty-history")
+    empty_rss, empty_restored = _rss_kib(before), _restored(before)
+    before.stop()
+
+    producer = idempotent_producer(pipeline.bootstrap, linger_ms=50, queue_buffering_max_messages=1_000_000)
+    history = orjson.dumps(
+        {"status": "delivered", "reason": "x" * 200, "source": {"topic": "t", "partition": 0, "offset": 0}}
+    )
+    for index in range(300_000):
+        producer.produce(topics.outcomes, key=f"d-{index}".encode(), value=history)
+        if index % 10_000 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0
+
+    after = start_worker(tmp_path, topics_env, name="worker-long-history")
+    long_rss, long_restored = _rss_kib(after), _restored(after)
+    after.stop()
+    assert (empty_restored, long_restored) == (0, 0), "nothing to restore: the ledgers are empty"
+    assert long_rss - empty_rss < 15 * 1024, f"memory grew by {(long_rss - empty_rss) // 1024} MiB"
