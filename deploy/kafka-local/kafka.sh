@@ -19,10 +19,11 @@ addrfile="$state/bootstrap"
 
 log() { echo "kafka-local: $*" >&2; }
 
-port_free() {
+port_free() {  # as Kafka binds it: a port with connections in TIME_WAIT (a restart) is free
     python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

@@ -1,9 +1,9 @@
 """How every Kafka client of the project is configured (confluent-kafka / librdkafka), and what a
 failed write means. One client stack for the worker, the admin API, the command line and tools.
 
-librdkafka's own logging is off: errors reach ``error_cb``, which logs each kind once per
-interval with a count (:class:`~streams.logs.Repeats`), so an outage is a few lines, not
-thousands.
+librdkafka logs only its fatal errors, through our JSON logs; its other errors reach ``error_cb``,
+which logs each kind once per interval with a count (:class:`~streams.logs.Repeats`), so an
+outage is a few lines, not thousands.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, Producer
 from streams.logs import Repeats, get_logger
 
 log = get_logger("kafka")
+LIBRDKAFKA_LOG = get_logger("librdkafka")
 CLIENT_ERRORS = Repeats(log, interval_seconds=30.0)
 DELIVERY_TIMEOUT_MS = 60_000
 """How long librdkafka keeps retrying a write before it reports it failed (we then try again)."""
@@ -36,6 +37,7 @@ def _base(bootstrap_servers: str, extra: dict[str, Any], *, on_loop: bool = Fals
     return {
         "bootstrap.servers": bootstrap_servers,
         "log_level": 0,
+        "logger": LIBRDKAFKA_LOG,
         "error_cb": report_consumer_error if on_loop else report_client_error,
         **{key.replace("_", "."): value for key, value in extra.items()},
     }
@@ -116,21 +118,22 @@ _RECORD_ERRORS = frozenset(
     }
 )
 
-_OUTAGE_ERRORS = frozenset(
+_REFUSALS = frozenset(
     {
-        KafkaError._MSG_TIMED_OUT,
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._UNKNOWN_TOPIC,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.INVALID_REQUIRED_ACKS,
     }
 )
 
 
 def write_problem(error: KafkaError) -> WriteProblem:
+    """Only what is known to be about the record, or a lasting refusal, ends in a dead letter;
+    anything else (outages, timeouts, an aborted or fenced transaction purging its writes) is
+    tried again, and a partition waits visibly rather than a good record being dead-lettered."""
     if error.code() in _RECORD_ERRORS:
         return WriteProblem.RECORD
-    if error.retriable() or error.code() in _OUTAGE_ERRORS:
-        return WriteProblem.OUTAGE
-    return WriteProblem.REFUSED
+    if error.code() in _REFUSALS:
+        return WriteProblem.REFUSED
+    return WriteProblem.OUTAGE

@@ -187,9 +187,18 @@ class Transactions:
         log.info("transactions started", extra=fields(transactional_id=self._transactional_id))
 
     def _poll(self) -> None:
+        """Serve delivery reports. A fatal error surfaces here too; the next commit fails on it and
+        starts over with a new producer, which this loop then polls."""
         while not self._polling.is_set():
-            if self._producer is not None:
-                self._producer.poll(POLL_SECONDS)
+            producer = self._producer
+            if producer is None:
+                time.sleep(POLL_SECONDS)
+                continue
+            try:
+                producer.poll(POLL_SECONDS)
+            except KafkaException as exc:
+                REPEATS.warning("the producer failed", detail=str(exc))
+                time.sleep(POLL_SECONDS)
 
     def _begin(self) -> None:
         assert self._producer is not None
@@ -280,28 +289,32 @@ class Transactions:
             self._done.notify_all()
 
     async def _recover(self, error: KafkaError) -> None:
-        """Abort (or, after a fatal error, start a new producer) and hand everything in again."""
-        assert self._producer is not None
+        """Abort and hand everything in again; after a fatal error, or when the abort or the next
+        transaction fails, start over with a new producer (same transactional id: it fences the old
+        one)."""
         metrics.TRANSACTIONS.labels("aborted").inc()
         REPEATS.warning("transaction failed, trying again", error=error.name(), detail=error.str())
-        if error.fatal():
-            await self._close()
-            await self._start_over()
-        else:
-            with contextlib.suppress(KafkaException):  # an abort that fails is fenced: start over then
-                await asyncio.to_thread(self._producer.abort_transaction, CALL_TIMEOUT_SECONDS)
-        again: list[Handed] = []
-        for handed in self._open:
-            again += self._again(handed)
+        again = [retried for handed in self._open for retried in self._again(handed)]
         self._open = []
         self._waiting = again + self._waiting
-        if not self._open_transaction and self._producer is not None:
-            with contextlib.suppress(KafkaException):
-                self._begin()
+        if error.fatal() or not await self._abort() or not self._began():
+            await self._close()
+            await self._start()
 
-    async def _start_over(self) -> None:
-        self._producer = None
-        await self._start()
+    async def _abort(self) -> bool:
+        assert self._producer is not None
+        try:
+            await asyncio.to_thread(self._producer.abort_transaction, CALL_TIMEOUT_SECONDS)
+        except KafkaException:
+            return False
+        return True
+
+    def _began(self) -> bool:
+        try:
+            self._begin()
+        except KafkaException:
+            return False
+        return True
 
     def _again(self, handed: Handed) -> list[Handed]:
         """The record's writes for the next attempt, replaced when they cannot be written."""
@@ -323,12 +336,12 @@ class Transactions:
         return [Handed(handed.lane, handed.record, writes, handed.at, replaced=True)]
 
     async def _close(self) -> None:
+        """Drop the producer; what it had not committed is aborted (by it, or by the coordinator)."""
         producer, self._producer = self._producer, None
         self._open_transaction = False
         if producer is not None:
             with contextlib.suppress(KafkaException):
-                if self._open:
-                    await asyncio.to_thread(producer.abort_transaction, CALL_TIMEOUT_SECONDS)
+                await asyncio.to_thread(producer.abort_transaction, 5.0)
             await asyncio.to_thread(producer.flush, 5.0)
 
 

@@ -1,0 +1,120 @@
+"""A Kafka outage in the middle of a stream, on a broker of this test's own (the session's broker
+keeps serving the other tests): the worker shows it, says so in a few log lines, loses and repeats
+nothing, and carries on by itself when the broker is back. A stop during an outage still ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.core.topics import load_topics
+from streams.devtools.demo import Settlement
+from streams.devtools.local_stack import config_with_tiers, free_port, running_stack
+from streams.devtools.upstream import publish_values
+from streams.ops.reading import end_offsets, read_until
+from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.topic_admin import ensure_topics
+from tests.conftest import KAFKA_SCRIPT
+from tests.factories import payment_event, to_bytes
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("java") and shutil.which("mvn")),
+        reason="needs Java and Maven for a broker of its own",
+    ),
+]
+OUTAGE_SECONDS = 30
+EVENTS = 600  # ~6 s at the default 100 sends/s per WeChat app: the outage comes mid-stream
+
+
+class Broker:
+    def __init__(self, directory: Path) -> None:
+        self.env = {**os.environ, "KAFKA_LOCAL_DIR": str(directory), "KAFKA_LOCAL_PORT": str(free_port())}
+
+    def run(self, action: str) -> str:
+        done = subprocess.run(
+            [KAFKA_SCRIPT, action], env=self.env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+
+def readiness(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.load(refused)
+
+
+def wait_for_status(url: str, status: int, seconds: float) -> dict[str, object]:
+    deadline = time.monotonic() + seconds
+    while True:
+        code, body = readiness(url)
+        if code == status:
+            return body
+        assert time.monotonic() < deadline, f"/readyz did not answer {status} in {seconds:.0f} s: {body}"
+        time.sleep(0.5)
+
+
+def test_a_broker_stopped_for_30_s_loses_nothing_and_needs_no_worker_restart(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "kafka")
+    bootstrap = broker.run("up").splitlines()[-1]
+    try:
+        config = config_with_tiers(tmp_path / "config", (1, 2, 3))
+        topics = load_topics(config / "topics.yaml", "outage.")
+        ensure_topics(bootstrap, topics.all())
+        publish_shops(bootstrap, topics.settings, load_config_shops(config))
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "MALL_NOTIFY_TOPIC_PREFIX": "outage.",
+            "MALL_NOTIFY_CONFIG_DIR": str(config),
+            "MALL_NOTIFY_STALL_SECONDS": "10",
+            "MALL_NOTIFY_SHUTDOWN_GRACE_SECONDS": "5",
+        }
+        with running_stack(tmp_path / "stack", env) as (_, worker):
+            start = end_offsets(bootstrap, topics.outcomes)
+            published = publish_values(bootstrap, topics, [to_bytes(payment_event()) for _ in range(EVENTS)])
+            read_until(bootstrap, topics.outcomes, start, lambda rs: len(rs) >= EVENTS // 6, 60)
+
+            broker.run("down")
+            stopped = time.monotonic()
+            lines_before = len(worker.log_path.read_text().splitlines())
+            not_ready = wait_for_status(worker.url, 503, OUTAGE_SECONDS)
+            assert not_ready["kafka_reachable"] is False
+            time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
+            lines_during = len(worker.log_path.read_text().splitlines()) - lines_before
+            broker.run("up")
+
+            records = read_until(bootstrap, topics.outcomes, start, Settlement(published), 180)
+            assert Settlement(published)(records), "events without an outcome after the outage"
+            outcomes = [orjson.loads(r.value or b"") for r in records]
+            per_key = Counter(o["delivery_id"] for o in outcomes)
+            assert len(per_key) == EVENTS
+            assert set(per_key.values()) == {1}, "an outcome written twice"
+            assert {o["status"] for o in outcomes} == {"delivered"}
+            wait_for_status(worker.url, 200, 60)
+            assert worker.process.poll() is None, "the worker carried on without a restart"
+            assert lines_during < 100, f"{lines_during} log lines in a {OUTAGE_SECONDS} s outage"
+
+            broker.run("down")
+            worker.process.send_signal(signal.SIGTERM)
+            try:
+                worker.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the worker did not stop on the first SIGTERM during an outage")
+    finally:
+        broker.run("down")
