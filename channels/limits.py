@@ -28,7 +28,11 @@ class AccountLimiter:
 
     @asynccontextmanager
     async def slot(self, account: str) -> AsyncIterator[None]:
-        semaphore = self._semaphores.setdefault(account, asyncio.Semaphore(self._limits.concurrency))
-        rate = self._rates.setdefault(account, AsyncLimiter(self._limits.rate_per_second, time_period=1.0))
+        semaphore = self._semaphores.get(account)
+        if semaphore is None:
+            semaphore = self._semaphores[account] = asyncio.Semaphore(self._limits.concurrency)
+        rate = self._rates.get(account)
+        if rate is None:
+            rate = self._rates[account] = AsyncLimiter(self._limits.rate_per_second, time_period=1.0)
         async with semaphore, rate:
             yield

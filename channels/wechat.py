@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from pydantic import SecretStr
 
 from channels.base import ErrorClass, SendResult
@@ -154,7 +155,7 @@ class WeChatApi:
                 if response.status >= 500 or response.status == 429:
                     raise CallFailed(SendResult.failed(T, f"http_{response.status}", "WeChat HTTP error"))
                 response.raise_for_status()
-                reply = await response.json(content_type=None)
+                reply = await response.json(content_type=None, loads=orjson.loads)
         except TimeoutError:
             raise CallFailed(SendResult.failed(T, "timeout", "WeChat did not answer in time")) from None
         except aiohttp.ClientResponseError as exc:

@@ -57,8 +57,8 @@ class MaskingFilter(logging.Filter):
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:
-    """``logging.config.dictConfig`` settings: every logger (ours, faust's, aiokafka's) as masked JSON
-    on stderr. The faust worker is given the same dict, so its own setup does not replace it."""
+    """``logging.config.dictConfig`` settings: every logger (ours, aiohttp's, librdkafka's through
+    confluent-kafka) as masked JSON on stderr."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -81,9 +81,6 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         "root": {"level": level, "handlers": ["default"]},
         "loggers": {
             LOGGER_NAME: {"level": level},
-            "aiokafka": {"level": "WARNING"},
-            "faust": {"level": "WARNING" if level == "INFO" else level},
-            "mode": {"level": "WARNING" if level == "INFO" else level},
         },
     }
 

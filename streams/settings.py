@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='deliveries in flight per channel, JSON {"aliyun_sms": 64}; others: 256',
     )
+    lanes: str = Field(
+        default="all",
+        pattern=r"^(all|(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms))(,(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms)))*)$",
+        description="the lanes this worker runs: all, or a comma list of router, send.<channel>, retry",
+    )
     router_batch: int = Field(default=500, ge=1, le=10_000, description="events routed per batch at most")
     stall_seconds: float = Field(
         default=60.0, gt=0, description="a record unfinished this long marks its partition stalled"
@@ -81,6 +86,10 @@ class Settings(BaseSettings):
 
     def concurrency(self, channel: ChannelName) -> int:
         return self.send_concurrency.get(channel, DEFAULT_SEND_CONCURRENCY)
+
+    def runs(self, lane: str) -> bool:
+        """Whether this worker runs ``lane`` (router, retry, send.<channel>)."""
+        return self.lanes == "all" or lane in self.lanes.split(",")
 
 
 class SettingsError(Exception):

@@ -6,7 +6,7 @@ Provider endpoints live at the providers' own paths (WeChat's ``/cgi-bin/...``, 
 Inspection and control live under ``/__sandbox__/``:
 
 - ``GET  health``; ``GET requests`` (every call, secrets and tokens masked); ``GET messages``
-  (every message accepted: OA, MP and SMS)
+  (every message accepted: OA, MP and SMS); ``GET stats`` (how many of each, for load runs)
 - ``POST faults`` add a :class:`~channels.sandbox.state.Fault` (error code, HTTP status, latency,
   connection reset, rate, count, outage window); ``GET faults``; ``DELETE faults``
 - ``POST tokens/expire`` expire every issued WeChat access token
@@ -18,6 +18,7 @@ Inspection and control live under ``/__sandbox__/``:
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from channels.sandbox import aliyun, wechat
-from channels.sandbox.state import Fault, State
+from channels.sandbox.state import Fault, State, masked
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INSPECT = "/__sandbox__"
@@ -94,13 +95,23 @@ async def health(_: web.Request) -> web.Response:
 async def list_requests(request: web.Request) -> web.Response:
     target = request.query.get("path")
     calls = request.app[wechat.STATE_KEY].requests
-    return web.json_response([r for r in calls if target is None or r["path"] == target])
+    return web.json_response([masked(r) for r in calls if target is None or r["path"] == target])
 
 
 async def list_messages(request: web.Request) -> web.Response:
     channel = request.query.get("channel")
     messages = request.app[wechat.STATE_KEY].messages
     return web.json_response([m for m in messages if channel is None or m["channel"] == channel])
+
+
+async def stats(request: web.Request) -> web.Response:
+    state = request.app[wechat.STATE_KEY]
+    return web.json_response(
+        {
+            "requests": Counter(call["path"] for call in state.requests),
+            "messages": Counter(message["channel"] for message in state.messages),
+        }
+    )
 
 
 async def add_fault(request: web.Request) -> web.Response:
@@ -153,6 +164,7 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
             web.get(f"{INSPECT}/health", health),
             web.get(f"{INSPECT}/requests", list_requests),
             web.get(f"{INSPECT}/messages", list_messages),
+            web.get(f"{INSPECT}/stats", stats),
             web.post(f"{INSPECT}/faults", add_fault),
             web.get(f"{INSPECT}/faults", list_faults),
             web.delete(f"{INSPECT}/faults", clear_faults),

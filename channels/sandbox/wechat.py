@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from channels.sandbox.state import SeedTemplate, State
@@ -28,7 +29,7 @@ def _ok(**fields: Any) -> web.Response:
 
 async def _body(request: web.Request) -> dict[str, Any] | None:
     try:
-        body = await request.json()
+        body = await request.json(loads=orjson.loads)
     except ValueError:
         return None
     return body if isinstance(body, dict) else None

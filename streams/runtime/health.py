@@ -30,7 +30,7 @@ PROBE_TIMEOUT_SECONDS = 5.0
 
 
 class BrokerProbe:
-    """Asks the cluster for its metadata every few seconds through an existing client."""
+    """Asks the cluster about a topic every few seconds through an existing client."""
 
     def __init__(self, ask: Callable[[float], None]) -> None:
         self._ask = ask

@@ -217,6 +217,11 @@ class Lane:
             log.info("lane stopped", extra=fields(lane=self.name))
 
     async def _take(self, consumer: AIOConsumer, limit: int) -> list[Message]:
+        """What is fetched already, up to ``limit``; when nothing is, the first record to come (within
+        the wait) and what came with it. One call to the consumer's thread under load."""
+        ready: list[Message] = await consumer.consume(limit, 0)
+        if ready:
+            return ready
         first: list[Message] = await consumer.consume(1, self.wait_seconds())
         if not first or limit == 1:
             return first

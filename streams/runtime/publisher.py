@@ -125,10 +125,6 @@ class Publisher:
             await self.produce(acks, index, write)
         return await acks.wait()
 
-    def list_topics(self, timeout: float) -> None:
-        """Ask the cluster for its metadata (blocking): raises KafkaException when it cannot answer."""
-        self._producer.list_topics(timeout=timeout)
-
     async def close(self, wait_seconds: float) -> int:
         """Wait up to ``wait_seconds`` for what is still queued; how many records were left unwritten."""
         self._stopping.set()

@@ -34,6 +34,9 @@ from streams.runtime.stage import Clock, PipelineStage, utc_now
 from streams.runtime.transactions import Transactions
 
 log = get_logger("sender")
+TAKE_FRACTION = 8
+BATCH_WAIT_SECONDS = 0.005
+"""With fewer than 1/TAKE_FRACTION of its slots free, a lane waits this long before it takes more."""
 
 
 class SenderStage(PipelineStage):
@@ -195,10 +198,15 @@ class SenderLane(Lane):
         self._crash: BaseException | None = None
 
     async def room(self, stopping: asyncio.Event) -> int:
+        """Free slots. A nearly full lane lets a few more deliveries finish first, so that it takes
+        records in batches rather than one per finished delivery."""
         while self._busy >= self.concurrency and not stopping.is_set():
             self._freed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._freed.wait(), timeout=self.config.wait_seconds)
+                async with asyncio.timeout(self.config.wait_seconds):
+                    await self._freed.wait()
+        if self.concurrency - self._busy < self.concurrency // TAKE_FRACTION:
+            await asyncio.sleep(BATCH_WAIT_SECONDS)
         if self._crash is not None:
             raise RuntimeError(f"{self.name}: a delivery could not be handled") from self._crash
         await self.transactions.room()

@@ -100,6 +100,8 @@ class Transactions:
         """handed while no transaction was open to take them"""
         self._open: list[Handed] = []
         """produced into the open transaction"""
+        self._backlog = 0
+        """writes handed and not committed yet"""
         self._producer: Producer | None = None
         self._open_transaction = False
         self._lock = threading.Lock()
@@ -117,6 +119,7 @@ class Transactions:
     def hand(self, lane: Committing, record: ConsumedRecord, writes: list[Write]) -> None:
         """Take what ``record`` led to; the lane may mark the record done right after."""
         handed = Handed(lane, record, writes)
+        self._backlog += len(writes)
         if self._open_transaction:
             self._produce(handed)
         else:
@@ -129,7 +132,7 @@ class Transactions:
             await asyncio.sleep(self._interval)
 
     def backlog(self) -> int:
-        return sum(len(handed.writes) for handed in (*self._open, *self._waiting))
+        return self._backlog
 
     async def commit_now(self) -> None:
         """Return once a commit that started after this call has succeeded."""
@@ -143,11 +146,11 @@ class Transactions:
         oldest = min((handed.at for handed in (*self._open, *self._waiting)), default=None)
         return 0.0 if oldest is None else (now or time.monotonic()) - oldest
 
-    def list_topics(self, timeout: float) -> None:
-        """Ask the cluster for its metadata (blocking): raises KafkaException when it cannot answer."""
+    def ask_about(self, topic: str, timeout: float) -> None:
+        """Ask the cluster for one topic's metadata (blocking): KafkaException when it cannot answer."""
         if self._producer is None:
             raise KafkaException(KafkaError(KafkaError._STATE, "the producer is not started"))
-        self._producer.list_topics(timeout=timeout)
+        self._producer.list_topics(topic, timeout=timeout)
 
     # -- the committer ---------------------------------------------------------------------------
     async def run(self, stopping: asyncio.Event) -> None:
@@ -257,6 +260,7 @@ class Transactions:
             await self._recover(exc.args[0])
             return False
         committed, self._open = self._open, []
+        self._backlog -= sum(len(handed.writes) for handed in committed)
         for lane, partitions in offsets:
             lane.committed(partitions)
         self.last_commit = time.monotonic()
@@ -297,6 +301,7 @@ class Transactions:
         again = [retried for handed in self._open for retried in self._again(handed)]
         self._open = []
         self._waiting = again + self._waiting
+        self._backlog = sum(len(handed.writes) for handed in self._waiting)  # replacements may differ
         if error.fatal() or not await self._abort() or not self._began():
             await self._close()
             await self._start()

@@ -16,12 +16,13 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 from aiohttp import web
 
 from channels.aliyun_sms import AliyunSmsConfig
-from channels.base import ChannelName
+from channels.base import Channel, ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
 from streams.core.catalog import Catalog, load_catalog
@@ -116,11 +117,50 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
             plans[shop_id] = compile_shop(shop, catalog)
 
     follower = ShopFollower(settings.kafka_bootstrap_servers, topics.settings, shops, recompile)
-    ttl = settings.ledger_ttl_hours * 3600
-    group = settings.topic_prefix + settings.app_id
-    transactions = Transactions(settings.kafka_bootstrap_servers, group)
+    parts = _Parts(settings, topics, Transactions(settings.kafka_bootstrap_servers, _group(settings)))
+    lanes: list[Lane] = []
+    if settings.runs("router"):
+        lanes.append(parts.router(Router(catalog), plans, follower.loaded))
+    lanes += [
+        parts.sender(name, channel)
+        for name, channel in channels.by_name.items()
+        if settings.runs(f"send.{name.value}")
+    ]
+    if settings.runs("retry"):
+        lanes.append(parts.forwarder(list(channels.by_name)))
+    probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
+    return Worker(
+        settings,
+        topics,
+        parts.transactions,
+        channels,
+        shops,
+        follower,
+        lanes,
+        probe,
+        Supervisor(),
+        Supervisor(),
+    )
 
-    def lane_config(group_id: str, lane_topics: list[str], wait: float = 0.2) -> LaneConfig:
+
+def _group(settings: Settings) -> str:
+    return settings.topic_prefix + settings.app_id
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Builds the lanes of one worker."""
+
+    settings: Settings
+    topics: Topics
+    transactions: Transactions
+
+    @property
+    def ttl(self) -> float:
+        return self.settings.ledger_ttl_hours * 3600
+
+    def config(self, group_id: str, lane_topics: list[str], wait: float = 0.2) -> LaneConfig:
+        settings = self.settings
         return LaneConfig(
             settings.kafka_bootstrap_servers,
             group_id,
@@ -131,39 +171,24 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
             session_timeout_seconds=settings.kafka_session_timeout,
         )
 
-    router_stage = RouterStage(
-        topics, Router(catalog), plans, Ledger(topics.ledgers(topics.event_topics), ttl)
-    )
-    router = RouterLane(
-        lane_config(group, topics.event_topics, wait=0.05),
-        router_stage,
-        transactions,
-        batch=settings.router_batch,
-        ready=follower.loaded,
-    )
-    lanes: list[Lane] = [router]
-    for name, channel in channels.by_name.items():
-        send_topic = topics.send_topic(name)
-        stage = SenderStage(topics, channel, Ledger(topics.ledgers([send_topic]), ttl))
-        lane_name = f"send.{name.value}"
-        lanes.append(
-            SenderLane(
-                lane_name,
-                lane_config(f"{group}.{lane_name}", [send_topic]),
-                stage,
-                transactions,
-                settings.concurrency(name),
-            )
-        )
-    routes = retry_routes(topics, list(channels.by_name))
-    retry_stage = RetryStage(topics, Ledger({}, ttl), utc_now)
-    lanes.append(
-        ForwarderLane(lane_config(f"{group}.retry", sorted(routes)), routes, retry_stage, transactions)
-    )
-    probe = BrokerProbe(transactions.list_topics)
-    return Worker(
-        settings, topics, transactions, channels, shops, follower, lanes, probe, Supervisor(), Supervisor()
-    )
+    def router(self, router: Router, plans: dict[int, ShopPlan], ready: asyncio.Event) -> RouterLane:
+        events = self.topics.event_topics
+        stage = RouterStage(self.topics, router, plans, Ledger(self.topics.ledgers(events), self.ttl))
+        config = self.config(_group(self.settings), events, wait=0.05)
+        return RouterLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
+
+    def sender(self, name: ChannelName, channel: Channel) -> SenderLane:
+        send_topic = self.topics.send_topic(name)
+        stage = SenderStage(self.topics, channel, Ledger(self.topics.ledgers([send_topic]), self.ttl))
+        lane = f"send.{name.value}"
+        config = self.config(f"{_group(self.settings)}.{lane}", [send_topic])
+        return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
+
+    def forwarder(self, channels: list[ChannelName]) -> ForwarderLane:
+        routes = retry_routes(self.topics, channels)
+        stage = RetryStage(self.topics, Ledger({}, self.ttl), utc_now)
+        config = self.config(f"{_group(self.settings)}.retry", sorted(routes))
+        return ForwarderLane(config, routes, stage, self.transactions)
 
 
 def retry_routes(topics: Topics, channels: list[ChannelName]) -> dict[str, str]:

@@ -31,7 +31,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 def _messages_for(pipeline: Pipeline, order_no: str) -> list[dict[str, object]]:
     return [
         m
-        for m in pipeline.sandbox_messages()
+        for m in pipeline.sandbox_messages("wechat_oa")
         if m["body"]["data"].get("character_string1", {}).get("value") == order_no
     ]  # type: ignore[index]
 

@@ -33,7 +33,8 @@ CODE = SAMPLE_EVENTS["auth.code_requested"]
 
 
 def schema_accepts(document: Any) -> bool:
-    validator = SCHEMAS.get(document.get("type")) if isinstance(document, dict) else None
+    event_type = document.get("type") if isinstance(document, dict) else None
+    validator = SCHEMAS.get(event_type) if isinstance(event_type, str) else None
     return validator is not None and validator.is_valid(document)
 
 
