@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 KAFKA := deploy/kafka-local/kafka.sh
 WITH_BROKER := deploy/kafka-local/with-broker.sh
 PYTEST_ARGS ?=
@@ -23,13 +24,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# the benchmark also runs a faust agent, for comparison
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-* && touch $@
+
 demo: venv
 	$(WITH_BROKER) $(BIN)/mall-notify demo
 
 test: lint typecheck pytest
 
-# Throughput and retry lateness on the local broker; writes docs/BENCHMARKS.md.
-bench: venv
+# Throughput side by side (plain loop, faust, router, end to end, OA with a slow SMS provider) on
+# the local broker; writes docs/BENCHMARKS.md. BENCH_EVENTS=5000 for a quick run.
+bench: $(BENCH_STAMP)
 	$(WITH_BROKER) $(BIN)/python bench/pipeline_bench.py
 
 lint: venv

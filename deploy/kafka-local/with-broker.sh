@@ -11,6 +11,10 @@ if ! address="$("$here/kafka.sh" status 2>/dev/null)"; then
     address="$("$here/kafka.sh" up)"
     started=1
 fi
-stop() { [[ -n "$started" ]] && "$here/kafka.sh" down; }
+stop() {  # keeps the command's exit code, whether or not a broker was started here
+    local code=$?
+    if [[ -n "$started" ]]; then "$here/kafka.sh" down || true; fi
+    exit "$code"
+}
 trap stop EXIT
 KAFKA_BOOTSTRAP_SERVERS="$address" "$@"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from channels.base import ChannelName
 from channels.wechat_values import fitter
 from streams.core.catalog import Catalog, Scene, ValueFormat
-from streams.core.rendering import Slot, Text, compile_text
+from streams.core.rendering import Text, compile_text
 from streams.core.shops import ChannelRule, ShopRules
 
 ADDRESS_FIELD = {
@@ -96,12 +96,11 @@ def compile_shop(shop: ShopRules, catalog: Catalog) -> ShopPlan:
 def _scene_plan(shop: ShopRules, scene_id: str, scene: Scene) -> ScenePlan:
     steps = tuple(_step(shop, scene_id, scene, channel) for channel in scene.channels)
     used = {
-        part.name
+        name
         for step in steps
         if isinstance(step, ChannelPlan)
-        for text in (*(keyword.text for keyword in step.keywords), step.link or ())
-        for part in text
-        if isinstance(part, Slot)
+        for text in (*(keyword.text for keyword in step.keywords), *((step.link,) if step.link else ()))
+        for name in text.slots
     }
     variables = {
         name: VariablePlan(split_path(variable.source), variable.format, variable.default)

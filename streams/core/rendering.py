@@ -15,31 +15,30 @@ MALL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True, slots=True)
-class Slot:
-    """A ``{variable}`` in a template text."""
+class Text:
+    """A template text compiled: a format string whose only fields are plain ``{variable}`` names
+    (literal braces escaped, format specs dropped), and those names."""
 
-    name: str
-
-
-Text = tuple[str | Slot, ...]
-"""A template text, compiled: literal parts and the slots between them."""
+    template: str
+    slots: tuple[str, ...]
 
 
 def compile_text(text: str) -> Text:
-    """``"您购买的{goods_name}"`` -> ``("您购买的", Slot("goods_name"))``."""
-    parts: list[str | Slot] = []
+    """``"您购买的{goods_name}"`` -> ``Text("您购买的{goods_name}", ("goods_name",))``."""
+    parts: list[str] = []
+    slots: list[str] = []
     for literal, name, _spec, _conversion in string.Formatter().parse(text):
-        if literal:
-            parts.append(literal)
+        parts.append(literal.replace("{", "{{").replace("}", "}}"))
         if name:
-            parts.append(Slot(name))
-    return tuple(parts)
+            parts.append(f"{{{name}}}")
+            slots.append(name)
+    return Text("".join(parts), tuple(slots))
 
 
 def fill(text: Text, values: dict[str, str]) -> str:
-    """The text with each slot replaced by its value; MissingVariable when one has none."""
+    """The text with each variable replaced by its value; MissingVariable when one has none."""
     try:
-        return "".join(part if part.__class__ is str else values[part.name] for part in text)  # type: ignore[union-attr]
+        return text.template.format_map(values)
     except KeyError as missing:
         raise MissingVariable(str(missing.args[0])) from None
 
@@ -54,5 +53,6 @@ def format_value(raw: object, value_format: ValueFormat) -> str:
         yuan, fen = divmod(raw, 100)
         return f"{yuan}.{fen:02d}元"
     if value_format is ValueFormat.TIME and isinstance(raw, datetime):
-        return raw.astimezone(MALL_TIME_ZONE).strftime("%Y-%m-%d %H:%M")
+        local = raw.astimezone(MALL_TIME_ZONE)
+        return f"{local.year:04d}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"
     return str(raw)

@@ -8,12 +8,13 @@ values from the event, formats them and joins strings.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from channels.base import ChannelName, Delivery
-from streams.core.catalog import Catalog
+from streams.core.catalog import Catalog, ValueFormat
 from streams.core.dispatch import Dispatch
 from streams.core.errors import MissingVariable
 from streams.core.events import Event
@@ -22,6 +23,7 @@ from streams.core.rendering import fill, format_value
 from streams.core.source import SourceRecord
 
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2a4e-93d5-4b8e-a1f0-5d7c3e9b2a10")
+_NAMESPACE_BYTES = DELIVERY_NAMESPACE.bytes
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,13 @@ class Routing:
 
 
 def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: str) -> str:
-    """Stable per event, scene, channel and recipient, so a redelivered event yields the same id."""
-    return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}|{scene_id}|{channel.value}|{recipient}").hex
+    """Stable per event, scene, channel and recipient, so a redelivered event yields the same id:
+    ``uuid5(DELIVERY_NAMESPACE, "event|scene|channel|recipient").hex``, without building UUIDs."""
+    name = f"{event_id}|{scene_id}|{channel.value}|{recipient}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return digest.hex()
 
 
 def value_at(node: object, path: Path) -> object | None:
@@ -60,9 +67,10 @@ class Router:
             return Routing(skips=[Skip(f"no scene is triggered by {event.type}")])
         planned: list[tuple[ScenePlan, ChannelPlan, str, dict[str, str], str | None]] = []
         skips: list[Skip] = []
+        formatted: dict[tuple[Path, ValueFormat], str | None] = {}  # scenes of an event share values
         for scene in scenes:
             party = value_at(event, scene.recipient)
-            values = _values(event, scene)
+            values = _values(event, scene, formatted)
             for step in scene.steps:
                 if isinstance(step, Skip):
                     skips.append(step)
@@ -101,13 +109,20 @@ def _fires(event: Event, scene: ScenePlan) -> bool:
     return all(str(value_at(event, path)) == value for path, value in scene.when)
 
 
-def _values(event: Event, scene: ScenePlan) -> dict[str, str]:
-    """The scene's variables the shop's templates use, formatted (defaults where the event has none)."""
+def _values(
+    event: Event, scene: ScenePlan, formatted: dict[tuple[Path, ValueFormat], str | None]
+) -> dict[str, str]:
+    """The scene's variables the shop's templates use, formatted (defaults where the event has
+    none); ``formatted`` keeps what the event's other scenes already formatted."""
     values = {}
     for name, variable in scene.variables.items():
-        raw = value_at(event, variable.path)
-        if raw is not None and raw != "":
-            values[name] = format_value(raw, variable.format)
+        key = (variable.path, variable.format)
+        if key not in formatted:
+            raw = value_at(event, variable.path)
+            formatted[key] = format_value(raw, variable.format) if raw is not None and raw != "" else None
+        value = formatted[key]
+        if value is not None:
+            values[name] = value
         elif variable.default is not None:
             values[name] = variable.default
     return values

@@ -23,11 +23,11 @@ from streams.core.routing import Router
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.lane import Lane, LaneConfig, Partition
+from streams.runtime.lane import LaneConfig
 from streams.runtime.ledger import Ledger
 from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.restore import restore
 from streams.runtime.stage import Clock, PipelineStage, utc_now
+from streams.runtime.stateful_lane import StatefulLane
 from streams.runtime.transactions import Transactions
 
 log = get_logger("router")
@@ -99,7 +99,9 @@ class RouterStage(PipelineStage):
         return writes
 
 
-class RouterLane(Lane):
+class RouterLane(StatefulLane):
+    stage: RouterStage
+
     def __init__(
         self,
         config: LaneConfig,
@@ -133,15 +135,3 @@ class RouterLane(Lane):
             self.offsets.done((record.topic, record.partition), record.offset)
         counts, self.stage.counts = self.stage.counts, Counter()
         log.info("routed a batch", extra=fields(events=len(records), **dict(counts)))
-
-    async def assigned(self, partitions: list[Partition]) -> None:
-        await restore(self.name, self.stage.ledger, self.config.bootstrap_servers, partitions)
-
-    def state_size(self) -> int:
-        return len(self.stage.ledger)
-
-    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
-        return self.stage.unwritable(record, detail)
-
-    def released(self, partitions: list[Partition]) -> None:
-        self.stage.ledger.drop(partitions)

@@ -26,11 +26,11 @@ from streams.core.retry import GiveUp, decide
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.lane import Lane, LaneConfig, Partition
+from streams.runtime.lane import LaneConfig, Partition
 from streams.runtime.ledger import Ledger, NotOwned
 from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.restore import restore
 from streams.runtime.stage import Clock, PipelineStage, utc_now
+from streams.runtime.stateful_lane import StatefulLane
 from streams.runtime.transactions import Transactions
 
 log = get_logger("sender")
@@ -184,7 +184,9 @@ class SenderStage(PipelineStage):
             metrics.SEND_SECONDS.labels(delivery.channel.value).observe(time.perf_counter() - started)
 
 
-class SenderLane(Lane):
+class SenderLane(StatefulLane):
+    stage: SenderStage
+
     def __init__(
         self, name: str, config: LaneConfig, stage: SenderStage, transactions: Transactions, concurrency: int
     ) -> None:
@@ -262,16 +264,7 @@ class SenderLane(Lane):
     async def drain(self) -> None:
         await self._finish({task for tasks in self._tasks.values() for task in tasks})
 
-    async def assigned(self, partitions: list[Partition]) -> None:
-        await restore(self.name, self.stage.ledger, self.config.bootstrap_servers, partitions)
-
-    def state_size(self) -> int:
-        return len(self.stage.ledger)
-
-    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
-        return self.stage.unwritable(record, detail)
-
     def released(self, partitions: list[Partition]) -> None:
-        self.stage.ledger.drop(partitions)
+        super().released(partitions)
         for partition in partitions:
             self._tasks.pop(partition, None)

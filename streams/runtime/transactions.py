@@ -183,6 +183,7 @@ class Transactions:
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             delivery_timeout_ms=TRANSACTION_TIMEOUT_MS,  # librdkafka: no longer than a transaction
             retry_backoff_ms=10,  # the next transaction's first call waits for the last one's markers
+            delivery_report_only_error=True,  # success is the commit; only failures need a callback
         )
         self._producer = Producer(config)
         await asyncio.to_thread(self._producer.init_transactions, CALL_TIMEOUT_SECONDS)
@@ -214,6 +215,7 @@ class Transactions:
     def _produce(self, handed: Handed) -> None:
         assert self._producer is not None
         self._open.append(handed)
+        delivered = partial(self._delivered, handed)
         for write in handed.writes:
             partition = PARTITION_BY_KEY if write.partition is None else write.partition
             try:
@@ -223,7 +225,7 @@ class Transactions:
                     key=write.key,
                     headers=cast(list[tuple[str, str | bytes | None]] | None, write.headers),
                     partition=partition,
-                    on_delivery=partial(self._delivered, handed),
+                    on_delivery=delivered,
                 )
             except BufferError:  # the local queue is full: this attempt fails, the next waits
                 self._failed(handed, KafkaError(KafkaError._QUEUE_FULL, "local queue full", retriable=True))

@@ -4,6 +4,7 @@ which values, and why the others are not sent."""
 from __future__ import annotations
 
 import copy
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from channels.wechat_values import problem
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.events import parse_event
 from streams.core.render_plan import compile_shop
-from streams.core.routing import Router, Routing, delivery_id
+from streams.core.routing import DELIVERY_NAMESPACE, Router, Routing, delivery_id
 from streams.core.shop_checks import load_shop_rules
 from streams.core.shops import ShopRules
 from streams.core.source import SourceRecord
@@ -185,6 +186,8 @@ def test_the_delivery_id_is_stable_for_a_redelivered_event(
     again = _route(document, catalog, shops).dispatches[0].delivery
     assert first.delivery_id == again.delivery_id
     assert first.delivery_id == delivery_id(document["id"], "buyer_order_paid", OA, BUYER_OPENID)
+    name = f"{document['id']}|buyer_order_paid|wechat_oa|{BUYER_OPENID}"
+    assert first.delivery_id == uuid.uuid5(DELIVERY_NAMESPACE, name).hex, "the ids of earlier releases"
     assert first.account == DEMO_APPID
 
 
