@@ -119,10 +119,10 @@ async def _save(context: ApiContext, shop_id: str, document: object) -> web.Resp
         return web.json_response(Problems(problems=exc.problems).model_dump(), status=422)
     key, value = settings_record(shop)
     try:
-        failed = await asyncio.wait_for(
+        [error] = await asyncio.wait_for(
             context.publisher.write([Write(context.settings_topic, key, value)]), SAVE_WAIT_SECONDS
         )
-        problem = failed[0].str() if failed else None
+        problem = error.str() if error is not None else None
     except TimeoutError:
         problem = f"no acknowledgement in {SAVE_WAIT_SECONDS:.0f} s"
     if problem is not None:

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams.core.topics import TopicSpec
+from streams.runtime.clients import admin_client
 
 TIMEOUT_SECONDS = 30.0
 
@@ -67,7 +68,7 @@ def drift(spec: TopicSpec, existing: ExistingTopic) -> list[str]:
 
 
 def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[TopicReport]:
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = admin_client(bootstrap_servers)
     metadata = admin.list_topics(timeout=TIMEOUT_SECONDS)
     brokers = max(1, len(metadata.brokers))
     fitted = [fit_to_cluster(spec, brokers) for spec in specs]

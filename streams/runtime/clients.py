@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient
 
 from streams.logs import Repeats, get_logger
 
@@ -59,8 +60,13 @@ def producer_config(bootstrap_servers: str, **extra: Any) -> dict[str, Any]:
 
 
 def idempotent_producer(bootstrap_servers: str, **extra: Any) -> Producer:
-    """A synchronous producer, for the command line and tools (the worker has :class:`Publisher`)."""
+    """A synchronous producer, for the command line and tools (the worker writes in transactions)."""
     return Producer(producer_config(bootstrap_servers, **extra))
+
+
+def admin_client(bootstrap_servers: str) -> AdminClient:
+    """For topic admin (``topics ensure``, tools): logs like every other client."""
+    return AdminClient(_base(bootstrap_servers, {}))
 
 
 def group_consumer_config(bootstrap_servers: str, group_id: str, **extra: Any) -> dict[str, Any]:

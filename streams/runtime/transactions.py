@@ -110,7 +110,6 @@ class Transactions:
         self._cycles_done = 0
         self._done = asyncio.Condition()
         self._polling = threading.Event()
-        self.last_commit = time.monotonic()
 
     # -- what lanes call -----------------------------------------------------------------------
     def register(self, lane: Committing) -> None:
@@ -142,8 +141,9 @@ class Transactions:
             await self._done.wait_for(lambda: self._cycles_done >= target)
 
     def uncommitted_seconds(self, now: float | None = None) -> float:
-        """How long the oldest write not committed yet has waited (0 when there is none)."""
-        oldest = min((handed.at for handed in (*self._open, *self._waiting)), default=None)
+        """How long the oldest write not committed yet has waited (0 when there is none). Each list
+        is in the order records were handed (what failed goes back to the front of the waiting)."""
+        oldest = min((handed[0].at for handed in (self._open, self._waiting) if handed), default=None)
         return 0.0 if oldest is None else (now or time.monotonic()) - oldest
 
     def ask_about(self, topic: str, timeout: float) -> None:
@@ -265,7 +265,6 @@ class Transactions:
         self._backlog -= sum(len(handed.writes) for handed in committed)
         for lane, partitions in offsets:
             lane.committed(partitions)
-        self.last_commit = time.monotonic()
         metrics.TRANSACTIONS.labels("committed").inc()
         self._begin()
         await self._finished_cycle()
