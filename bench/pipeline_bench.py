@@ -453,8 +453,8 @@ sender lane took one record per consumer call (now, with fewer than an eighth of
 lets others finish for 5 ms and takes a batch):
 731 → 767 events/s. The router's own work was cut more (render plans compiled per shop, values
 formatted once per event, templates filled by `format_map`, delivery reports only for failures:
-the router alone went from 8,466 to 12,183 events/s in this benchmark), which end to end, bound by
-the senders, barely shows.
+the router alone measured 8,466 events/s in this benchmark before them; the table above is after),
+which end to end, bound by the senders, barely shows.
 
 What would move it is more of the same process: the pipeline scales out by partitions. Senders can
 run on workers of their own (`MALL_NOTIFY_LANES=send.wechat_oa`, ...), each one interpreter, up to
