@@ -33,14 +33,16 @@ from pathlib import Path
 
 import confluent_kafka
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import NewTopic
 from profiling import CpuWatch, GilProfile
 
 from streams.core.topics import Topics, load_topics
 from streams.devtools.local_stack import sandbox_channel_env, start_sandbox, start_worker
 from streams.devtools.upstream import publish_values
+from streams.ops.reading import end_offsets
 from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.stats import committed_positions
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.clients import admin_client, idempotent_producer, reader_config
 from streams.runtime.topic_reader import read_to_end
@@ -197,24 +199,12 @@ def faust_passthrough(topics: Topics, scratch: Path) -> Measured:
 
 
 def end_count(topic: str) -> int:
-    consumer = Consumer(reader_config(BOOTSTRAP))
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-        )
-    finally:
-        consumer.close()
+    return sum(end_offsets(BOOTSTRAP, topic).values())
 
 
 def committed(group: str, topic: str) -> int:
-    consumer = Consumer(reader_config(BOOTSTRAP, group_id=group))
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        positions = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        return sum(max(position.offset, 0) for position in positions)
-    finally:
-        consumer.close()
+    positions, _, _ = committed_positions(BOOTSTRAP, group, [topic])
+    return sum(positions.values())
 
 
 def wait_until(condition: object, seconds: float, what: str) -> None:

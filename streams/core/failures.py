@@ -94,6 +94,11 @@ class Failure(BaseModel):
             }
         )
 
+    def partition_in(self, topic: str) -> int | None:
+        """The partition the record was first read from, when it goes back to that topic (its ledger
+        entry is there); None when it goes elsewhere and its key decides."""
+        return self.origin.partition if self.origin.topic == topic else None
+
     def replayed(self, at: datetime) -> Failure:
         """The history of a record sent again from the dead-letter topic: attempts start over."""
         return self.model_copy(

@@ -22,7 +22,7 @@ from channels.base import ChannelName
 from streams.core.failures import TOO_LARGE, Failure, Stage
 from streams.core.topics import Topics
 from streams.ops.reading import ReadRecord, read_all
-from streams.runtime.clients import idempotent_producer
+from streams.runtime.clients import idempotent_producer, partition_argument
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,6 @@ def replay_topic(letter: DeadLetter, topics: Topics) -> str | None:
     return failure.origin.topic
 
 
-def replay_partition(failure: Failure, target: str) -> int:
-    """The partition the record was first read from when it goes back to that topic, so it meets
-    its ledger entry there; else the key decides (-1)."""
-    return failure.origin.partition if failure.origin.topic == target else -1
-
-
 @dataclass
 class ReplaySummary:
     replayed: Counter[str] = field(default_factory=Counter)
@@ -157,7 +151,7 @@ def replay(
                     value=letter.record.value,
                     key=letter.record.key,
                     headers=headers,
-                    partition=replay_partition(letter.failure, target),
+                    partition=partition_argument(letter.failure.partition_in(target)),
                 )
                 producer.poll(0)
                 time.sleep(interval)

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from streams.core.outcomes import Outcome, Status, settled
 from streams.core.topics import Topics
 from streams.ops.reading import ReadRecord, end_offsets, read_all, start_offsets
+from streams.runtime.clients import reader_config
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def committed_positions(
 ) -> tuple[Positions, Positions, int]:
     """The group's committed position per partition, the oldest retained offsets, and the
     records not committed yet (lag)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "log_level": 4})
+    consumer = Consumer(reader_config(bootstrap_servers, group_id=group_id))
     positions: Positions = {}
     starts: Positions = {}
     lag = 0

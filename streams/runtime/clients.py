@@ -44,6 +44,11 @@ def _base(bootstrap_servers: str, extra: dict[str, Any], *, on_loop: bool = Fals
     }
 
 
+def partition_argument(partition: int | None) -> int:
+    """librdkafka's ``partition``: -1 (RD_KAFKA_PARTITION_UA) lets the partitioner pick from the key."""
+    return -1 if partition is None else partition
+
+
 def producer_config(bootstrap_servers: str, **extra: Any) -> dict[str, Any]:
     """acks=all, idempotent, and murmur2 partitioning, so a key lands where the Java clients put it."""
     return _base(

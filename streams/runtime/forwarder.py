@@ -89,8 +89,7 @@ class ForwarderLane(Lane):
     def _back(self, record: ConsumedRecord, history: Failure | None) -> Write:
         """The record on its way back, to the send-topic partition it was first read from."""
         target = self._routes[record.topic]
-        origin = history.origin if history else None
-        partition = origin.partition if origin is not None and origin.topic == target else None
+        partition = history.partition_in(target) if history else None
         return Write(target, record.key, record.value, record.headers, partition=partition)
 
     async def _pause(self, partition: Partition, offset: int, due: float) -> None:

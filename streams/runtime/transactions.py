@@ -35,7 +35,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.clients import WriteProblem, producer_config, write_problem
+from streams.runtime.clients import WriteProblem, partition_argument, producer_config, write_problem
 from streams.runtime.records import ConsumedRecord, Write
 
 log = get_logger("transactions")
@@ -50,8 +50,6 @@ MAX_BACKLOG = 50_000
 FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
 QUEUE_FULL_WAIT_SECONDS = 0.05
-PARTITION_BY_KEY = -1
-"""librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks the partition from the key"""
 
 
 class Committing(Protocol):
@@ -217,14 +215,13 @@ class Transactions:
         self._open.append(handed)
         delivered = partial(self._delivered, handed)
         for write in handed.writes:
-            partition = PARTITION_BY_KEY if write.partition is None else write.partition
             try:
                 self._producer.produce(
                     write.topic,
                     value=write.value,
                     key=write.key,
                     headers=cast(list[tuple[str, str | bytes | None]] | None, write.headers),
-                    partition=partition,
+                    partition=partition_argument(write.partition),
                     on_delivery=delivered,
                 )
             except BufferError:  # the local queue is full: this attempt fails, the next waits

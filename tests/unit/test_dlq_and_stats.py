@@ -12,7 +12,7 @@ from streams.core.failures import Failure, Stage
 from streams.core.outcomes import Outcome, Status
 from streams.core.source import SourceRecord
 from streams.core.topics import load_topics
-from streams.ops.dlq import Selection, describe, replay_partition, replay_topic
+from streams.ops.dlq import Selection, describe, replay_topic
 from streams.ops.reading import ReadRecord
 from streams.ops.stats import account
 from tests.factories import ROOT, delivery, dispatch, payment_event, to_bytes
@@ -75,10 +75,8 @@ def test_a_replay_goes_back_where_it_can_be_processed() -> None:
 def test_a_replayed_event_goes_back_to_its_partition_where_its_ledger_entry_is() -> None:
     parse_letter = describe(PARSE_LETTER)
     assert parse_letter.failure is not None
-    assert replay_partition(parse_letter.failure, "mall.payments") == 1, (
-        "the partition it was first read from"
-    )
-    assert replay_partition(parse_letter.failure, "notify.send.wechat_mp") == -1, "else the key decides"
+    assert parse_letter.failure.partition_in("mall.payments") == 1, "the partition it was first read from"
+    assert parse_letter.failure.partition_in("notify.send.wechat_mp") is None, "else the key decides"
 
 
 def test_a_reference_to_a_record_too_large_to_copy_is_not_replayed() -> None:
