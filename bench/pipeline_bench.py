@@ -93,7 +93,7 @@ def paid_order(index: int, buyer: dict[str, str], seller: dict[str, str] | None)
         "type": "payment.succeeded",
         "source": "/bench",
         "time": "2026-11-25T12:00:00Z",
-        "shopid": 1001,
+        "shopid": 9001,
         "data": data,
     }
     return orjson.dumps(event)
@@ -108,7 +108,7 @@ def code_requested() -> bytes:
         "type": "auth.code_requested",
         "source": "/bench",
         "time": "2026-11-25T12:00:00Z",
-        "shopid": 1001,
+        "shopid": 9001,
         "data": data,
     }
     return orjson.dumps(event)

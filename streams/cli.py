@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import sys
+import traceback
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
+from confluent_kafka import KafkaException
+from rich.markup import escape
 from rich.table import Table
 
 from streams.core.errors import ConfigError, TopicsError
 from streams.core.events import json_schemas
-from streams.ops import cli_dlq, cli_settings
-from streams.ops.cli_common import console, fail, load_cli_settings, load_cli_topics
+from streams.ops import cli_dlq, cli_publish, cli_settings
+from streams.ops.cli_common import (
+    ExitCode,
+    console,
+    errors,
+    fail,
+    kafka,
+    load_cli_settings,
+    load_cli_topics,
+    print_json,
+)
 from streams.ops.topic_admin import Action, ensure_topics
+
+DEBUG = "--debug"
 
 app = typer.Typer(
     help="Notification pipeline of a multi-merchant mall.",
@@ -30,6 +45,26 @@ app.add_typer(cli_settings.settings_app, name="settings")
 app.command()(cli_dlq.stats)
 app.command()(cli_settings.catalog)
 app.command()(cli_settings.explain)
+app.command()(cli_publish.publish)
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        console.print(f"mall-notify {version('mall-notify')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+    _debug: Annotated[bool, typer.Option(DEBUG, help="print a traceback when a command fails")] = False,
+) -> None:
+    """Notification pipeline of a multi-merchant mall. Exit codes: 1 problem found, 2 usage,
+    3 configuration, 4 Kafka did not answer."""
 
 
 @app.command()
@@ -59,69 +94,117 @@ def sandbox(
     ] = None,
 ) -> None:
     """Run the provider sandbox (WeChat and Aliyun SMS wire formats, fault injection, inspection)."""
+    import yaml
+    from aiohttp import web
     from pydantic import ValidationError
 
-    from channels.sandbox.server import serve
-    from channels.sandbox.state import Fault
+    from channels.sandbox.server import build_app
+    from channels.sandbox.state import Fault, State
 
     settings = load_cli_settings()
     try:
         faults = [Fault.model_validate_json(text) for text in fault or []]
     except ValidationError as exc:
         raise fail(f"--fault: {exc}") from None
-    console.print(f"sandbox listening on http://{host}:{port} with {len(faults)} fault(s)")
-    serve(seed or settings.config_dir / "sandbox.yaml", host, port, faults)
+    seed_file = seed or settings.config_dir / "sandbox.yaml"
+    try:
+        state = State.from_file(seed_file)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # missing file, bad YAML, invalid seed
+        raise fail(f"--seed {seed_file}: {exc}", ExitCode.CONFIG) from None
+    try:
+        web.run_app(
+            build_app(state, faults),
+            host=host,
+            port=port,
+            access_log=None,
+            print=lambda _: console.print(
+                f"sandbox listening on http://{host}:{port} with {len(faults)} fault(s)", highlight=False
+            ),
+        )
+    except OSError as exc:
+        raise fail(f"sandbox cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command()
 def demo(
     samples: Annotated[Path | None, typer.Option(help="JSON lines of events to publish")] = None,
 ) -> None:
-    """Start the sandbox and a worker, publish sample events, show what became of each, stop both."""
-    from streams.devtools.demo import run_demo
+    """Start the sandbox and a worker, publish sample events, show what became of each, stop both.
+    Runs in its own namespace: topics prefixed `demo.`, consumer group `mall-notify-demo`, and the
+    demo shops (ids 9001-9099); it never touches a production topic, group or shop."""
+    from streams.devtools.demo import DemoProblem, demo_settings, run_demo
 
     settings = load_cli_settings()
-    code = run_demo(settings, samples or settings.config_dir / "samples" / "demo-events.jsonl", console)
-    raise typer.Exit(code)
+    try:
+        prepared = demo_settings(settings, samples)
+    except DemoProblem as exc:
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    kafka(prepared.settings)
+    raise typer.Exit(run_demo(prepared, console))
 
 
 @app.command()
 def api() -> None:
-    """Run the admin API (catalog, shops' settings, OA templates); /openapi.json describes it."""
-    from aiohttp import web
-
-    from streams.api.app import build_app, context_from
+    """Run the admin API (catalog, shops' settings, OA templates); /openapi.json describes it.
+    Until Kafka answers and the settings are loaded, /healthz answers 503."""
+    from streams.api.app import build_app, context_from, serve_api
 
     settings = load_cli_settings()
     try:
         context = context_from(settings, load_cli_topics(settings))
     except ConfigError as exc:
-        raise fail(str(exc)) from None
-    web.run_app(
-        build_app(context), host=settings.api_host, port=settings.api_port, print=None, access_log=None
-    )
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    try:
+        serve_api(build_app(context), settings)
+    except OSError as exc:
+        raise fail(
+            f"the admin API cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror or exc}"
+        ) from None
 
 
 @topics_app.command("ensure")
 def topics_ensure() -> None:
     """Create missing topics and report drift; exit 3 when an existing topic differs from its spec."""
     settings = load_cli_settings()
-    reports = ensure_topics(settings.kafka_bootstrap_servers, load_cli_topics(settings).all())
+    specs = load_cli_topics(settings).all()
+    reports = ensure_topics(kafka(settings), specs)
     table = Table("topic", "action", "detail", title=f"topics on {settings.kafka_bootstrap_servers}")
     colours = {Action.CREATED: "green", Action.OK: "dim", Action.DRIFT: "red"}
     for report in reports:
-        table.add_row(report.topic, f"[{colours[report.action]}]{report.action.value}[/]", report.detail)
+        table.add_row(
+            report.topic, f"[{colours[report.action]}]{report.action.value}[/]", escape(report.detail)
+        )
     console.print(table)
     if any(report.action is Action.DRIFT for report in reports):
-        raise typer.Exit(3)
+        errors.print(
+            "a topic differs from config/topics.yaml: partitions can only grow (kafka-topics --alter), "
+            "and a topic created by auto-create (wrong partitions, not compacted) must be deleted and "
+            "created again by `mall-notify topics ensure`; its records are lost, so save what you need first",
+            markup=False,
+        )
+        raise typer.Exit(ExitCode.CONFIG)
 
 
 @topics_app.command("list")
-def topics_list() -> None:
+def topics_list(as_json: JsonOption = False) -> None:
     """Print every topic of the spec (prefix applied)."""
     settings = load_cli_settings()
+    specs = load_cli_topics(settings).all()
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": spec.name,
+                    "partitions": spec.partitions,
+                    "replication_factor": spec.replication_factor,
+                    "config": spec.config,
+                }
+                for spec in specs
+            ]
+        )
+        return
     table = Table("topic", "partitions", "replication", "config")
-    for spec in load_cli_topics(settings).all():
+    for spec in specs:
         config = ", ".join(f"{k}={v}" for k, v in spec.config.items())
         table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), config)
     console.print(table)
@@ -133,15 +216,33 @@ def schemas_export(
 ) -> None:
     """Write the JSON Schema of every event type (config/schemas/ by default)."""
     target = directory or load_cli_settings().config_dir / "schemas"
-    target.mkdir(parents=True, exist_ok=True)
-    for event_type, schema in json_schemas().items():
-        path = target / f"{event_type}.schema.json"
-        path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-        console.print(f"wrote {path}")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for event_type, schema in json_schemas().items():
+            path = target / f"{event_type}.schema.json"
+            path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+            console.print(f"wrote {path}", markup=False, highlight=False)
+    except OSError as exc:
+        raise fail(f"cannot write the schemas to {target}: {exc.strerror or exc}") from None
 
 
 def main() -> None:
+    """The command line, with every failure a single line: a known problem names what to fix; a
+    failure nobody foresaw says what it was, and ``--debug`` shows its traceback."""
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except KafkaException as exc:
+        errors.print(f"Kafka: {exc.args[0].str() if exc.args else exc}", style="red", markup=False)
+        sys.exit(ExitCode.UNREACHABLE)
+    except Exception as exc:  # the last resort: one line, not a traceback
+        if DEBUG in sys.argv:
+            traceback.print_exc()
+        else:
+            errors.print(
+                f"failed: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                style="red",
+                markup=False,
+            )
+        sys.exit(ExitCode.FAILED)

@@ -13,21 +13,26 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 LOGGER_NAME = "mall_notify"
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_SENSITIVE_KEYS = frozenset({"openid", "touser", "recipient", "phone", "phone_numbers"})
-
-
-_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
+_PHONE = re.compile(r"(?<![\d+])(\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
+"""A mainland mobile number: 13812345678, +8613812345678, 8613812345678, 138-1234-5678, 138 1234 5678"""
+_OPENID = re.compile(
+    r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{20}([A-Za-z0-9_-]{4})(?![A-Za-z0-9_-])"
+)
+"""A WeChat openid in free text: 28 characters starting with ``o``"""
+_SENSITIVE_KEYS = frozenset(
+    {"openid", "oa_openid", "mp_openid", "touser", "recipient", "phone", "phone_numbers", "phonenumbers"}
+)
+_TOKEN = re.compile(r"((?:access_token|secret|AccessKeySecret)=)[^&\s\"']+", re.IGNORECASE)
 
 
 def mask_phone(text: str) -> str:
     """Hide the middle four digits of every mainland mobile number in ``text``."""
-    return _PHONE.sub(r"\1****\3", text)
+    return _PHONE.sub(lambda m: f"{m[1] or ''}{m[2]}****{m[4]}", text)
 
 
 def mask_text(text: str) -> str:
-    """Phone numbers and access tokens hidden in free text (messages, URLs)."""
-    return _TOKEN.sub(r"\1***", mask_phone(text))
+    """Phone numbers, openids and access tokens hidden in free text (messages, URLs, tracebacks)."""
+    return _TOKEN.sub(r"\1***", _OPENID.sub(r"\1***\2", mask_phone(text)))
 
 
 def mask_identifier(value: str) -> str:
@@ -39,21 +44,48 @@ def mask_identifier(value: str) -> str:
     return f"{value[:4]}***{value[-4:]}"
 
 
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) - {"msg"}
+def mask_value(value: Any, key: str | None = None) -> Any:
+    """``value`` with identifiers masked at any depth: under a well-known key (``touser``,
+    ``PhoneNumbers``...) the whole text, elsewhere what looks like a phone number or openid."""
+    if isinstance(value, str):
+        return (
+            mask_identifier(value) if key is not None and key.lower() in _SENSITIVE_KEYS else mask_text(value)
+        )
+    if isinstance(value, dict):
+        return {name: mask_value(item, str(name)) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_value(item, key) for item in value]
+    return value
+
+
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__)
 
 
 class MaskingFilter(logging.Filter):
-    """Masks identifiers in the well-known extra fields, and phone numbers and access tokens in
-    the message and every other text field (libraries put URLs in their own extras)."""
+    """Masks identifiers in the well-known extra fields, and phone numbers, openids and access
+    tokens in the message and every other field, nested ones too (libraries put URLs in their
+    own extras)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = mask_text(record.msg)
         if record.args:
-            record.args = tuple(mask_text(a) if isinstance(a, str) else a for a in record.args)
+            record.args = (
+                tuple(mask_value(a) for a in record.args) if isinstance(record.args, tuple) else record.args
+            )
         for key in record.__dict__.keys() - _STANDARD:
-            value = record.__dict__[key]
-            if isinstance(value, str):
-                record.__dict__[key] = mask_identifier(value) if key in _SENSITIVE_KEYS else mask_text(value)
+            record.__dict__[key] = mask_value(record.__dict__[key], key)
         return True
+
+
+class MaskingJsonFormatter(JsonFormatter):
+    """JSON lines whose tracebacks are masked too (an exception's text may quote a recipient)."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        return mask_text(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 (logging's name)
+        return mask_text(super().formatStack(stack_info))
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:
@@ -64,7 +96,7 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {
             "json": {
-                "()": JsonFormatter,
+                "()": MaskingJsonFormatter,
                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
                 "rename_fields": {"levelname": "level", "asctime": "time"},
             }

@@ -15,7 +15,7 @@ from streams.core.dispatch import Dispatch
 from streams.core.source import SourceRecord
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_SHOP = 1001
+DEMO_SHOP = 9001
 DEMO_APPID = "wx5f2a9c1d8e7b6a01"
 DEMO_TEMPLATE_ID = "Zq3RkV7mC1pT9wXo2bN8sYd4fLh6gJ0aEuKiM5rQvWc"
 BUYER_OPENID = "oR8sT1a2b3c4d5e6f7g8h9i0jKlM"

@@ -84,7 +84,11 @@ def _custom_field_problems(scene: Scene, channel: ChannelName, rule: ChannelRule
     ]
     samples = {name: SAMPLE[variable.format] for name, variable in scene.variables.items()}
     for keyword, text in rule.fields.items():
-        unknown = sorted(set(placeholders(text)) - scene.variables.keys())
+        try:
+            unknown = sorted(set(placeholders(text)) - scene.variables.keys())
+        except ValueError as exc:  # a lone { or }, a {name!x}: not a template text
+            problems.append(f"fields.{keyword}: {exc}; write {{{{ and }}}} for literal braces")
+            continue
         if unknown:
             problems.append(f"fields.{keyword}: unknown variable {', '.join(unknown)}")
         elif keyword in keywords and channel in WECHAT:

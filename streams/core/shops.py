@@ -4,7 +4,7 @@ accounts and its SMS templates. The models only; what a shop may save is ``shop_
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -19,20 +19,26 @@ class ChannelRule(Frozen):
 
     enabled: bool = False
     template: Literal["default", "custom"] = "default"
-    template_id: str | None = Field(default=None, description="WeChat template id (SMS: see sms_templates)")
-    fields: dict[str, str] = Field(
-        default_factory=dict, description="custom: keyword -> text with {variables}"
+    template_id: str | None = Field(
+        default=None, max_length=128, description="WeChat template id (SMS: see sms_templates)"
     )
-    disabled_reason: str | None = Field(default=None, description="why the system turned it off")
+    fields: dict[Annotated[str, Field(max_length=32)], Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=dict, max_length=20, description="custom: keyword -> text with {variables}"
+    )
+    disabled_reason: str | None = Field(
+        default=None, max_length=200, description="why the system turned it off"
+    )
 
 
 class SmsTemplate(Frozen):
     """An SMS template as approved on Aliyun (模板设置-短信模板)."""
 
-    name: str = Field(min_length=1)
-    scene: str = Field(description="send condition: the scene it is sent for")
-    template_code: str = Field(pattern=r"^SMS_\d+$")
-    content: str = Field(min_length=1, description="as approved on Aliyun, with ${variable} parameters")
+    name: str = Field(min_length=1, max_length=30)
+    scene: str = Field(max_length=64, description="send condition: the scene it is sent for")
+    template_code: str = Field(pattern=r"^SMS_\d{1,20}$")
+    content: str = Field(
+        min_length=1, max_length=500, description="as approved on Aliyun, with ${variable} parameters"
+    )
     enabled: bool = True
 
     def parameters(self) -> list[str]:
@@ -50,13 +56,15 @@ class SmsAccount(Frozen):
 
 
 class ShopRules(Frozen):
-    shop_id: int = Field(gt=0)
-    name: str
+    shop_id: int = Field(gt=0, lt=10**18)
+    name: str = Field(min_length=1, max_length=64)
     wechat_oa: WeChatAccount | None = None
     wechat_mp: WeChatAccount | None = None
     sms: SmsAccount | None = None
-    sms_templates: list[SmsTemplate] = Field(default_factory=list)
-    scenes: dict[str, dict[ChannelName, ChannelRule]] = Field(default_factory=dict)
+    sms_templates: list[SmsTemplate] = Field(default_factory=list, max_length=100)
+    scenes: dict[Annotated[str, Field(max_length=64)], dict[ChannelName, ChannelRule]] = Field(
+        default_factory=dict, max_length=100
+    )
 
     def sms_template(self, scene_id: str) -> SmsTemplate | None:
         return next((t for t in self.sms_templates if t.scene == scene_id and t.enabled), None)

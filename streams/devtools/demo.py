@@ -1,4 +1,10 @@
-"""``mall-notify demo``: sample events through the real pipeline, and a table of what became of each."""
+"""``mall-notify demo``: sample events through the real pipeline, and a table of what became of each.
+
+The demo lives in a namespace of its own, whatever the environment says: topics prefixed
+``demo.``, the consumer group ``mall-notify-demo``, and shops numbered 9001-9099 (its sample
+events and shop files are checked for that before anything connects). Pointed at a production
+cluster, it creates its own topics and never reads or writes a production topic, group or shop.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,31 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from streams.core.errors import ConfigError, TopicsError
 from streams.core.outcomes import Outcome, Status, settled
+from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
 from streams.devtools.local_stack import running_stack
 from streams.devtools.upstream import Published, publish_values
+from streams.logs import mask_text, mask_value
 from streams.ops.reading import ReadRecord, end_offsets, read_until
 from streams.ops.shop_store import load_config_shops, publish_shops
 from streams.ops.topic_admin import ensure_topics
 from streams.settings import PROJECT_ROOT, Settings
 
 SETTLE_TIMEOUT_SECONDS = 60.0
+DEMO_PREFIX = "demo."
+DEMO_GROUP = "mall-notify-demo"
+DEMO_SHOPS = range(9001, 10000)
 STATUS_STYLE = {Status.DELIVERED: "green", Status.SKIPPED: "yellow", Status.DEAD_LETTERED: "red"}
 
 
@@ -78,24 +93,80 @@ def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
     return fresh
 
 
-def run_demo(settings: Settings, samples: Path, console: Console) -> int:
+class DemoProblem(Exception):
+    """The demo's own files are unusable; found before anything connects to Kafka."""
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    settings: Settings
+    """the caller's settings in the demo's namespace"""
+    topics: Topics
+    shops: list[ShopRules]
+    events: list[bytes]
+    """the samples, with event ids of this run"""
+    samples: Path
+
+
+def demo_settings(settings: Settings, samples: Path | None) -> DemoSetup:
+    """Everything the demo will use, checked offline: topics, shops, sample events."""
+    demo = settings.model_copy(
+        update={"topic_prefix": settings.topic_prefix + DEMO_PREFIX, "app_id": DEMO_GROUP}
+    )
+    samples = samples or settings.config_dir / "samples" / "demo-events.jsonl"
+    try:
+        topics = load_topics(demo.config_dir / "topics.yaml", demo.topic_prefix)
+        shops = load_config_shops(demo.config_dir)
+        lines = samples.read_bytes().splitlines()
+    except (TopicsError, ConfigError) as exc:
+        raise DemoProblem(str(exc)) from None
+    except OSError as exc:
+        raise DemoProblem(f"cannot read {samples}: {exc.strerror or exc}") from None
+    foreign = sorted({shop.shop_id for shop in shops} - set(DEMO_SHOPS)) + [
+        shop for shop in map(_shop_of, lines) if shop is not None and shop not in DEMO_SHOPS
+    ]
+    if foreign:
+        raise DemoProblem(
+            f"the demo only uses shops {DEMO_SHOPS.start}-{DEMO_SHOPS.stop - 1}, never a real shop; "
+            f"found shop {foreign[0]} in its shop files or {samples}"
+        )
+    return DemoSetup(demo, topics, shops, fresh_events(lines, run=uuid.uuid4().hex[:6]), samples)
+
+
+def _shop_of(line: bytes) -> int | None:
+    try:
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    shop = document.get("shopid") if isinstance(document, dict) else None
+    return shop if isinstance(shop, int) else None
+
+
+def run_demo(setup: DemoSetup, console: Console) -> int:
     """Publish the samples through a sandbox + worker on the configured broker; 0 if all settled."""
-    topics = load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
+    settings, topics = setup.settings, setup.topics
     bootstrap = settings.kafka_bootstrap_servers
     reports = ensure_topics(bootstrap, topics.all())
-    console.print(f"[bold]Kafka[/] {bootstrap}: {len(reports)} topics ensured")
-    shops = load_config_shops(settings.config_dir)
-    publish_shops(bootstrap, topics.settings, shops)
     console.print(
-        f"settings of shop(s) {', '.join(str(s.shop_id) for s in shops)} saved to {topics.settings}"
+        f"[bold]Kafka[/] {bootstrap}: {len(reports)} topics of the demo ensured "
+        f"(prefix {escape(settings.topic_prefix)}, consumer group {settings.app_id})"
     )
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MALL_NOTIFY_TOPIC_PREFIX": settings.topic_prefix}
+    publish_shops(bootstrap, topics.settings, setup.shops)
+    console.print(
+        f"settings of demo shop(s) {', '.join(str(s.shop_id) for s in setup.shops)} "
+        f"saved to {topics.settings}"
+    )
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "MALL_NOTIFY_TOPIC_PREFIX": settings.topic_prefix,
+        "MALL_NOTIFY_APP_ID": settings.app_id,
+        "MALL_NOTIFY_CONFIG_DIR": str(settings.config_dir),
+    }
     with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
         console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")
         start = end_offsets(bootstrap, topics.outcomes)
-        events = fresh_events(samples.read_bytes().splitlines(), run=uuid.uuid4().hex[:6])
-        published = publish_values(bootstrap, topics, events)
-        console.print(f"published {len(published)} sample events from {samples.relative_to(PROJECT_ROOT)}")
+        published = publish_values(bootstrap, topics, setup.events)
+        console.print(f"published {len(published)} sample events from {escape(str(setup.samples))}")
         records = read_until(bootstrap, topics.outcomes, start, Settlement(published), SETTLE_TIMEOUT_SECONDS)
         messages = _sandbox_messages(sandbox.url)
     everything = group_outcomes(records)  # may hold late outcomes of events published before this run
@@ -105,9 +176,9 @@ def run_demo(settings: Settings, samples: Path, console: Console) -> int:
     return 0 if all(settled(outcomes) for outcomes in grouped.values()) else 1
 
 
-def _sandbox_messages(url: str) -> list[dict[str, object]]:
+def _sandbox_messages(url: str) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"{url}/__sandbox__/messages", timeout=5) as response:
-        messages: list[dict[str, object]] = json.load(response)
+        messages: list[dict[str, Any]] = json.load(response)
         return messages
 
 
@@ -122,7 +193,7 @@ def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]
         title="What happened to each event",
     )
     for number, event in enumerate(published, start=1):
-        name = f"{event.event_type}\n{event.event_id}" if event.event_id else "(not an event)"
+        name = escape(f"{event.event_type}\n{event.event_id}") if event.event_id else "(not an event)"
         outcomes = grouped.get(source_of(event)) or []
         if not outcomes:
             table.add_row(str(number), name, "", "[red]no outcome (timed out)[/]", "", source_of(event))
@@ -130,6 +201,7 @@ def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]
             detail = outcome.reason or ("sent" if outcome.status is Status.DELIVERED else "")
             if outcome.provider_code:
                 detail = f"{outcome.provider_code} {detail}"
+            detail = escape(mask_text(detail))
             where = f"{outcome.scene}\n{outcome.channel.value}" if outcome.scene and outcome.channel else ""
             table.add_row(
                 str(number) if index == 0 else "",
@@ -142,20 +214,32 @@ def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]
     return table
 
 
+def delivery_of(message: dict[str, Any]) -> str | None:
+    """The delivery id a sandbox message carries: OA's ``client_msg_id``, Aliyun's ``OutId``."""
+    for payload, name in (("body", "client_msg_id"), ("query", "OutId")):
+        values = message.get(payload)
+        if isinstance(values, dict) and isinstance(values.get(name), str):
+            return str(values[name])
+    return None
+
+
 def _print_summary(
-    console: Console, topics: Topics, grouped: dict[str, list[Outcome]], messages: list[dict[str, object]]
+    console: Console, topics: Topics, grouped: dict[str, list[Outcome]], messages: list[dict[str, Any]]
 ) -> None:
-    counts = Counter(outcome.status.value for outcomes in grouped.values() for outcome in outcomes)
+    """Counts of this run's outcomes, and the first OA and SMS request of this run (masked)."""
+    outcomes = [outcome for event_outcomes in grouped.values() for outcome in event_outcomes]
+    counts = Counter(outcome.status.value for outcome in outcomes)
     console.print("outcomes: " + ", ".join(f"{status} {counts[status.value]}" for status in Status))
     console.print(
         f"dead letters are in [bold]{topics.dead_letter}[/], outcomes in [bold]{topics.outcomes}[/]"
     )
-    by_channel = Counter(str(message["channel"]) for message in messages)
+    by_channel = Counter(o.channel.value for o in outcomes if o.status is Status.DELIVERED and o.channel)
     console.print(
         "the sandbox accepted: " + ", ".join(f"{n} {channel}" for channel, n in sorted(by_channel.items()))
     )
+    ours = {outcome.delivery_id for outcome in outcomes if outcome.delivery_id}
     for channel, payload in (("wechat_oa", "body"), ("aliyun_sms", "query")):
-        first = next((message for message in messages if message["channel"] == channel), None)
+        first = next((m for m in messages if m["channel"] == channel and delivery_of(m) in ours), None)
         if first is not None:
-            console.print(f"the first {channel} request it received:")
-            console.print_json(data=first[payload])
+            console.print(f"the first {channel} request it received (phone numbers and openids masked):")
+            console.print_json(data=mask_value(first[payload]))

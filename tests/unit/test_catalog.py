@@ -38,7 +38,7 @@ def catalog() -> Catalog:
 def test_the_shipped_catalog_and_shops_load(catalog: Catalog) -> None:
     shops = load_shop_rules(ROOT / "config" / "shops", catalog)
     assert "buyer_order_paid" in catalog.scenes
-    assert 1001 in shops
+    assert 9001 in shops
 
 
 @pytest.mark.parametrize(

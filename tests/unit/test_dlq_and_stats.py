@@ -54,7 +54,7 @@ RAW_LETTER = ReadRecord("notify.dlq", 0, 9, None, b"\xff garbage", [])
         (Selection(), [SEND_LETTER, PARSE_LETTER, RAW_LETTER]),
         (Selection(code="43101"), [SEND_LETTER]),
         (Selection(code="schema_invalid"), [PARSE_LETTER]),
-        (Selection(channel=ChannelName.WECHAT_MP, shop_id=1001), [SEND_LETTER]),
+        (Selection(channel=ChannelName.WECHAT_MP, shop_id=9001), [SEND_LETTER]),
         (Selection(since=NOW - timedelta(hours=1)), [SEND_LETTER]),
         (Selection(until=NOW - timedelta(days=1), stage=Stage.PARSE), [PARSE_LETTER]),
         (Selection(scene="buyer_order_paid", delivery_id="d-1"), [SEND_LETTER]),

@@ -20,7 +20,7 @@ SAMPLES = ROOT / "config" / "samples" / "demo-events.jsonl"
 def test_a_payment_event_parses_into_typed_fields() -> None:
     event = parse_event(to_bytes(payment_event(order_no="E1", pay_amount_fen=12900)))
     assert isinstance(event, PaymentSucceededEvent)
-    assert event.shop_id == 1001
+    assert event.shop_id == 9001
     assert event.data.order_no == "E1"
     assert event.data.pay_amount_fen == 12900
     assert event.data.paid_at.utcoffset() is not None

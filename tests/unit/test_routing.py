@@ -142,10 +142,10 @@ def test_every_scene_routes_and_renders(
     assert all(d.fanout == len(EXPECTED[event_type]) for d in routing.dispatches)
     for d in routing.dispatches:
         delivery = d.delivery
-        rule, sms = shops[1001].rule(d.scene, delivery.channel), shops[1001].sms_template(d.scene)
+        rule, sms = shops[9001].rule(d.scene, delivery.channel), shops[9001].sms_template(d.scene)
         assert rule is not None
         assert delivery.template_id == (sms.template_code if sms else rule.template_id)
-        assert delivery.account == shops[1001].account(delivery.channel)
+        assert delivery.account == shops[9001].account(delivery.channel)
         if delivery.channel is not SMS:
             assert [problem(k, v) for k, v in delivery.fields.items()] == [None] * len(delivery.fields)
 
@@ -227,7 +227,7 @@ def test_what_is_not_sent_says_why(
 
 def test_a_scene_the_shop_disabled_is_skipped(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "shop.yaml").write_text(
-        "shop_id: 1001\nname: t\nwechat_oa: {appid: wx5f2a9c1d8e7b6a01}\nscenes:\n  coupon_off: {}\n".replace(
+        "shop_id: 9001\nname: t\nwechat_oa: {appid: wx5f2a9c1d8e7b6a01}\nscenes:\n  coupon_off: {}\n".replace(
             "  coupon_off: {}\n", "  buyer_coupon_issued:\n    wechat_oa: {enabled: false, template_id: T}\n"
         )
     )
@@ -237,7 +237,7 @@ def test_a_scene_the_shop_disabled_is_skipped(catalog: Catalog, tmp_path: Path) 
 
 
 def test_a_shop_without_settings_for_a_scene_skips_it(catalog: Catalog, tmp_path: Path) -> None:
-    (tmp_path / "shop.yaml").write_text("shop_id: 1001\nname: t\n")
+    (tmp_path / "shop.yaml").write_text("shop_id: 9001\nname: t\n")
     routing = _route(SAMPLE_EVENTS["order.refund_requested"], catalog, load_shop_rules(tmp_path, catalog))
     assert [str(skip) for skip in routing.skips] == [
         "seller_refund_requested/wechat_oa: disabled by the shop"
