@@ -12,13 +12,14 @@ import orjson
 import typer
 from confluent_kafka import KafkaException
 from rich.markup import escape
-from rich.table import Table
 
 from streams.core.errors import ConfigError, TopicsError
 from streams.core.events import json_schemas
+from streams.core.tokens import MIN_TOKEN_LENGTH, hash_token
 from streams.ops import cli_dlq, cli_publish, cli_settings
 from streams.ops.cli_common import (
     ExitCode,
+    JsonOption,
     console,
     errors,
     fail,
@@ -26,6 +27,7 @@ from streams.ops.cli_common import (
     load_cli_settings,
     load_cli_topics,
     print_json,
+    table,
 )
 from streams.ops.topic_admin import Action, ensure_topics
 
@@ -46,7 +48,6 @@ app.command()(cli_dlq.stats)
 app.command()(cli_settings.catalog)
 app.command()(cli_settings.explain)
 app.command()(cli_publish.publish)
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
 def _print_version(wanted: bool) -> None:
@@ -77,8 +78,18 @@ def worker() -> None:
     try:
         code = serve(settings)
     except (ConfigError, TopicsError) as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), ExitCode.CONFIG) from None
     raise typer.Exit(code)
+
+
+@app.command("hash-token")
+def hash_token_command() -> None:
+    """Read a bearer token on stdin and print the `sha256:<hex>` to configure instead of it
+    (MALL_NOTIFY_API_PLATFORM_TOKEN, MALL_NOTIFY_API_SHOP_TOKENS): `mall-notify hash-token < file`."""
+    token = sys.stdin.readline().strip()
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise fail(f"a token has at least {MIN_TOKEN_LENGTH} characters; got {len(token)} on stdin")
+    console.print(hash_token(token), highlight=False)
 
 
 @app.command()
@@ -168,13 +179,13 @@ def topics_ensure() -> None:
     settings = load_cli_settings()
     specs = load_cli_topics(settings).all()
     reports = ensure_topics(kafka(settings), specs)
-    table = Table("topic", "action", "detail", title=f"topics on {settings.kafka_bootstrap_servers}")
+    rows = table("topic", "action", "detail", title=f"topics on {settings.kafka_bootstrap_servers}")
     colours = {Action.CREATED: "green", Action.OK: "dim", Action.DRIFT: "red"}
     for report in reports:
-        table.add_row(
+        rows.add_row(
             report.topic, f"[{colours[report.action]}]{report.action.value}[/]", escape(report.detail)
         )
-    console.print(table)
+    console.print(rows)
     if any(report.action is Action.DRIFT for report in reports):
         errors.print(
             "a topic differs from config/topics.yaml: partitions can only grow (kafka-topics --alter), "
@@ -203,11 +214,11 @@ def topics_list(as_json: JsonOption = False) -> None:
             ]
         )
         return
-    table = Table("topic", "partitions", "replication", "config")
+    rows = table("topic", "partitions", "replication", "config")
     for spec in specs:
         config = ", ".join(f"{k}={v}" for k, v in spec.config.items())
-        table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), config)
-    console.print(table)
+        rows.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), config)
+    console.print(rows)
 
 
 @schemas_app.command("export")

@@ -81,11 +81,11 @@ class MaskingFilter(logging.Filter):
 class MaskingJsonFormatter(JsonFormatter):
     """JSON lines whose tracebacks are masked too (an exception's text may quote a recipient)."""
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
-        return mask_text(super().formatException(ei))
+    def formatException(self, ei: Any) -> str | list[str]:  # type: ignore[override]  # noqa: N802
+        return mask_value(super().formatException(ei))  # type: ignore[no-any-return]
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802 (logging's name)
-        return mask_text(super().formatStack(stack_info))
+    def formatStack(self, stack_info: str) -> str | list[str]:  # type: ignore[override]  # noqa: N802
+        return mask_value(super().formatStack(stack_info))  # type: ignore[no-any-return]
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, HttpUrl, SecretStr, ValidationError
+from pydantic import AliasChoices, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -16,6 +17,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WECHAT_API = "https://api.weixin.qq.com"
 ENV_PREFIX = "MALL_NOTIFY_"
 DEFAULT_SEND_CONCURRENCY = 256
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+
+
+def local_broker_address() -> str:
+    """Where ``deploy/kafka-local/kafka.sh up`` says its broker listens (it takes another port when
+    19092 is busy), or 127.0.0.1:19092 when no local broker was started."""
+    state = Path(os.environ.get("KAFKA_LOCAL_DIR") or PROJECT_ROOT / ".local" / "kafka")
+    try:
+        return (state / "bootstrap").read_text().strip() or DEFAULT_BOOTSTRAP
+    except OSError:
+        return DEFAULT_BOOTSTRAP
+
+
+ShopToken = SecretStr | list[SecretStr]
 
 
 class Settings(BaseSettings):
@@ -24,10 +39,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:19092",
+        default_factory=local_broker_address,
         min_length=3,
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"),
-        description="host:port[,host:port...] of the Kafka cluster",
+        description="host:port[,host:port...] of the Kafka cluster; default: the local broker of "
+        "deploy/kafka-local/kafka.sh (.local/kafka/bootstrap), else 127.0.0.1:19092",
     )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     app_id: str = Field(default="mall-notify", pattern=r"^[A-Za-z0-9._-]+$", description="consumer group id")
@@ -75,14 +91,19 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8790, ge=1, le=65535, description="port of the admin API")
     api_platform_token: SecretStr | None = Field(
-        default=None, description="bearer token of the platform admin"
+        default=None,
+        description="bearer token of the platform admin: `sha256:<hex>` (`mall-notify hash-token`) or plain",
     )
-    api_shop_tokens: dict[str, SecretStr] = Field(
-        default_factory=dict, description='JSON object {"<shop id>": "<bearer token>"}'
+    api_shop_tokens: dict[str, ShopToken] = Field(
+        default_factory=dict,
+        description='JSON object {"<shop id>": "<token>" or ["<token>", ...]}: several during a rotation; '
+        "each a `sha256:<hex>` hash or plain",
     )
     http_connect_timeout: float = Field(default=3.0, gt=0)
     http_total_timeout: float = Field(default=10.0, gt=0)
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = Field(
+        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="debug, info, warning or error"
+    )
 
     def concurrency(self, channel: ChannelName) -> int:
         return self.send_concurrency.get(channel, DEFAULT_SEND_CONCURRENCY)

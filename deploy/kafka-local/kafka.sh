@@ -8,6 +8,8 @@
 #
 # Environment: KAFKA_LOCAL_DIR (default <repo>/.local/kafka), KAFKA_LOCAL_PORT (default: 19092,
 # or a free port when that one is taken), KAFKA_LOCAL_HEAP (default 512m).
+# The address of the running broker is in $KAFKA_LOCAL_DIR/bootstrap; `mall-notify` reads it when
+# KAFKA_BOOTSTRAP_SERVERS is not set, so every command finds the broker whatever port it took.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -81,13 +83,14 @@ choose_ports() {
 
 format_storage() {  # $1 classpath, $2 port, $3 controller port
     local cp="$1" data="$state/data"
+    # the configuration is written on every start, so a change to server.properties.in applies
+    sed -e "s|@PORT@|$2|g" -e "s|@CONTROLLER_PORT@|$3|g" -e "s|@DATA_DIR@|$data|g" \
+        "$here/server.properties.in" >"$state/server.properties"
     if [[ -f "$state/ports" && "$(cat "$state/ports")" == "$2 $3" && -f "$data/logs/meta.properties" ]]; then
         return
     fi
     rm -rf "$data"
     mkdir -p "$data/logs"
-    sed -e "s|@PORT@|$2|g" -e "s|@CONTROLLER_PORT@|$3|g" -e "s|@DATA_DIR@|$data|g" \
-        "$here/server.properties.in" >"$state/server.properties"
     local cluster_id
     cluster_id="$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
     java -cp "$cp" "-Dlog4j2.configurationFile=$here/log4j2.properties" "-Dkafka.logs.dir=$state" \
@@ -141,12 +144,12 @@ down() {
     pid="$(cat "$pidfile")"
     kill -TERM "$pid"
     for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; log "stopped"; return; }
+        kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile" "$addrfile"; log "stopped"; return; }
         sleep 0.5
     done
     log "broker did not stop in 30 s; killing it"
     kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
+    rm -f "$pidfile" "$addrfile"
 }
 
 status() {

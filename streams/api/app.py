@@ -4,17 +4,21 @@ Every call but ``/openapi.json`` and ``/healthz`` needs ``Authorization: Bearer 
 platform's token reaches every shop, a shop's token only its own (401 without a valid token,
 403 for another shop). Saved settings are validated first (422 lists every problem, each naming
 its field) and written to the settings topic, which every worker follows: the next event uses them.
+Every answer that is not a success is JSON ``{"problems": [...]}``; a body over 256 KiB is 413.
+Requests are logged (access log) and every change is logged with who made it (audit log).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
-from pydantic import SecretStr
 
 from channels.base import ChannelName
 from channels.http import SharedSession
@@ -26,7 +30,9 @@ from streams.core.errors import ConfigError
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shop_records import ShopTable, settings_record
 from streams.core.shops import ShopRules
+from streams.core.tokens import PLATFORM, Tokens
 from streams.core.topics import Topics
+from streams.logs import get_logger
 from streams.runtime.publisher import Publisher
 from streams.runtime.records import Write
 from streams.runtime.shop_table import ShopFollower
@@ -34,8 +40,12 @@ from streams.runtime.supervisor import Supervisor
 from streams.settings import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PLATFORM = "platform"
 SAVE_WAIT_SECONDS = 10.0
+MAX_BODY_BYTES = 256 * 1024
+SHOP_ID = r"{shop_id:[1-9][0-9]{0,17}}"
+"""ASCII digits only, no zero first: one spelling per shop (not ``01001``, not ``١٠٠١``)."""
+log = get_logger("api")
+audit = get_logger("audit")
 
 
 @dataclass(frozen=True)
@@ -46,21 +56,13 @@ class ApiContext:
     publisher: Publisher
     supervisor: Supervisor
     settings_topic: str
-    platform_token: SecretStr | None
-    shop_tokens: dict[str, SecretStr]
+    tokens: Tokens
     templates: OaTemplates
     close: Callable[[], Awaitable[None]]
 
-    def identity(self, token: str) -> str | None:
-        """``platform``, a shop id, or None for an unknown token."""
-        if self.platform_token and token == self.platform_token.get_secret_value():
-            return PLATFORM
-        return next(
-            (shop for shop, secret in self.shop_tokens.items() if token == secret.get_secret_value()), None
-        )
-
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
+WHO: web.RequestKey[str] = web.RequestKey("who", str)
 PUBLIC = frozenset({"/openapi.json", "/healthz"})
 
 
@@ -68,17 +70,39 @@ def _problem(status: int, message: str) -> web.Response:
     return web.json_response({"problems": [message]}, status=status)
 
 
+def _quote(text: str, limit: int = 64) -> str:
+    """User input echoed in a message, cut short."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@web.middleware
+async def problems_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (404 no such path, 405, 413 body too large) as JSON problems too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as refusal:
+        if refusal.status < 400:
+            raise
+        messages = {
+            404: f"no such resource: {_quote(request.path)} (see /openapi.json)",
+            405: f"{request.method} is not allowed on {_quote(request.path)}",
+            413: f"the body is larger than {MAX_BODY_BYTES // 1024} KiB",
+        }
+        return _problem(refusal.status, messages.get(refusal.status, refusal.reason))
+
+
 @web.middleware
 async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in PUBLIC:
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    who = request.app[CONTEXT].identity(token) if scheme.lower() == "bearer" and token else None
+    who = request.app[CONTEXT].tokens.identity(token) if scheme.lower() == "bearer" and token else None
     if who is None:
         return _problem(401, "a valid bearer token is required")
     shop = request.match_info.get("shop_id")
     if shop is not None and who not in (PLATFORM, shop):
         return _problem(403, f"this token may not reach shop {shop}")
+    request[WHO] = who
     return await handler(request)
 
 
@@ -111,8 +135,20 @@ async def get_settings(_: web.Request, __: ApiContext, shop: ShopRules) -> web.R
     return web.json_response(shop.model_dump(mode="json"))
 
 
-async def _save(context: ApiContext, shop_id: str, document: object) -> web.Response:
-    """Validate and save a shop's settings; 422 lists every problem."""
+def changes(before: Any, after: Any, path: str = "") -> list[str]:
+    """What differs between two JSON documents, one ``path: old -> new`` per changed value."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            change
+            for key in sorted(before.keys() | after.keys(), key=str)
+            for change in changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
+        ]
+    return [] if before == after else [f"{path}: {_quote(str(before))} -> {_quote(str(after))}"]
+
+
+async def _save(request: web.Request, shop_id: str, document: object, action: str) -> web.Response:
+    """Validate and save a shop's settings; 422 lists every problem. A saved change is audited."""
+    context = request.app[CONTEXT]
     try:
         shop = parse_shop_rules(document, context.catalog, f"shop {shop_id}")
     except ConfigError as exc:
@@ -127,19 +163,30 @@ async def _save(context: ApiContext, shop_id: str, document: object) -> web.Resp
         problem = f"no acknowledgement in {SAVE_WAIT_SECONDS:.0f} s"
     if problem is not None:
         return _problem(503, f"Kafka did not acknowledge the settings ({problem}); try again")
+    previous = context.shops.get(shop.shop_id)
+    saved = shop.model_dump(mode="json")
+    audit.info(
+        "settings changed",
+        extra={
+            "who": request[WHO],
+            "shop_id": shop.shop_id,
+            "action": action,
+            "changes": changes(previous.model_dump(mode="json") if previous else {}, saved),
+        },
+    )
     context.shops.accept(shop)
-    return web.json_response(shop.model_dump(mode="json"))
+    return web.json_response(saved)
 
 
 async def put_settings(request: web.Request) -> web.Response:
     shop_id = request.match_info["shop_id"]
     try:
-        document = await request.json()
-    except ValueError:
-        return _problem(400, "the body must be JSON")
-    if not isinstance(document, dict) or str(document.get("shop_id")) != shop_id:
+        document = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:  # also: nested too deep, a lone surrogate
+        return _problem(400, f"the body must be JSON in UTF-8 ({_quote(str(exc), 120)})")
+    if not isinstance(document, dict) or document.get("shop_id") != int(shop_id):
         return _problem(422, f"shop_id: must be {shop_id}, as in the path")
-    return await _save(request.app[CONTEXT], shop_id, document)
+    return await _save(request, shop_id, document, "put settings")
 
 
 @for_shop
@@ -153,15 +200,19 @@ async def switch_scene(request: web.Request, context: ApiContext, shop: ShopRule
     )
     scene = context.catalog.scenes.get(scene_id)
     if scene is None or channel not in {c.value for c in scene.channels}:
-        return _problem(422, f"scenes.{scene_id}.{channel}: no such scene, or channel not allowed for it")
+        return _problem(
+            422, f"scenes.{_quote(scene_id)}.{_quote(channel)}: no such scene, or channel not allowed for it"
+        )
     document = shop.model_dump(mode="json")
     rule = document["scenes"].setdefault(scene_id, {}).setdefault(channel, {})
     rule.update(enabled=action == "enable", disabled_reason=None)
     default = scene.default_templates.get(ChannelName(channel))
     if action == "enable" and channel == ChannelName.WECHAT_OA and not rule.get("template_id") and default:
-        appid = str(shop.account(ChannelName.WECHAT_OA))
+        appid = shop.account(ChannelName.WECHAT_OA)
+        if appid is None:
+            return _problem(422, "wechat_oa: the shop has no Official Account; set wechat_oa.appid first")
         rule["template_id"] = await context.templates.add(appid, default.library_id, list(default.fields))
-    return await _save(context, str(shop.shop_id), document)
+    return await _save(request, str(shop.shop_id), document, f"{action} {scene_id}/{channel}")
 
 
 @for_shop
@@ -182,13 +233,16 @@ async def list_templates(_: web.Request, context: ApiContext, shop: ShopRules) -
 async def delete_template(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
     """Delete a template from the shop's OA; the scenes that used it are turned off, saying why."""
     template_id = request.match_info["template_id"]
-    await context.templates.delete(str(shop.account(ChannelName.WECHAT_OA)), template_id)
+    appid = shop.account(ChannelName.WECHAT_OA)
+    if appid is None:
+        return _problem(404, "the shop has no Official Account")
+    await context.templates.delete(appid, template_id)
     document = shop.model_dump(mode="json")
     for scene_id, channel in shop.using_template(template_id):
         document["scenes"][scene_id][channel.value].update(
             enabled=False, template_id=None, disabled_reason=f"its template {template_id} was deleted"
         )
-    return await _save(context, str(shop.shop_id), document)
+    return await _save(request, str(shop.shop_id), document, f"delete template {template_id}")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -198,7 +252,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def context_from(settings: Settings, topics: Topics) -> ApiContext:
-    """Everything the API needs, from the settings (ConfigError for a bad catalog)."""
+    """Everything the API needs, from the settings (ConfigError for a bad catalog or tokens)."""
     catalog = load_catalog(settings.config_dir / "catalog.yaml")
     timeout = aiohttp.ClientTimeout(total=settings.http_total_timeout, connect=settings.http_connect_timeout)
     session = SharedSession(timeout)
@@ -211,8 +265,7 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         Publisher(settings.kafka_bootstrap_servers),
         Supervisor(),
         topics.settings,
-        settings.api_platform_token,
-        settings.api_shop_tokens,
+        Tokens.configured(settings.api_platform_token, settings.api_shop_tokens),
         OaTemplates(wechat),
         session.close,
     )
@@ -223,7 +276,7 @@ async def get_openapi(_: web.Request) -> web.Response:
 
 
 def build_app(context: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[authorize])
+    app = web.Application(middlewares=[problems_as_json, authorize], client_max_size=MAX_BODY_BYTES)
     app[CONTEXT] = context
 
     async def follow_settings(app: web.Application) -> AsyncIterator[None]:
@@ -240,13 +293,43 @@ def build_app(context: ApiContext) -> web.Application:
             web.get("/openapi.json", get_openapi),
             web.get("/healthz", healthz),
             web.get("/v1/catalog", get_catalog),
-            web.get("/v1/shops/{shop_id:\\d+}/settings", get_settings),
-            web.put("/v1/shops/{shop_id:\\d+}/settings", put_settings),
+            web.get(f"/v1/shops/{SHOP_ID}/settings", get_settings),
+            web.put(f"/v1/shops/{SHOP_ID}/settings", put_settings),
             web.post(
-                "/v1/shops/{shop_id:\\d+}/scenes/{scene}/{channel}/{action:enable|disable}", switch_scene
+                f"/v1/shops/{SHOP_ID}/scenes/{{scene}}/{{channel}}/{{action:enable|disable}}", switch_scene
             ),
-            web.get("/v1/shops/{shop_id:\\d+}/templates", list_templates),
-            web.delete("/v1/shops/{shop_id:\\d+}/templates/{template_id}", delete_template),
+            web.get(f"/v1/shops/{SHOP_ID}/templates", list_templates),
+            web.delete(f"/v1/shops/{SHOP_ID}/templates/{{template_id}}", delete_template),
         ]
     )
     return app
+
+
+def serve_api(app: web.Application, settings: Settings) -> None:
+    """Run the API until SIGTERM or SIGINT, saying where it listens and what is risky about it."""
+    context = app[CONTEXT]
+    if not _loopback(settings.api_host):
+        log.warning(
+            "the admin API listens beyond this machine: put it behind TLS (a reverse proxy)",
+            extra={"host": settings.api_host},
+        )
+    if len(context.tokens) == 0:
+        log.warning(
+            "no API tokens configured: every call but /healthz and /openapi.json is refused (401); "
+            "set MALL_NOTIFY_API_PLATFORM_TOKEN and MALL_NOTIFY_API_SHOP_TOKENS"
+        )
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    web.run_app(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        print=lambda _: log.info("admin API listening", extra={"url": url, "tokens": len(context.tokens)}),
+        access_log=get_logger("api.access"),
+    )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

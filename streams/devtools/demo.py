@@ -29,6 +29,7 @@ from streams.core.topics import Topics, load_topics
 from streams.devtools.local_stack import running_stack
 from streams.devtools.upstream import Published, publish_values
 from streams.logs import mask_text, mask_value
+from streams.ops.cli_common import table
 from streams.ops.reading import ReadRecord, end_offsets, read_until
 from streams.ops.shop_store import load_config_shops, publish_shops
 from streams.ops.topic_admin import ensure_topics
@@ -183,7 +184,7 @@ def _sandbox_messages(url: str) -> list[dict[str, Any]]:
 
 
 def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]) -> Table:
-    table = Table(
+    rows = table(
         "#",
         "event",
         "shop",
@@ -196,14 +197,14 @@ def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]
         name = escape(f"{event.event_type}\n{event.event_id}") if event.event_id else "(not an event)"
         outcomes = grouped.get(source_of(event)) or []
         if not outcomes:
-            table.add_row(str(number), name, "", "[red]no outcome (timed out)[/]", "", source_of(event))
+            rows.add_row(str(number), name, "", "[red]no outcome (timed out)[/]", "", source_of(event))
         for index, outcome in enumerate(outcomes):
             detail = outcome.reason or ("sent" if outcome.status is Status.DELIVERED else "")
             if outcome.provider_code:
                 detail = f"{outcome.provider_code} {detail}"
             detail = escape(mask_text(detail))
             where = f"{outcome.scene}\n{outcome.channel.value}" if outcome.scene and outcome.channel else ""
-            table.add_row(
+            rows.add_row(
                 str(number) if index == 0 else "",
                 name if index == 0 else "",
                 str(outcome.shop_id or ""),
@@ -211,7 +212,7 @@ def _outcome_table(published: list[Published], grouped: dict[str, list[Outcome]]
                 where,
                 detail,
             )
-    return table
+    return rows
 
 
 def delivery_of(message: dict[str, Any]) -> str | None:

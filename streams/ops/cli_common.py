@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
+from rich.table import Column, Table
 
 from streams.core.errors import TopicsError
 from streams.core.topics import Topics, load_topics
@@ -22,8 +23,10 @@ from streams.logs import configure_logging
 from streams.ops.kafka_check import KafkaUnavailable, MissingTopics, check_cluster
 from streams.settings import Settings, SettingsError, load_settings
 
-console = Console(soft_wrap=True)
-"""Never wraps long lines into the output (a payload stays one line for ``jq`` and ``grep``)."""
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+"""Never wraps a long line of text (a payload stays one line for ``grep``); tables are 160
+columns wide when the output is not a terminal."""
 errors = Console(stderr=True, soft_wrap=True)
 
 
@@ -38,6 +41,11 @@ def fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
     """Print a refusal (no markup: messages quote user input) and return the exit to raise."""
     errors.print(message, style="red", markup=False, highlight=False)
     return typer.Exit(int(code))
+
+
+def table(*headers: str, title: str | None = None) -> Table:
+    """A table whose cells fold onto more lines rather than cut an identifier short."""
+    return Table(*(Column(header, overflow="fold") for header in headers), title=title)
 
 
 def print_json(value: Any) -> None:

@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from channels.base import ChannelName
 from streams.core.failures import Stage, header_map
 from streams.core.topics import Topics
-from streams.ops.cli_common import console, load_cli_settings, load_cli_topics
-from streams.ops.dlq import DeadLetter, Selection, read_dead_letters, replay, replay_topic
+from streams.ops.cli_common import (
+    ExitCode,
+    JsonOption,
+    console,
+    fail,
+    kafka,
+    load_cli_settings,
+    load_cli_topics,
+    print_json,
+    table,
+)
+from streams.ops.dlq import (
+    DeadLetter,
+    Selection,
+    latest_letters,
+    read_dead_letters,
+    replay,
+    replay_topic,
+)
 from streams.ops.stats import read_accounting
 from streams.settings import Settings
 
 dlq_app = typer.Typer(help="Read and replay the dead-letter topic.", no_args_is_help=True)
 _AGO = re.compile(r"^(\d+)([smhd])$")
+_AT = re.compile(r"\d+@\d+")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -67,7 +88,7 @@ def _selection(
 
 
 def letters_table(letters: list[DeadLetter], topics: Topics) -> Table:
-    table = Table(
+    rows = table(
         "at",
         "failed at",
         "stage",
@@ -83,25 +104,51 @@ def letters_table(letters: list[DeadLetter], topics: Topics) -> Table:
     )
     for letter in letters:
         failure = letter.failure
-        table.add_row(
+        rows.add_row(
             letter.coordinates,
             failure.last_failed_at.strftime("%Y-%m-%d %H:%M:%S") if failure else "?",
             failure.stage.value if failure else "?",
-            failure.reason if failure else "(no history)",
-            (failure.provider_code or "") if failure else "",
+            escape(failure.reason) if failure else "(no history)",
+            escape(failure.provider_code or "") if failure else "",
             str(failure.attempts) if failure else "",
             str(letter.shop_id or ""),
-            letter.scene or "",
+            escape(letter.scene or ""),
             letter.channel.value if letter.channel else "",
             str(failure.replays) if failure else "",
             replay_topic(letter, topics) or "-",
         )
-    return table
+    return rows
 
 
-def context() -> tuple[Settings, Topics]:
+def letter_document(letter: DeadLetter, topics: Topics, *, with_value: bool) -> dict[str, Any]:
+    """A dead letter for ``--json``: its place, history, what it is about, and (``show``) its
+    payload: the JSON it holds, else its text; null for a NULL record."""
+    record = letter.record
+    document: dict[str, Any] = {
+        "at": letter.coordinates,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key.decode(errors="replace") if record.key is not None else None,
+        "failure": letter.failure.model_dump(mode="json") if letter.failure else None,
+        "shop_id": letter.shop_id,
+        "scene": letter.scene,
+        "channel": letter.channel.value if letter.channel else None,
+        "goes_back_to": replay_topic(letter, topics),
+    }
+    if with_value:
+        document["headers"] = header_map(record.headers)
+        try:
+            document["value"] = None if record.value is None else orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            document["value"] = record.value.decode(errors="replace") if record.value is not None else None
+    return document
+
+
+def context() -> tuple[Settings, Topics, str]:
+    """Settings, topics, and the bootstrap address of a cluster that answered and has the DLQ."""
     settings = load_cli_settings()
-    return settings, load_cli_topics(settings)
+    topics = load_cli_topics(settings)
+    return settings, topics, kafka(settings, topics.dead_letter)
 
 
 @dlq_app.command("list")
@@ -115,32 +162,42 @@ def dlq_list(
     stage: StageOption = None,
     delivery_id: DeliveryId = None,
     event_id: EventId = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List dead letters (oldest first) with why they failed and where a replay sends them."""
-    settings, topics = context()
+    _, topics, bootstrap = context()
     selection = _selection(since, until, shop, scene, channel, code, stage, delivery_id, event_id)
-    console.print(
-        letters_table(read_dead_letters(settings.kafka_bootstrap_servers, topics, selection), topics)
-    )
+    letters = read_dead_letters(bootstrap, topics, selection)
+    if as_json:
+        print_json([letter_document(letter, topics, with_value=False) for letter in letters])
+    else:
+        console.print(letters_table(letters, topics))
 
 
 @dlq_app.command("show")
-def dlq_show(at: Annotated[str, typer.Argument(help="PARTITION@OFFSET, as `dlq list` shows it")]) -> None:
+def dlq_show(
+    at: Annotated[str, typer.Argument(help="PARTITION@OFFSET, as `dlq list` shows it")],
+    as_json: JsonOption = False,
+) -> None:
     """One dead letter: its headers (the whole history) and its payload."""
-    settings, topics = context()
+    if not _AT.fullmatch(at):
+        raise fail(f"{at!r} is not PARTITION@OFFSET, e.g. 0@12")
+    _, topics, bootstrap = context()
     found = [
-        letter
-        for letter in read_dead_letters(settings.kafka_bootstrap_servers, topics, Selection())
-        if letter.coordinates == at
+        letter for letter in read_dead_letters(bootstrap, topics, Selection()) if letter.coordinates == at
     ]
     if not found:
-        console.print(f"no dead letter at {at}")
-        raise typer.Exit(1)
+        raise fail(f"no dead letter at {at} in {topics.dead_letter}", ExitCode.FAILED)
+    if as_json:
+        print_json(letter_document(found[0], topics, with_value=True))
+        return
     record = found[0].record
     for name, value in header_map(record.headers).items():
-        console.print(f"[bold]{name}[/]: {value}", highlight=False, markup=True)
-    console.print(f"[bold]key[/]: {(record.key or b'').decode(errors='replace')}")
-    console.print((record.value or b"").decode(errors="replace"), markup=False, highlight=False)
+        console.print(f"[bold]{escape(name)}[/]: {escape(value)}", highlight=False)
+    key = "(null)" if record.key is None else record.key.decode(errors="replace")
+    console.print(f"[bold]key[/]: {escape(key)}", highlight=False)
+    value = "(null)" if record.value is None else record.value.decode(errors="replace")
+    console.print(value, markup=False, highlight=False)
 
 
 @dlq_app.command("replay")
@@ -156,18 +213,25 @@ def dlq_replay(
     event_id: EventId = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be replayed")] = False,
     rate: Annotated[float, typer.Option(help="records per second", min=0.1)] = 50.0,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="replay without asking, even failures known to be permanent")
+    ] = False,
 ) -> None:
     """Send matching dead letters back to be processed again. Safe to repeat: a delivery that
-    was delivered is never sent twice."""
-    settings, topics = context()
+    was delivered is never sent twice, and of a delivery dead-lettered again after a replay only
+    its latest letter goes back. Asks first when nothing is filtered or when some failures are
+    known to be permanent (the provider said so, or the event itself was refused)."""
     selection = _selection(since, until, shop, scene, channel, code, stage, delivery_id, event_id)
-    letters = read_dead_letters(settings.kafka_bootstrap_servers, topics, selection)
+    _, topics, bootstrap = context()
+    letters, superseded = latest_letters(read_dead_letters(bootstrap, topics, selection))
     if dry_run:
         console.print(letters_table(letters, topics))
+    else:
+        _confirm(letters, selection, yes)
     with Progress(console=console, transient=True, disable=dry_run) as progress:
         task = progress.add_task("replaying", total=len(letters))
         summary = replay(
-            settings.kafka_bootstrap_servers,
+            bootstrap,
             topics,
             letters,
             rate_per_second=rate,
@@ -176,6 +240,8 @@ def dlq_replay(
         )
     verb = "would replay" if dry_run else "replayed"
     console.print(f"{verb} {summary.total} of {len(letters)} matching dead letters")
+    if superseded:
+        console.print(f"  {superseded} older letters left out: their delivery failed again after a replay")
     for target, count in sorted(summary.replayed.items()):
         console.print(f"  {count} -> {target}")
     if summary.unreplayable:
@@ -184,22 +250,47 @@ def dlq_replay(
         )
 
 
-def stats() -> None:
-    """Check the accounting: consumed = delivered + skipped + dead-lettered + in flight."""
-    settings, topics = context()
-    accounting = read_accounting(
-        settings.kafka_bootstrap_servers, topics, settings.topic_prefix + settings.app_id
-    )
-    table = Table("events", "count", title="events consumed by the router, by final outcome")
+def _confirm(letters: list[DeadLetter], selection: Selection, yes: bool) -> None:
+    """Ask before a replay of everything or of failures known to be permanent; refuse without a
+    terminal to ask on (``--yes`` answers yes)."""
+    permanent = [letter for letter in letters if letter.known_permanent]
+    questions = []
+    if selection == Selection():
+        questions.append(f"no filter given: replay all {len(letters)} dead letters?")
+    if permanent:
+        codes = sorted({(x.failure.provider_code or x.failure.reason) for x in permanent if x.failure})
+        questions.append(
+            f"{len(permanent)} of them failed permanently ({', '.join(codes[:5])}): they will fail again "
+            "unless the cause was fixed. Replay them?"
+        )
+    if not questions or yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail(" ".join(questions) + " Add --yes to replay them.")
+    for question in questions:
+        if not typer.confirm(question):
+            raise fail("nothing replayed", ExitCode.FAILED)
+
+
+def stats(as_json: JsonOption = False) -> None:
+    """Check the accounting: consumed = delivered + skipped + dead-lettered + in flight; and
+    how many events wait unread."""
+    settings, topics, bootstrap = context()
+    accounting = read_accounting(bootstrap, topics, settings.topic_prefix + settings.app_id)
+    if as_json:
+        print_json(accounting.as_json())
+        return
+    rows = table("events", "count", title="events consumed by the router, by final outcome")
     for name, value in (
         ("consumed", accounting.consumed),
         ("delivered", accounting.delivered),
         ("skipped", accounting.skipped),
         ("dead-lettered", accounting.dead_lettered),
         ("in flight", accounting.in_flight),
+        ("waiting unread", accounting.unread),
     ):
-        table.add_row(name, str(value))
-    console.print(table)
+        rows.add_row(name, str(value))
+    console.print(rows)
     deliveries = ", ".join(f"{status} {count}" for status, count in sorted(accounting.deliveries.items()))
     console.print(f"deliveries: {deliveries or 'none'}; waiting in retry topics: {accounting.retry_waiting}")
     console.print(

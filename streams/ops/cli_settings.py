@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.table import Table
+from rich.markup import escape
 
 from channels.base import ChannelName
 from streams.core.catalog import Catalog, load_catalog
@@ -20,7 +20,17 @@ from streams.core.shop_checks import load_shop_files, parse_shop_rules
 from streams.core.shops import ShopRules
 from streams.core.source import SourceRecord
 from streams.logs import mask_identifier
-from streams.ops.cli_common import console, fail, load_cli_settings, load_cli_topics
+from streams.ops.cli_common import (
+    ExitCode,
+    JsonOption,
+    console,
+    fail,
+    kafka,
+    load_cli_settings,
+    load_cli_topics,
+    print_json,
+    table,
+)
 from streams.ops.shop_store import publish_shops, read_shops
 from streams.settings import Settings
 
@@ -33,45 +43,60 @@ def _catalog(settings: Settings) -> Catalog:
     try:
         return load_catalog(settings.config_dir / "catalog.yaml")
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), ExitCode.CONFIG) from None
 
 
-def catalog() -> None:
+def catalog(as_json: JsonOption = False) -> None:
     """The scenes: trigger, audience, channels and variable library."""
-    scenes = _catalog(load_cli_settings()).scenes
-    table = Table("scene", "title", "trigger", "to", "channels", "variables", title=f"{len(scenes)} scenes")
+    loaded = _catalog(load_cli_settings())
+    if as_json:
+        print_json(loaded.model_dump(mode="json"))
+        return
+    scenes = loaded.scenes
+    rows = table("scene", "title", "trigger", "to", "channels", "variables", title=f"{len(scenes)} scenes")
     for scene_id, scene in scenes.items():
         trigger = scene.trigger + "".join(f"\n{path}={value}" for path, value in scene.when.items())
-        table.add_row(
+        rows.add_row(
             scene_id,
             scene.title,
             trigger,
             scene.audience,
             ", ".join(c.value for c in scene.channels),
-            ", ".join(f"{{{name}}} {v.label}" for name, v in scene.variables.items()),
+            escape(", ".join(f"{{{name}}} {v.label}" for name, v in scene.variables.items())),
         )
-    console.print(table)
+    console.print(rows)
+
+
+def _settings_topic(settings: Settings) -> tuple[str, str]:
+    """The bootstrap address of a cluster that answered, and the settings topic it holds."""
+    topic = load_cli_topics(settings).settings
+    return kafka(settings, topic), topic
 
 
 def _shop(settings: Settings, shop_id: int, catalog: Catalog) -> ShopRules:
-    shop = read_shops(settings.kafka_bootstrap_servers, load_cli_topics(settings).settings, catalog).get(
-        shop_id
-    )
+    shop = read_shops(*_settings_topic(settings), catalog).get(shop_id)
     if shop is None:
-        raise fail(f"shop {shop_id} has no settings yet: `mall-notify settings load FILE` first")
+        raise fail(
+            f"shop {shop_id} has no settings yet: `mall-notify settings load FILE` first", ExitCode.FAILED
+        )
     return shop
 
 
+def _as_yaml(document: object) -> str:
+    return yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+
+
 @settings_app.command("show")
-def settings_show(shop_id: Annotated[int, typer.Argument(help="shop id")]) -> None:
-    """Print a shop's current settings as YAML (what `settings load` takes)."""
+def settings_show(
+    shop_id: Annotated[int, typer.Argument(help="shop id")], as_json: JsonOption = False
+) -> None:
+    """Print a shop's current settings as YAML (what `settings load` takes), or JSON."""
     settings = load_cli_settings()
     shop = _shop(settings, shop_id, _catalog(settings))
-    console.print(
-        yaml.safe_dump(shop.model_dump(mode="json", exclude_none=True), allow_unicode=True, sort_keys=False),
-        markup=False,
-        highlight=False,
-    )
+    if as_json:
+        print_json(shop.model_dump(mode="json"))
+        return
+    console.print(_as_yaml(shop.model_dump(mode="json", exclude_none=True)), markup=False, highlight=False)
 
 
 @settings_app.command("load")
@@ -81,8 +106,9 @@ def settings_load(files: Annotated[list[Path], typer.Argument(help="shop setting
     try:
         shops = load_shop_files(files, _catalog(settings))
     except ConfigError as exc:
-        raise fail(str(exc)) from None
-    publish_shops(settings.kafka_bootstrap_servers, load_cli_topics(settings).settings, shops)
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    bootstrap, topic = _settings_topic(settings)
+    publish_shops(bootstrap, topic, shops)
     console.print(f"saved the settings of shop(s) {', '.join(str(shop.shop_id) for shop in shops)}")
 
 
@@ -101,11 +127,20 @@ def settings_set(
     """Change one scene x channel of a shop, validated like the admin API does."""
     settings = load_cli_settings()
     catalog = _catalog(settings)
+    known = catalog.scenes.get(scene)
+    if known is None:
+        raise fail(f"{scene!r} is not a scene of the catalog (`mall-notify catalog` lists them)")
+    if channel not in known.channels:
+        allowed = ", ".join(c.value for c in known.channels)
+        raise fail(f"{scene} is not sent on {channel.value}; its channels: {allowed}")
+    malformed = [item for item in field or [] if "=" not in item]
+    if malformed:
+        raise fail(f"--field {malformed[0]!r}: write KEYWORD=TEXT")
     document = _shop(settings, shop_id, catalog).model_dump(mode="json")
     rule = document["scenes"].setdefault(scene, {}).setdefault(channel.value, {})
     changes = {"enabled": enabled, "template": template, "template_id": template_id}
     rule.update({key: value for key, value in changes.items() if value is not None})
-    default = catalog.scenes[scene].default_templates.get(channel) if scene in catalog.scenes else None
+    default = known.default_templates.get(channel)
     if rule.get("template") == "custom" and not rule.get("fields") and default is not None:
         rule["fields"] = dict(default.fields)  # start from the system default's contents
     for item in field or []:
@@ -114,61 +149,87 @@ def settings_set(
     try:
         shop = parse_shop_rules(document, catalog, f"shop {shop_id}")
     except ConfigError as exc:
-        raise fail(str(exc)) from None
-    publish_shops(settings.kafka_bootstrap_servers, load_cli_topics(settings).settings, [shop])
-    console.print(f"saved: shop {shop_id} {scene} {channel.value} {shop.scenes[scene][channel]!r}")
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    publish_shops(*_settings_topic(settings), [shop])
+    saved = shop.scenes[scene][channel].model_dump(mode="json", exclude_none=True)
+    console.print(f"saved: shop {shop_id} {scene} {channel.value}", markup=False, highlight=False)
+    console.print(_as_yaml(saved), markup=False, highlight=False)
 
 
 def explain(
-    event_file: Annotated[Path, typer.Argument(help="one event as JSON")],
+    event_file: Annotated[Path, typer.Argument(help="one event as JSON (config/samples/event.json)")],
     shop: Annotated[int, typer.Option(help="the shop whose settings to use")],
     settings_file: Annotated[
         Path | None, typer.Option("--settings", help="use this file, not the topic")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """For every scene x channel the event triggers: would it send, and why not."""
     settings = load_cli_settings()
     catalog = _catalog(settings)
     try:
         event = parse_event(event_file.read_bytes())
+    except OSError as exc:
+        raise fail(f"cannot read {event_file}: {exc.strerror or exc}") from None
     except EventRejected as exc:
-        raise fail(f"not an event the pipeline accepts: {exc}", 1) from None
+        raise fail(f"not an event the pipeline accepts: {exc}", ExitCode.FAILED) from None
     try:
         rules = (
             load_shop_files([settings_file], catalog)[0] if settings_file else _shop(settings, shop, catalog)
         )
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), ExitCode.CONFIG) from None
     routing = Router(catalog).route(
         event, compile_shop(rules, catalog), SourceRecord(str(event_file), 0, 0), datetime.now(UTC)
     )
-    table = Table(
+    if as_json:
+        print_json(
+            {
+                "event": {"type": event.type, "id": event.id, "shop_id": rules.shop_id},
+                "sends": [
+                    {
+                        "scene": d.scene,
+                        "channel": d.delivery.channel.value,
+                        "to": mask_identifier(d.delivery.recipient),
+                        "template_id": d.delivery.template_id,
+                        "fields": d.delivery.fields,
+                    }
+                    for d in routing.dispatches
+                ],
+                "skips": [
+                    {"scene": k.scene, "channel": k.channel.value if k.channel else None, "reason": k.reason}
+                    for k in routing.skips
+                ],
+            }
+        )
+        return
+    rows = table(
         "scene",
         "channel",
         "sends?",
         "to / why not",
         "template",
         "content",
-        title=f"{event.type} {event.id} for shop {rules.shop_id}",
+        title=escape(f"{event.type} {event.id} for shop {rules.shop_id}"),
     )
     for dispatch in routing.dispatches:
         delivery = dispatch.delivery
         content = "\n".join(f"{k}: {v}" for k, v in delivery.fields.items())
-        table.add_row(
+        rows.add_row(
             dispatch.scene,
             delivery.channel.value,
             "[green]yes[/]",
-            mask_identifier(delivery.recipient),
-            delivery.template_id,
-            content,
+            escape(mask_identifier(delivery.recipient)),
+            escape(delivery.template_id),
+            escape(content),
         )
     for skip in routing.skips:
-        table.add_row(
+        rows.add_row(
             skip.scene or "-",
             skip.channel.value if skip.channel else "-",
             "[yellow]no[/]",
-            skip.reason,
+            escape(skip.reason),
             "",
             "",
         )
-    console.print(table)
+    console.print(rows)

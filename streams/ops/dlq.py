@@ -5,6 +5,10 @@ its channel's send topic, a failed event to the event topic it came from. The re
 history with ``replays`` + 1 and attempts starting over. Replays are idempotent because the
 sender checks the ledger: a delivery already delivered (by an earlier replay, or meanwhile) is
 not sent again, so replaying the same records twice notifies nobody twice.
+
+A record that failed again after a replay is dead-lettered again: the topic then holds two
+letters of one delivery (or event). Only the latest is replayed (:func:`latest_letters`), so a
+second replay never picks up what the first one brought back.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from channels.base import ChannelName
+from channels.base import ChannelName, ErrorClass
 from streams.core.failures import TOO_LARGE, Failure, Stage
 from streams.core.topics import Topics
 from streams.ops.reading import ReadRecord, read_all
@@ -38,6 +42,44 @@ class DeadLetter:
     @property
     def coordinates(self) -> str:
         return f"{self.record.partition}@{self.record.offset}"
+
+    @property
+    def identity(self) -> str:
+        """What failed: the delivery, or else the record first read (an event)."""
+        failure = self.failure
+        if failure is None:
+            return f"dlq:{self.coordinates}"
+        return failure.delivery_id or str(failure.origin)
+
+    @property
+    def known_permanent(self) -> bool:
+        """Replaying it can only fail the same way, unless something was fixed meanwhile: the
+        provider said so (a user unsubscribed, a bad template), or the input itself was refused."""
+        failure = self.failure
+        return failure is not None and (
+            failure.error_class is ErrorClass.PERMANENT or failure.stage is Stage.PARSE
+        )
+
+
+def latest_letters(letters: Iterable[DeadLetter]) -> tuple[list[DeadLetter], int]:
+    """The latest letter of each delivery or event (the others came before a replay that failed
+    again), and how many were left out. Input and output in topic order."""
+    latest: dict[str, DeadLetter] = {}
+    total = 0
+    for letter in letters:
+        total += 1
+        known = latest.get(letter.identity)
+        if known is None or _later(letter, known):
+            latest[letter.identity] = letter
+    kept = sorted(latest.values(), key=lambda letter: (letter.record.partition, letter.record.offset))
+    return kept, total - len(kept)
+
+
+def _later(letter: DeadLetter, than: DeadLetter) -> bool:
+    replays = (letter.failure.replays if letter.failure else 0, than.failure.replays if than.failure else 0)
+    if replays[0] != replays[1]:
+        return replays[0] > replays[1]
+    return (letter.record.partition, letter.record.offset) > (than.record.partition, than.record.offset)
 
 
 def describe(record: ReadRecord) -> DeadLetter:

@@ -5,6 +5,7 @@ minutes of client retries."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -25,14 +26,13 @@ def _ignore(_: KafkaError) -> None:
 
 
 def check_cluster(bootstrap_servers: str, needed_topics: Iterable[str] = ()) -> None:
-    client = AdminClient(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "log_level": 0,
-            "error_cb": _ignore,
-            "socket.connection.setup.timeout.ms": int(PROBE_SECONDS * 1000),
-        }
-    )
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "log_level": 0,
+        "error_cb": _ignore,
+        "socket.connection.setup.timeout.ms": int(PROBE_SECONDS * 1000),
+    }
+    client = AdminClient(config)
     try:
         metadata = client.list_topics(timeout=PROBE_SECONDS)
     except KafkaException as exc:

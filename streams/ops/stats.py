@@ -4,8 +4,9 @@
 
 "Consumed" is what the router's consumer group has committed on the event topics. An event is
 delivered when every delivery it produced is delivered, dead-lettered when it or one of its
-deliveries is, skipped when it produced none; in flight until then (a delivery waiting in a
-retry tier, or not sent yet). Outcomes are read back from the outcomes topic, latest per key.
+deliveries is, skipped when it produced none (or when it was a duplicate of an event already
+handled); in flight until then (a delivery waiting in a retry tier, or not sent yet). Outcomes
+are read back from the outcomes topic, latest per key. Events not consumed yet are "unread".
 """
 
 from __future__ import annotations
@@ -29,10 +30,24 @@ class Accounting:
     dead_lettered: int
     deliveries: Counter[str]
     retry_waiting: int
+    unread: int = 0
+    """events on the event topics the router has not consumed yet"""
 
     @property
     def in_flight(self) -> int:
         return self.consumed - self.delivered - self.skipped - self.dead_lettered
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "consumed": self.consumed,
+            "delivered": self.delivered,
+            "skipped": self.skipped,
+            "dead_lettered": self.dead_lettered,
+            "in_flight": self.in_flight,
+            "unread": self.unread,
+            "deliveries": dict(self.deliveries),
+            "retry_waiting": self.retry_waiting,
+        }
 
 
 def latest_outcomes(records: list[ReadRecord]) -> list[Outcome]:
@@ -47,7 +62,7 @@ Positions = dict[tuple[str, int], int]
 
 
 def account(
-    positions: Positions, starts: Positions, outcomes: list[Outcome], retry_waiting: int
+    positions: Positions, starts: Positions, outcomes: list[Outcome], retry_waiting: int, unread: int = 0
 ) -> Accounting:
     """Classify each consumed event by its outcomes. Pure. Only events below the committed
     positions count, so an event handled but not committed yet is not counted twice."""
@@ -78,6 +93,7 @@ def account(
         statuses[Status.DEAD_LETTERED],
         deliveries,
         retry_waiting,
+        unread,
     )
 
 
@@ -104,10 +120,10 @@ def committed_positions(
 
 
 def read_accounting(bootstrap_servers: str, topics: Topics, app_id: str) -> Accounting:
-    positions, starts, _ = committed_positions(bootstrap_servers, app_id, topics.event_topics)
+    positions, starts, unread = committed_positions(bootstrap_servers, app_id, topics.event_topics)
     retry_topics = [
         topics.retry_topic(channel, tier) for channel in topics.spec.send for tier in topics.spec.retry.tiers
     ]
     _, _, retry_waiting = committed_positions(bootstrap_servers, f"{app_id}-retry", retry_topics)
     records = read_all(bootstrap_servers, topics.outcomes, timeout=120)
-    return account(positions, starts, latest_outcomes(records), retry_waiting)
+    return account(positions, starts, latest_outcomes(records), retry_waiting, unread)

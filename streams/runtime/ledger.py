@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -26,6 +26,10 @@ from streams.core.outcomes import Status
 from streams.runtime.records import Write
 
 Clock = Callable[[], float]
+ROUTED: Literal["routed"] = "routed"
+"""The router's entry for an event it turned into deliveries (their outcomes are the senders')."""
+Mark = Status | Literal["routed"]
+"""What the ledger knows of a key: its final outcome, or that the event was routed."""
 PartitionId = tuple[str, int]
 """(topic, partition) of the records the entries are about"""
 
@@ -40,17 +44,17 @@ class LedgerPartition:
     def __init__(self, ttl_seconds: float, clock: Clock) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._final: dict[str, tuple[Status, float]] = {}
+        self._final: dict[str, tuple[Mark, float]] = {}
 
     def __len__(self) -> int:
         return len(self._final)
 
-    def final(self, key: str) -> Status | None:
+    def final(self, key: str) -> Mark | None:
         self._forget_expired()
         entry = self._final.get(key)
         return entry[0] if entry else None
 
-    def remember(self, key: str, status: Status, at: float) -> None:
+    def remember(self, key: str, status: Mark, at: float) -> None:
         self._final.pop(key, None)  # re-inserted at the end: the dict stays ordered by time
         if at > self._clock() - self._ttl:
             self._final[key] = (status, at)
@@ -64,14 +68,15 @@ class LedgerPartition:
             del self._final[key]
 
 
-def entry_value(status: Status, at: float) -> bytes:
-    return orjson.dumps({"status": status.value, "at": at})
+def entry_value(status: Mark, at: float) -> bytes:
+    return orjson.dumps({"status": str(status), "at": at})
 
 
-def parse_entry(value: bytes | None) -> tuple[Status, float] | None:
+def parse_entry(value: bytes | None) -> tuple[Mark, float] | None:
     try:
         document: Any = orjson.loads(value or b"")
-        return Status(document["status"]), float(document["at"])
+        status = document["status"]
+        return (ROUTED if status == ROUTED else Status(status)), float(document["at"])
     except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
         return None
 
@@ -99,14 +104,14 @@ class Ledger:
         """Whether records of ``topic`` have a ledger here."""
         return topic in self._changelogs
 
-    def final(self, source: PartitionId, key: str) -> Status | None:
+    def final(self, source: PartitionId, key: str) -> Mark | None:
         """The final status of ``key`` on its partition; NotOwned when this lane does not own it."""
         state = self._partitions.get(source)
         if state is None:
             raise NotOwned(source)
         return state.final(key)
 
-    def entry(self, source: PartitionId, key: str, status: Status, at: float) -> Write:
+    def entry(self, source: PartitionId, key: str, status: Mark, at: float) -> Write:
         """Know a final outcome now; the changelog record that keeps it."""
         state = self._partitions.get(source)
         if state is not None:  # else the partition was lost meanwhile: its new owner reads the changelog

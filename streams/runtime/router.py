@@ -17,14 +17,14 @@ from collections.abc import Mapping
 from streams.core.errors import EventRejected
 from streams.core.events import parse_event
 from streams.core.failures import Failure, Stage
-from streams.core.outcomes import Outcome, Status, event_outcome
+from streams.core.outcomes import DUPLICATE_EVENT, Outcome, Status, event_outcome
 from streams.core.render_plan import ShopPlan
 from streams.core.routing import Router
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.lane import LaneConfig
-from streams.runtime.ledger import Ledger
+from streams.runtime.ledger import ROUTED, Ledger
 from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.stage import Clock, PipelineStage, utc_now
 from streams.runtime.stateful_lane import StatefulLane
@@ -60,8 +60,8 @@ class RouterStage(PipelineStage):
             failure = self.failure(record, exc.reason.value, exc.detail)
             outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
             return self._count("dead_lettered", self._dead_letter(record, failure, key, outcome))
-        if self.already_final(event.id, record):
-            return self._count("already_final", [])  # read again after a crash: its outcome is written
+        if self.already_final(event.id, record):  # the same event published again
+            return self._count("duplicate", self._duplicate(record, event.id, event.shop_id))
         try:
             routing = self.router.route(event, self.plans.get(event.shop_id), record.source, self.clock())
         except Exception as exc:  # a routing bug must dead-letter the event, not lose it
@@ -74,11 +74,17 @@ class RouterStage(PipelineStage):
         if routing.dispatches:
             send_key = record.key or event.id.encode()
             self.counts["deliveries"] += len(routing.dispatches)
+            routed = self.ledger.entry(
+                (record.topic, record.partition), event.id, ROUTED, self.clock().timestamp()
+            )
             return self._count(
                 "routed",
                 [
-                    Write(self.topics.send_topic(d.delivery.channel), send_key, d.to_json())
-                    for d in routing.dispatches
+                    *(
+                        Write(self.topics.send_topic(d.delivery.channel), send_key, d.to_json())
+                        for d in routing.dispatches
+                    ),
+                    routed,
                 ],
             )
         reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
@@ -88,6 +94,16 @@ class RouterStage(PipelineStage):
             Status.SKIPPED, reasons, record.source, self.clock(), event_id=event.id, shop_id=event.shop_id
         )
         return self._count("skipped", self.final(record, event.id, outcome))
+
+    def _duplicate(self, record: ConsumedRecord, event_id: str, shop_id: int) -> list[Write]:
+        """An event id already routed or settled, on another record: upstream published it twice
+        (with the same key, so on the same partition). It ends skipped, not sent again."""
+        metrics.DUPLICATES_SUPPRESSED.labels("event").inc()
+        metrics.OUTCOMES.labels(Status.SKIPPED.value).inc()
+        outcome = event_outcome(
+            Status.SKIPPED, DUPLICATE_EVENT, record.source, self.clock(), event_id=event_id, shop_id=shop_id
+        )
+        return [Write(self.topics.outcomes, outcome.key(), outcome.to_json())]
 
     def _dead_letter(
         self, record: ConsumedRecord, failure: Failure, key: str, outcome: Outcome

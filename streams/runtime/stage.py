@@ -123,8 +123,8 @@ class PipelineStage:
         event_id: str | None = None,
         stage: Stage | None = None,
     ) -> Failure:
-        """A first failure of ``record``, keeping the replay count of a record replayed from the DLQ,
-        as its dead letter can say it."""
+        """A failure of ``record`` at this stage. A record replayed from the DLQ keeps its history:
+        where it was first read, when it first failed, how often and when it was replayed."""
         previous = record.history
         now = self.clock()
         failure = Failure(
@@ -132,10 +132,11 @@ class PipelineStage:
             reason=reason,
             detail=detail,
             origin=previous.origin if previous else record.source,
-            first_failed_at=now,
+            first_failed_at=previous.first_failed_at if previous else now,
             last_failed_at=now,
             event_id=event_id,
             replays=previous.replays if previous else 0,
+            replayed_at=previous.replayed_at if previous else None,
         )
         return self.fitting(record, failure)
 

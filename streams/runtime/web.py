@@ -1,5 +1,5 @@
 """The worker's pages: ``/metrics`` (Prometheus), ``/readyz``, and the settings a shop's events
-are routed with (``/shops/{shop_id}/settings``)."""
+are routed with (``/shops/{shop_id}/settings``, with the platform's bearer token only)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.core.shop_records import ShopTable
+from streams.core.tokens import PLATFORM, Tokens
 from streams.runtime.health import Readiness
 
 
-def pages(readiness: Readiness, shops: ShopTable) -> web.Application:
+def pages(readiness: Readiness, shops: ShopTable, tokens: Tokens) -> web.Application:
     async def get_metrics(_: web.Request) -> web.Response:
         readiness.report()  # brings the gauges up to date
         return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -20,8 +21,11 @@ def pages(readiness: Readiness, shops: ShopTable) -> web.Application:
         return web.json_response(body, status=200 if ready else 503)
 
     async def get_shop(request: web.Request) -> web.Response:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or tokens.identity(token) != PLATFORM:
+            return web.json_response({"problems": ["the platform's bearer token is required"]}, status=401)
         shop_id = request.match_info["shop_id"]
-        shop = shops.get(int(shop_id)) if shop_id.isdigit() else None
+        shop = shops.get(int(shop_id)) if shop_id.isascii() and shop_id.isdigit() else None
         if shop is None:
             return web.json_response({"problems": [f"shop {shop_id} has no settings"]}, status=404)
         return web.json_response(shop.model_dump(mode="json"))

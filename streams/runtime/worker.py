@@ -29,6 +29,7 @@ from streams.core.catalog import Catalog, load_catalog
 from streams.core.render_plan import ShopPlan, compile_shop
 from streams.core.routing import Router
 from streams.core.shop_records import ShopTable
+from streams.core.tokens import Tokens
 from streams.core.topics import Topics, load_topics
 from streams.logs import fields, get_logger
 from streams.runtime.forwarder import ForwarderLane
@@ -88,6 +89,8 @@ class Worker:
     services: Supervisor
     """the transactions, the broker probe and the settings: started first, stopped last"""
     lane_tasks: Supervisor
+    tokens: Tokens
+    """who may read the shop pages (the platform)"""
 
     @property
     def readiness(self) -> Readiness:
@@ -102,7 +105,7 @@ class Worker:
 
 
 def build_worker(settings: Settings, topics: Topics | None = None, catalog: Catalog | None = None) -> Worker:
-    """Every part of a worker, nothing started (ConfigError / TopicsError for bad files)."""
+    """Every part of a worker, nothing started (ConfigError / TopicsError for bad files or tokens)."""
     topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
     catalog = catalog or load_catalog(settings.config_dir / "catalog.yaml")
     channels = Channels(channels_config(settings))
@@ -140,6 +143,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         probe,
         Supervisor(),
         Supervisor(),
+        Tokens.configured(settings.api_platform_token, {}),
     )
 
 
@@ -208,7 +212,7 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     worker.services.start("settings", worker.follower.run)
     for lane in worker.lanes:
         worker.lane_tasks.start(lane.name, lane.run)
-    runner = web.AppRunner(pages(worker.readiness, worker.shops), access_log=None)
+    runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.web_host, settings.web_port).start()
     log.info(

@@ -145,13 +145,36 @@ def test_a_record_too_large_to_copy_is_dead_lettered_as_a_reference(
     assert outcome.status is Status.DEAD_LETTERED
 
 
-def test_an_event_read_twice_gets_one_outcome(router: RouterStage, topics: Topics) -> None:
-    """After a crash before the offset commit the event is read again: no second skip or dead letter."""
-    skipped = record(to_bytes(payment_event(buyer={"user_id": "u1"})))
+def test_a_record_read_twice_gets_one_dead_letter(router: RouterStage, topics: Topics) -> None:
     broken = record(b"not json", offset=121)
-    writes = [write for _ in range(2) for r in (skipped, broken) for write in router.handle(r)]
-    assert [o.status for o in outcomes(writes, topics)] == [Status.SKIPPED, Status.DEAD_LETTERED]
+    writes = router.handle(broken) + router.handle(broken)
+    assert [o.status for o in outcomes(writes, topics)] == [Status.DEAD_LETTERED]
     assert len(on(writes, topics.dead_letter)) == 1
+
+
+@pytest.mark.parametrize(
+    "buyer",
+    [{"user_id": "u1"}, {"user_id": "u1", "oa_openid": "oR8sT1a2b3c4d5e6f7g8h9i0jKlM"}],
+    ids=["skipped", "routed"],
+)
+def test_an_event_published_twice_is_skipped_as_a_duplicate_the_second_time(
+    router: RouterStage, topics: Topics, buyer: dict[str, str]
+) -> None:
+    """Upstream sends the same event again (another offset): it is not routed again, and it ends
+    with an outcome of its own, keyed apart from the first one's, so `stats` counts it settled."""
+    value = to_bytes(payment_event(buyer=buyer))
+    first = router.handle(record(value, offset=120))
+    second = router.handle(record(value, offset=130))
+    sends = [w for w in first if w.topic.startswith("notify.send.")]
+    assert len(sends) == (1 if "oa_openid" in buyer else 0)
+    [duplicate] = outcomes(second, topics)
+    assert (duplicate.status, duplicate.reason, duplicate.source.offset) == (
+        Status.SKIPPED,
+        "duplicate_event",
+        130,
+    )
+    assert [w.topic for w in second] == [topics.outcomes]
+    assert on(second, topics.outcomes)[0].key not in {w.key for w in on(first, topics.outcomes)}
 
 
 def test_a_skipped_event_gets_one_outcome_with_the_reason(router: RouterStage, topics: Topics) -> None:
