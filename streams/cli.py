@@ -16,6 +16,7 @@ from rich.markup import escape
 from streams.core.errors import ConfigError, TopicsError
 from streams.core.events import json_schemas
 from streams.core.tokens import MIN_TOKEN_LENGTH, hash_token
+from streams.core.validation import UnreadableFile, describe, read_yaml
 from streams.ops import cli_dlq, cli_publish, cli_settings
 from streams.ops.cli_common import (
     ExitCode,
@@ -105,7 +106,6 @@ def sandbox(
     ] = None,
 ) -> None:
     """Run the provider sandbox (WeChat and Aliyun SMS wire formats, fault injection, inspection)."""
-    import yaml
     from aiohttp import web
     from pydantic import ValidationError
 
@@ -119,9 +119,11 @@ def sandbox(
         raise fail(f"--fault: {exc}") from None
     seed_file = seed or settings.config_dir / "sandbox.yaml"
     try:
-        state = State.from_file(seed_file)
-    except (OSError, ValueError, yaml.YAMLError) as exc:  # missing file, bad YAML, invalid seed
-        raise fail(f"--seed {seed_file}: {exc}", ExitCode.CONFIG) from None
+        state = State.from_document(read_yaml(seed_file))
+    except UnreadableFile as exc:
+        raise fail(f"--seed {exc}", ExitCode.CONFIG) from None
+    except ValidationError as exc:
+        raise fail(f"--seed {seed_file}: {describe(exc)}", ExitCode.CONFIG) from None
     try:
         web.run_app(
             build_app(state, faults),

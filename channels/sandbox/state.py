@@ -161,7 +161,12 @@ class State:
 
     @classmethod
     def from_file(cls, path: Path) -> State:
-        return cls(Seed.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {}))
+        return cls.from_document(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_document(cls, document: object) -> State:
+        """From the seed as read from YAML (ValidationError names a bad field)."""
+        return cls(Seed.model_validate(document or {}))
 
     def current_token(self, appid: str) -> str | None:
         now = self.clock()

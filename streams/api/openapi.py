@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from openapi_pydantic import Info, MediaType, OpenAPI, Operation, PathItem, RequestBody, Response
+from openapi_pydantic import (
+    Components,
+    Info,
+    MediaType,
+    OpenAPI,
+    Operation,
+    Parameter,
+    PathItem,
+    RequestBody,
+    Response,
+    SecurityScheme,
+)
 from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema_class
 from pydantic import BaseModel
 
@@ -14,77 +25,111 @@ class Problems(BaseModel):
     problems: list[str]
 
 
-def openapi_document() -> OpenAPI:
-    def json_of(model: type[BaseModel]) -> dict[str, MediaType]:
-        return {"application/json": MediaType(media_type_schema=PydanticSchema(schema_class=model))}
+class Health(BaseModel):
+    ready: bool
 
-    refused = {
-        "401": Response(description="no valid bearer token"),
-        "403": Response(description="the token may not reach this shop"),
-    }
+
+def _json_of(model: type[BaseModel]) -> dict[str, MediaType]:
+    return {"application/json": MediaType(media_type_schema=PydanticSchema(schema_class=model))}
+
+
+def _problem(description: str) -> Response:
+    return Response(description=description, content=_json_of(Problems))
+
+
+def _path(name: str, pattern: str | None = None) -> Parameter:
+    schema: dict[str, str] = {"type": "string"} | ({"pattern": pattern} if pattern else {})
+    return Parameter.model_validate({"name": name, "in": "path", "required": True, "schema": schema})
+
+
+SHOP_ID = _path("shop_id", r"^[1-9][0-9]{0,17}$")
+REFUSED = {
+    "401": _problem("no valid bearer token"),
+    "403": _problem("the token may not reach this shop"),
+    "404": _problem("no such path, or the shop has no settings yet"),
+}
+WECHAT = {"502": _problem("WeChat refused or did not answer")}
+SAVED = {"200": Response(description="saved", content=_json_of(ShopRules))}
+INVALID = {
+    "400": _problem("the body is not JSON"),
+    "413": _problem("the body is larger than 256 KiB"),
+    "422": _problem("refused: every problem, naming its field"),
+    "503": _problem("Kafka did not acknowledge the save; try again"),
+}
+
+
+def _operation(summary: str, responses: dict[str, Response], **extra: object) -> Operation:
+    return Operation(summary=summary, responses=responses, security=[{"bearer": []}], **extra)
+
+
+def openapi_document() -> OpenAPI:
     settings_path = PathItem(
-        get=Operation(
-            summary="A shop's settings",
-            responses={
-                "200": Response(description="the settings", content=json_of(ShopRules)),
-                **refused,
-                "404": Response(description="no settings yet", content=json_of(Problems)),
-            },
+        parameters=[SHOP_ID],
+        get=_operation(
+            "A shop's settings",
+            {"200": Response(description="the settings", content=_json_of(ShopRules)), **REFUSED},
         ),
-        put=Operation(
-            summary="Save a shop's settings (validated; workers apply them to the next event)",
-            requestBody=RequestBody(content=json_of(ShopRules), required=True),
-            responses={
-                "200": Response(description="saved", content=json_of(ShopRules)),
-                **refused,
-                "422": Response(
-                    description="refused: every problem, naming its field", content=json_of(Problems)
-                ),
-            },
+        put=_operation(
+            "Save a shop's settings (validated; workers apply them to the next event)",
+            {**SAVED, **REFUSED, **INVALID},
+            requestBody=RequestBody(content=_json_of(ShopRules), required=True),
         ),
     )
+    scene = [SHOP_ID, _path("scene"), _path("channel")]
     document = OpenAPI(
-        info=Info(title="mall-notify admin API", version="1"),
+        info=Info(
+            title="mall-notify admin API",
+            version="1",
+            description="A shop's token reaches only its own shop; the platform's token every shop.",
+        ),
+        components=Components(
+            securitySchemes={
+                "bearer": SecurityScheme(
+                    type="http", scheme="bearer", description="the platform's or a shop's token"
+                )
+            }
+        ),
         paths={
-            "/v1/catalog": PathItem(
+            "/healthz": PathItem(
                 get=Operation(
-                    summary="The notification catalog",
-                    responses={"200": Response(description="scenes", content=json_of(Catalog)), **refused},
+                    summary="Ready when the shops' settings are loaded from Kafka (no token needed)",
+                    responses={
+                        "200": Response(description="ready", content=_json_of(Health)),
+                        "503": Response(description="not ready yet", content=_json_of(Health)),
+                    },
+                )
+            ),
+            "/v1/catalog": PathItem(
+                get=_operation(
+                    "The notification catalog",
+                    {"200": Response(description="scenes", content=_json_of(Catalog)), **REFUSED},
                 )
             ),
             "/v1/shops/{shop_id}/settings": settings_path,
             "/v1/shops/{shop_id}/scenes/{scene}/{channel}/enable": PathItem(
-                post=Operation(
-                    summary="Turn a scene on (an OA default template is added to the shop's OA)",
-                    responses={
-                        "200": Response(description="saved", content=json_of(ShopRules)),
-                        **refused,
-                        "422": Response(description="refused", content=json_of(Problems)),
-                        "502": Response(description="WeChat refused", content=json_of(Problems)),
-                    },
-                )
+                parameters=scene,
+                post=_operation(
+                    "Turn a scene on (an OA default template is added to the shop's OA)",
+                    {**SAVED, **REFUSED, **INVALID, **WECHAT},
+                ),
             ),
             "/v1/shops/{shop_id}/scenes/{scene}/{channel}/disable": PathItem(
-                post=Operation(
-                    summary="Turn a scene off",
-                    responses={"200": Response(description="saved", content=json_of(ShopRules)), **refused},
-                )
+                parameters=scene,
+                post=_operation("Turn a scene off", {**SAVED, **REFUSED, **INVALID}),
             ),
             "/v1/shops/{shop_id}/templates": PathItem(
-                get=Operation(
-                    summary="The templates the shop's Official Account holds, and the scenes using each",
-                    responses={"200": Response(description="templates"), **refused},
-                )
+                parameters=[SHOP_ID],
+                get=_operation(
+                    "The templates the shop's Official Account holds, and the scenes using each",
+                    {"200": Response(description="templates"), **REFUSED, **WECHAT},
+                ),
             ),
             "/v1/shops/{shop_id}/templates/{template_id}": PathItem(
-                delete=Operation(
-                    summary="Delete a template from the shop's OA; scenes using it are turned off",
-                    responses={
-                        "200": Response(description="saved", content=json_of(ShopRules)),
-                        **refused,
-                        "502": Response(description="WeChat refused", content=json_of(Problems)),
-                    },
-                )
+                parameters=[SHOP_ID, _path("template_id")],
+                delete=_operation(
+                    "Delete a template from the shop's OA; scenes using it are turned off",
+                    {**SAVED, **REFUSED, **INVALID, **WECHAT},
+                ),
             ),
         },
     )

@@ -11,12 +11,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from channels.base import ChannelName
 from channels.wechat_values import value_type
 from streams.core.errors import ConfigError
+from streams.core.validation import UnreadableFile, read_yaml
 from streams.core.validation import problems as validation_problems
 
 
@@ -120,11 +120,12 @@ def placeholders(text: str) -> list[str]:
 
 
 def load_yaml(path: Path) -> object:
-    """A YAML file as Python data; ConfigError names the file when it cannot be read or parsed."""
+    """A YAML file as Python data; ConfigError names the file (and line) when it cannot be read."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), [str(exc)]) from None
+        return read_yaml(path)
+    except UnreadableFile as exc:
+        where, _, problem = str(exc).partition(": ")
+        raise ConfigError(where, [problem]) from None
 
 
 def _describe(path: Path, exc: ValidationError) -> ConfigError:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.base import ChannelName
 from streams.core.errors import TopicsError
-from streams.core.validation import describe
+from streams.core.validation import UnreadableFile, describe, read_yaml
 
 
 class Frozen(BaseModel):
@@ -149,9 +148,8 @@ class Topics:
 
 def load_topics(path: Path, prefix: str = "") -> Topics:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Topics(TopicsFile.model_validate(document), prefix)
-    except (OSError, yaml.YAMLError) as exc:
-        raise TopicsError(f"{path}: {exc}") from None
+        return Topics(TopicsFile.model_validate(read_yaml(path)), prefix)
+    except UnreadableFile as exc:
+        raise TopicsError(str(exc)) from None
     except ValidationError as exc:
         raise TopicsError(f"{path}: {describe(exc)}") from None

@@ -1,8 +1,30 @@
-"""One way to turn a pydantic ValidationError into a message that names each bad field."""
+"""One way to turn a pydantic ValidationError, or a file that cannot be read, into a message that
+names each bad field (or the line), fit for one line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
 from pydantic import ValidationError
+
+
+class UnreadableFile(Exception):
+    """A file that is missing or is not YAML; the message names the path and the line."""
+
+
+def read_yaml(path: Path) -> object:
+    """A YAML file as Python data."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UnreadableFile(f"{path}: {exc.strerror or exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        raise UnreadableFile(f"{path}: {where}{exc.problem or exc.context} (not valid YAML)") from None
+    except yaml.YAMLError as exc:
+        raise UnreadableFile(f"{path}: {' '.join(str(exc).split())}") from None
 
 
 def problems(exc: ValidationError, *, skip_first: int = 0, limit: int = 10) -> list[str]:

@@ -8,19 +8,22 @@ record per shop (compacted), so it grows with the number of shops, not with hist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from confluent_kafka.aio import AIOConsumer
 
 from streams.core.shop_records import ShopTable
-from streams.logs import fields, get_logger
+from streams.logs import Repeats, fields, get_logger
 from streams.runtime.clients import reader_config
 from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
 
 log = get_logger("shop_table")
+WAITING = Repeats(log, interval_seconds=30.0)
 BATCH = 500
 WAIT_SECONDS = 0.5
+RETRY_SECONDS = 2.0
 
 
 class ShopFollower:
@@ -43,7 +46,9 @@ class ShopFollower:
     async def run(self, stopping: asyncio.Event) -> None:
         consumer = AIOConsumer(reader_config(self._bootstrap, on_loop=True), max_workers=2)
         try:
-            ends = await self._start(consumer)
+            ends = await self._start_when_kafka_answers(consumer, stopping)
+            if ends is None:
+                return
             log.info("loading shop settings", extra=fields(topic=self.topic))
             while not stopping.is_set():
                 for message in await consumer.consume(BATCH, WAIT_SECONDS):
@@ -61,6 +66,20 @@ class ShopFollower:
             log.error("settings refused, the previous ones stay", extra=fields(detail=applied))
         else:
             self._on_change(applied)
+
+    async def _start_when_kafka_answers(
+        self, consumer: AIOConsumer, stopping: asyncio.Event
+    ) -> dict[int, int] | None:
+        """:meth:`_start`, tried again every few seconds while Kafka does not answer (the process
+        reports not ready meanwhile); None when asked to stop first."""
+        while not stopping.is_set():
+            try:
+                return await self._start(consumer)
+            except KafkaException as exc:
+                WAITING.warning("waiting for Kafka to load the shop settings", detail=str(exc.args[0]))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), RETRY_SECONDS)
+        return None
 
     async def _start(self, consumer: AIOConsumer) -> dict[int, int]:
         """Assign every partition from its oldest record; the ends to catch up with."""

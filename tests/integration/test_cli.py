@@ -25,12 +25,6 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 180) -> subproce
     )
 
 
-def test_an_invalid_setting_stops_the_worker_with_the_variable_named() -> None:
-    result = _run(["worker"], {"MALL_NOTIFY_WEB_PORT": "0"})
-    assert result.returncode == 2
-    assert "MALL_NOTIFY_WEB_PORT: Input should be greater than or equal to 1" in result.stderr
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_topics_ensure_prints_a_table_and_exits_zero(kafka_bootstrap: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,59 @@ def test_secrets_never_show_in_the_settings(monkeypatch: pytest.MonkeyPatch) -> 
     assert "s3cr3t-value" not in repr(settings)
     assert "s3cr3t-value" not in str(settings.model_dump())
     assert settings.wechat_secrets["wx5f2a9c1d8e7b6a01"].get_secret_value() == "s3cr3t-value"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("call +8613812345678", "call +86138****5678"),
+        ("call 8613812345678", "call 86138****5678"),
+        ("call 138-1234-5678", "call 138****5678"),
+        ("call +86 138 1234 5678", "call +86 138****5678"),
+        ("from oR8sT1a2b3c4d5e6f7g8h9i0jKlM.", "from oR8s***jKlM."),
+    ],
+)
+def test_every_way_of_writing_a_phone_number_or_an_openid_is_masked(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
+def test_nested_values_and_tracebacks_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO")
+    monkeypatch.setattr(logging.getLogger().handlers[0], "stream", stream)
+    try:
+        raise ValueError("bad number 13812345678 for oR8sT1a2b3c4d5e6f7g8h9i0jKlM")
+    except ValueError:
+        get_logger("test").exception(
+            "failed", extra={"phones": ["13912345678"], "body": {"touser": "oMp1a2b3c4d5e6f7g8h9i0jKlMnO"}}
+        )
+    text = stream.getvalue()
+    for clear in (
+        "13812345678",
+        "13912345678",
+        "oR8sT1a2b3c4d5e6f7g8h9i0jKlM",
+        "oMp1a2b3c4d5e6f7g8h9i0jKlMnO",
+    ):
+        assert clear not in text
+    line = json.loads(text)
+    assert line["phones"] == ["139****5678"]
+    assert line["body"] == {"touser": "oMp1***lMnO"}
+    assert "bad number 138****5678 for oR8s***jKlM" in line["exc_info"]
+
+
+def test_the_log_level_may_be_written_in_lower_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALL_NOTIFY_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_the_local_broker_is_found_where_kafka_sh_wrote_its_address(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("MALL_NOTIFY_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("KAFKA_LOCAL_DIR", str(tmp_path))
+    assert load_settings().kafka_bootstrap_servers == "127.0.0.1:19092"
+    (tmp_path / "bootstrap").write_text("127.0.0.1:40123\n")
+    assert load_settings().kafka_bootstrap_servers == "127.0.0.1:40123"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092")
+    assert load_settings().kafka_bootstrap_servers == "kafka-1:9092"
