@@ -34,6 +34,9 @@ from streams.ops.topic_admin import ensure_topics
 SETTLE_SECONDS = 60.0
 
 
+PLATFORM_TOKEN = "platform-token-for-tests"
+
+
 @dataclass
 class Pipeline:
     bootstrap: str
@@ -141,6 +144,7 @@ def pipeline(
         "MALL_NOTIFY_TOPIC_PREFIX": session_prefix,
         "MALL_NOTIFY_CONFIG_DIR": str(config),
         "MALL_NOTIFY_KAFKA_SESSION_TIMEOUT": "6",
+        "MALL_NOTIFY_API_PLATFORM_TOKEN": PLATFORM_TOKEN,  # the worker's shop pages want it
     }
     with running_stack(log_dir, env) as (sandbox, worker):
         pipeline = Pipeline(

@@ -7,22 +7,29 @@ import copy
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from streams.core.tokens import hash_token
 from streams.devtools.local_stack import Service, start_api
 from tests.factories import ROOT, SAMPLE_EVENTS, event, to_bytes
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import PLATFORM_TOKEN, Pipeline
 
 pytestmark = pytest.mark.integration
 SHOP = 3003
+SHOP_TOKEN, OTHER_TOKEN, ROTATED_TOKEN = "shop-3003-secret-01", "shop-9001-secret-01", "shop-3003-secret-02"
 TOKENS = {
-    "MALL_NOTIFY_API_PLATFORM_TOKEN": "platform-secret",
-    "MALL_NOTIFY_API_SHOP_TOKENS": json.dumps({str(SHOP): "shop-3003-secret", "1001": "shop-1001-secret"}),
+    "MALL_NOTIFY_API_PLATFORM_TOKEN": hash_token(PLATFORM_TOKEN),
+    "MALL_NOTIFY_API_SHOP_TOKENS": json.dumps(
+        {str(SHOP): [SHOP_TOKEN, hash_token(ROTATED_TOKEN)], "9001": OTHER_TOKEN}
+    ),
 }
 
 
@@ -34,10 +41,10 @@ def api(pipeline: Pipeline) -> Iterator[Service]:
 
 
 def call(
-    api: Service, method: str, path: str, token: str | None = None, body: dict[str, Any] | None = None
+    api: Service, method: str, path: str, token: str | None = None, body: dict[str, Any] | bytes | None = None
 ) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
-    data = json.dumps(body).encode() if body is not None else None
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(api.url + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
@@ -57,6 +64,7 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
     status, document = call(api, "GET", "/openapi.json")
     assert status == 200
     assert set(document["paths"]) == {
+        "/healthz",
         "/v1/catalog",
         "/v1/shops/{shop_id}/settings",
         "/v1/shops/{shop_id}/scenes/{scene}/{channel}/enable",
@@ -65,16 +73,25 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/templates/{template_id}",
     }
     assert "ShopRules" in document["components"]["schemas"]
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "the platform's or a shop's token",
+    }
+    put = document["paths"]["/v1/shops/{shop_id}/settings"]["put"]
+    assert {"400", "401", "403", "404", "413", "422", "503"} <= set(put["responses"])
+    assert put["security"] == [{"bearer": []}]
 
 
 def test_tokens_reach_only_what_they_may(api: Service) -> None:
     assert call(api, "GET", "/v1/catalog")[0] == 401
     assert call(api, "GET", "/v1/catalog", "not-a-token")[0] == 401
-    status, catalog = call(api, "GET", "/v1/catalog", "shop-1001-secret")
+    status, catalog = call(api, "GET", "/v1/catalog", OTHER_TOKEN)
     assert status == 200
     assert "buyer_order_paid" in catalog["scenes"]
-    assert call(api, "PUT", f"/v1/shops/{SHOP}/settings", "shop-1001-secret", shop_settings())[0] == 403
-    assert call(api, "GET", "/v1/shops/1001/settings", "platform-secret")[0] == 200
+    assert call(api, "PUT", f"/v1/shops/{SHOP}/settings", OTHER_TOKEN, shop_settings())[0] == 403
+    assert call(api, "GET", "/v1/shops/9001/settings", PLATFORM_TOKEN)[0] == 200
+    assert call(api, "GET", f"/v1/shops/{SHOP}/settings", ROTATED_TOKEN)[0] in (200, 404)  # both tokens work
 
 
 def test_invalid_settings_are_refused_naming_the_field(api: Service) -> None:
@@ -87,7 +104,7 @@ def test_invalid_settings_are_refused_naming_the_field(api: Service) -> None:
             "time4": "{pay_time}",
         },
     )
-    status, answer = call(api, "PUT", f"/v1/shops/{SHOP}/settings", "shop-3003-secret", bad)
+    status, answer = call(api, "PUT", f"/v1/shops/{SHOP}/settings", SHOP_TOKEN, bad)
     assert status == 422
     assert answer["problems"] == ["scenes.buyer_order_paid.wechat_oa: fields.thing3: unknown variable goods"]
 
@@ -95,7 +112,7 @@ def test_invalid_settings_are_refused_naming_the_field(api: Service) -> None:
 def _wait_for_settings(pipeline: Pipeline, expected: dict[str, Any]) -> None:
     """Until the running worker routes with ``expected`` (it follows the settings topic)."""
     deadline = time.monotonic() + 20
-    while call(pipeline.worker, "GET", f"/shops/{SHOP}/settings")[1] != expected:
+    while call(pipeline.worker, "GET", f"/shops/{SHOP}/settings", PLATFORM_TOKEN)[1] != expected:
         assert time.monotonic() < deadline, "the worker never took the change"
         time.sleep(0.1)
 
@@ -120,7 +137,7 @@ def test_saved_settings_apply_to_the_next_event_without_a_restart(api: Service, 
         api,
         "PUT",
         f"/v1/shops/{SHOP}/settings",
-        "shop-3003-secret",
+        SHOP_TOKEN,
         shop_settings(template="custom", fields=custom),
     )
     assert status == 200
@@ -138,7 +155,7 @@ def test_saved_settings_apply_to_the_next_event_without_a_restart(api: Service, 
     assert message["body"]["data"]["thing3"]["value"] == "您购买的帆布双肩包"
 
     status, saved = call(
-        api, "PUT", f"/v1/shops/{SHOP}/settings", "platform-secret", shop_settings(enabled=False)
+        api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings(enabled=False)
     )
     assert status == 200
     _wait_for_settings(pipeline, saved)
@@ -157,16 +174,16 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
 ) -> None:
     shop = shop_settings()
     shop["scenes"]["buyer_coupon_issued"]["wechat_oa"] = {"enabled": False}
-    status, saved = call(api, "PUT", f"/v1/shops/{SHOP}/settings", "platform-secret", shop)
+    status, saved = call(api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop)
     assert status == 200
     _wait_for_settings(pipeline, saved)
     status, enabled = call(
-        api, "POST", f"/v1/shops/{SHOP}/scenes/buyer_coupon_issued/wechat_oa/enable", "shop-3003-secret"
+        api, "POST", f"/v1/shops/{SHOP}/scenes/buyer_coupon_issued/wechat_oa/enable", SHOP_TOKEN
     )
     assert status == 200, enabled
     template_id = enabled["scenes"]["buyer_coupon_issued"]["wechat_oa"]["template_id"]
     assert template_id
-    status, templates = call(api, "GET", f"/v1/shops/{SHOP}/templates", "shop-3003-secret")
+    status, templates = call(api, "GET", f"/v1/shops/{SHOP}/templates", SHOP_TOKEN)
     assert status == 200
     [added] = [t for t in templates if t["template_id"] == template_id]
     assert added["used_by"] == ["buyer_coupon_issued/wechat_oa"]
@@ -178,7 +195,7 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
     ]
     assert message["body"]["template_id"] == template_id
 
-    status, after = call(api, "DELETE", f"/v1/shops/{SHOP}/templates/{template_id}", "shop-3003-secret")
+    status, after = call(api, "DELETE", f"/v1/shops/{SHOP}/templates/{template_id}", SHOP_TOKEN)
     assert status == 200, after
     rule = after["scenes"]["buyer_coupon_issued"]["wechat_oa"]
     assert (rule["enabled"], rule["disabled_reason"]) == (False, f"its template {template_id} was deleted")
@@ -189,3 +206,116 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
         skipped.reason
         == f"buyer_coupon_issued/wechat_oa: disabled by the shop (its template {template_id} was deleted)"
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/shops/%D9%A1%D9%A0%D9%A0%D9%A1/settings",  # ١٠٠١, Arabic-Indic digits
+        "/v1/shops/09001/settings",  # not the canonical spelling of 9001
+        "/v1/shops/9001/scenes/buyer_order_paid/wechat_oa/toggle",
+        "/nothing-here",
+    ],
+)
+def test_paths_that_are_not_the_apis_are_json_404s(api: Service, path: str) -> None:
+    status, answer = call(api, "POST" if "scenes" in path else "GET", path, OTHER_TOKEN)
+    assert status == 404
+    assert answer["problems"][0].startswith("no such resource")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "problem"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, 400, "depth limit exceeded"),
+        (b'{"shop_id": 3003, "name": "\\ud800"}', 400, "the body must be JSON in UTF-8"),
+        (b'{"shop_id": 3003, "name": "' + b"x" * 300_000 + b'"}', 413, "larger than 256 KiB"),
+        (b"not json", 400, "the body must be JSON"),
+    ],
+    ids=["nested-100000-deep", "lone-surrogate", "huge-name", "not-json"],
+)
+def test_malformed_bodies_are_4xx_with_a_problem(
+    api: Service, body: bytes, status: int, problem: str
+) -> None:
+    answer = call(api, "PUT", f"/v1/shops/{SHOP}/settings", SHOP_TOKEN, body)
+    assert answer[0] == status
+    assert problem in answer[1]["problems"][0]
+
+
+def test_long_strings_and_lone_braces_are_refused_naming_the_field(api: Service) -> None:
+    shop = shop_settings(template="custom", fields={"character_string1": "abc{"})
+    shop["name"] = "店" * 10_000
+    shop["scenes"]["buyer_order_paid"]["wechat_mp"]["template_id"] = "t" * 5_000
+    status, answer = call(api, "PUT", f"/v1/shops/{SHOP}/settings", SHOP_TOKEN, shop)
+    assert status == 422
+    problems = "\n".join(answer["problems"])
+    assert "name: String should have at most 64 characters" in problems
+    assert (
+        "scenes.buyer_order_paid.wechat_mp.template_id: String should have at most 128 characters" in problems
+    )
+
+
+def test_the_workers_shop_pages_need_the_platforms_token(pipeline: Pipeline) -> None:
+    assert call(pipeline.worker, "GET", "/shops/9001/settings")[0] == 401
+    assert call(pipeline.worker, "GET", "/shops/9001/settings", OTHER_TOKEN)[0] == 401
+    status, shop = call(pipeline.worker, "GET", "/shops/9001/settings", PLATFORM_TOKEN)
+    assert (status, shop["shop_id"]) == (200, 9001)
+
+
+def test_every_change_is_audited_and_every_request_logged(api: Service) -> None:
+    shop = shop_settings()
+    shop["shop_id"], shop["name"] = 3005, "审计店"
+    assert call(api, "PUT", "/v1/shops/3005/settings", PLATFORM_TOKEN, shop)[0] == 200
+    lines = [json.loads(line) for line in api.log_path.read_text().splitlines() if line.startswith("{")]
+    [audit] = [line for line in lines if line["name"] == "mall_notify.audit" and line.get("shop_id") == 3005]
+    assert (audit["who"], audit["action"]) == ("platform", "put settings")
+    assert "name: None -> 审计店" in audit["changes"]
+    assert any(
+        line["name"] == "mall_notify.api.access" and "PUT /v1/shops/3005/settings" in line["message"]
+        for line in lines
+    )
+    assert PLATFORM_TOKEN not in api.log_path.read_text()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+FUZZ_SHOP = 3004
+
+
+def _mutated(document: Any, data: st.DataObject) -> Any:
+    """The valid settings with one value, anywhere, replaced by any JSON."""
+    if isinstance(document, dict) and document and data.draw(st.booleans()):
+        key = data.draw(st.sampled_from(sorted(document)))
+        return document | {key: _mutated(document[key], data)}
+    return data.draw(JSON)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzzing_the_api_never_gets_a_500(api: Service, data: st.DataObject) -> None:
+    """What /openapi.json describes, called with anything: a 4xx (or 200 for what is valid), or 502
+    / 503 when WeChat or Kafka refuse; never an error of ours."""
+    segment = st.text(min_size=1, max_size=20).map(lambda text: urllib.parse.quote(text, safe=""))
+    kind = data.draw(st.sampled_from(["settings", "raw", "switch", "delete", "read"]))
+    body: Any = None
+    if kind == "settings":
+        method, path = "PUT", f"/v1/shops/{FUZZ_SHOP}/settings"
+        body = _mutated(shop_settings() | {"shop_id": FUZZ_SHOP}, data)
+    elif kind == "raw":
+        method, path = "PUT", f"/v1/shops/{FUZZ_SHOP}/settings"
+        body = data.draw(st.binary(max_size=200) | JSON)
+    elif kind == "switch":
+        scene = data.draw(segment | st.sampled_from(["buyer_order_paid", "buyer_coupon_issued"]))
+        channel = data.draw(segment | st.sampled_from(["wechat_oa", "wechat_mp", "aliyun_sms"]))
+        action = data.draw(st.sampled_from(["enable", "disable"]))
+        method, path = "POST", f"/v1/shops/{FUZZ_SHOP}/scenes/{scene}/{channel}/{action}"
+    elif kind == "delete":
+        method, path = "DELETE", f"/v1/shops/{FUZZ_SHOP}/templates/{data.draw(segment)}"
+    else:
+        method, path = "GET", f"/v1/shops/{data.draw(segment)}/settings"
+    status, answer = call(api, method, path, PLATFORM_TOKEN, body)
+    assert status < 500 or status in (502, 503), (method, path, body, answer)
+    if status >= 400:
+        assert answer["problems"]
