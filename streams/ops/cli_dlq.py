@@ -275,7 +275,9 @@ def _confirm(letters: list[DeadLetter], selection: Selection, yes: bool) -> None
 def stats(as_json: JsonOption = False) -> None:
     """Check the accounting: consumed = delivered + skipped + dead-lettered + in flight; and
     how many events wait unread."""
-    settings, topics, bootstrap = context()
+    settings = load_cli_settings()
+    topics = load_cli_topics(settings)
+    bootstrap = kafka(settings, *(spec.name for spec in topics.all()))
     accounting = read_accounting(bootstrap, topics, settings.topic_prefix + settings.app_id)
     if as_json:
         print_json(accounting.as_json())

@@ -79,12 +79,12 @@ def test_a_replay_after_the_fix_delivers_exactly_once(pipeline: Pipeline) -> Non
     assert failed.status.value == "dead_lettered"
     delivery_id = str(failed.delivery_id)
 
-    dry = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--dry-run")
+    dry = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--dry-run")  # asks nothing
     assert "would replay 1 of 1 matching dead letters" in dry
     assert len(_send_times(pipeline, delivery_id)) == 1, "a dry run sends nothing"
 
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
-    out = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--rate", "20")
+    out = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--rate", "20", "--yes")
     assert "replayed 1 of 1 matching dead letters" in out
     records = pipeline.outcomes_from(start, lambda o: o.delivery_id == delivery_id)
     [replayed] = [Outcome.model_validate_json(r.value) for r in records]
@@ -92,7 +92,7 @@ def test_a_replay_after_the_fix_delivers_exactly_once(pipeline: Pipeline) -> Non
     assert len(_send_times(pipeline, delivery_id)) == 2
 
     suppressed = pipeline.metric_total("mall_notify_duplicates_suppressed_total")
-    again = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id)
+    again = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--yes")
     assert "replayed 1 of 1" in again
     pipeline.wait_for_metric_above("mall_notify_duplicates_suppressed_total", suppressed)
     assert len(_send_times(pipeline, delivery_id)) == 2, "the second replay sends nothing"
