@@ -26,6 +26,10 @@ WAIT_SECONDS = 0.5
 RETRY_SECONDS = 2.0
 
 
+class NoSettingsTopic(Exception):
+    """The cluster answers but has no settings topic (yet)."""
+
+
 class ShopFollower:
     """Keeps a :class:`ShopTable` up to date with the settings topic; ``loaded`` once it has read
     what the topic held when it started. ``on_change(shop_id)`` after every accepted record."""
@@ -70,13 +74,16 @@ class ShopFollower:
     async def _start_when_kafka_answers(
         self, consumer: AIOConsumer, stopping: asyncio.Event
     ) -> dict[int, int] | None:
-        """:meth:`_start`, tried again every few seconds while Kafka does not answer (the process
-        reports not ready meanwhile); None when asked to stop first."""
+        """:meth:`_start`, tried again every few seconds while Kafka does not answer or the settings
+        topic does not exist yet (the process reports not ready meanwhile); None when asked to stop
+        first."""
         while not stopping.is_set():
             try:
                 return await self._start(consumer)
             except KafkaException as exc:
                 WAITING.warning("waiting for Kafka to load the shop settings", detail=str(exc.args[0]))
+            except NoSettingsTopic as exc:
+                WAITING.warning(str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), RETRY_SECONDS)
         return None
@@ -86,8 +93,8 @@ class ShopFollower:
         metadata = await consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_SECONDS)
         numbers = sorted(metadata.topics[self.topic].partitions)
         if not numbers:
-            raise RuntimeError(
-                f"the settings topic {self.topic} does not exist: run `mall-notify topics ensure`"
+            raise NoSettingsTopic(
+                f"waiting for the settings topic {self.topic}: run `mall-notify topics ensure`"
             )
         ends = {}
         for number in numbers:

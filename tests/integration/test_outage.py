@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +27,7 @@ from streams.ops.reading import end_offsets, read_until
 from streams.ops.shop_store import load_config_shops, publish_shops
 from streams.ops.topic_admin import ensure_topics
 from tests.conftest import KAFKA_SCRIPT
-from tests.factories import payment_event, to_bytes
+from tests.factories import ROOT, payment_event, to_bytes
 
 pytestmark = [
     pytest.mark.integration,
@@ -118,3 +119,59 @@ def test_a_broker_stopped_for_30_s_loses_nothing_and_needs_no_worker_restart(tmp
                 pytest.fail("the worker did not stop on the first SIGTERM during an outage")
     finally:
         broker.run("down")
+
+
+def _healthz(url: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
+    except OSError:
+        return 0  # not listening yet
+
+
+def _wait_for_healthz(url: str, status: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while _healthz(url) != status:
+        assert time.monotonic() < deadline, f"/healthz did not answer {status} in {seconds:.0f} s"
+        time.sleep(0.3)
+
+
+def test_the_admin_api_started_before_kafka_recovers_when_it_comes_and_stops_on_one_sigterm(
+    tmp_path: Path,
+) -> None:
+    broker = Broker(tmp_path / "kafka")
+    bootstrap = f"127.0.0.1:{broker.env['KAFKA_LOCAL_PORT']}"
+    port = free_port()
+    log_path = tmp_path / "api.log"
+    with log_path.open("wb") as log_file:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "streams", "api"],
+            env={
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "MALL_NOTIFY_API_HOST": "0.0.0.0",
+                "MALL_NOTIFY_API_PORT": str(port),
+            },
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_healthz(url, 503, 30)  # up, and saying it is not ready: Kafka is not there
+        broker.run("up")
+        ensure_topics(bootstrap, load_topics(ROOT / "config" / "topics.yaml").all())
+        _wait_for_healthz(url, 200, 60)
+        api.send_signal(signal.SIGTERM)
+        assert api.wait(15) == 0
+    finally:
+        if api.poll() is None:
+            api.kill()
+        broker.run("down")
+    log = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in log]
+    assert "admin API listening" in messages
+    assert any(m.startswith("the admin API listens beyond this machine") for m in messages)
+    assert any(m.startswith("no API tokens configured") for m in messages)
+    assert not [line for line in log if line["level"] == "ERROR"], "waiting for Kafka is no error"
