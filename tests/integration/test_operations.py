@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
 
 from streams.core.failures import header_map
 from streams.core.outcomes import Outcome
@@ -187,3 +188,15 @@ def test_publish_sends_the_sample_event_to_its_topic(pipeline: Pipeline) -> None
     assert out.startswith(
         f"payment.succeeded evt-pay-20261125-0001 -> {pipeline.topics.event_topic_for('payment.succeeded')}["
     )
+
+
+def test_topics_ensure_says_how_to_fix_a_topic_auto_create_made(pipeline: Pipeline) -> None:
+    prefix = f"autocreated{uuid.uuid4().hex[:6]}."
+    settings_topic = load_topics(ROOT / "config" / "topics.yaml", prefix).settings
+    admin = admin_client(pipeline.bootstrap)
+    for future in admin.create_topics([NewTopic(settings_topic, 1, 1)]).values():
+        future.result(10)  # what a broker's auto-create makes: 1 partition, not compacted
+    result = _cli(pipeline, "topics", "ensure", env={"MALL_NOTIFY_TOPIC_PREFIX": prefix})
+    assert result.returncode == 3
+    assert "drift" in result.stdout
+    assert "must be deleted and created again by `mall-notify topics ensure`" in result.stderr
