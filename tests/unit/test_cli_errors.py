@@ -147,3 +147,18 @@ def test_version_and_hash_token() -> None:
     hashed = _run(["hash-token"], stdin="shop-1001-token-0001\n")
     assert hashed.stdout.strip() == hash_token("shop-1001-token-0001")
     assert _run(["hash-token"], stdin="short\n").returncode == 2
+
+
+def test_the_api_refuses_a_token_given_to_two_shops_in_one_line() -> None:
+    shared = '{"1001": "a-token-of-sixteen-chars", "1002": "a-token-of-sixteen-chars"}'
+    result = _run(["api"], {"MALL_NOTIFY_API_SHOP_TOKENS": shared})
+    assert result.returncode == 3
+    assert "one token is given to both 1001 and 1002" in one_line(result)
+    assert "a-token-of-sixteen-chars" not in result.stderr
+
+
+def test_the_api_on_a_port_in_use_says_so(taken_port: int) -> None:
+    result = _run(["api"], {"MALL_NOTIFY_API_PORT": str(taken_port)})
+    assert result.returncode == 2
+    assert f"the admin API cannot listen on 127.0.0.1:{taken_port}" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
