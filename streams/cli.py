@@ -144,12 +144,12 @@ def demo(
 ) -> None:
     """Start the sandbox and a worker, publish sample events, show what became of each, stop both.
     Runs in its own namespace: topics prefixed `demo.`, consumer group `mall-notify-demo`, and the
-    demo shops (ids 9001-9099); it never touches a production topic, group or shop."""
-    from streams.devtools.demo import DemoProblem, demo_settings, run_demo
+    demo shops (ids 9001-9999); it never touches a production topic, group or shop."""
+    from streams.devtools.demo import DemoProblem, prepare_demo, run_demo
 
     settings = load_cli_settings()
     try:
-        prepared = demo_settings(settings, samples)
+        prepared = prepare_demo(settings, samples)
     except DemoProblem as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     kafka(prepared.settings)

@@ -1,7 +1,7 @@
 """``mall-notify demo``: sample events through the real pipeline, and a table of what became of each.
 
 The demo lives in a namespace of its own, whatever the environment says: topics prefixed
-``demo.``, the consumer group ``mall-notify-demo``, and shops numbered 9001-9099 (its sample
+``demo.``, the consumer group ``mall-notify-demo``, and shops numbered 9001-9999 (its sample
 events and shop files are checked for that before anything connects). Pointed at a production
 cluster, it creates its own topics and never reads or writes a production topic, group or shop.
 """
@@ -109,7 +109,7 @@ class DemoSetup:
     samples: Path
 
 
-def demo_settings(settings: Settings, samples: Path | None) -> DemoSetup:
+def prepare_demo(settings: Settings, samples: Path | None) -> DemoSetup:
     """Everything the demo will use, checked offline: topics, shops, sample events."""
     demo = settings.model_copy(
         update={"topic_prefix": settings.topic_prefix + DEMO_PREFIX, "app_id": DEMO_GROUP}

@@ -36,7 +36,6 @@ from streams.ops.dlq import (
     replay_topic,
 )
 from streams.ops.stats import read_accounting
-from streams.settings import Settings
 
 dlq_app = typer.Typer(help="Read and replay the dead-letter topic.", no_args_is_help=True)
 _AGO = re.compile(r"^(\d+)([smhd])$")
@@ -137,18 +136,22 @@ def letter_document(letter: DeadLetter, topics: Topics, *, with_value: bool) -> 
     }
     if with_value:
         document["headers"] = header_map(record.headers)
-        try:
-            document["value"] = None if record.value is None else orjson.loads(record.value)
-        except orjson.JSONDecodeError:
-            document["value"] = record.value.decode(errors="replace") if record.value is not None else None
+        document["value"] = None if record.value is None else _payload(record.value)
     return document
 
 
-def context() -> tuple[Settings, Topics, str]:
-    """Settings, topics, and the bootstrap address of a cluster that answered and has the DLQ."""
+def _payload(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value.decode(errors="replace")
+
+
+def context() -> tuple[Topics, str]:
+    """The topics, and the bootstrap address of a cluster that answered and has the DLQ."""
     settings = load_cli_settings()
     topics = load_cli_topics(settings)
-    return settings, topics, kafka(settings, topics.dead_letter)
+    return topics, kafka(settings, topics.dead_letter)
 
 
 @dlq_app.command("list")
@@ -165,7 +168,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters (oldest first) with why they failed and where a replay sends them."""
-    _, topics, bootstrap = context()
+    topics, bootstrap = context()
     selection = _selection(since, until, shop, scene, channel, code, stage, delivery_id, event_id)
     letters = read_dead_letters(bootstrap, topics, selection)
     if as_json:
@@ -182,7 +185,7 @@ def dlq_show(
     """One dead letter: its headers (the whole history) and its payload."""
     if not _AT.fullmatch(at):
         raise fail(f"{at!r} is not PARTITION@OFFSET, e.g. 0@12")
-    _, topics, bootstrap = context()
+    topics, bootstrap = context()
     found = [
         letter for letter in read_dead_letters(bootstrap, topics, Selection()) if letter.coordinates == at
     ]
@@ -222,7 +225,7 @@ def dlq_replay(
     its latest letter goes back. Asks first when nothing is filtered or when some failures are
     known to be permanent (the provider said so, or the event itself was refused)."""
     selection = _selection(since, until, shop, scene, channel, code, stage, delivery_id, event_id)
-    _, topics, bootstrap = context()
+    topics, bootstrap = context()
     letters, superseded = latest_letters(read_dead_letters(bootstrap, topics, selection))
     if dry_run:
         console.print(letters_table(letters, topics))
