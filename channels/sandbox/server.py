@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 
 import orjson
 from aiohttp import web
@@ -175,8 +174,3 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
         ]
     )
     return app
-
-
-def serve(seed: Path, host: str, port: int, faults: Iterable[Fault] = ()) -> None:
-    """Run the sandbox until interrupted."""
-    web.run_app(build_app(State.from_file(seed), faults), host=host, port=port, print=None, access_log=None)
