@@ -27,6 +27,8 @@ class Dispatch:
     fanout: int
     """how many deliveries the event made in all"""
     created_at: datetime
+    event_time: datetime | None = None
+    """the event's own time (end-to-end latency is measured from it)"""
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -99,6 +99,7 @@ class Router:
                 source=source,
                 fanout=fanout,
                 created_at=now,
+                event_time=event.time,
             )
             for scene, step, recipient, fields, link in planned
         ]

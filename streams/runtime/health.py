@@ -3,7 +3,8 @@
 Ready means: the Kafka cluster answers, the shops' settings are loaded, every background task is
 running (not waiting to be restarted after a crash), every lane has joined its group and
 restored the state of its partitions, and no partition is stalled (a record unfinished for
-longer than ``MALL_NOTIFY_STALL_SECONDS``: an outage, or a record nothing can move).
+longer than ``MALL_NOTIFY_STALL_SECONDS``, or records waiting on a partition that has not moved
+for as long: an outage, a record nothing can move, or a consumer that stopped taking records).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Readiness:
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
+        metrics.CONSUMER_LAG.clear()  # partitions handed over since the last report disappear
         lanes = {lane.name: self._lane(lane, now) for lane in self._lanes}
         tasks = {
             name: {"running": state.running, "restarts": state.restarts, "last_error": state.last_error}
@@ -83,7 +85,7 @@ class Readiness:
             "stalled": waited > self._stall_seconds,
         }
         metrics.UNCOMMITTED_SECONDS.set(waited)
-        ready = (
+        ready = bool(
             self._probe.reachable
             and not commits["stalled"]
             and self._follower.loaded.is_set()
@@ -92,6 +94,7 @@ class Readiness:
                 lane["joined"] and not lane["restoring"] and not lane["stalled"] for lane in lanes.values()
             )
         )
+        metrics.READY.set(1 if ready else 0)
         body = {
             "ready": ready,
             "kafka_reachable": self._probe.reachable,
@@ -110,11 +113,15 @@ class Readiness:
         metrics.PARTITIONS_STALLED.labels(lane.name).set(len(stalled))
         metrics.IN_FLIGHT.labels(lane.name).set(lane.offsets.in_flight())
         metrics.LEDGER_ENTRIES.labels(lane.name).set(entries)
+        lags = lane.lag()
+        for (topic, number), waiting in lags.items():
+            metrics.CONSUMER_LAG.labels(lane.name, topic, str(number)).set(waiting)
         return {
             "joined": status.joined,
             "partitions": len(status.assigned),
             "restoring": len(status.restoring),
             "stalled": stalled,
             "in_flight": lane.offsets.in_flight(),
+            "lag": sum(lags.values()),
             "ledger_entries": entries,
         }

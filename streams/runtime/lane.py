@@ -12,15 +12,19 @@ Rebalances (cooperative: only the partitions that move are touched):
   drops their state;
 - lost (the group gave them away, e.g. after a long outage): state dropped at once.
 
-A partition whose oldest unfinished record is older than ``stall_seconds`` is *stalled*: shown on
-``/readyz`` and in ``mall_notify_partitions_stalled``.
+A partition is *stalled* when its oldest unfinished record is older than ``stall_seconds``, or
+when it has records waiting (lag) and has not moved (no record read or finished) for that long:
+a consumer that holds partitions and stopped taking records. Shown on ``/readyz`` and in
+``mall_notify_partitions_stalled``. The lag of each owned partition (its end, asked of the
+broker every few seconds apart from the consumer, minus the position before which everything is
+finished) is in ``mall_notify_consumer_lag``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +34,22 @@ from confluent_kafka.aio import AIOConsumer
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime.clients import group_consumer_config
 from streams.runtime.records import ConsumedRecord, Write, consumed
+from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
 from streams.runtime.transactions import Transactions
 
 log = get_logger("lane")
 REPEATS = Repeats(log, interval_seconds=30.0)
 Partition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class PartitionEnd:
+    """Where an owned partition ends, as the broker said a moment ago (:mod:`~streams.runtime.lag`)."""
+
+    end: int
+    """the last stable offset (what a read_committed consumer can read up to)"""
+    start: int
+    """the oldest offset retained: where a partition with no committed offset starts"""
 
 
 @dataclass(frozen=True)
@@ -54,19 +69,41 @@ class LaneConfig:
 class Offsets:
     """The records of each partition read and not finished yet, oldest first, with when they were read."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._open: dict[Partition, dict[int, float]] = {}
         self._next: dict[Partition, int] = {}
         self._stored: dict[Partition, int] = {}
+        self._moved: dict[Partition, float] = {}
+        """when a record of the partition was last read or finished (or it was assigned)"""
+        self._clock = clock
+
+    def assigned(self, partition: Partition, committed: int | None, at: float) -> None:
+        """A partition given to the lane; ``committed``: the group's position in it, if any."""
+        self._moved[partition] = at
+        if committed is not None:
+            self._stored[partition] = committed
 
     def read(self, partition: Partition, offset: int, at: float) -> None:
         self._open.setdefault(partition, {})[offset] = at
         self._next[partition] = offset + 1
+        self._moved[partition] = at
 
     def done(self, partition: Partition, offset: int) -> None:
         open_records = self._open.get(partition)
         if open_records is not None:
             open_records.pop(offset, None)
+            self._moved[partition] = self._clock()
+
+    def position(self, partition: Partition) -> int | None:
+        """The offset before which every record is finished: the first unfinished record, else
+        the next to read, else the group's committed position; None when nothing is known."""
+        open_records = self._open.get(partition)
+        if open_records:
+            return next(iter(open_records))
+        return self._next.get(partition, self._stored.get(partition))
+
+    def idle_since(self, partition: Partition) -> float | None:
+        return self._moved.get(partition)
 
     def rewind(self, partition: Partition, offset: int) -> None:
         """The records from ``offset`` on will be read again (the lane seeked back to it)."""
@@ -107,6 +144,7 @@ class Offsets:
             self._open.pop(partition, None)
             self._next.pop(partition, None)
             self._stored.pop(partition, None)
+            self._moved.pop(partition, None)
 
 
 @dataclass
@@ -127,6 +165,8 @@ class Lane:
         self.transactions = transactions
         self.offsets = Offsets()
         self.status = LaneStatus()
+        self.ends: dict[Partition, PartitionEnd] = {}
+        """the owned partitions' ends, as last asked of the broker"""
         self.consumer: AIOConsumer | None = None
         self._metadata: object | None = None
         self._metadata_stale = False
@@ -180,7 +220,26 @@ class Lane:
         return self.config.wait_seconds
 
     def stalled(self, now: float | None = None) -> list[Partition]:
-        return self.offsets.stalled(now or time.monotonic(), self.config.stall_seconds)
+        """Partitions with a record unfinished too long, or with lag that have not moved for as long."""
+        now = now or time.monotonic()
+        after = self.config.stall_seconds
+        stuck = set(self.offsets.stalled(now, after))
+        for partition, waiting in self.lag().items():
+            idle_since = self.offsets.idle_since(partition)
+            if waiting > 0 and idle_since is not None and now - idle_since > after:
+                stuck.add(partition)
+        return sorted(stuck)
+
+    def lag(self) -> dict[Partition, int]:
+        """Per owned partition whose end is known: records not finished yet."""
+        lags = {}
+        for partition in self.status.assigned:
+            known = self.ends.get(partition)
+            if known is None:
+                continue
+            position = self.offsets.position(partition)
+            lags[partition] = max(known.end - (known.start if position is None else position), 0)
+        return lags
 
     async def run(self, stopping: asyncio.Event) -> None:
         session_ms = int(self.config.session_timeout_seconds * 1000)
@@ -256,6 +315,13 @@ class Lane:
     async def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._metadata = await consumer.consumer_group_metadata()
         owned = [(p.topic, p.partition) for p in partitions]
+        now = time.monotonic()
+        committed = (
+            await consumer.committed(partitions, timeout=METADATA_TIMEOUT_SECONDS) if partitions else []
+        )
+        for position in committed:
+            offset = position.offset if position.offset >= 0 else None
+            self.offsets.assigned((position.topic, position.partition), offset, now)
         self.status.restoring.update(owned)
         try:
             await self.assigned(owned)

@@ -1,10 +1,19 @@
-"""Prometheus metrics of the worker, served at ``/metrics`` on the worker's web port."""
+"""Prometheus metrics of the worker, served at ``/metrics`` on the worker's web port.
+
+Every label has a bounded set of values: lanes, channels, topics and partitions of the spec,
+stages, reasons and statuses of the code, and provider codes folded into a bounded set
+(:func:`unknown_code_label`).
+"""
 
 from __future__ import annotations
+
+import threading
 
 from prometheus_client import Counter, Gauge, Histogram
 
 LANE_LABELS = ["lane"]
+MAX_UNKNOWN_CODES = 20
+"""distinct unknown provider codes kept as labels per channel; the rest are counted as ``other``"""
 
 EVENTS_CONSUMED = Counter(
     "mall_notify_events_consumed_total", "Records read from the event topics", ["topic"]
@@ -19,8 +28,9 @@ DEAD_LETTERED = Counter(
 )
 OUTCOMES = Counter(
     "mall_notify_outcomes_total",
-    "Final outcome records written (delivered, skipped, dead_lettered)",
-    ["status"],
+    "Final outcome records written (delivered, skipped, dead_lettered); replayed: true for records "
+    "replayed from the dead-letter topic",
+    ["status", "replayed"],
 )
 UNKNOWN_PROVIDER_CODES = Counter(
     "mall_notify_unknown_provider_codes_total",
@@ -28,10 +38,16 @@ UNKNOWN_PROVIDER_CODES = Counter(
     ["channel", "code"],
 )
 SEND_SECONDS = Histogram(
-    "mall_notify_send_seconds",
+    "mall_notify_send_duration_seconds",
     "Time a provider call took, retries of an expired token included",
     ["channel"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+END_TO_END_SECONDS = Histogram(
+    "mall_notify_end_to_end_seconds",
+    "From the event's time (as upstream stamped it) to the provider accepting its delivery",
+    ["channel"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 RETRIES_SCHEDULED = Counter(
     "mall_notify_retries_scheduled_total",
@@ -67,9 +83,17 @@ PARTITIONS_ASSIGNED = Gauge(
 )
 PARTITIONS_STALLED = Gauge(
     "mall_notify_partitions_stalled",
-    "Owned partitions with a record unfinished for longer than MALL_NOTIFY_STALL_SECONDS",
+    "Owned partitions stalled for longer than MALL_NOTIFY_STALL_SECONDS: a record unfinished, or "
+    "records waiting while the partition does not move",
     LANE_LABELS,
 )
+CONSUMER_LAG = Gauge(
+    "mall_notify_consumer_lag",
+    "Records of an owned partition not finished yet: its end (last stable offset) minus the "
+    "position before which everything is finished",
+    ["lane", "topic", "partition"],
+)
+READY = Gauge("mall_notify_ready", "1 while /readyz answers 200, 0 while it answers 503")
 IN_FLIGHT = Gauge("mall_notify_records_in_flight", "Records read and not finished yet, per lane", LANE_LABELS)
 STATE_RESTORED = Counter(
     "mall_notify_state_restored_records_total",
@@ -92,3 +116,18 @@ UNCOMMITTED_SECONDS = Gauge(
     "mall_notify_oldest_uncommitted_seconds",
     "How long the oldest write not committed to Kafka yet has waited (0: everything is committed)",
 )
+
+
+_unknown_codes: dict[str, set[str]] = {}
+_unknown_lock = threading.Lock()
+
+
+def unknown_code_label(channel: str, code: str) -> str:
+    """``code`` itself for the first :data:`MAX_UNKNOWN_CODES` unknown codes of a channel,
+    ``other`` after that: a provider inventing codes cannot grow the series without bound."""
+    with _unknown_lock:
+        known = _unknown_codes.setdefault(channel, set())
+        if code in known or len(known) < MAX_UNKNOWN_CODES:
+            known.add(code)
+            return code
+    return "other"

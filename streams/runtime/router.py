@@ -99,7 +99,7 @@ class RouterStage(PipelineStage):
         """An event id already routed or settled, on another record: upstream published it twice
         (with the same key, so on the same partition). It ends skipped, not sent again."""
         metrics.DUPLICATES_SUPPRESSED.labels("event").inc()
-        metrics.OUTCOMES.labels(Status.SKIPPED.value).inc()
+        metrics.OUTCOMES.labels(Status.SKIPPED.value, "false").inc()
         outcome = event_outcome(
             Status.SKIPPED, DUPLICATE_EVENT, record.source, self.clock(), event_id=event_id, shop_id=shop_id
         )

@@ -154,8 +154,14 @@ class SenderStage(PipelineStage):
         metrics.DELIVERIES.labels(
             delivery.channel.value, "delivered" if result.ok else str(result.error_class)
         ).inc()
+        if result.ok and dispatch.event_time is not None:
+            waited = (self.clock() - dispatch.event_time).total_seconds()
+            metrics.END_TO_END_SECONDS.labels(delivery.channel.value).observe(max(waited, 0.0))
         if result.unknown_code:
-            metrics.UNKNOWN_PROVIDER_CODES.labels(delivery.channel.value, str(result.code)).inc()
+            channel = delivery.channel.value
+            metrics.UNKNOWN_PROVIDER_CODES.labels(
+                channel, metrics.unknown_code_label(channel, str(result.code))
+            ).inc()
         level = logging.DEBUG if result.ok else logging.INFO
         if log.isEnabledFor(level):
             log.log(

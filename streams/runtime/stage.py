@@ -79,7 +79,7 @@ class PipelineStage:
     def final(self, record: ConsumedRecord, key: str, outcome: Outcome) -> list[Write]:
         """The outcome record, and the ledger entry of a final decision about ``key`` when the
         record's topic has a ledger (retry topics don't: their records are about send-topic ones)."""
-        metrics.OUTCOMES.labels(outcome.status.value).inc()
+        metrics.OUTCOMES.labels(outcome.status.value, "true" if outcome.replayed else "false").inc()
         writes = [Write(self.topics.outcomes, outcome.key(), outcome.to_json())]
         if self.ledger.covers(record.topic):
             source = (record.topic, record.partition)

@@ -34,6 +34,7 @@ from streams.core.topics import Topics, load_topics
 from streams.logs import fields, get_logger
 from streams.runtime.forwarder import ForwarderLane
 from streams.runtime.health import BrokerProbe, Readiness
+from streams.runtime.lag import EndOffsets
 from streams.runtime.lane import Lane, LaneConfig
 from streams.runtime.ledger import Ledger
 from streams.runtime.router import RouterLane, RouterStage
@@ -91,6 +92,8 @@ class Worker:
     lane_tasks: Supervisor
     tokens: Tokens
     """who may read the shop pages (the platform)"""
+    ends: EndOffsets
+    """where the owned partitions end: the lanes' lag"""
 
     @property
     def readiness(self) -> Readiness:
@@ -144,6 +147,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         Supervisor(),
         Supervisor(),
         Tokens.configured(settings.api_platform_token, {}),
+        EndOffsets(settings.kafka_bootstrap_servers, lanes),
     )
 
 
@@ -210,6 +214,7 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     worker.services.start("transactions", worker.transactions.run)
     worker.services.start("kafka_probe", worker.probe.run)
     worker.services.start("settings", worker.follower.run)
+    worker.services.start("partition_ends", worker.ends.run)
     for lane in worker.lanes:
         worker.lane_tasks.start(lane.name, lane.run)
     runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens), access_log=None)

@@ -1,0 +1,55 @@
+"""Where the partitions the lanes own end, asked of the broker every few seconds by a client of its
+own: the lag of a lane (and so a consumer that stopped taking records) shows even when the lane's
+own consumer is not being polled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from streams.logs import Repeats, get_logger
+from streams.runtime.clients import admin_client
+from streams.runtime.lane import Lane, Partition, PartitionEnd
+
+log = get_logger("lag")
+REPEATS = Repeats(log, interval_seconds=30.0)
+INTERVAL_SECONDS = 5.0
+TIMEOUT_SECONDS = 5.0
+
+
+class EndOffsets:
+    def __init__(self, bootstrap_servers: str, lanes: Iterable[Lane]) -> None:
+        self._lanes = list(lanes)
+        self._admin: AdminClient = admin_client(bootstrap_servers)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            owned = {partition for lane in self._lanes for partition in lane.status.assigned}
+            if owned:
+                try:
+                    ends = await asyncio.to_thread(self._ask, owned)
+                except KafkaException as exc:
+                    REPEATS.warning("partition ends unknown", detail=str(exc.args[0] if exc.args else exc))
+                else:
+                    for lane in self._lanes:
+                        lane.ends = {p: ends[p] for p in lane.status.assigned if p in ends}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), INTERVAL_SECONDS)
+
+    def _ask(self, partitions: set[Partition]) -> dict[Partition, PartitionEnd]:
+        """The last stable and the oldest offset of each partition (blocking: run it in a thread)."""
+
+        def offsets(spec: OffsetSpec) -> dict[Partition, int]:
+            asked = {TopicPartition(topic, number): spec for topic, number in partitions}
+            answers = self._admin.list_offsets(
+                asked, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=TIMEOUT_SECONDS
+            )
+            return {(tp.topic, tp.partition): future.result().offset for tp, future in answers.items()}
+
+        ends = offsets(OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        starts = offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        return {partition: PartitionEnd(ends[partition], starts[partition]) for partition in ends}

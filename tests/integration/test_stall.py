@@ -1,0 +1,101 @@
+"""A consumer that holds its partitions and stops taking records (the failure faust users meet
+most) is found: its lag grows, the partition is reported stalled on /readyz and in the gauge, and
+all of it clears once records move again. In-process worker on the real broker and sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from prometheus_client import REGISTRY
+
+from streams.devtools.demo import Settlement
+from streams.devtools.local_stack import free_port
+from streams.devtools.upstream import publish_values
+from streams.ops.reading import end_offsets, read_until
+from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.topic_admin import ensure_topics
+from streams.runtime.router import RouterLane
+from streams.runtime.worker import build_worker, run_worker
+from streams.settings import PROJECT_ROOT, Settings
+from tests.conftest import WECHAT_SECRETS, Sandbox
+from tests.factories import payment_event, to_bytes
+from tests.integration.test_supervision import _until
+
+pytestmark = pytest.mark.integration
+EVENTS = 5
+
+
+def _router_lag() -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "mall_notify_consumer_lag"
+        for sample in metric.samples
+        if sample.labels.get("lane") == "router"
+    )
+
+
+async def test_a_consumer_that_stops_taking_records_is_reported_stalled_until_it_moves(
+    kafka_bootstrap: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"stall{uuid.uuid4().hex[:6]}.",
+        web_port=free_port(),
+        wechat_oa_api_base=sandbox.url,
+        wechat_mp_api_base=sandbox.url,
+        wechat_secrets=WECHAT_SECRETS,
+        kafka_session_timeout=6,
+        stall_seconds=3,
+    )
+    worker = build_worker(settings)
+    topics = worker.topics
+    await asyncio.to_thread(ensure_topics, kafka_bootstrap, topics.all())
+    await asyncio.to_thread(
+        publish_shops, kafka_bootstrap, topics.settings, load_config_shops(PROJECT_ROOT / "config")
+    )
+    frozen, thawed = asyncio.Event(), asyncio.Event()
+    room = RouterLane.room
+
+    async def freezable(lane: RouterLane, stopping: asyncio.Event) -> int:
+        if frozen.is_set():
+            await thawed.wait()  # holds its partitions, takes nothing: what a hung agent looks like
+        return await room(lane, stopping)
+
+    monkeypatch.setattr(RouterLane, "room", freezable)
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_worker(worker, stop))
+    try:
+        await _until(lambda: worker.readiness.report()[0], 60, "the worker is ready")
+        frozen.set()
+        await asyncio.sleep(0.5)  # the lane is now waiting in room()
+        start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.outcomes)
+        events = [to_bytes(payment_event()) for _ in range(EVENTS)]
+        published = await asyncio.to_thread(publish_values, kafka_bootstrap, topics, events)
+
+        def stalled() -> list[str]:
+            return list(worker.readiness.report()[1]["lanes"]["router"]["stalled"])
+
+        await _until(lambda: bool(stalled()), 30, "the frozen router is reported stalled")
+        ready, body = worker.readiness.report()
+        assert not ready
+        assert body["lanes"]["router"]["lag"] >= 1
+        assert body["lanes"]["router"]["in_flight"] == 0  # nothing unfinished: only the lag shows it
+        assert REGISTRY.get_sample_value("mall_notify_partitions_stalled", {"lane": "router"}) >= 1
+        assert REGISTRY.get_sample_value("mall_notify_ready", {}) == 0
+        assert _router_lag() >= 1
+
+        thawed.set()
+        records = await asyncio.to_thread(
+            read_until, kafka_bootstrap, topics.outcomes, start, Settlement(published), 60
+        )
+        assert Settlement(published)(records)
+        await _until(lambda: worker.readiness.report()[0], 30, "the worker is ready again")
+        await _until(lambda: _router_lag() == 0, 30, "the lag is gone")
+        assert REGISTRY.get_sample_value("mall_notify_partitions_stalled", {"lane": "router"}) == 0
+    finally:
+        thawed.set()
+        stop.set()
+        await asyncio.wait_for(running, timeout=60)
