@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 KAFKA := deploy/kafka-local/kafka.sh
 WITH_BROKER := deploy/kafka-local/with-broker.sh
+PROMETHEUS_TOOLS := .local/tools/prometheus/usr/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test bench lint typecheck pytest test-unit test-integration kafka-up kafka-down kafka-status clean
+.PHONY: help venv tools demo test bench lint typecheck pytest test-unit test-integration kafka-up kafka-down kafka-status clean
 
 help:
 	@echo "make demo | test | test-unit | test-integration | bench | lint | typecheck | kafka-up | kafka-down | clean"
@@ -23,6 +24,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
+
+# promtool (alert-rule tests, metric names) and prometheus (the scrape test), from Debian's package
+$(PROMETHEUS_TOOLS)/promtool:
+	deploy/tools/install-prometheus.sh .local/tools/prometheus
+
+tools: $(PROMETHEUS_TOOLS)/promtool
 
 # the benchmark also runs a faust agent, for comparison
 $(BENCH_STAMP): $(STAMP)
@@ -47,14 +54,14 @@ typecheck: venv
 	$(BIN)/mypy streams channels
 
 # pytest exits 5 when it collected no tests: a run that tests nothing is a failure here.
-pytest: venv
+pytest: venv tools
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
-test-unit: venv
+test-unit: venv tools
 	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
-test-integration: venv
+test-integration: venv tools
 	$(BIN)/pytest -m "integration or slow" $(PYTEST_ARGS)
 
 kafka-up:

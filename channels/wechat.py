@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from prometheus_client import Counter
 from pydantic import SecretStr
 
 from channels.base import ErrorClass, SendResult
@@ -54,6 +55,13 @@ def classify(errcode: int, errmsg: str) -> SendResult:
             ErrorClass.TRANSIENT, str(errcode), f"unknown WeChat error: {errmsg}", unknown_code=True
         )
     return SendResult.failed(known[0], str(errcode), known[1])
+
+
+TOKEN_FAILURES = Counter(
+    "mall_notify_token_refresh_failures_total",
+    "WeChat access tokens that could not be fetched (wrong secret, IP not allow-listed, WeChat down)",
+    ["error_class"],
+)
 
 
 class CallFailed(Exception):
@@ -122,7 +130,11 @@ class WeChatApi:
             usable = cached is not None and cached.value != stale and cached.expires_at > self._clock()
             if cached is not None and usable:
                 return cached.value
-            self._tokens[appid] = await self._fetch_token(appid, force_refresh=stale is not None)
+            try:
+                self._tokens[appid] = await self._fetch_token(appid, force_refresh=stale is not None)
+            except CallFailed as failure:
+                TOKEN_FAILURES.labels(str(failure.result.error_class)).inc()
+                raise
             return self._tokens[appid].value
 
     async def _fetch_token(self, appid: str, force_refresh: bool) -> _Token:
