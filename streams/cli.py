@@ -31,6 +31,7 @@ from streams.ops.cli_common import (
     table,
 )
 from streams.ops.topic_admin import Action, ensure_topics
+from streams.settings import configuration_reference
 
 DEBUG = "--debug"
 
@@ -81,6 +82,12 @@ def worker() -> None:
     except (ConfigError, TopicsError) as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     raise typer.Exit(code)
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print every setting (variable, default, meaning) as Markdown: docs/CONFIGURATION.md."""
+    sys.stdout.write(configuration_reference())
 
 
 @app.command("hash-token")

@@ -45,15 +45,26 @@ class Settings(BaseSettings):
         description="host:port[,host:port...] of the Kafka cluster; default: the local broker of "
         "deploy/kafka-local/kafka.sh (.local/kafka/bootstrap), else 127.0.0.1:19092",
     )
-    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
-    app_id: str = Field(default="mall-notify", pattern=r"^[A-Za-z0-9._-]+$", description="consumer group id")
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="put in front of every topic name and consumer group (environments, test isolation)",
+    )
+    app_id: str = Field(
+        default="mall-notify",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="the router's consumer group; the others add .send.<channel> and .retry",
+    )
     kafka_session_timeout: float = Field(
         default=30.0, ge=6, le=300, description="seconds before a silent worker's partitions go to another"
     )
     ledger_ttl_hours: float = Field(
         default=336, gt=0, description="how long a delivered id is never sent again (keep outcomes that long)"
     )
-    config_dir: Path = PROJECT_ROOT / "config"
+    config_dir: Path = Field(
+        default=PROJECT_ROOT / "config",
+        description="catalog.yaml, topics.yaml, sample shops and events, the sandbox seed",
+    )
     send_concurrency: dict[ChannelName, Annotated[int, Field(ge=1, le=10_000)]] = Field(
         default_factory=dict,
         description='deliveries in flight per channel, JSON {"aliyun_sms": 64}; others: 256',
@@ -65,16 +76,23 @@ class Settings(BaseSettings):
     )
     router_batch: int = Field(default=500, ge=1, le=10_000, description="events routed per batch at most")
     stall_seconds: float = Field(
-        default=60.0, gt=0, description="a record unfinished this long marks its partition stalled"
+        default=60.0,
+        gt=0,
+        description="a partition with a record unfinished this long, or with lag and no progress this "
+        "long, is stalled (/readyz 503)",
     )
     shutdown_grace_seconds: float = Field(
         default=15.0, gt=0, le=600, description="how long a stop waits for records in flight"
     )
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(default=6066, ge=1, le=65535, description="port of /metrics")
+    web_host: str = Field(default="127.0.0.1", description="interface of the worker's /metrics and /readyz")
+    web_port: int = Field(
+        default=6066, ge=1, le=65535, description="port of the worker's /metrics and /readyz"
+    )
     wechat_oa_api_base: HttpUrl = Field(default=HttpUrl(WECHAT_API), description="WeChat API for OA sends")
     wechat_mp_api_base: HttpUrl = Field(default=HttpUrl(WECHAT_API), description="WeChat API for MP sends")
-    wechat_mp_state: Literal["developer", "trial", "formal"] = "formal"
+    wechat_mp_state: Literal["developer", "trial", "formal"] = Field(
+        default="formal", description="miniprogram_state of MP subscribe messages"
+    )
     wechat_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description='JSON object {"appid": "secret"} of the WeChat apps we send for'
     )
@@ -83,12 +101,18 @@ class Settings(BaseSettings):
         default=100.0, gt=0, description="calls started per second per appid"
     )
     aliyun_sms_endpoint: str = Field(default="dysmsapi.aliyuncs.com", min_length=1, description="host[:port]")
-    aliyun_sms_protocol: Literal["https", "http"] = "https"
+    aliyun_sms_protocol: Literal["https", "http"] = Field(
+        default="https", description="http only for the sandbox"
+    )
     aliyun_access_key_id: str = Field(
         default="", description="the platform's AccessKey id; empty disables SMS"
     )
-    aliyun_access_key_secret: SecretStr = SecretStr("")
-    api_host: str = "127.0.0.1"
+    aliyun_access_key_secret: SecretStr = Field(
+        default=SecretStr(""), description="the AccessKey's secret; never logged"
+    )
+    api_host: str = Field(
+        default="127.0.0.1", description="interface of the admin API (a warning when beyond loopback)"
+    )
     api_port: int = Field(default=8790, ge=1, le=65535, description="port of the admin API")
     api_platform_token: SecretStr | None = Field(
         default=None,
@@ -99,8 +123,10 @@ class Settings(BaseSettings):
         description='JSON object {"<shop id>": "<token>" or ["<token>", ...]}: several during a rotation; '
         "each a `sha256:<hex>` hash or plain",
     )
-    http_connect_timeout: float = Field(default=3.0, gt=0)
-    http_total_timeout: float = Field(default=10.0, gt=0)
+    http_connect_timeout: float = Field(default=3.0, gt=0, description="seconds to connect to a provider")
+    http_total_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a provider call may take in all"
+    )
     log_level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="debug, info, warning or error"
     )
@@ -137,3 +163,41 @@ def describe_settings_error(exc: ValidationError) -> str:
         variable = field if field.isupper() else ENV_PREFIX + field.upper()
         problems.append(f"{variable}: {error['msg']}")
     return "; ".join(problems)
+
+
+def configuration_reference() -> str:
+    """docs/CONFIGURATION.md: every variable, its default and its meaning, from the model above
+    (``mall-notify config-reference`` prints it; a test keeps the file equal to it)."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        variable = alias.choices[0] if isinstance(alias, AliasChoices) else ENV_PREFIX + name.upper()
+        rows.append(f"| `{variable}` | {_default_of(name, field.default)} | {field.description or ''} |")
+    return "\n".join(
+        [
+            "# Configuration reference",
+            "",
+            "Every setting of a mall-notify process (worker, admin API, command line, sandbox) comes from",
+            "the environment, is checked when the process starts, and a bad value is refused naming its",
+            "variable. Generated from `streams/settings.py` by `mall-notify config-reference`.",
+            "",
+            "| variable | default | meaning |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+
+
+def _default_of(name: str, default: object) -> str:
+    if name == "kafka_bootstrap_servers":
+        return "the local broker, else `127.0.0.1:19092`"
+    if name == "config_dir":
+        return "`<repo>/config`"
+    if isinstance(default, SecretStr):
+        return "empty" if not default.get_secret_value() else "(secret)"
+    if default is None or default == "":
+        return "empty" if default == "" else "none"
+    if str(default) == "PydanticUndefined":  # a default_factory: the JSON maps start empty
+        return "`{}`"
+    return f"`{default}`"

@@ -18,7 +18,8 @@ from streams.logs import (
     mask_phone,
     mask_text,
 )
-from streams.settings import SettingsError, load_settings
+from streams.settings import Settings, SettingsError, configuration_reference, load_settings
+from tests.factories import ROOT
 
 
 def test_phone_numbers_are_masked_in_text() -> None:
@@ -130,3 +131,13 @@ def test_the_local_broker_is_found_where_kafka_sh_wrote_its_address(
     assert load_settings().kafka_bootstrap_servers == "127.0.0.1:40123"
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092")
     assert load_settings().kafka_bootstrap_servers == "kafka-1:9092"
+
+
+def test_the_configuration_reference_is_generated_from_the_settings_and_up_to_date() -> None:
+    reference = configuration_reference()
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"{name} has no description"
+        assert name.upper() in reference
+    assert (ROOT / "docs" / "CONFIGURATION.md").read_text() == reference, (
+        "docs/CONFIGURATION.md is stale: mall-notify config-reference > docs/CONFIGURATION.md"
+    )
