@@ -29,7 +29,12 @@ venv: $(STAMP)
 $(PROMETHEUS_TOOLS)/promtool:
 	deploy/tools/install-prometheus.sh .local/tools/prometheus
 
-tools: $(PROMETHEUS_TOOLS)/promtool
+# the manifest check: Kubernetes and CRD schemas pinned in deploy/k8s/validate/package-lock.json
+MANIFEST_CHECK := deploy/k8s/validate/node_modules/.package-lock.json
+$(MANIFEST_CHECK): deploy/k8s/validate/package-lock.json
+	npm ci --prefix deploy/k8s/validate --no-audit --no-fund --loglevel=error
+
+tools: $(PROMETHEUS_TOOLS)/promtool $(MANIFEST_CHECK)
 
 # the benchmark also runs a faust agent, for comparison
 $(BENCH_STAMP): $(STAMP)

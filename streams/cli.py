@@ -30,8 +30,9 @@ from streams.ops.cli_common import (
     print_json,
     table,
 )
+from streams.ops.k8s_export import as_yaml, prometheus_rule, strimzi_topics
 from streams.ops.topic_admin import Action, ensure_topics
-from streams.settings import configuration_reference
+from streams.settings import PROJECT_ROOT, configuration_reference
 
 DEBUG = "--debug"
 
@@ -42,7 +43,9 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Kafka topics of config/topics.yaml.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Published JSON Schemas of the events.", no_args_is_help=True)
+alerts_app = typer.Typer(help="The alert rules of deploy/prometheus/alerts.yaml.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(cli_dlq.dlq_app, name="dlq")
 app.add_typer(cli_settings.settings_app, name="settings")
@@ -228,6 +231,39 @@ def topics_list(as_json: JsonOption = False) -> None:
         config = ", ".join(f"{k}={v}" for k, v in spec.config.items())
         rows.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), config)
     console.print(rows)
+
+
+@topics_app.command("export")
+def topics_export(
+    strimzi: Annotated[bool, typer.Option("--strimzi", help="as Strimzi KafkaTopic resources")] = False,
+    cluster: Annotated[
+        str, typer.Option(help="the Strimzi Kafka cluster (strimzi.io/cluster)")
+    ] = "mall-kafka",
+) -> None:
+    """Print the topics of config/topics.yaml as Kubernetes resources (deploy/k8s/kafka-topics.yaml)."""
+    if not strimzi:
+        raise fail("say which format: --strimzi")
+    specs = load_cli_topics(load_cli_settings()).all()
+    sys.stdout.write(as_yaml(strimzi_topics(specs, cluster), "topics export --strimzi"))
+
+
+@alerts_app.command("export")
+def alerts_export(
+    prometheus_rule_format: Annotated[
+        bool, typer.Option("--prometheus-rule", help="as a Prometheus Operator PrometheusRule")
+    ] = False,
+) -> None:
+    """Print the alert rules as a Kubernetes resource (deploy/k8s/prometheus-rule.yaml)."""
+    if not prometheus_rule_format:
+        raise fail("say which format: --prometheus-rule")
+    path = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yaml"
+    try:
+        rules = read_yaml(path)
+    except UnreadableFile as exc:
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    if not isinstance(rules, dict) or "groups" not in rules:
+        raise fail(f"{path}: no groups of rules", ExitCode.CONFIG)
+    sys.stdout.write(as_yaml([prometheus_rule(rules)], "alerts export --prometheus-rule"))
 
 
 @schemas_app.command("export")
