@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult
 from streams.core.catalog import load_catalog
@@ -18,6 +19,7 @@ from streams.core.render_plan import compile_shop
 from streams.core.routing import Router
 from streams.core.shop_checks import load_shop_rules
 from streams.core.topics import Topics, load_topics
+from streams.runtime import metrics
 from streams.runtime.ledger import Ledger
 from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.router import RouterStage
@@ -307,3 +309,25 @@ async def test_a_send_record_that_is_not_a_dispatch_is_dead_lettered(topics: Top
     assert header_map(letter.headers)["x-notify-reason"] == "invalid_delivery"
     [outcome] = outcomes(writes, topics)
     assert outcome.status is Status.DEAD_LETTERED
+
+
+async def test_end_to_end_latency_is_measured_from_the_events_time(topics: Topics) -> None:
+    def observed() -> tuple[float, float]:
+        labels = {"channel": "wechat_oa"}
+        count = REGISTRY.get_sample_value("mall_notify_end_to_end_seconds_count", labels) or 0.0
+        total = REGISTRY.get_sample_value("mall_notify_end_to_end_seconds_sum", labels) or 0.0
+        return count, total
+
+    count, total = observed()
+    raw = dispatch(event_time=NOW - timedelta(seconds=42)).to_json()
+    await sender(topics, ScriptedChannel(SendResult.delivered("1"))).handle(send_record(topics, raw))
+    assert observed() == (count + 1, total + 42.0)
+
+
+def test_unknown_provider_codes_fold_into_a_bounded_set() -> None:
+    labels = [
+        metrics.unknown_code_label("test_channel", f"code-{n}") for n in range(metrics.MAX_UNKNOWN_CODES + 5)
+    ]
+    assert labels[: metrics.MAX_UNKNOWN_CODES] == [f"code-{n}" for n in range(metrics.MAX_UNKNOWN_CODES)]
+    assert set(labels[metrics.MAX_UNKNOWN_CODES :]) == {"other"}
+    assert metrics.unknown_code_label("test_channel", "code-3") == "code-3"  # a known one stays itself

@@ -8,6 +8,7 @@ import time
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from channels.base import ErrorClass
@@ -106,10 +107,16 @@ async def test_an_unreachable_provider_is_a_transient_failure(sandbox: Sandbox) 
 
 
 async def test_a_wrong_secret_is_permanent_and_a_missing_one_too(sandbox: Sandbox) -> None:
+    def token_failures() -> float:
+        labels = {"error_class": "permanent"}
+        return REGISTRY.get_sample_value("mall_notify_token_refresh_failures_total", labels) or 0.0
+
+    before = token_failures()
     wrong = await WeChatOaChannel(sandbox.wechat_api({DEMO_APPID: SecretStr("wrong")})).send(delivery())
     missing = await WeChatOaChannel(sandbox.wechat_api({})).send(delivery())
     assert (wrong.error_class, wrong.code) == (ErrorClass.PERMANENT, "40125")
     assert (missing.error_class, missing.code) == (ErrorClass.PERMANENT, "no_secret")
+    assert token_failures() == before + 2  # what MallNotifyTokenRefreshFailing watches
 
 
 async def test_sandbox_inspection_masks_secrets(sandbox: Sandbox) -> None:
