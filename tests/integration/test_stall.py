@@ -5,23 +5,18 @@ all of it clears once records move again. In-process worker on the real broker a
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from prometheus_client import REGISTRY
 
 from streams.devtools.demo import Settlement
-from streams.devtools.local_stack import free_port
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
-from streams.ops.shop_store import load_config_shops, publish_shops
-from streams.ops.topic_admin import ensure_topics
 from streams.runtime.router import RouterLane
-from streams.runtime.worker import build_worker, run_worker
-from streams.settings import PROJECT_ROOT, Settings
-from tests.conftest import WECHAT_SECRETS, Sandbox
+from streams.runtime.worker import run_worker
+from tests.conftest import Sandbox
 from tests.factories import payment_event, to_bytes
-from tests.integration.test_supervision import _until
+from tests.integration.in_process import prepared_worker, until
 
 pytestmark = pytest.mark.integration
 EVENTS = 5
@@ -40,22 +35,8 @@ def _router_lag() -> float:
 async def test_a_consumer_that_stops_taking_records_is_reported_stalled_until_it_moves(
     kafka_bootstrap: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=f"stall{uuid.uuid4().hex[:6]}.",
-        web_port=free_port(),
-        wechat_oa_api_base=sandbox.url,
-        wechat_mp_api_base=sandbox.url,
-        wechat_secrets=WECHAT_SECRETS,
-        kafka_session_timeout=6,
-        stall_seconds=3,
-    )
-    worker = build_worker(settings)
+    worker = await prepared_worker(kafka_bootstrap, sandbox, "stall", stall_seconds=3)
     topics = worker.topics
-    await asyncio.to_thread(ensure_topics, kafka_bootstrap, topics.all())
-    await asyncio.to_thread(
-        publish_shops, kafka_bootstrap, topics.settings, load_config_shops(PROJECT_ROOT / "config")
-    )
     frozen, thawed = asyncio.Event(), asyncio.Event()
     room = RouterLane.room
 
@@ -68,7 +49,7 @@ async def test_a_consumer_that_stops_taking_records_is_reported_stalled_until_it
     stop = asyncio.Event()
     running = asyncio.create_task(run_worker(worker, stop))
     try:
-        await _until(lambda: worker.readiness.report()[0], 60, "the worker is ready")
+        await until(lambda: worker.readiness.report()[0], 60, "the worker is ready")
         frozen.set()
         await asyncio.sleep(0.5)  # the lane is now waiting in room()
         start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.outcomes)
@@ -78,7 +59,7 @@ async def test_a_consumer_that_stops_taking_records_is_reported_stalled_until_it
         def stalled() -> list[str]:
             return list(worker.readiness.report()[1]["lanes"]["router"]["stalled"])
 
-        await _until(lambda: bool(stalled()), 30, "the frozen router is reported stalled")
+        await until(lambda: bool(stalled()), 30, "the frozen router is reported stalled")
         ready, body = worker.readiness.report()
         assert not ready
         assert body["lanes"]["router"]["lag"] >= 1
@@ -92,8 +73,8 @@ async def test_a_consumer_that_stops_taking_records_is_reported_stalled_until_it
             read_until, kafka_bootstrap, topics.outcomes, start, Settlement(published), 60
         )
         assert Settlement(published)(records)
-        await _until(lambda: worker.readiness.report()[0], 30, "the worker is ready again")
-        await _until(lambda: _router_lag() == 0, 30, "the lag is gone")
+        await until(lambda: worker.readiness.report()[0], 30, "the worker is ready again")
+        await until(lambda: _router_lag() == 0, 30, "the lag is gone")
         assert REGISTRY.get_sample_value("mall_notify_partitions_stalled", {"lane": "router"}) == 0
     finally:
         thawed.set()

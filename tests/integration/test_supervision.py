@@ -5,35 +5,23 @@ on the real broker and the provider sandbox, so the crash can be injected."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable
 
 import pytest
 from prometheus_client import REGISTRY
 
 from streams.core.topics import Topics
 from streams.devtools.demo import Settlement
-from streams.devtools.local_stack import free_port
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
-from streams.ops.shop_store import load_config_shops, publish_shops
-from streams.ops.topic_admin import ensure_topics
 from streams.runtime.records import ConsumedRecord
 from streams.runtime.router import RouterLane
-from streams.runtime.worker import Worker, build_worker, run_worker
-from streams.settings import PROJECT_ROOT, Settings
-from tests.conftest import WECHAT_SECRETS, Sandbox
+from streams.runtime.worker import Worker, run_worker
+from tests.conftest import Sandbox
 from tests.factories import payment_event, to_bytes
+from tests.integration.in_process import prepared_worker, until
 
 pytestmark = pytest.mark.integration
 OA_SEND = "/cgi-bin/message/template/send"
-
-
-async def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.1)
 
 
 def _restarts(task: str) -> float:
@@ -43,21 +31,8 @@ def _restarts(task: str) -> float:
 async def test_a_crashed_lane_is_restarted_and_its_records_are_not_lost(
     kafka_bootstrap: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=f"sup{uuid.uuid4().hex[:6]}.",
-        web_port=free_port(),
-        wechat_oa_api_base=sandbox.url,
-        wechat_mp_api_base=sandbox.url,
-        wechat_secrets=WECHAT_SECRETS,
-        kafka_session_timeout=6,
-    )
-    worker: Worker = build_worker(settings)
+    worker: Worker = await prepared_worker(kafka_bootstrap, sandbox, "sup")
     topics: Topics = worker.topics
-    await asyncio.to_thread(ensure_topics, kafka_bootstrap, topics.all())
-    await asyncio.to_thread(
-        publish_shops, kafka_bootstrap, topics.settings, load_config_shops(PROJECT_ROOT / "config")
-    )
 
     handle = RouterLane.handle
     crashes: list[str] = []
@@ -73,7 +48,7 @@ async def test_a_crashed_lane_is_restarted_and_its_records_are_not_lost(
     stop = asyncio.Event()
     running = asyncio.create_task(run_worker(worker, stop))
     try:
-        await _until(lambda: worker.readiness.report()[0], 60, "the worker is ready")
+        await until(lambda: worker.readiness.report()[0], 60, "the worker is ready")
         start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.outcomes)
         event = payment_event()
         published = await asyncio.to_thread(publish_values, kafka_bootstrap, topics, [to_bytes(event)])
@@ -88,7 +63,7 @@ async def test_a_crashed_lane_is_restarted_and_its_records_are_not_lost(
         assert _restarts("router") == restarts_before + 1
         sent = [r for r in sandbox.state.requests if r["path"] == OA_SEND]
         assert [r["body"]["data"]["character_string1"]["value"] for r in sent] == [event["data"]["order_no"]]
-        await _until(lambda: worker.readiness.report()[0], 30, "the worker is ready again")
+        await until(lambda: worker.readiness.report()[0], 30, "the worker is ready again")
     finally:
         stop.set()
         await asyncio.wait_for(running, timeout=60)
