@@ -46,6 +46,11 @@ CODES: dict[str, tuple[ErrorClass, str]] = {
 }
 
 
+UNREADABLE_REPLY = "Failed to parse the value as json"
+"""What the SDK raises (a RuntimeError) when a reply is not JSON: Aliyun always answers JSON, so
+this is a proxy's or load balancer's page during an outage."""
+
+
 def classify(code: str, message: str, biz_id: str | None = None) -> SendResult:
     if code == "OK":
         return SendResult.delivered(biz_id)
@@ -65,10 +70,14 @@ def classify_exception(exc: BaseException) -> SendResult:
         code = str(exc.code or f"http_{exc.status_code}")
         if code in CODES:
             return classify(code, str(exc.message))
-        error_class = T if (exc.status_code or 500) >= 500 or exc.status_code == 429 else P
+        outage = (exc.status_code or 500) >= 500
+        error_class = T if outage or exc.status_code == 429 else P
+        # an HTTP 5xx is an outage whatever its code says: every retry tier, like WeChat's
         return SendResult.failed(
-            error_class, code, f"Aliyun refused the call: {exc.message}", unknown_code=True
+            error_class, code, f"Aliyun refused the call: {exc.message}", unknown_code=not outage
         )
+    if isinstance(exc, RuntimeError) and UNREADABLE_REPLY in str(exc):
+        return SendResult.failed(T, "unreadable_reply", "Aliyun's reply was not JSON (an outage page?)")
     if isinstance(exc, TimeoutError) or (isinstance(exc, RetryError) and "timeout" in str(exc).lower()):
         return SendResult.failed(T, "timeout", "Aliyun did not answer in time")
     if isinstance(exc, RetryError | aiohttp.ClientError | OSError):

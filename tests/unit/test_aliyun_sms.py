@@ -109,12 +109,23 @@ async def test_every_aliyun_code_is_classified(
         (Fault(target="SendSms", reset=True), "connection"),
         (Fault(target="SendSms", http_status=503, aliyun_code="ServiceUnavailable"), "ServiceUnavailable"),
         (Fault(target="SendSms", http_status=500, aliyun_code="SomethingNew"), "SomethingNew"),
+        (Fault(target="SendSms", http_status=503), "unreadable_reply"),  # not JSON: a proxy's page
+        (Fault(target="SendSms", http_status=502), "unreadable_reply"),
     ],
 )
 async def test_transport_failures_are_transient(sandbox: Sandbox, fault: Fault, code: str) -> None:
     sandbox.state.add_fault(fault)
     result = await channel(sandbox).send(sms_delivery())
     assert (result.error_class, result.code) == (ErrorClass.TRANSIENT, code)
+
+
+async def test_an_http_5xx_with_a_body_the_sdk_cannot_read_goes_through_every_retry_tier(
+    sandbox: Sandbox,
+) -> None:
+    """Not an unknown code (one tier): an outage, retried like WeChat's."""
+    sandbox.state.add_fault(Fault(target="SendSms", http_status=503))
+    result = await channel(sandbox).send(sms_delivery())
+    assert not result.unknown_code
 
 
 async def test_an_unreachable_aliyun_is_transient(sandbox: Sandbox) -> None:
