@@ -8,7 +8,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from channels.aliyun_sms import AliyunSmsChannel, AliyunSmsConfig
-from channels.base import Channel, ChannelName
+from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
 from channels.http import SharedSession
 from channels.limits import Limits
 from channels.wechat import WeChatApi
@@ -28,6 +28,23 @@ class ChannelsConfig:
     timeout: aiohttp.ClientTimeout = field(default_factory=lambda: aiohttp.ClientTimeout(total=10, connect=3))
 
 
+NOT_CONFIGURED = "channel_not_configured"
+
+
+class NotConfigured:
+    """A channel this deployment has no credentials for. Its deliveries still end, dead-lettered
+    with the code ``channel_not_configured`` (replayable once it is configured), instead of
+    waiting unread until a worker that has the credentials sends them late."""
+
+    def __init__(self, name: ChannelName) -> None:
+        self.name = name
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        return SendResult.failed(
+            ErrorClass.PERMANENT, NOT_CONFIGURED, f"this deployment has no credentials for {self.name.value}"
+        )
+
+
 class Channels:
     def __init__(self, config: ChannelsConfig) -> None:
         self._session = SharedSession(config.timeout)
@@ -37,8 +54,16 @@ class Channels:
             ChannelName.WECHAT_OA: WeChatOaChannel(oa),
             ChannelName.WECHAT_MP: WeChatMpChannel(mp, config.mini_program_state),
         }
-        if config.aliyun_sms is not None:
-            self.by_name[ChannelName.ALIYUN_SMS] = AliyunSmsChannel(config.aliyun_sms)
+        self.by_name[ChannelName.ALIYUN_SMS] = (
+            AliyunSmsChannel(config.aliyun_sms)
+            if config.aliyun_sms is not None
+            else NotConfigured(ChannelName.ALIYUN_SMS)
+        )
+
+    @property
+    def off(self) -> list[ChannelName]:
+        """The channels this deployment cannot send on."""
+        return [name for name, channel in self.by_name.items() if isinstance(channel, NotConfigured)]
 
     async def close(self) -> None:
         await self._session.close()

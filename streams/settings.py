@@ -105,7 +105,9 @@ class Settings(BaseSettings):
         default="https", description="http only for the sandbox"
     )
     aliyun_access_key_id: str = Field(
-        default="", description="the platform's AccessKey id; empty disables SMS"
+        default="",
+        description="the platform's AccessKey id; empty: SMS deliveries end dead-lettered as "
+        "channel_not_configured",
     )
     aliyun_access_key_secret: SecretStr = Field(
         default=SecretStr(""), description="the AccessKey's secret; never logged"

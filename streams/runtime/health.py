@@ -61,6 +61,7 @@ class Readiness:
         probe: BrokerProbe,
         transactions: Transactions,
         stall_seconds: float,
+        channels_off: list[str] | None = None,
     ) -> None:
         self._supervisors = supervisors
         self._lanes = lanes
@@ -68,6 +69,7 @@ class Readiness:
         self._probe = probe
         self._transactions = transactions
         self._stall_seconds = stall_seconds
+        self._channels_off = channels_off or []
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
@@ -99,6 +101,7 @@ class Readiness:
             "ready": ready,
             "kafka_reachable": self._probe.reachable,
             "settings_loaded": self._follower.loaded.is_set(),
+            "channels_off": self._channels_off,
             "commits": commits,
             "lanes": lanes,
             "tasks": tasks,

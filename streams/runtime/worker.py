@@ -104,6 +104,7 @@ class Worker:
             self.probe,
             self.transactions,
             self.settings.stall_seconds,
+            [channel.value for channel in self.channels.off],
         )
 
 
@@ -225,8 +226,14 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
         extra=fields(
             lanes=[lane.name for lane in worker.lanes],
             metrics=f"http://{settings.web_host}:{settings.web_port}/metrics",
+            channels_off=[channel.value for channel in worker.channels.off] or None,
         ),
     )
+    for channel in worker.channels.off:
+        log.warning(
+            "channel not configured: its deliveries are dead-lettered as channel_not_configured",
+            extra=fields(channel=channel.value),
+        )
     await stop.wait()
     log.info("stopping", extra=fields(grace_seconds=settings.shutdown_grace_seconds))
     cancelled = await worker.lane_tasks.stop(grace_seconds=settings.shutdown_grace_seconds)
