@@ -71,8 +71,16 @@ class Settings(BaseSettings):
     )
     lanes: str = Field(
         default="all",
-        pattern=r"^(all|(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms))(,(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms)))*)$",
-        description="the lanes this worker runs: all, or a comma list of router, send.<channel>, retry",
+        pattern=r"^(all|(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms|codes))(,(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms|codes)))*)$",
+        description="the lanes this worker runs: all, or a comma list of router, send.<channel>, "
+        "send.codes, retry",
+    )
+    code_validity_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="a verification code older than this (from its event's time) when its sender gets "
+        "to it is not sent: skipped as expired",
     )
     router_batch: int = Field(default=500, ge=1, le=10_000, description="events routed per batch at most")
     stall_seconds: float = Field(

@@ -81,6 +81,24 @@ def delivery_outcome(
     )
 
 
+def skipped_delivery(dispatch: Dispatch, reason: str, at: datetime, *, replayed: bool) -> Outcome:
+    """A delivery its sender decided not to send (a code expired, a phone over its limit)."""
+    return Outcome(
+        status=Status.SKIPPED,
+        event_id=dispatch.event_id,
+        delivery_id=dispatch.delivery.delivery_id,
+        shop_id=dispatch.shop_id,
+        scene=dispatch.scene,
+        channel=dispatch.delivery.channel,
+        reason=reason,
+        source=dispatch.source,
+        fanout=dispatch.fanout,
+        attempts=0,
+        replayed=replayed,
+        at=at,
+    )
+
+
 def event_outcome(
     status: Status,
     failure_or_reason: Failure | str,

@@ -56,6 +56,10 @@ class Router:
 
     def __init__(self, catalog: Catalog) -> None:
         self._triggers = frozenset(scene.trigger for scene in catalog.scenes.values())
+        self.code_scenes = frozenset(
+            scene_id for scene_id, scene in catalog.scenes.items() if scene.kind == "verification_code"
+        )
+        """the scenes whose deliveries are verification codes (their own send topic and lane)"""
 
     def route(self, event: Event, plan: ShopPlan | None, source: SourceRecord, now: datetime) -> Routing:
         if event.type not in self._triggers:

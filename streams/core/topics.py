@@ -58,6 +58,8 @@ class TopicsFile(Frozen):
     defaults: Defaults
     events: list[EventTopic] = Field(min_length=1)
     send: dict[ChannelName, TopicSpec]
+    codes: TopicSpec
+    """verification codes' own send topic (SMS), so no bulk backlog delays a code"""
     retry: RetryTopics
     ledger: LedgerTopics
     dead_letter: TopicSpec
@@ -96,6 +98,19 @@ class Topics:
     def send_topic(self, channel: ChannelName) -> str:
         return self.name(self.spec.send[channel].name)
 
+    @property
+    def codes(self) -> str:
+        return self.name(self.spec.codes.name)
+
+    def send_topic_for(self, channel: ChannelName, code: bool) -> str:
+        """Where a delivery waits for its sender: verification codes on their own topic."""
+        return self.codes if code else self.send_topic(channel)
+
+    @property
+    def send_topics(self) -> frozenset[str]:
+        """Every topic a sender reads (the channels' and the codes')."""
+        return frozenset([*map(self.send_topic, self.spec.send), self.codes])
+
     def retry_topic(self, channel: ChannelName, tier: RetryTier) -> str:
         return self.name(_retry_name(channel, tier))
 
@@ -121,7 +136,8 @@ class Topics:
 
     def all(self) -> list[TopicSpec]:
         """Every topic with defaults filled in and the prefix applied."""
-        specs: list[TopicSpec] = [*self.spec.events, *self.spec.send.values()]
+        senders = [*self.spec.send.values(), self.spec.codes]
+        specs: list[TopicSpec] = [*self.spec.events, *senders]
         retry = self.spec.retry
         specs += [
             TopicSpec(name=_retry_name(channel, tier), partitions=retry.partitions, config=retry.config)
@@ -131,7 +147,7 @@ class Topics:
         ledger = self.spec.ledger
         specs += [
             TopicSpec(name=_ledger_name(source.name), partitions=source.partitions, config=ledger.config)
-            for source in [*self.spec.events, *self.spec.send.values()]
+            for source in [*self.spec.events, *senders]
         ]
         specs += [self.spec.dead_letter, self.spec.outcomes, self.spec.settings]
         defaults = self.spec.defaults

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,9 @@ class Settlement:
 
 def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
     """The samples as new events: each run gets its own event ids (the pipeline is idempotent by
-    event id, so re-publishing the same ids would rightly be ignored). Non-events stay as they are."""
+    event id, so re-publishing the same ids would rightly be ignored), stamped now (a verification
+    code is only sent within its validity). Non-events stay as they are."""
+    now = datetime.now(UTC).isoformat()
     fresh = []
     for line in lines:
         try:
@@ -89,6 +92,8 @@ def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
             continue
         if isinstance(document, dict) and "id" in document:
             document["id"] = f"{document['id']}-{run}"
+            if "time" in document:
+                document["time"] = now
             line = orjson.dumps(document)
         fresh.append(line)
     return fresh

@@ -37,10 +37,12 @@ class ForwarderLane(Lane):
         stage: RetryStage,
         transactions: Transactions,
         clock: Callable[[], float] = time.time,
+        send_topics: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__("retry", config, transactions)
         self._routes = dict(routes)
         """retry topic -> the send topic its records go back to"""
+        self._send_topics = send_topics | frozenset(self._routes.values())
         self._stage = stage
         self._clock = clock
         self._waiting: dict[Partition, float] = {}
@@ -87,8 +89,11 @@ class ForwarderLane(Lane):
             log.info("retries forwarded", extra=fields(count=len(forwards)))
 
     def _back(self, record: ConsumedRecord, history: Failure | None) -> Write:
-        """The record on its way back, to the send-topic partition it was first read from."""
+        """The record on its way back, to the send topic and partition it was first read from (a
+        code to the codes' topic), else to its channel's send topic."""
         target = self._routes[record.topic]
+        if history is not None and history.origin.topic in self._send_topics:
+            target = history.origin.topic
         partition = history.partition_in(target) if history else None
         return Write(target, record.key, record.value, record.headers, partition=partition)
 

@@ -67,6 +67,11 @@ RETRY_LATENESS = Histogram(
     "How long after its due time a retry record was forwarded",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+CODES_NOT_SENT = Counter(
+    "mall_notify_codes_not_sent_total",
+    "Verification codes skipped before Aliyun was asked: expired, or over a phone's limit",
+    ["reason"],
+)
 DUPLICATES_SUPPRESSED = Counter(
     "mall_notify_duplicates_suppressed_total",
     "Deliveries not sent because the ledger shows them delivered (redelivery after a crash, replay)",

@@ -81,7 +81,13 @@ class RouterStage(PipelineStage):
                 "routed",
                 [
                     *(
-                        Write(self.topics.send_topic(d.delivery.channel), send_key, d.to_json())
+                        Write(
+                            self.topics.send_topic_for(
+                                d.delivery.channel, d.scene in self.router.code_scenes
+                            ),
+                            send_key,
+                            d.to_json(),
+                        )
                         for d in routing.dispatches
                     ),
                     routed,

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from functools import partial
 
 from channels.base import Channel, Delivery, ErrorClass, SendResult
+from streams.core.codes import CodeGate
 from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
 from streams.core.failures import Failure, Stage
-from streams.core.outcomes import Status, delivery_outcome, event_outcome
+from streams.core.outcomes import Status, delivery_outcome, event_outcome, skipped_delivery
 from streams.core.retry import GiveUp, decide
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
@@ -49,10 +50,13 @@ class SenderStage(PipelineStage):
         ledger: Ledger,
         clock: Clock = utc_now,
         rand: Callable[[], float] = random.random,
+        codes: CodeGate | None = None,
     ) -> None:
         super().__init__(topics, ledger, clock)
         self.channel = channel
         self.rand = rand
+        self.codes = codes
+        """the verification codes' lane: expiry and per-phone limits before sending"""
 
     async def handle(self, record: ConsumedRecord) -> list[Write]:
         try:
@@ -75,6 +79,14 @@ class SenderStage(PipelineStage):
             )
             return []
         previous = record.history
+        if self.codes is not None:
+            refused = self.codes.refusal(delivery.recipient, dispatch.event_time, self.clock())
+            if refused is not None:
+                metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
+                log.info("code not sent", extra=fields(delivery_id=delivery.delivery_id, reason=refused))
+                replayed = bool(previous and previous.replays)
+                skipped = skipped_delivery(dispatch, refused, self.clock(), replayed=replayed)
+                return self.final(record, delivery.delivery_id, skipped)
         result = await self._send(delivery)
         self._count(dispatch, result)
         if result.ok:

@@ -26,6 +26,7 @@ from channels.base import Channel, ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
 from streams.core.catalog import Catalog, load_catalog
+from streams.core.codes import CodeGate, CodeRules
 from streams.core.render_plan import ShopPlan, compile_shop
 from streams.core.routing import Router
 from streams.core.shop_records import ShopTable
@@ -133,6 +134,8 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         for name, channel in channels.by_name.items()
         if settings.runs(f"send.{name.value}")
     ]
+    if settings.runs("send.codes"):
+        lanes.append(parts.code_sender(channels.by_name[ChannelName.ALIYUN_SMS]))
     if settings.runs("retry"):
         lanes.append(parts.forwarder(list(channels.by_name)))
     probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
@@ -187,17 +190,26 @@ class _Parts:
         return RouterLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
 
     def sender(self, name: ChannelName, channel: Channel) -> SenderLane:
-        send_topic = self.topics.send_topic(name)
-        stage = SenderStage(self.topics, channel, Ledger(self.topics.ledgers([send_topic]), self.ttl))
-        lane = f"send.{name.value}"
-        config = self.config(f"{_group(self.settings)}.{lane}", [send_topic])
+        return self._sender(f"send.{name.value}", self.topics.send_topic(name), channel, name)
+
+    def code_sender(self, channel: Channel) -> SenderLane:
+        """The verification codes' own lane (SMS): expiry and per-phone limits before sending."""
+        rules = CodeRules(validity_seconds=self.settings.code_validity_seconds)
+        return self._sender("send.codes", self.topics.codes, channel, channel.name, CodeGate(rules))
+
+    def _sender(
+        self, lane: str, topic: str, channel: Channel, name: ChannelName, codes: CodeGate | None = None
+    ) -> SenderLane:
+        ledger = Ledger(self.topics.ledgers([topic]), self.ttl)
+        stage = SenderStage(self.topics, channel, ledger, codes=codes)
+        config = self.config(f"{_group(self.settings)}.{lane}", [topic])
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
 
     def forwarder(self, channels: list[ChannelName]) -> ForwarderLane:
         routes = retry_routes(self.topics, channels)
         stage = RetryStage(self.topics, Ledger({}, self.ttl), utc_now)
         config = self.config(f"{_group(self.settings)}.retry", sorted(routes))
-        return ForwarderLane(config, routes, stage, self.transactions)
+        return ForwarderLane(config, routes, stage, self.transactions, send_topics=self.topics.send_topics)
 
 
 def retry_routes(topics: Topics, channels: list[ChannelName]) -> dict[str, str]:

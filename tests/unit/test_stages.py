@@ -11,20 +11,16 @@ import pytest
 from prometheus_client import REGISTRY
 
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult
-from streams.core.catalog import load_catalog
 from streams.core.dispatch import parse_dispatch
 from streams.core.failures import Failure, Headers, header_map
 from streams.core.outcomes import Outcome, Status
-from streams.core.render_plan import compile_shop
-from streams.core.routing import Router
-from streams.core.shop_checks import load_shop_rules
-from streams.core.topics import Topics, load_topics
+from streams.core.topics import Topics
 from streams.runtime import metrics
 from streams.runtime.ledger import Ledger
 from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.router import RouterStage
 from streams.runtime.sender import SenderStage
-from tests.factories import ROOT, dispatch, payment_event, to_bytes
+from tests.factories import dispatch, payment_event, to_bytes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BUSY = SendResult.failed(ErrorClass.TRANSIENT, "-1", "WeChat is busy")
@@ -58,20 +54,6 @@ def owning(topics: Topics, consumed: list[str]) -> Ledger:
     ledger = Ledger(topics.ledgers(consumed), ttl_seconds=86400.0, clock=lambda: NOW.timestamp())
     ledger.install(ledger.read([(topic, PARTITION) for topic in consumed], lambda *_: [])[0])
     return ledger
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return load_topics(ROOT / "config" / "topics.yaml")
-
-
-@pytest.fixture
-def router(topics: Topics) -> RouterStage:
-    catalog = load_catalog(ROOT / "config" / "catalog.yaml")
-    plans = {
-        i: compile_shop(s, catalog) for i, s in load_shop_rules(ROOT / "config" / "shops", catalog).items()
-    }
-    return RouterStage(topics, Router(catalog), plans, owning(topics, topics.event_topics), clock=lambda: NOW)
 
 
 def sender(topics: Topics, channel: ScriptedChannel) -> SenderStage:
