@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,17 @@ def event(event_type: str, data: dict[str, Any], shop: int = DEMO_SHOP) -> dict[
         "shopid": shop,
         "data": data,
     }
+
+
+def fresh_code(phone: str | None = None) -> dict[str, Any]:
+    """A verification code requested now (a code is only sent within its validity), by default
+    for a new phone each time (codes are limited per phone)."""
+    phone = phone or f"139{random.randrange(10**8):08d}"
+    requested = event(
+        "auth.code_requested",
+        {"user": {"user_id": f"u-{phone}", "phone": phone}, "purpose": "login", "code": "620417"},
+    )
+    return requested | {"time": datetime.now(UTC).isoformat()}
 
 
 SAMPLE_EVENTS: dict[str, dict[str, Any]] = {

@@ -4,9 +4,6 @@ at once while the backlog drains. In-process worker with SMS wired to the sandbo
 from __future__ import annotations
 
 import asyncio
-import copy
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Producer
@@ -18,7 +15,7 @@ from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
 from streams.runtime.worker import run_worker
 from tests.conftest import Sandbox
-from tests.factories import SAMPLE_EVENTS, delivery, dispatch, to_bytes
+from tests.factories import delivery, dispatch, fresh_code, to_bytes
 from tests.integration.in_process import prepared_worker, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,14 +32,6 @@ def _bulk_sms(number: int) -> bytes:
         fields={"code": "000000"},
     )
     return dispatch(message, scene="buyer_order_shipped").to_json()
-
-
-def _code_event(number: int) -> bytes:
-    event = copy.deepcopy(SAMPLE_EVENTS["auth.code_requested"])
-    event["id"] = f"evt-code-{uuid.uuid4().hex}"
-    event["time"] = datetime.now(UTC).isoformat()  # a code is valid for 5 minutes from its event
-    event["data"]["user"] = {"user_id": f"u-{number}", "phone": f"139{number:08d}"}
-    return to_bytes(event)
 
 
 async def test_codes_are_sent_while_ten_thousand_bulk_sms_wait(
@@ -71,7 +60,7 @@ async def test_codes_are_sent_while_ten_thousand_bulk_sms_wait(
         await until(lambda: worker.readiness.report()[0], 60, "the worker is ready")
         await until(lambda: len(sandbox.state.messages) > 50, 30, "the bulk backlog is being sent")
         start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.outcomes)
-        events = [_code_event(number) for number in range(CODES)]
+        events = [to_bytes(fresh_code(f"139{number:08d}")) for number in range(CODES)]
         published = await asyncio.to_thread(publish_values, kafka_bootstrap, topics, events)
         records = await asyncio.to_thread(
             read_until, kafka_bootstrap, topics.outcomes, start, Settlement(published), 30

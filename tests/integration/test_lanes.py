@@ -3,7 +3,6 @@ channel, and a record that is too large to dead-letter as it is does not stop it
 
 from __future__ import annotations
 
-import random
 import uuid
 
 import orjson
@@ -13,7 +12,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from streams.core.failures import header_map
 from streams.devtools.demo import source_of
 from streams.ops.reading import end_offsets
-from tests.factories import event, payment_event, to_bytes
+from tests.factories import fresh_code, payment_event, to_bytes
 from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -21,17 +20,9 @@ OA_SEND = "/cgi-bin/message/template/send"
 SMS_LATENCY_MS = 5000
 
 
-def code_requested() -> dict[str, object]:
-    phone = f"139{random.randrange(10**8):08d}"  # a new phone each time: the sandbox limits codes per phone
-    return event(
-        "auth.code_requested",
-        {"user": {"user_id": f"u-{phone}", "phone": phone}, "purpose": "login", "code": "620417"},
-    )
-
-
 def test_a_slow_sms_provider_does_not_delay_wechat_deliveries(pipeline: Pipeline) -> None:
     pipeline.add_fault(target="SendSms", latency_ms=SMS_LATENCY_MS, count=5)
-    codes = [to_bytes(code_requested()) for _ in range(5)]
+    codes = [to_bytes(fresh_code()) for _ in range(5)]
     orders = [to_bytes(payment_event()) for _ in range(30)]
     published, outcomes = pipeline.run(codes + orders)  # the codes first: they are routed first
     by_channel: dict[str, set[str]] = {"wechat_oa": set(), "aliyun_sms": set()}

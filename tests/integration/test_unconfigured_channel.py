@@ -14,7 +14,7 @@ from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
 from streams.runtime.worker import run_worker
 from tests.conftest import Sandbox
-from tests.factories import SAMPLE_EVENTS, to_bytes
+from tests.factories import fresh_code, to_bytes
 from tests.integration.in_process import prepared_worker, until
 
 pytestmark = pytest.mark.integration
@@ -32,9 +32,7 @@ async def test_a_code_for_a_channel_without_credentials_is_dead_lettered_and_sai
         assert worker.readiness.report()[1]["channels_off"] == ["aliyun_sms"]
         outcomes_start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.outcomes)
         letters_start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.dead_letter)
-        published = await asyncio.to_thread(
-            publish_values, kafka_bootstrap, topics, [to_bytes(SAMPLE_EVENTS["auth.code_requested"])]
-        )
+        published = await asyncio.to_thread(publish_values, kafka_bootstrap, topics, [to_bytes(fresh_code())])
         records = await asyncio.to_thread(
             read_until, kafka_bootstrap, topics.outcomes, outcomes_start, Settlement(published), 60
         )
