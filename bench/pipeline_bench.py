@@ -107,7 +107,7 @@ def code_requested() -> bytes:
         "id": f"bench-{uuid.uuid4().hex}",
         "type": "auth.code_requested",
         "source": "/bench",
-        "time": "2026-11-25T12:00:00Z",
+        "time": datetime.now(UTC).isoformat(),  # a code is only sent within its validity
         "shopid": 9001,
         "data": data,
     }
