@@ -54,11 +54,16 @@ class Channels:
             ChannelName.WECHAT_OA: WeChatOaChannel(oa),
             ChannelName.WECHAT_MP: WeChatMpChannel(mp, config.mini_program_state),
         }
-        self.by_name[ChannelName.ALIYUN_SMS] = (
-            AliyunSmsChannel(config.aliyun_sms)
-            if config.aliyun_sms is not None
-            else NotConfigured(ChannelName.ALIYUN_SMS)
-        )
+        self.by_name[ChannelName.ALIYUN_SMS] = self._sms(config)
+        self.codes: Channel = self._sms(config)
+        """verification codes' own SMS client: its own per-signature limits, so codes never queue
+        behind bulk SMS waiting for the same signature"""
+
+    @staticmethod
+    def _sms(config: ChannelsConfig) -> Channel:
+        if config.aliyun_sms is None:
+            return NotConfigured(ChannelName.ALIYUN_SMS)
+        return AliyunSmsChannel(config.aliyun_sms)
 
     @property
     def off(self) -> list[ChannelName]:

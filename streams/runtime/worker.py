@@ -135,7 +135,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         if settings.runs(f"send.{name.value}")
     ]
     if settings.runs("send.codes"):
-        lanes.append(parts.code_sender(channels.by_name[ChannelName.ALIYUN_SMS]))
+        lanes.append(parts.code_sender(channels.codes))
     if settings.runs("retry"):
         lanes.append(parts.forwarder(list(channels.by_name)))
     probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
