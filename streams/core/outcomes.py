@@ -4,8 +4,9 @@ Every consumed event ends in the outcomes topic: one ``delivered`` or ``dead_let
 delivery, or one ``skipped`` / ``dead_lettered`` record for an event that produced no delivery.
 Records are keyed by delivery id (or event id): the latest record of a key is its final state,
 which a replay from the dead-letter topic may turn from ``dead_lettered`` into ``delivered``.
-An event published again (same id) ends ``skipped`` with reason ``duplicate_event``, keyed by
-its id and its own record, so it never hides the outcome of the first.
+An event published again (same id, same key) ends ``skipped`` with reason ``duplicate_event``
+(per delivery when it was routed, else once), keyed with its own record, so it never hides the
+outcome of the first.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Outcome(BaseModel):
     def key(self) -> bytes:
         """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
         if self.reason == DUPLICATE_EVENT:
-            return f"{self.event_id}@{self.source}".encode()
+            return f"{self.delivery_id or self.event_id}@{self.source}".encode()
         return (self.delivery_id or self.event_id or str(self.source)).encode()
 
     def to_json(self) -> bytes:

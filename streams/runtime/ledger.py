@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -26,10 +26,6 @@ from streams.core.outcomes import Status
 from streams.runtime.records import Write
 
 Clock = Callable[[], float]
-ROUTED: Literal["routed"] = "routed"
-"""The router's entry for an event it turned into deliveries (their outcomes are the senders')."""
-Mark = Status | Literal["routed"]
-"""What the ledger knows of a key: its final outcome, or that the event was routed."""
 PartitionId = tuple[str, int]
 """(topic, partition) of the records the entries are about"""
 
@@ -44,40 +40,48 @@ class LedgerPartition:
     def __init__(self, ttl_seconds: float, clock: Clock) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._final: dict[str, tuple[Mark, float]] = {}
+        self._final: dict[str, tuple[Status, float, str | None]] = {}
+        """key -> its final status, when, and the event record it came from (``topic[p]@offset``)"""
 
     def __len__(self) -> int:
         return len(self._final)
 
-    def final(self, key: str) -> Mark | None:
+    def final(self, key: str) -> Status | None:
         self._forget_expired()
         entry = self._final.get(key)
         return entry[0] if entry else None
 
-    def remember(self, key: str, status: Mark, at: float) -> None:
+    def origin(self, key: str) -> str | None:
+        entry = self._final.get(key)
+        return entry[2] if entry else None
+
+    def remember(self, key: str, status: Status, at: float, origin: str | None = None) -> None:
         self._final.pop(key, None)  # re-inserted at the end: the dict stays ordered by time
         if at > self._clock() - self._ttl:
-            self._final[key] = (status, at)
+            self._final[key] = (status, at, origin)
 
     def _forget_expired(self) -> None:
         horizon = self._clock() - self._ttl
         while self._final:
-            key, (_, at) = next(iter(self._final.items()))
+            key, (_, at, _origin) = next(iter(self._final.items()))
             if at > horizon:
                 return
             del self._final[key]
 
 
-def entry_value(status: Mark, at: float) -> bytes:
-    return orjson.dumps({"status": str(status), "at": at})
+def entry_value(status: Status, at: float, origin: str | None = None) -> bytes:
+    entry: dict[str, Any] = {"status": status.value, "at": at}
+    if origin is not None:
+        entry["origin"] = origin
+    return orjson.dumps(entry)
 
 
-def parse_entry(value: bytes | None) -> tuple[Mark, float] | None:
+def parse_entry(value: bytes | None) -> tuple[Status, float, str | None] | None:
     try:
         document: Any = orjson.loads(value or b"")
-        status = document["status"]
-        return (ROUTED if status == ROUTED else Status(status)), float(document["at"])
-    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+        origin = document.get("origin")
+        return Status(document["status"]), float(document["at"]), origin if isinstance(origin, str) else None
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
         return None
 
 
@@ -104,20 +108,30 @@ class Ledger:
         """Whether records of ``topic`` have a ledger here."""
         return topic in self._changelogs
 
-    def final(self, source: PartitionId, key: str) -> Mark | None:
+    def final(self, source: PartitionId, key: str) -> Status | None:
         """The final status of ``key`` on its partition; NotOwned when this lane does not own it."""
         state = self._partitions.get(source)
         if state is None:
             raise NotOwned(source)
         return state.final(key)
 
-    def entry(self, source: PartitionId, key: str, status: Mark, at: float) -> Write:
+    def origin(self, source: PartitionId, key: str) -> str | None:
+        """The event record a final key came from, when its entry says (NotOwned as ``final``)."""
+        state = self._partitions.get(source)
+        if state is None:
+            raise NotOwned(source)
+        return state.origin(key)
+
+    def entry(
+        self, source: PartitionId, key: str, status: Status, at: float, origin: str | None = None
+    ) -> Write:
         """Know a final outcome now; the changelog record that keeps it."""
         state = self._partitions.get(source)
         if state is not None:  # else the partition was lost meanwhile: its new owner reads the changelog
-            state.remember(key, status, at)
+            state.remember(key, status, at, origin)
         topic, partition = source
-        return Write(self._changelogs[topic], key.encode(), entry_value(status, at), partition=partition)
+        value = entry_value(status, at, origin)
+        return Write(self._changelogs[topic], key.encode(), value, partition=partition)
 
     def read(
         self, sources: list[PartitionId], read: ReadChangelog

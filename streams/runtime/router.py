@@ -24,7 +24,7 @@ from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.lane import LaneConfig
-from streams.runtime.ledger import ROUTED, Ledger
+from streams.runtime.ledger import Ledger
 from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.stage import Clock, PipelineStage, utc_now
 from streams.runtime.stateful_lane import StatefulLane
@@ -60,7 +60,7 @@ class RouterStage(PipelineStage):
             failure = self.failure(record, exc.reason.value, exc.detail)
             outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
             return self._count("dead_lettered", self._dead_letter(record, failure, key, outcome))
-        if self.already_final(event.id, record):  # the same event published again
+        if self.already_final(event.id, record):  # an event skipped or dead-lettered, published again
             return self._count("duplicate", self._duplicate(record, event.id, event.shop_id))
         try:
             routing = self.router.route(event, self.plans.get(event.shop_id), record.source, self.clock())
@@ -74,23 +74,16 @@ class RouterStage(PipelineStage):
         if routing.dispatches:
             send_key = record.key or event.id.encode()
             self.counts["deliveries"] += len(routing.dispatches)
-            routed = self.ledger.entry(
-                (record.topic, record.partition), event.id, ROUTED, self.clock().timestamp()
-            )
+            code_scenes = self.router.code_scenes
             return self._count(
                 "routed",
                 [
-                    *(
-                        Write(
-                            self.topics.send_topic_for(
-                                d.delivery.channel, d.scene in self.router.code_scenes
-                            ),
-                            send_key,
-                            d.to_json(),
-                        )
-                        for d in routing.dispatches
-                    ),
-                    routed,
+                    Write(
+                        self.topics.send_topic_for(d.delivery.channel, d.scene in code_scenes),
+                        send_key,
+                        d.to_json(),
+                    )
+                    for d in routing.dispatches
                 ],
             )
         reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
@@ -102,8 +95,9 @@ class RouterStage(PipelineStage):
         return self._count("skipped", self.final(record, event.id, outcome))
 
     def _duplicate(self, record: ConsumedRecord, event_id: str, shop_id: int) -> list[Write]:
-        """An event id already routed or settled, on another record: upstream published it twice
-        (with the same key, so on the same partition). It ends skipped, not sent again."""
+        """An event id already skipped or dead-lettered, on another record: upstream published it
+        twice (with the same key, so on the same partition). It ends skipped as a duplicate. (An
+        event routed twice is routed again: its senders find the deliveries final.)"""
         metrics.DUPLICATES_SUPPRESSED.labels("event").inc()
         metrics.OUTCOMES.labels(Status.SKIPPED.value, "false").inc()
         outcome = event_outcome(

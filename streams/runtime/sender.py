@@ -22,7 +22,13 @@ from channels.base import Channel, Delivery, ErrorClass, SendResult
 from streams.core.codes import CodeGate
 from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
 from streams.core.failures import Failure, Stage
-from streams.core.outcomes import Status, delivery_outcome, event_outcome, skipped_delivery
+from streams.core.outcomes import (
+    DUPLICATE_EVENT,
+    Status,
+    delivery_outcome,
+    event_outcome,
+    skipped_delivery,
+)
 from streams.core.retry import GiveUp, decide
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
@@ -71,6 +77,12 @@ class SenderStage(PipelineStage):
         delivery = dispatch.delivery
         if self.already_final(delivery.delivery_id, record):
             metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
+            origin = self.ledger.origin((record.topic, record.partition), delivery.delivery_id)
+            if origin is not None and origin != str(dispatch.source):
+                # upstream published the event again: this copy ends skipped, with its own outcome
+                duplicate = skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False)
+                metrics.OUTCOMES.labels(Status.SKIPPED.value, "false").inc()
+                return [Write(self.topics.outcomes, duplicate.key(), duplicate.to_json())]
             log.info(
                 "already final, not sent again",
                 extra=fields(

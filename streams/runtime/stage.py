@@ -83,7 +83,9 @@ class PipelineStage:
         writes = [Write(self.topics.outcomes, outcome.key(), outcome.to_json())]
         if self.ledger.covers(record.topic):
             source = (record.topic, record.partition)
-            writes.append(self.ledger.entry(source, key, outcome.status, outcome.at.timestamp()))
+            at = outcome.at.timestamp()
+            origin = str(outcome.source) if outcome.delivery_id else None  # tells a duplicate event apart
+            writes.append(self.ledger.entry(source, key, outcome.status, at, origin))
         return writes
 
     def fitting(self, record: ConsumedRecord, failure: Failure) -> Failure:

@@ -4,16 +4,17 @@ provider call; tests/integration runs the same paths against the real broker."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
-import pytest
 from prometheus_client import REGISTRY
 
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult
 from streams.core.dispatch import parse_dispatch
 from streams.core.failures import Failure, Headers, header_map
 from streams.core.outcomes import Outcome, Status
+from streams.core.source import SourceRecord
 from streams.core.topics import Topics
 from streams.runtime import metrics
 from streams.runtime.ledger import Ledger
@@ -136,21 +137,14 @@ def test_a_record_read_twice_gets_one_dead_letter(router: RouterStage, topics: T
     assert len(on(writes, topics.dead_letter)) == 1
 
 
-@pytest.mark.parametrize(
-    "buyer",
-    [{"user_id": "u1"}, {"user_id": "u1", "oa_openid": "oR8sT1a2b3c4d5e6f7g8h9i0jKlM"}],
-    ids=["skipped", "routed"],
-)
-def test_an_event_published_twice_is_skipped_as_a_duplicate_the_second_time(
-    router: RouterStage, topics: Topics, buyer: dict[str, str]
+def test_a_skipped_event_published_twice_is_skipped_as_a_duplicate_the_second_time(
+    router: RouterStage, topics: Topics
 ) -> None:
-    """Upstream sends the same event again (another offset): it is not routed again, and it ends
-    with an outcome of its own, keyed apart from the first one's, so `stats` counts it settled."""
-    value = to_bytes(payment_event(buyer=buyer))
+    """Upstream sends the same event again (another offset): it ends with an outcome of its own,
+    keyed apart from the first one's, so `stats` counts it settled."""
+    value = to_bytes(payment_event(buyer={"user_id": "u1"}))
     first = router.handle(record(value, offset=120))
     second = router.handle(record(value, offset=130))
-    sends = [w for w in first if w.topic.startswith("notify.send.")]
-    assert len(sends) == (1 if "oa_openid" in buyer else 0)
     [duplicate] = outcomes(second, topics)
     assert (duplicate.status, duplicate.reason, duplicate.source.offset) == (
         Status.SKIPPED,
@@ -159,6 +153,30 @@ def test_an_event_published_twice_is_skipped_as_a_duplicate_the_second_time(
     )
     assert [w.topic for w in second] == [topics.outcomes]
     assert on(second, topics.outcomes)[0].key not in {w.key for w in on(first, topics.outcomes)}
+
+
+async def test_a_delivery_of_an_event_published_twice_is_sent_once_and_the_copy_settled(
+    topics: Topics,
+) -> None:
+    """The router routes the copy again (it keeps no entry per routed event: that would cost a
+    write per event); the sender finds the delivery final, from another event record, and ends
+    the copy skipped as a duplicate. The same record read again (a replay) writes nothing."""
+    channel = ScriptedChannel(SendResult.delivered("1"))
+    stage = sender(topics, channel)
+    original = dispatch()
+    copy = replace(original, source=SourceRecord("mall.payments", 0, 99))
+    first = await stage.handle(send_record(topics, original.to_json()))
+    again = await stage.handle(send_record(topics, copy.to_json()))
+    reread = await stage.handle(send_record(topics, original.to_json()))
+    assert len(channel.sent) == 1
+    assert [o.status for o in outcomes(first, topics)] == [Status.DELIVERED]
+    [duplicate] = outcomes(again, topics)
+    assert (duplicate.status, duplicate.reason, duplicate.source.offset) == (
+        Status.SKIPPED,
+        "duplicate_event",
+        99,
+    )
+    assert reread == []
 
 
 def test_a_skipped_event_gets_one_outcome_with_the_reason(router: RouterStage, topics: Topics) -> None:
