@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -60,43 +61,40 @@ class Outcome(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
 
+def _about(dispatch: Dispatch) -> dict[str, Any]:
+    """What every outcome of a delivery says of it."""
+    return {
+        "event_id": dispatch.event_id,
+        "delivery_id": dispatch.delivery.delivery_id,
+        "shop_id": dispatch.shop_id,
+        "scene": dispatch.scene,
+        "channel": dispatch.delivery.channel,
+        "source": dispatch.source,
+        "fanout": dispatch.fanout,
+    }
+
+
 def delivery_outcome(
     dispatch: Dispatch, result: SendResult, at: datetime, *, attempts: int, replayed: bool
 ) -> Outcome:
     """The final outcome of a delivery: delivered, or dead-lettered with the provider's answer."""
     return Outcome(
         status=Status.DELIVERED if result.ok else Status.DEAD_LETTERED,
-        event_id=dispatch.event_id,
-        delivery_id=dispatch.delivery.delivery_id,
-        shop_id=dispatch.shop_id,
-        scene=dispatch.scene,
-        channel=dispatch.delivery.channel,
         reason=result.reason,
         error_class=result.error_class,
         provider_code=result.code,
-        source=dispatch.source,
-        fanout=dispatch.fanout,
         attempts=attempts,
         replayed=replayed,
         at=at,
+        **_about(dispatch),
     )
 
 
 def skipped_delivery(dispatch: Dispatch, reason: str, at: datetime, *, replayed: bool) -> Outcome:
-    """A delivery its sender decided not to send (a code expired, a phone over its limit)."""
+    """A delivery its sender decided not to send (a code expired, a phone over its limit, a copy
+    of an event already delivered)."""
     return Outcome(
-        status=Status.SKIPPED,
-        event_id=dispatch.event_id,
-        delivery_id=dispatch.delivery.delivery_id,
-        shop_id=dispatch.shop_id,
-        scene=dispatch.scene,
-        channel=dispatch.delivery.channel,
-        reason=reason,
-        source=dispatch.source,
-        fanout=dispatch.fanout,
-        attempts=0,
-        replayed=replayed,
-        at=at,
+        status=Status.SKIPPED, reason=reason, attempts=0, replayed=replayed, at=at, **_about(dispatch)
     )
 
 
