@@ -37,6 +37,7 @@ ERRCODES: dict[int, tuple[ErrorClass, str]] = {
     43004: (P, "user does not follow the Official Account"),
     43101: (P, "user has not subscribed to this message"),
     47003: (P, "template data does not fit the keyword types"),
+    45026: (P, "the account holds 25 templates, WeChat's limit"),
 }
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 

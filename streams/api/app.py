@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from channels.base import ChannelName
+from channels.base import ChannelName, ErrorClass, SendResult
 from channels.http import SharedSession
 from channels.wechat import CallFailed, WeChatApi
 from channels.wechat_templates import OaTemplates
@@ -113,8 +113,26 @@ async def get_catalog(request: web.Request) -> web.Response:
 ShopHandler = Callable[[web.Request, ApiContext, ShopRules], Awaitable[web.Response]]
 
 
+WECHAT_STATUS = {"40037": 404, "45026": 409}
+WECHAT_ADVICE = {
+    "40037": "no such template on the shop's Official Account",
+    "45026": "delete templates the shop no longer uses (GET .../templates shows which) and try again",
+}
+
+
+def wechat_refusal(result: SendResult) -> web.Response:
+    """WeChat's answer as the API's: the caller's mistake is a 4xx naming WeChat's code (unknown
+    template 404, 25-template limit 409, others 422); only an outage or a busy WeChat is 502."""
+    code = result.code or "?"
+    if result.error_class is not ErrorClass.PERMANENT:
+        return _problem(502, f"WeChat did not answer usefully ({code}: {result.reason}); try again later")
+    advice = WECHAT_ADVICE.get(code)
+    message = f"WeChat refused it ({code}: {result.reason})" + (f": {advice}" if advice else "")
+    return _problem(WECHAT_STATUS.get(code, 422), message)
+
+
 def for_shop(handler: ShopHandler) -> Handler:
-    """Resolve the path's shop (404 without settings) and turn WeChat's refusals into 502."""
+    """Resolve the path's shop (404 without settings) and answer WeChat's refusals by their kind."""
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         context = request.app[CONTEXT]
@@ -125,7 +143,7 @@ def for_shop(handler: ShopHandler) -> Handler:
         try:
             return await handler(request, context, shop)
         except CallFailed as failure:
-            return _problem(502, f"WeChat refused: {failure}")
+            return wechat_refusal(failure.result)
 
     return endpoint
 

@@ -48,7 +48,10 @@ REFUSED = {
     "403": _problem("the token may not reach this shop"),
     "404": _problem("no such path, or the shop has no settings yet"),
 }
-WECHAT = {"502": _problem("WeChat refused or did not answer")}
+WECHAT = {
+    "409": _problem("the Official Account holds 25 templates (WeChat 45026)"),
+    "502": _problem("WeChat did not answer usefully (busy, down); try again later"),
+}
 SAVED = {"200": Response(description="saved", content=_json_of(ShopRules))}
 INVALID = {
     "400": _problem("the body is not JSON"),

@@ -328,3 +328,13 @@ def test_fuzzing_the_api_never_gets_a_500(api: Service, data: st.DataObject) -> 
     assert status < 500 or status in (502, 503), (method, path, body, answer)
     if status >= 400:
         assert answer["problems"]
+
+
+def test_deleting_a_template_the_account_does_not_hold_is_a_404_not_an_outage(api: Service) -> None:
+    status, saved = call(api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())
+    assert status == 200, saved
+    status, answer = call(api, "DELETE", f"/v1/shops/{SHOP}/templates/no-such-template", SHOP_TOKEN)
+    assert status == 404
+    assert answer["problems"] == [
+        "WeChat refused it (40037: invalid template id): no such template on the shop's Official Account"
+    ]

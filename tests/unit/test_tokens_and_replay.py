@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from pydantic import SecretStr
 
-from channels.base import ErrorClass
-from streams.api.app import changes
+from channels.base import ErrorClass, SendResult
+from streams.api.app import changes, wechat_refusal
 from streams.core.errors import ConfigError
 from streams.core.failures import Failure, Stage
 from streams.core.source import SourceRecord
@@ -106,3 +107,20 @@ def test_an_audit_line_names_each_changed_value() -> None:
 )
 def test_publish_reads_one_event_an_array_or_json_lines(text: bytes, count: int) -> None:
     assert len(event_values(text)) == count
+
+
+@pytest.mark.parametrize(
+    ("code", "error_class", "status"),
+    [
+        ("40037", ErrorClass.PERMANENT, 404),
+        ("45026", ErrorClass.PERMANENT, 409),
+        ("40013", ErrorClass.PERMANENT, 422),
+        ("-1", ErrorClass.TRANSIENT, 502),
+    ],
+)
+def test_wechat_refusals_are_answered_by_whose_mistake_they_are(
+    code: str, error_class: ErrorClass, status: int
+) -> None:
+    answer = wechat_refusal(SendResult.failed(error_class, code, "what WeChat said"))
+    assert answer.status == status
+    assert code in orjson.loads(answer.body)["problems"][0]  # type: ignore[arg-type]
