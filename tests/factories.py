@@ -164,6 +164,7 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
             "goods_name": "帆布双肩包",
             "refund_amount_fen": 5000,
             "refunded_at": AT,
+            "manual": True,
         },
     ),
     "order.refund_requested": event(

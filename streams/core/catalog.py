@@ -62,7 +62,10 @@ class Scene(Frozen):
     audience: Literal["buyer", "seller"]
     kind: Kind
     trigger: str
-    when: dict[str, str] = Field(default_factory=dict, description="dotted path -> value the event must have")
+    when: dict[str, str] = Field(
+        default_factory=dict,
+        description='dotted path -> value the event must have ("true"/"false" for yes/no)',
+    )
     recipient: str = Field(pattern=r"^data\.[a-z_]+$", description="dotted path to the party to notify")
     channels: list[ChannelName] = Field(min_length=1)
     variables: dict[str, Variable]
@@ -100,8 +103,15 @@ class Catalog(Frozen):
             (scene_id, scene)
             for scene_id, scene in self.scenes.items()
             if scene.trigger == event_type
-            and all(str(lookup(document, path)) == value for path, value in scene.when.items())
+            and all(when_text(lookup(document, path)) == value for path, value in scene.when.items())
         ]
+
+
+def when_text(value: object) -> str:
+    """An event's value as a ``when`` condition spells it: ``true``/``false`` for booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def lookup(document: Mapping[str, Any], path: str) -> object | None:

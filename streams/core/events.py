@@ -110,6 +110,7 @@ class OrderRefunded(Model):
     refund_amount_fen: Fen
     reason: Text | None = None
     refunded_at: Time
+    manual: bool = Field(description="refunded by hand by the shop (手动退款): only these notify the buyer")
 
 
 class RefundRequested(Model):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from channels.base import ChannelName, Delivery
-from streams.core.catalog import Catalog, ValueFormat
+from streams.core.catalog import Catalog, ValueFormat, when_text
 from streams.core.dispatch import Dispatch
 from streams.core.errors import MissingVariable
 from streams.core.events import Event
@@ -66,9 +66,11 @@ class Router:
             return Routing(skips=[Skip(f"no scene is triggered by {event.type}")])
         if plan is None:
             return Routing(skips=[Skip(f"shop {event.shop_id} has no notification settings")])
-        scenes = [scene for scene in plan.by_trigger.get(event.type, ()) if _fires(event, scene)]
+        candidates = plan.by_trigger.get(event.type, ())
+        scenes = [scene for scene in candidates if _fires(event, scene)]
         if not scenes:
-            return Routing(skips=[Skip(f"no scene is triggered by {event.type}")])
+            unmet = [_condition(scene) for scene in candidates if scene.when]
+            return Routing(skips=[Skip("; ".join(unmet) or f"no scene is triggered by {event.type}")])
         planned: list[tuple[ScenePlan, ChannelPlan, str, dict[str, str], str | None]] = []
         skips: list[Skip] = []
         formatted: dict[tuple[Path, ValueFormat], str | None] = {}  # scenes of an event share values
@@ -110,8 +112,14 @@ class Router:
         return Routing(dispatches, skips)
 
 
+def _condition(scene: ScenePlan) -> str:
+    """Why a scene did not fire: ``buyer_order_refunded: only when data.manual is true``."""
+    wanted = ", ".join(f"{'.'.join(path)} is {value}" for path, value in scene.when)
+    return f"{scene.scene_id}: only when {wanted}"
+
+
 def _fires(event: Event, scene: ScenePlan) -> bool:
-    return all(str(value_at(event, path)) == value for path, value in scene.when)
+    return all(when_text(value_at(event, path)) == value for path, value in scene.when)
 
 
 def _values(

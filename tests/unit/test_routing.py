@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from channels.base import ChannelName
 from channels.wechat_values import problem
 from streams.core.catalog import Catalog, load_catalog
+from streams.core.errors import EventRejected
 from streams.core.events import parse_event
 from streams.core.render_plan import compile_shop
 from streams.core.routing import DELIVERY_NAMESPACE, Router, Routing, delivery_id
@@ -263,3 +264,22 @@ def test_whatever_the_event_holds_wechat_accepts_what_is_rendered(
         for dispatch in _route(document, catalog, shops).dispatches:
             fields = dispatch.delivery.fields
             assert [problem(k, v) for k, v in fields.items()] == [None] * len(fields)
+
+
+def test_only_a_manual_refund_notifies_the_buyer(catalog: Catalog, shops: dict[int, ShopRules]) -> None:
+    """订单手动退款通知: a refund the shop made by hand notifies; any other refund is skipped, saying why."""
+    manual = SAMPLE_EVENTS["order.refunded"]
+    automatic = copy.deepcopy(manual)
+    automatic["data"]["manual"] = False
+    sent = _route(manual, catalog, shops)
+    assert {d.scene for d in sent.dispatches} == {"buyer_order_refunded"}
+    skipped = _route(automatic, catalog, shops)
+    assert skipped.dispatches == []
+    assert [str(skip) for skip in skipped.skips] == ["buyer_order_refunded: only when data.manual is true"]
+
+
+def test_a_refund_that_does_not_say_whether_it_was_manual_is_refused() -> None:
+    unsaid = copy.deepcopy(SAMPLE_EVENTS["order.refunded"])
+    del unsaid["data"]["manual"]
+    with pytest.raises(EventRejected, match=r"data\.manual"):
+        parse_event(to_bytes(unsaid))

@@ -123,4 +123,4 @@ def test_wechat_refusals_are_answered_by_whose_mistake_they_are(
 ) -> None:
     answer = wechat_refusal(SendResult.failed(error_class, code, "what WeChat said"))
     assert answer.status == status
-    assert code in orjson.loads(answer.body)["problems"][0]  # type: ignore[arg-type]
+    assert code in orjson.loads(answer.body)["problems"][0]
