@@ -1,4 +1,5 @@
-# mall-notify: two commands on a fresh machine (Python 3.11, Java 17 and Maven preinstalled):
+# mall-notify: two commands on a fresh machine (Python 3.11, Java 17 and Maven preinstalled; make
+# test also unpacks Debian's prometheus package with apt-get and runs npm for the manifest check):
 #   make demo   sample events through broker + sandbox + worker, and a table of what happened
 #   make test   ruff, mypy and the whole pytest suite against a real local Kafka
 SHELL := /bin/bash
