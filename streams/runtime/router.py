@@ -99,11 +99,10 @@ class RouterStage(PipelineStage):
         twice (with the same key, so on the same partition). It ends skipped as a duplicate. (An
         event routed twice is routed again: its senders find the deliveries final.)"""
         metrics.DUPLICATES_SUPPRESSED.labels("event").inc()
-        metrics.OUTCOMES.labels(Status.SKIPPED.value, "false").inc()
         outcome = event_outcome(
             Status.SKIPPED, DUPLICATE_EVENT, record.source, self.clock(), event_id=event_id, shop_id=shop_id
         )
-        return [Write(self.topics.outcomes, outcome.key(), outcome.to_json())]
+        return [self.outcome(outcome)]
 
     def _dead_letter(
         self, record: ConsumedRecord, failure: Failure, key: str, outcome: Outcome

@@ -80,9 +80,9 @@ class SenderStage(PipelineStage):
             origin = self.ledger.origin((record.topic, record.partition), delivery.delivery_id)
             if origin is not None and origin != str(dispatch.source):
                 # upstream published the event again: this copy ends skipped, with its own outcome
-                duplicate = skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False)
-                metrics.OUTCOMES.labels(Status.SKIPPED.value, "false").inc()
-                return [Write(self.topics.outcomes, duplicate.key(), duplicate.to_json())]
+                return [
+                    self.outcome(skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False))
+                ]
             log.info(
                 "already final, not sent again",
                 extra=fields(

@@ -79,14 +79,18 @@ class PipelineStage:
     def final(self, record: ConsumedRecord, key: str, outcome: Outcome) -> list[Write]:
         """The outcome record, and the ledger entry of a final decision about ``key`` when the
         record's topic has a ledger (retry topics don't: their records are about send-topic ones)."""
-        metrics.OUTCOMES.labels(outcome.status.value, "true" if outcome.replayed else "false").inc()
-        writes = [Write(self.topics.outcomes, outcome.key(), outcome.to_json())]
+        writes = [self.outcome(outcome)]
         if self.ledger.covers(record.topic):
             source = (record.topic, record.partition)
             at = outcome.at.timestamp()
             origin = str(outcome.source) if outcome.delivery_id else None  # tells a duplicate event apart
             writes.append(self.ledger.entry(source, key, outcome.status, at, origin))
         return writes
+
+    def outcome(self, outcome: Outcome) -> Write:
+        """The outcome record alone, counted (a duplicate's: the ledger already has the key)."""
+        metrics.OUTCOMES.labels(outcome.status.value, "true" if outcome.replayed else "false").inc()
+        return Write(self.topics.outcomes, outcome.key(), outcome.to_json())
 
     def fitting(self, record: ConsumedRecord, failure: Failure) -> Failure:
         """The failure as the record's dead letter can say it: ``too_large`` (the original reason
