@@ -44,7 +44,7 @@ from streams.core.topics import Topics, load_topics
 from streams.devtools.local_stack import sandbox_channel_env, start_sandbox, start_worker
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets
-from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.shop_store import save_sample_shops
 from streams.ops.stats import committed_positions
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.clients import admin_client, idempotent_producer, reader_config
@@ -145,7 +145,7 @@ def fresh(name: str) -> Topics:
     """A prefix of its own, its topics, the demo shop's settings."""
     topics = load_topics(CONFIG / "topics.yaml", f"bench{uuid.uuid4().hex[:6]}{name}.")
     ensure_topics(BOOTSTRAP, topics.all())
-    publish_shops(BOOTSTRAP, topics.settings, load_config_shops(CONFIG))
+    save_sample_shops(BOOTSTRAP, topics, CONFIG)
     return topics
 
 

@@ -8,7 +8,9 @@ Aliyun's answers, HTTP errors and transport failures are classified here, once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
@@ -105,21 +107,26 @@ def send_request(delivery: Delivery) -> sms_models.SendSmsRequest:
     )
 
 
+def _client(config: AliyunSmsConfig) -> tuple[Client, RuntimeOptions]:
+    client = Client(
+        utils_models.Config(
+            access_key_id=config.access_key_id,
+            access_key_secret=config.access_key_secret.get_secret_value(),
+            endpoint=config.endpoint,
+            protocol=config.protocol,
+        )
+    )
+    runtime = RuntimeOptions(
+        connect_timeout=config.connect_timeout_ms, read_timeout=config.read_timeout_ms, autoretry=False
+    )
+    return client, runtime
+
+
 class AliyunSmsChannel:
     name = ChannelName.ALIYUN_SMS
 
     def __init__(self, config: AliyunSmsConfig, limits: Limits | None = None) -> None:
-        self._client = Client(
-            utils_models.Config(
-                access_key_id=config.access_key_id,
-                access_key_secret=config.access_key_secret.get_secret_value(),
-                endpoint=config.endpoint,
-                protocol=config.protocol,
-            )
-        )
-        self._runtime = RuntimeOptions(
-            connect_timeout=config.connect_timeout_ms, read_timeout=config.read_timeout_ms, autoretry=False
-        )
+        self._client, self._runtime = _client(config)
         self._limiter = AccountLimiter(limits or Limits(concurrency=16, rate_per_second=50))
 
     async def send(self, delivery: Delivery) -> SendResult:
@@ -134,3 +141,71 @@ class AliyunSmsChannel:
         if body is None:
             return SendResult.failed(T, "bad_reply", "Aliyun answered without a body", unknown_code=True)
         return classify(str(body.code), str(body.message), body.biz_id)
+
+
+REVIEW_STATUS = {0: "reviewing", 1: "approved", 2: "rejected"}
+"""Aliyun's SignStatus / TemplateStatus"""
+TEMPLATE_TYPE = {"verification_code": 0, "notice": 1}
+
+
+class ReviewCallFailed(Exception):
+    """Aliyun refused a signature or template call, or could not be reached (classified)."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(f"{result.code}: {result.reason}")
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Review:
+    status: str
+    """reviewing, approved or rejected"""
+    reason: str
+
+
+class AliyunSmsReview:
+    """The platform's signature and template applications on Aliyun (AddSmsSign, QuerySmsSign,
+    AddSmsTemplate, QuerySmsTemplate). Every failure is a :class:`ReviewCallFailed`."""
+
+    def __init__(self, config: AliyunSmsConfig) -> None:
+        self._client, self._runtime = _client(config)
+
+    async def submit_signature(self, name: str, remark: str) -> None:
+        request = sms_models.AddSmsSignRequest(sign_name=name, sign_source=1, remark=remark)
+        await self._call(self._client.add_sms_sign_with_options_async(request, self._runtime))
+
+    async def signature(self, name: str) -> Review:
+        request = sms_models.QuerySmsSignRequest(sign_name=name)
+        body = await self._call(self._client.query_sms_sign_with_options_async(request, self._runtime))
+        return Review(REVIEW_STATUS.get(int(body.sign_status or 0), "reviewing"), str(body.reason or ""))
+
+    async def submit_template(self, name: str, content: str, kind: str, remark: str) -> str:
+        """The template code Aliyun gave the new template."""
+        request = sms_models.AddSmsTemplateRequest(
+            template_type=TEMPLATE_TYPE.get(kind, 1),
+            template_name=name,
+            template_content=content,
+            remark=remark,
+        )
+        body = await self._call(self._client.add_sms_template_with_options_async(request, self._runtime))
+        return str(body.template_code)
+
+    async def template(self, code: str) -> Review:
+        request = sms_models.QuerySmsTemplateRequest(template_code=code)
+        body = await self._call(self._client.query_sms_template_with_options_async(request, self._runtime))
+        return Review(REVIEW_STATUS.get(int(body.template_status or 0), "reviewing"), str(body.reason or ""))
+
+    @staticmethod
+    async def _call(call: Awaitable[Any]) -> Any:
+        try:
+            response = await call
+        except Exception as exc:  # the SDK raises many kinds; classified in one place
+            raise ReviewCallFailed(classify_exception(exc)) from None
+        body = response.body
+        if body is None:
+            raise ReviewCallFailed(SendResult.failed(T, "bad_reply", "Aliyun answered without a body"))
+        if body.code != "OK":
+            known = CODES.get(str(body.code))
+            error_class = known[0] if known else P
+            raise ReviewCallFailed(SendResult.failed(error_class, str(body.code), str(body.message)))
+        return body

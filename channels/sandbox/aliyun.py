@@ -132,41 +132,69 @@ def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
     return {"Code": "OK", "Message": "OK", "BizId": f"{next(state.biz_ids)}^0"}
 
 
-def add_sign(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+def _reviewed(state: AliyunState, status: str, text: str, submitted_at: float, now: float) -> tuple[str, str]:
+    """Aliyun's review as the sandbox plays it: still reviewing for a while, then approved, or
+    rejected when the text holds a refused word."""
+    review = state.seed.review
+    if status != "reviewing" or now - submitted_at < review.after_seconds:
+        return status, ""
+    refused = next((word for word in review.refused_words if word in text), None)
+    if refused is not None:
+        return "rejected", f"内容不符合规范：含有“{refused}”"
+    return "approved", ""
+
+
+def add_sign(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
     name = query.get("SignName", "")
-    if not name or name in state.signs:
-        return {"Code": "isv.INVALID_PARAMETERS", "Message": "SignName missing or already exists."}
-    state.signs[name] = SeedSign(name=name, status="reviewing")
+    if not 2 <= len(name) <= 12:
+        return {"Code": "isv.INVALID_PARAMETERS", "Message": "SignName must be 2 to 12 characters."}
+    if name in state.signs:
+        return {"Code": "isv.SMS_SIGN_NAME_ILLEGAL", "Message": "The signature already exists."}
+    state.signs[name] = SeedSign(name=name, status="reviewing", submitted_at=now)
     return {"Code": "OK", "Message": "OK", "SignName": name}
 
 
-def query_sign(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+def query_sign(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
     sign = state.signs.get(query.get("SignName", ""))
     if sign is None:
         return {"Code": "isv.SMS_SIGN_ILLEGAL", "Message": "The signature does not exist."}
+    status, reason = _reviewed(state, sign.status, sign.name, sign.submitted_at, now)
+    if status != sign.status:
+        sign = state.signs[sign.name] = sign.model_copy(update={"status": status, "reason": reason})
     return {
         "Code": "OK",
         "Message": "OK",
         "SignName": sign.name,
         "SignStatus": STATUS_CODES[sign.status],
-        "Reason": "",
+        "Reason": sign.reason,
         "CreateDate": "2026-11-25 00:00:00",
     }
 
 
-def add_template(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+def add_template(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
     content, name = query.get("TemplateContent", ""), query.get("TemplateName", "")
-    if not content or not name:
-        return {"Code": "isv.INVALID_PARAMETERS", "Message": "TemplateName and TemplateContent are required."}
+    if not content or not name or query.get("TemplateType") not in {"0", "1", "2"}:
+        return {
+            "Code": "isv.INVALID_PARAMETERS",
+            "Message": "TemplateName, TemplateContent and TemplateType (0, 1, 2) are required.",
+        }
     code = f"SMS_{480000000 + len(state.templates) + 1}"
-    state.templates[code] = SeedSmsTemplate(code=code, name=name, content=content, status="reviewing")
+    state.templates[code] = SeedSmsTemplate(
+        code=code, name=name, content=content, status="reviewing", submitted_at=now
+    )
     return {"Code": "OK", "Message": "OK", "TemplateCode": code}
 
 
-def query_template(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+def query_template(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
     template = state.templates.get(query.get("TemplateCode", ""))
     if template is None:
         return {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "The template does not exist."}
+    text = template.name + template.content
+    status, reason = _reviewed(state, template.status, text, template.submitted_at, now)
+    if status != template.status:
+        template = state.templates[template.code] = template.model_copy(
+            update={"status": status, "reason": reason}
+        )
     return {
         "Code": "OK",
         "Message": "OK",
@@ -174,7 +202,7 @@ def query_template(state: AliyunState, query: Mapping[str, str], _: float) -> di
         "TemplateName": template.name,
         "TemplateContent": template.content,
         "TemplateStatus": STATUS_CODES[template.status],
-        "Reason": "",
+        "Reason": template.reason,
     }
 
 
@@ -212,10 +240,11 @@ async def set_status(request: web.Request) -> web.Response:
     status = request.query.get("status", "approved")
     if status not in STATUS_CODES:
         return web.json_response({"error": f"unknown status {status}"}, status=400)
+    update = {"status": status, "reason": request.query.get("reason", "")}
     if kind == "signs" and name in state.signs:
-        state.signs[name] = state.signs[name].model_copy(update={"status": status})
+        state.signs[name] = state.signs[name].model_copy(update=update)
     elif kind == "templates" and name in state.templates:
-        state.templates[name] = state.templates[name].model_copy(update={"status": status})
+        state.templates[name] = state.templates[name].model_copy(update=update)
     else:
         return web.json_response({"error": f"no {kind} {name}"}, status=404)
     return web.json_response({"name": name, "status": status})

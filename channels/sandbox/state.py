@@ -49,16 +49,31 @@ class SeedApp(Frozen):
     pages: list[str] = Field(default_factory=list, description="MP: page paths that exist")
 
 
+ReviewStatus = Literal["reviewing", "approved", "rejected"]
+
+
 class SeedSign(Frozen):
     name: str
-    status: Literal["reviewing", "approved", "rejected"] = "approved"
+    status: ReviewStatus = "approved"
+    reason: str = ""
+    submitted_at: float = 0.0
 
 
 class SeedSmsTemplate(Frozen):
     code: str
     name: str
     content: str
-    status: Literal["reviewing", "approved", "rejected"] = "approved"
+    status: ReviewStatus = "approved"
+    reason: str = ""
+    submitted_at: float = 0.0
+
+
+class Review(Frozen):
+    """How Aliyun's review of a new signature or template ends in the sandbox: after
+    ``after_seconds``, rejected when its name or content holds a ``refused_words`` entry, else approved."""
+
+    after_seconds: float = Field(default=2.0, ge=0)
+    refused_words: list[str] = Field(default_factory=lambda: ["测试", "test"])
 
 
 class Throttle(Frozen):
@@ -72,6 +87,7 @@ class AliyunSeed(Frozen):
     signs: list[SeedSign] = Field(default_factory=list)
     templates: list[SeedSmsTemplate] = Field(default_factory=list)
     throttle: Throttle = Throttle()
+    review: Review = Review()
 
 
 class Seed(Frozen):

@@ -33,9 +33,9 @@ from streams.core.shops import ShopRules
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.topics import Topics
 from streams.logs import get_logger
+from streams.runtime.follower import TableFollower
 from streams.runtime.publisher import Publisher
 from streams.runtime.records import Write
-from streams.runtime.shop_table import ShopFollower
 from streams.runtime.supervisor import Supervisor
 from streams.settings import Settings
 
@@ -52,7 +52,7 @@ audit = get_logger("audit")
 class ApiContext:
     catalog: Catalog
     shops: ShopTable
-    follower: ShopFollower
+    follower: TableFollower
     publisher: Publisher
     supervisor: Supervisor
     settings_topic: str
@@ -279,7 +279,7 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
     return ApiContext(
         catalog,
         shops,
-        ShopFollower(settings.kafka_bootstrap_servers, topics.settings, shops),
+        TableFollower(settings.kafka_bootstrap_servers, topics.settings, shops),
         Publisher(settings.kafka_bootstrap_servers),
         Supervisor(),
         topics.settings,

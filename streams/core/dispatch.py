@@ -29,6 +29,8 @@ class Dispatch:
     created_at: datetime
     event_time: datetime | None = None
     """the event's own time (end-to-end latency is measured from it)"""
+    sms_segments: int = 0
+    """SMS: the segments Aliyun bills for it (what it costs the shop's balance)"""
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -15,12 +15,15 @@ from channels.wechat_values import fitter
 from streams.core.catalog import Catalog, Scene, ValueFormat
 from streams.core.rendering import Text, compile_text
 from streams.core.shops import ChannelRule, ShopRules
+from streams.core.sms_quota import billed_text
 
 ADDRESS_FIELD = {
     ChannelName.WECHAT_OA: "oa_openid",
     ChannelName.WECHAT_MP: "mp_openid",
     ChannelName.ALIYUN_SMS: "phone",
 }
+NO_ACTIVE_SIGNATURE = "no_active_signature"
+"""SMS: the shop has no approved signature chosen as active"""
 Path = tuple[str, ...]
 """A dotted path of the catalog (``data.buyer``), split: attribute names from the event down."""
 
@@ -55,6 +58,8 @@ class ChannelPlan:
     """the attribute of the recipient party that holds its address on this channel"""
     keywords: tuple[KeywordPlan, ...]
     link: Text | None
+    billed: Text | None = None
+    """SMS: the text Aliyun bills (【signature】 and the template's content), to count its segments"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +133,8 @@ def _step(shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName) ->
     template_id, texts = template
     account = shop.account(channel)
     if account is None:
-        return Skip(f"the shop has no {channel.value} account", scene_id, channel)
+        sms = channel is ChannelName.ALIYUN_SMS
+        return Skip(NO_ACTIVE_SIGNATURE if sms else f"the shop has no {channel} account", scene_id, channel)
     default = scene.default_templates.get(channel)
     return ChannelPlan(
         channel=channel,
@@ -139,7 +145,16 @@ def _step(shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName) ->
             KeywordPlan(keyword, compile_text(text), fitter(keyword)) for keyword, text in texts.items()
         ),
         link=compile_text(default.link) if default is not None and default.link else None,
+        billed=_billed(shop, scene_id, account) if channel is ChannelName.ALIYUN_SMS else None,
     )
+
+
+def _billed(shop: ShopRules, scene_id: str, signature: str) -> Text | None:
+    template = shop.sms_template(scene_id)
+    if template is None:
+        return None
+    bracketed = billed_text(signature, "").replace("{", "{{").replace("}", "}}")
+    return compile_text(bracketed + template.as_text())
 
 
 def _template(
@@ -151,6 +166,8 @@ def _template(
         sms = shop.sms_template(scene_id)
         if sms is None:
             return Skip("no enabled SMS template", scene_id, channel)
+        if sms.status != "approved":
+            return Skip(f"SMS template {sms.template_code} is {sms.status} on Aliyun", scene_id, channel)
         return sms.template_code, {name: f"{{{name}}}" for name in sms.parameters()}
     default = scene.default_templates.get(channel)
     if default is None or not rule.template_id:

@@ -20,6 +20,7 @@ from streams.core.errors import MissingVariable
 from streams.core.events import Event
 from streams.core.render_plan import ChannelPlan, Path, ScenePlan, ShopPlan, Skip
 from streams.core.rendering import fill, format_value
+from streams.core.sms_quota import segments
 from streams.core.source import SourceRecord
 
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2a4e-93d5-4b8e-a1f0-5d7c3e9b2a10")
@@ -106,6 +107,7 @@ class Router:
                 fanout=fanout,
                 created_at=now,
                 event_time=event.time,
+                sms_segments=segments(fill(step.billed, fields)) if step.billed is not None else 0,
             )
             for scene, step, recipient, fields, link in planned
         ]

@@ -20,6 +20,7 @@ from streams.core.shops import ChannelRule, ShopRules
 from streams.core.validation import problems as validation_problems
 
 MAX_OA_TEMPLATES = 25
+MAX_SIGNATURES = 10
 SAMPLE = {
     ValueFormat.AMOUNT_FEN: format_value(1, ValueFormat.AMOUNT_FEN),
     ValueFormat.TIME: format_value(datetime(2026, 1, 1, tzinfo=UTC), ValueFormat.TIME),
@@ -58,7 +59,7 @@ def _rule_problems(
 ) -> list[str]:
     if channel not in scene.channels:
         return ["channel not allowed for this scene"]
-    if shop.account(channel) is None:
+    if channel in WECHAT and shop.account(channel) is None:
         return [f"the shop has no {channel.value} account"]
     if not rule.enabled:
         return []
@@ -100,8 +101,38 @@ def _custom_field_problems(scene: Scene, channel: ChannelName, rule: ChannelRule
     return problems
 
 
-def _sms_template_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
+def _twice(values: list[str]) -> list[str]:
+    return sorted({value for value in values if values.count(value) > 1})
+
+
+def _signature_problems(shop: ShopRules) -> list[str]:
+    if shop.sms is None:
+        return []
     problems = []
+    names = [signature.name for signature in shop.sms.signatures]
+    if len(names) > MAX_SIGNATURES:
+        problems.append(f"sms.signatures: at most {MAX_SIGNATURES} signatures per shop, not {len(names)}")
+    problems += [f"sms.signatures: {name} is there twice" for name in _twice(names)]
+    active = shop.sms.active
+    if active is not None and shop.sms.active_signature() is None:
+        problems.append(f"sms.active: {active} is not an approved signature of the shop")
+    return problems
+
+
+def _sms_template_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
+    problems = _signature_problems(shop)
+    enabled: dict[str, list[str]] = {}
+    for template in shop.sms_templates:
+        if template.enabled:
+            enabled.setdefault(template.scene, []).append(template.name)
+    problems += [
+        f"sms_templates: scene {scene} has {len(names)} enabled templates ({', '.join(names)}), "
+        "disable all but one"
+        for scene, names in enabled.items()
+        if len(names) > 1
+    ]
+    codes = [template.template_code for template in shop.sms_templates]
+    problems += [f"sms_templates: {code} is there twice" for code in _twice(codes)]
     for index, template in enumerate(shop.sms_templates):
         scene = catalog.scenes.get(template.scene)
         where = f"sms_templates.{index}"

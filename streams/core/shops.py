@@ -4,6 +4,7 @@ accounts and its SMS templates. The models only; what a shop may save is ``shop_
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -30,29 +31,62 @@ class ChannelRule(Frozen):
     )
 
 
+Review = Literal["reviewing", "approved", "rejected"]
+
+
 class SmsTemplate(Frozen):
-    """An SMS template as approved on Aliyun (模板设置-短信模板)."""
+    """An SMS template submitted to Aliyun (模板设置-短信模板); sent only once Aliyun approved it."""
 
     name: str = Field(min_length=1, max_length=30)
     scene: str = Field(max_length=64, description="send condition: the scene it is sent for")
-    template_code: str = Field(pattern=r"^SMS_\d{1,20}$")
+    template_code: str = Field(pattern=r"^SMS_\d{1,20}$", description="the code Aliyun gave it")
     content: str = Field(
-        min_length=1, max_length=500, description="as approved on Aliyun, with ${variable} parameters"
+        min_length=1, max_length=500, description="as submitted to Aliyun, with ${variable} parameters"
     )
     enabled: bool = True
+    status: Review = Field(default="reviewing", description="Aliyun's review (QuerySmsTemplate)")
+    reason: str | None = Field(default=None, max_length=200, description="why Aliyun rejected it")
 
     def parameters(self) -> list[str]:
         return SMS_PARAMETER.findall(self.content)
+
+    def as_text(self) -> str:
+        """The content as a template text: ``${code}`` -> ``{code}``, literal braces doubled."""
+        pieces = SMS_PARAMETER.split(self.content)  # literal, name, literal, name, ..., literal
+        return "".join(
+            f"{{{piece}}}" if index % 2 else piece.replace("{", "{{").replace("}", "}}")
+            for index, piece in enumerate(pieces)
+        )
 
 
 class WeChatAccount(Frozen):
     appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{8,30}$")
 
 
+SignatureStatus = Literal["reviewing", "submitted", "approved", "rejected"]
+"""reviewing: the platform has not decided; submitted: the platform approved and Aliyun reviews it"""
+
+
+class Signature(Frozen):
+    """An SMS signature the shop applied for (短信签名), as the platform and Aliyun reviewed it."""
+
+    name: str = Field(min_length=2, max_length=12, pattern=r"^[\w\u4e00-\u9fff]+$")
+    status: SignatureStatus = "reviewing"
+    reason: str | None = Field(default=None, max_length=200, description="why it was rejected")
+    applied_at: datetime | None = None
+    changed_at: datetime | None = None
+
+
 class SmsAccount(Frozen):
-    signature: str = Field(
-        min_length=2, max_length=12, description="the shop's active, approved SMS signature"
-    )
+    signatures: list[Signature] = Field(default_factory=list, max_length=20)
+    active: str | None = Field(default=None, description="the approved signature every SMS is sent with")
+
+    def signature(self, name: str) -> Signature | None:
+        return next((s for s in self.signatures if s.name == name), None)
+
+    def active_signature(self) -> str | None:
+        active = self.signature(self.active) if self.active else None
+        return active.name if active is not None and active.status == "approved" else None
 
 
 class ShopRules(Frozen):
@@ -67,6 +101,7 @@ class ShopRules(Frozen):
     )
 
     def sms_template(self, scene_id: str) -> SmsTemplate | None:
+        """The scene's enabled SMS template (approved or not; at most one, see shop_checks)."""
         return next((t for t in self.sms_templates if t.scene == scene_id and t.enabled), None)
 
     def rule(self, scene_id: str, channel: ChannelName) -> ChannelRule | None:
@@ -86,6 +121,6 @@ class ShopRules(Frozen):
         accounts = {
             ChannelName.WECHAT_OA: self.wechat_oa.appid if self.wechat_oa else None,
             ChannelName.WECHAT_MP: self.wechat_mp.appid if self.wechat_mp else None,
-            ChannelName.ALIYUN_SMS: self.sms.signature if self.sms else None,
+            ChannelName.ALIYUN_SMS: self.sms.active_signature() if self.sms else None,
         }
         return accounts[channel]

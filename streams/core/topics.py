@@ -65,6 +65,8 @@ class TopicsFile(Frozen):
     dead_letter: TopicSpec
     outcomes: TopicSpec
     settings: TopicSpec
+    sms_account: TopicSpec
+    """SMS purchases and what each send partition's deliveries cost (compacted)"""
 
 
 def _retry_name(channel: ChannelName, tier: RetryTier) -> str:
@@ -134,6 +136,10 @@ class Topics:
     def settings(self) -> str:
         return self.name(self.spec.settings.name)
 
+    @property
+    def sms_account(self) -> str:
+        return self.name(self.spec.sms_account.name)
+
     def all(self) -> list[TopicSpec]:
         """Every topic with defaults filled in and the prefix applied."""
         senders = [*self.spec.send.values(), self.spec.codes]
@@ -149,7 +155,7 @@ class Topics:
             TopicSpec(name=_ledger_name(source.name), partitions=source.partitions, config=ledger.config)
             for source in [*self.spec.events, *senders]
         ]
-        specs += [self.spec.dead_letter, self.spec.outcomes, self.spec.settings]
+        specs += [self.spec.dead_letter, self.spec.outcomes, self.spec.settings, self.spec.sms_account]
         defaults = self.spec.defaults
         return [
             TopicSpec(

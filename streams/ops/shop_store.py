@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.shop_checks import load_shop_files
 from streams.core.shop_records import ShopTable, settings_record
 from streams.core.shops import ShopRules
+from streams.core.sms_quota import Purchase, load_packages, new_purchase, purchase_record
+from streams.core.topics import Topics
 from streams.ops.reading import read_all
 from streams.runtime.clients import idempotent_producer
 
@@ -28,6 +31,29 @@ def read_shops(bootstrap_servers: str, topic: str, catalog: Catalog) -> dict[int
     for record in read_all(bootstrap_servers, topic, timeout=60):
         table.apply(record.key, record.value)
     return dict(table)
+
+
+def publish_purchases(bootstrap_servers: str, topic: str, purchases: list[Purchase]) -> None:
+    """Save SMS purchases to the account topic, acknowledged by Kafka."""
+    producer = idempotent_producer(bootstrap_servers)
+    for purchase in purchases:
+        key, value = purchase_record(purchase)
+        producer.produce(topic, key=key, value=value)
+    if producer.flush(30):
+        raise RuntimeError("the purchases were not acknowledged by Kafka")
+
+
+def save_sample_shops(
+    bootstrap_servers: str, topics: Topics, config_dir: Path, package: str = "large"
+) -> None:
+    """The sample shops of ``config/shops/`` saved as settings, each with an SMS package bought
+    (what the tests and benchmarks start from)."""
+    shops = load_config_shops(config_dir)
+    publish_shops(bootstrap_servers, topics.settings, shops)
+    bought = load_packages(config_dir / "sms_packages.yaml")[package]
+    now = datetime.now(UTC)
+    purchases = [new_purchase(shop.shop_id, bought, "platform:samples", now) for shop in shops]
+    publish_purchases(bootstrap_servers, topics.sms_account, purchases)
 
 
 def load_config_shops(config_dir: Path) -> list[ShopRules]:

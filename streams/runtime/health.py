@@ -19,8 +19,8 @@ from confluent_kafka import KafkaException
 
 from streams.logs import Repeats, get_logger
 from streams.runtime import metrics
+from streams.runtime.follower import TableFollower
 from streams.runtime.lane import Lane
-from streams.runtime.shop_table import ShopFollower
 from streams.runtime.supervisor import Supervisor
 from streams.runtime.transactions import Transactions
 
@@ -57,7 +57,7 @@ class Readiness:
         self,
         supervisors: list[Supervisor],
         lanes: list[Lane],
-        follower: ShopFollower,
+        follower: TableFollower,
         probe: BrokerProbe,
         transactions: Transactions,
         stall_seconds: float,

@@ -214,6 +214,9 @@ class Lane:
     def metadata_is_stale(self) -> None:
         self._metadata_stale = True
 
+    def owns(self, partition: Partition) -> bool:
+        return partition in self.status.assigned or partition in self.status.restoring
+
     # -- the loop ----------------------------------------------------------------------------
     def wait_seconds(self) -> float:
         """How long the next take waits for a first record."""

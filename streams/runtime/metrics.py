@@ -67,6 +67,10 @@ RETRY_LATENESS = Histogram(
     "How long after its due time a retry record was forwarded",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+SMS_QUOTA_EXHAUSTED = Counter(
+    "mall_notify_sms_quota_exhausted_total",
+    "SMS not sent because the shop's balance could not cover them (skipped: sms_quota_exhausted)",
+)
 CODES_NOT_SENT = Counter(
     "mall_notify_codes_not_sent_total",
     "Verification codes skipped before Aliyun was asked: expired, or over a phone's limit",

@@ -30,12 +30,14 @@ from streams.core.outcomes import (
     skipped_delivery,
 )
 from streams.core.retry import GiveUp, decide
+from streams.core.sms_quota import QUOTA_EXHAUSTED
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.lane import LaneConfig, Partition
 from streams.runtime.ledger import Ledger, NotOwned
 from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.sms_account import SmsQuota
 from streams.runtime.stage import Clock, PipelineStage, utc_now
 from streams.runtime.stateful_lane import StatefulLane
 from streams.runtime.transactions import Transactions
@@ -57,12 +59,15 @@ class SenderStage(PipelineStage):
         clock: Clock = utc_now,
         rand: Callable[[], float] = random.random,
         codes: CodeGate | None = None,
+        quota: SmsQuota | None = None,
     ) -> None:
         super().__init__(topics, ledger, clock)
         self.channel = channel
         self.rand = rand
         self.codes = codes
         """the verification codes' lane: expiry and per-phone limits before sending"""
+        self.quota = quota
+        """SMS: the shops' balances, charged for what is sent"""
 
     async def handle(self, record: ConsumedRecord) -> list[Write]:
         try:
@@ -99,8 +104,40 @@ class SenderStage(PipelineStage):
                 replayed = bool(previous and previous.replays)
                 skipped = skipped_delivery(dispatch, refused, self.clock(), replayed=replayed)
                 return self.final(record, delivery.delivery_id, skipped)
-        result = await self._send(delivery)
+        if self.quota is None:
+            return self._after_send(record, dispatch, await self._send(delivery), [])
+        return await self._send_charged(record, dispatch, self.quota)
+
+    async def _send_charged(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
+        """An SMS: its segments reserved from the shop's balance, sent, and charged with its
+        outcome; ``sms_quota_exhausted`` when the balance cannot cover it."""
+        cost = max(dispatch.sms_segments, 1)
+        source = (record.topic, record.partition)
+        if not quota.reserve(dispatch.shop_id, cost):
+            metrics.SMS_QUOTA_EXHAUSTED.inc()
+            log.info(
+                "SMS not sent: the shop's balance is used up",
+                extra=fields(
+                    delivery_id=dispatch.delivery.delivery_id, shop_id=dispatch.shop_id, segments=cost
+                ),
+            )
+            replayed = bool(record.history and record.history.replays)
+            skipped = skipped_delivery(dispatch, QUOTA_EXHAUSTED, self.clock(), replayed=replayed)
+            final = self.final(record, dispatch.delivery.delivery_id, skipped)
+            return [*final, quota.refusal(source, dispatch.shop_id)]
+        try:
+            result = await self._send(dispatch.delivery)
+        finally:
+            quota.release(dispatch.shop_id, cost)
+        charge = [quota.charge(source, dispatch.shop_id, cost)] if result.ok else []
+        return self._after_send(record, dispatch, result, charge)
+
+    def _after_send(
+        self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, charge: list[Write]
+    ) -> list[Write]:
+        """The outcome of a provider call (and the charge for an SMS sent, written with it)."""
         self._count(dispatch, result)
+        previous = record.history
         if result.ok:
             outcome = delivery_outcome(
                 dispatch,
@@ -109,7 +146,7 @@ class SenderStage(PipelineStage):
                 attempts=(previous.attempts if previous else 0) + 1,
                 replayed=bool(previous and previous.replays),
             )
-            return self.final(record, delivery.delivery_id, outcome)
+            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge]
         return self._after_failure(record, dispatch, result, previous)
 
     def _after_failure(
@@ -293,6 +330,11 @@ class SenderLane(StatefulLane):
 
     async def drain(self) -> None:
         await self._finish({task for tasks in self._tasks.values() for task in tasks})
+
+    async def assigned(self, partitions: list[Partition]) -> None:
+        await super().assigned(partitions)
+        if self.stage.quota is not None:
+            await self.stage.quota.restore(partitions)
 
     def released(self, partitions: list[Partition]) -> None:
         super().released(partitions)

@@ -30,9 +30,11 @@ from streams.core.codes import CodeGate, CodeRules
 from streams.core.render_plan import ShopPlan, compile_shop
 from streams.core.routing import Router
 from streams.core.shop_records import ShopTable
+from streams.core.sms_quota import AccountBook
 from streams.core.tokens import Tokens
 from streams.core.topics import Topics, load_topics
 from streams.logs import fields, get_logger
+from streams.runtime.follower import TableFollower
 from streams.runtime.forwarder import ForwarderLane
 from streams.runtime.health import BrokerProbe, Readiness
 from streams.runtime.lag import EndOffsets
@@ -40,7 +42,7 @@ from streams.runtime.lane import Lane, LaneConfig
 from streams.runtime.ledger import Ledger
 from streams.runtime.router import RouterLane, RouterStage
 from streams.runtime.sender import SenderLane, SenderStage
-from streams.runtime.shop_table import ShopFollower
+from streams.runtime.sms_account import SmsQuota
 from streams.runtime.stage import RetryStage, utc_now
 from streams.runtime.supervisor import Supervisor
 from streams.runtime.transactions import Transactions
@@ -85,7 +87,7 @@ class Worker:
     transactions: Transactions
     channels: Channels
     shops: ShopTable
-    follower: ShopFollower
+    follower: TableFollower
     lanes: list[Lane]
     probe: BrokerProbe
     services: Supervisor
@@ -95,6 +97,8 @@ class Worker:
     """who may read the shop pages (the platform)"""
     ends: EndOffsets
     """where the owned partitions end: the lanes' lag"""
+    accounts: TableFollower | None = None
+    """the SMS balances (purchases, other workers' charges), when this worker sends SMS"""
 
     @property
     def readiness(self) -> Readiness:
@@ -124,8 +128,11 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         else:
             plans[shop_id] = compile_shop(shop, catalog)
 
-    follower = ShopFollower(settings.kafka_bootstrap_servers, topics.settings, shops, recompile)
-    parts = _Parts(settings, topics, Transactions(settings.kafka_bootstrap_servers, _group(settings)))
+    follower = TableFollower(settings.kafka_bootstrap_servers, topics.settings, shops, recompile)
+    book = AccountBook()
+    quota = SmsQuota(book, topics.sms_account, settings.kafka_bootstrap_servers)
+    transactions = Transactions(settings.kafka_bootstrap_servers, _group(settings))
+    parts = _Parts(settings, topics, transactions, quota)
     lanes: list[Lane] = []
     if settings.runs("router"):
         lanes.append(parts.router(Router(catalog), plans, follower.loaded))
@@ -152,6 +159,9 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         Supervisor(),
         Tokens.configured(settings.api_platform_token, {}),
         EndOffsets(settings.kafka_bootstrap_servers, lanes),
+        TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts")
+        if any(isinstance(lane, SenderLane) and lane.stage.quota for lane in lanes)
+        else None,
     )
 
 
@@ -166,6 +176,7 @@ class _Parts:
     settings: Settings
     topics: Topics
     transactions: Transactions
+    quota: SmsQuota
 
     @property
     def ttl(self) -> float:
@@ -201,7 +212,8 @@ class _Parts:
         self, lane: str, topic: str, channel: Channel, name: ChannelName, codes: CodeGate | None = None
     ) -> SenderLane:
         ledger = Ledger(self.topics.ledgers([topic]), self.ttl)
-        stage = SenderStage(self.topics, channel, ledger, codes=codes)
+        quota = self.quota if name is ChannelName.ALIYUN_SMS else None
+        stage = SenderStage(self.topics, channel, ledger, codes=codes, quota=quota)
         config = self.config(f"{_group(self.settings)}.{lane}", [topic])
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
 
@@ -228,6 +240,8 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     worker.services.start("kafka_probe", worker.probe.run)
     worker.services.start("settings", worker.follower.run)
     worker.services.start("partition_ends", worker.ends.run)
+    if worker.accounts is not None:
+        worker.services.start("sms_accounts", worker.accounts.run)
     for lane in worker.lanes:
         worker.lane_tasks.start(lane.name, lane.run)
     runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens), access_log=None)

@@ -28,7 +28,7 @@ from streams.devtools.local_stack import (
 )
 from streams.devtools.upstream import Published, publish_values
 from streams.ops.reading import ReadRecord, end_offsets, read_until
-from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
 
 SETTLE_SECONDS = 60.0
@@ -137,7 +137,7 @@ def pipeline(
     config = config_with_tiers(tmp_path_factory.mktemp("config") / "config", (1, 2, 3))
     topics = load_topics(config / "topics.yaml", session_prefix)
     ensure_topics(kafka_bootstrap, topics.all())
-    publish_shops(kafka_bootstrap, topics.settings, load_config_shops(config))
+    save_sample_shops(kafka_bootstrap, topics, config)
     log_dir: Path = tmp_path_factory.mktemp("stack")
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.devtools.local_stack import free_port
-from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.worker import Worker, build_worker
 from streams.settings import PROJECT_ROOT, Settings
@@ -32,9 +32,7 @@ async def prepared_worker(kafka_bootstrap: str, sandbox: Sandbox, name: str, **s
     )
     topics = worker.topics
     await asyncio.to_thread(ensure_topics, kafka_bootstrap, topics.all())
-    await asyncio.to_thread(
-        publish_shops, kafka_bootstrap, topics.settings, load_config_shops(PROJECT_ROOT / "config")
-    )
+    await asyncio.to_thread(save_sample_shops, kafka_bootstrap, topics, PROJECT_ROOT / "config")
     return worker
 
 

@@ -24,7 +24,7 @@ from streams.devtools.demo import Settlement
 from streams.devtools.local_stack import config_with_tiers, free_port, running_stack
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
-from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
 from tests.conftest import KAFKA_SCRIPT
 from tests.factories import ROOT, payment_event, to_bytes
@@ -78,7 +78,7 @@ def test_a_broker_stopped_for_30_s_loses_nothing_and_needs_no_worker_restart(tmp
         config = config_with_tiers(tmp_path / "config", (1, 2, 3))
         topics = load_topics(config / "topics.yaml", "outage.")
         ensure_topics(bootstrap, topics.all())
-        publish_shops(bootstrap, topics.settings, load_config_shops(config))
+        save_sample_shops(bootstrap, topics, config)
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "MALL_NOTIFY_TOPIC_PREFIX": "outage.",

@@ -13,7 +13,7 @@ import pytest
 from streams.devtools.demo import Settlement, source_of
 from streams.devtools.local_stack import Service, start_worker
 from streams.ops.reading import end_offsets, read_until
-from streams.ops.shop_store import load_config_shops, publish_shops
+from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.clients import idempotent_producer
 from tests.factories import payment_event, to_bytes
@@ -83,9 +83,7 @@ def test_a_workers_start_and_memory_do_not_grow_with_the_outcomes_history(
     topics_env = {**pipeline.worker_env, "MALL_NOTIFY_TOPIC_PREFIX": prefix}
     topics = pipeline.topics.__class__(pipeline.topics.spec, prefix)
     ensure_topics(pipeline.bootstrap, topics.all())
-    publish_shops(
-        pipeline.bootstrap, topics.settings, load_config_shops(Path(topics_env["MALL_NOTIFY_CONFIG_DIR"]))
-    )
+    save_sample_shops(pipeline.bootstrap, topics, Path(topics_env["MALL_NOTIFY_CONFIG_DIR"]))
 
     before = start_worker(tmp_path, topics_env, name="worker-empty-history")
     empty_rss, empty_restored = _rss_kib(before), _restored(before)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.catalog import load_catalog
+from streams.core.catalog import Catalog, load_catalog
 from streams.core.render_plan import compile_shop
 from streams.core.routing import Router
 from streams.core.shop_checks import load_shop_rules
@@ -20,8 +20,12 @@ def topics() -> Topics:
 
 
 @pytest.fixture
-def router(topics: Topics) -> RouterStage:
-    catalog = load_catalog(ROOT / "config" / "catalog.yaml")
+def catalog() -> Catalog:
+    return load_catalog(ROOT / "config" / "catalog.yaml")
+
+
+@pytest.fixture
+def router(topics: Topics, catalog: Catalog) -> RouterStage:
     plans = {
         i: compile_shop(s, catalog) for i, s in load_shop_rules(ROOT / "config" / "shops", catalog).items()
     }

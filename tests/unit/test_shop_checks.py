@@ -73,7 +73,23 @@ def test_the_demo_shop_is_valid(catalog: Catalog) -> None:
             with_rule("buyer_order_paid", "wechat_oa"),
             "scenes.buyer_order_paid.wechat_oa: template_id: missing",
         ),
-        (demo(sms=None), "scenes.code_register.aliyun_sms: the shop has no aliyun_sms account"),
+        (
+            demo(sms={"signatures": [{"name": "百客商城", "status": "submitted"}], "active": "百客商城"}),
+            "sms.active: 百客商城 is not an approved signature of the shop",
+        ),
+        (
+            demo(sms={"signatures": [{"name": f"店铺{n}", "status": "approved"} for n in range(11)]}),
+            "sms.signatures: at most 10 signatures per shop, not 11",
+        ),
+        (
+            demo(
+                sms_templates=[
+                    {"name": n, "scene": "code_login", "template_code": c, "content": "${code}"}
+                    for n, c in (("a", "SMS_1"), ("b", "SMS_2"))
+                ]
+            ),
+            "sms_templates: scene code_login has 2 enabled templates (a, b), disable all but one",
+        ),
         (
             demo(sms_templates=[]),
             "scenes.code_register.aliyun_sms: no enabled SMS template for this scene (sms_templates)",

@@ -1,8 +1,9 @@
-"""The shops' settings as every worker and the admin API see them: the whole compacted settings
-topic, read and then followed, so a saved change applies to the next event without a restart.
+"""A compacted topic as a table every worker and the admin API hold: read whole, then followed.
 
-This one is global state on purpose: every event may be for any shop, and the topic holds one
-record per shop (compacted), so it grows with the number of shops, not with history.
+The shops' settings (a saved change applies to the next event without a restart) and the SMS
+accounts (purchases and charges) are followed this way. This is global state on purpose: any
+event may be for any shop, and both topics are compacted, so they grow with the number of shops,
+not with history.
 """
 
 from __future__ import annotations
@@ -10,41 +11,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from confluent_kafka.aio import AIOConsumer
 
-from streams.core.shop_records import ShopTable
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime.clients import reader_config
 from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
 
-log = get_logger("shop_table")
+log = get_logger("follower")
 WAITING = Repeats(log, interval_seconds=30.0)
 BATCH = 500
 WAIT_SECONDS = 0.5
 RETRY_SECONDS = 2.0
 
 
-class NoSettingsTopic(Exception):
-    """The cluster answers but has no settings topic (yet)."""
+class Table(Protocol):
+    def apply(self, key: bytes | None, value: bytes | None) -> int | str:
+        """Take one record: the shop id it changed, or why it was refused."""
+        ...
+
+    def __len__(self) -> int: ...
 
 
-class ShopFollower:
-    """Keeps a :class:`ShopTable` up to date with the settings topic; ``loaded`` once it has read
-    what the topic held when it started. ``on_change(shop_id)`` after every accepted record."""
+class NoTopic(Exception):
+    """The cluster answers but has no such topic (yet)."""
+
+
+class TableFollower:
+    """Keeps a table up to date with a compacted topic; ``loaded`` once it has read what the topic
+    held when it started. ``on_change(shop_id)`` after every accepted record."""
 
     def __init__(
         self,
         bootstrap_servers: str,
         topic: str,
-        table: ShopTable,
+        table: Table,
         on_change: Callable[[int], None] = lambda _: None,
+        what: str = "shop settings",
     ) -> None:
         self._bootstrap = bootstrap_servers
         self.topic = topic
         self.table = table
         self._on_change = on_change
+        self.what = what
         self.loaded = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -53,36 +64,36 @@ class ShopFollower:
             ends = await self._start_when_kafka_answers(consumer, stopping)
             if ends is None:
                 return
-            log.info("loading shop settings", extra=fields(topic=self.topic))
+            log.info(f"loading {self.what}", extra=fields(topic=self.topic))
             while not stopping.is_set():
                 for message in await consumer.consume(BATCH, WAIT_SECONDS):
                     if message.error() is None:
                         self._apply(message.key(), message.value())
                 if not self.loaded.is_set() and await self._caught_up(consumer, ends):
                     self.loaded.set()
-                    log.info("shop settings loaded", extra=fields(topic=self.topic, shops=len(self.table)))
+                    log.info(f"{self.what} loaded", extra=fields(topic=self.topic, shops=len(self.table)))
         finally:
             await consumer.close()
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         applied = self.table.apply(key, value)
         if isinstance(applied, str):
-            log.error("settings refused, the previous ones stay", extra=fields(detail=applied))
+            log.error(f"a record of the {self.what} refused", extra=fields(detail=applied))
         else:
             self._on_change(applied)
 
     async def _start_when_kafka_answers(
         self, consumer: AIOConsumer, stopping: asyncio.Event
     ) -> dict[int, int] | None:
-        """:meth:`_start`, tried again every few seconds while Kafka does not answer or the settings
-        topic does not exist yet (the process reports not ready meanwhile); None when asked to stop
+        """:meth:`_start`, tried again every few seconds while Kafka does not answer or the topic
+        does not exist yet (the process reports not ready meanwhile); None when asked to stop
         first."""
         while not stopping.is_set():
             try:
                 return await self._start(consumer)
             except KafkaException as exc:
-                WAITING.warning("waiting for Kafka to load the shop settings", detail=str(exc.args[0]))
-            except NoSettingsTopic as exc:
+                WAITING.warning(f"waiting for Kafka to load the {self.what}", detail=str(exc.args[0]))
+            except NoTopic as exc:
                 WAITING.warning(str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), RETRY_SECONDS)
@@ -93,9 +104,7 @@ class ShopFollower:
         metadata = await consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_SECONDS)
         numbers = sorted(metadata.topics[self.topic].partitions)
         if not numbers:
-            raise NoSettingsTopic(
-                f"waiting for the settings topic {self.topic}: run `mall-notify topics ensure`"
-            )
+            raise NoTopic(f"waiting for the topic {self.topic}: run `mall-notify topics ensure`")
         ends = {}
         for number in numbers:
             low, high = await consumer.get_watermark_offsets(

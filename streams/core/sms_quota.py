@@ -1,0 +1,222 @@
+"""SMS packages and each shop's balance (短信购买). Pure.
+
+A shop buys packages the platform defines (name, messages, price); each SMS then costs what
+Aliyun bills: its segments. The billed text is the signature in 【】 plus the rendered template,
+counted in characters (Chinese, letters, digits and punctuation, full or half width, one each;
+a character outside the Basic Multilingual Plane, such as most emoji, is two, as in the UCS-2
+encoding carriers use): up to 70 is one segment, a longer message is split into segments of 67.
+
+The balance lives in the compacted topic ``notify.sms.account`` as two kinds of records:
+
+- ``purchase/<shop>/<id>``: one purchase (time, package, messages, price, who);
+- ``charged/<shop>/<topic>/<partition>``: what the deliveries of one send-topic partition have
+  cost the shop so far (cumulative segments and messages, and a version that grows with each write).
+  Only the owner of that partition writes it, in the same transaction as the outcomes it counts.
+
+So a balance is purchases minus charges; every writer's records are idempotent (a purchase by its
+id, a charge by its version), and :class:`AccountBook` takes them in any order, any number of times.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import Field, TypeAdapter, ValidationError
+
+from streams.core.catalog import Frozen
+from streams.core.errors import ConfigError
+from streams.core.validation import UnreadableFile, problems, read_yaml
+
+SINGLE_SEGMENT = 70
+"""characters an SMS holds when it is one segment"""
+LONG_SEGMENT = 67
+"""characters per segment of a longer SMS (the rest carries the concatenation header)"""
+QUOTA_EXHAUSTED = "sms_quota_exhausted"
+
+
+def characters(text: str) -> int:
+    """Characters as Aliyun bills them: one each, two outside the Basic Multilingual Plane."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def segments(text: str) -> int:
+    """The segments Aliyun bills for one SMS of ``text`` (signature included)."""
+    length = characters(text)
+    return 1 if length <= SINGLE_SEGMENT else math.ceil(length / LONG_SEGMENT)
+
+
+def billed_text(signature: str, content: str) -> str:
+    """What the phone shows and Aliyun bills: 【signature】 and the rendered content."""
+    return f"【{signature}】{content}"
+
+
+class Package(Frozen):
+    """An SMS package the platform sells."""
+
+    id: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1, max_length=32)
+    messages: int = Field(gt=0, le=10_000_000, description="segments the package adds to the balance")
+    price_fen: int = Field(ge=0, description="price in fen (1/100 yuan)")
+
+
+class PackagesFile(Frozen):
+    packages: list[Package] = Field(min_length=1)
+
+
+def load_packages(path: Path) -> dict[str, Package]:
+    """The platform's packages by id; ConfigError names the file and field."""
+    try:
+        document = PackagesFile.model_validate(read_yaml(path))
+    except UnreadableFile as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
+    except ValidationError as exc:
+        raise ConfigError(str(path), problems(exc)) from None
+    packages = {package.id: package for package in document.packages}
+    if len(packages) != len(document.packages):
+        raise ConfigError(str(path), ["packages: two packages share an id"])
+    return packages
+
+
+class Purchase(Frozen):
+    purchase_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    shop_id: int = Field(gt=0, lt=10**18)
+    package: str
+    messages: int = Field(gt=0)
+    price_fen: int = Field(ge=0)
+    at: datetime
+    who: str = Field(max_length=64, description="the token's owner: platform, or the shop")
+
+
+def new_purchase(shop_id: int, package: Package, who: str, at: datetime) -> Purchase:
+    """A shop's purchase of a package, with an id of its own (a purchase is never merged with another)."""
+    return Purchase(
+        purchase_id=uuid.uuid4().hex,
+        shop_id=shop_id,
+        package=package.id,
+        messages=package.messages,
+        price_fen=package.price_fen,
+        at=at,
+        who=who,
+    )
+
+
+class Charged(Frozen):
+    """What one send-topic partition's deliveries have cost a shop so far."""
+
+    shop_id: int
+    segments: int = Field(ge=0)
+    messages: int = Field(ge=0, description="SMS sent")
+    refused: int = Field(default=0, ge=0, description="SMS not sent for lack of balance")
+    version: int = Field(ge=0, description="how many times the owner of the partition wrote it")
+
+
+_PURCHASE: TypeAdapter[Purchase] = TypeAdapter(Purchase)
+_CHARGED: TypeAdapter[Charged] = TypeAdapter(Charged)
+
+
+def purchase_record(purchase: Purchase) -> tuple[bytes, bytes]:
+    key = f"purchase/{purchase.shop_id}/{purchase.purchase_id}"
+    return key.encode(), purchase.model_dump_json().encode()
+
+
+def charged_key(shop_id: int, topic: str, partition: int) -> bytes:
+    return f"charged/{shop_id}/{topic}/{partition}".encode()
+
+
+class Balance(Frozen):
+    shop_id: int
+    purchased: int
+    used: int = Field(description="segments of the SMS sent")
+    sent: int = Field(description="SMS sent")
+    refused: int = Field(description="SMS not sent for lack of balance")
+    reserved: int = Field(default=0, description="segments of SMS being sent right now")
+
+    @property
+    def available(self) -> int:
+        return self.purchased - self.used - self.reserved
+
+
+class AccountBook:
+    """Every shop's purchases and charges, merged from the account topic's records (in any order,
+    each any number of times), plus the segments reserved by SMS being sent in this process."""
+
+    def __init__(self) -> None:
+        self._purchases: dict[int, dict[str, Purchase]] = {}
+        self._charged: dict[int, dict[tuple[str, int], Charged]] = {}
+        self._reserved: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._purchases.keys() | self._charged.keys())
+
+    def apply(self, key: bytes | None, value: bytes | None, restore: bool = False) -> int | str:
+        """Take one record of the account topic: the shop it is about, or why it was ignored
+        (``restore``: see :meth:`merge`)."""
+        parts = (key or b"").decode(errors="replace").split("/")
+        try:
+            if parts[0] == "purchase" and len(parts) == 3:
+                purchase = _PURCHASE.validate_json(value or b"")
+                self._purchases.setdefault(purchase.shop_id, {})[purchase.purchase_id] = purchase
+                return purchase.shop_id
+            if parts[0] == "charged" and len(parts) == 4:
+                return self.merge(parts[2], int(parts[3]), _CHARGED.validate_json(value or b""), restore)
+        except (ValidationError, ValueError) as exc:
+            return f"an unreadable account record {key!r}: {str(exc)[:200]}"
+        return f"an account record with an unknown key {key!r}"
+
+    def merge(self, topic: str, partition: int, charged: Charged, restore: bool = False) -> int:
+        """Take a partition's charges unless a later version is known; ``restore`` takes it as the
+        truth (what was committed, read back when the partition is assigned to this process)."""
+        charges = self._charged.setdefault(charged.shop_id, {})
+        known = charges.get((topic, partition))
+        if restore or known is None or charged.version >= known.version:
+            charges[(topic, partition)] = charged
+        return charged.shop_id
+
+    def charged(self, shop_id: int, topic: str, partition: int) -> Charged:
+        known = self._charged.get(shop_id, {}).get((topic, partition))
+        return known or Charged(shop_id=shop_id, segments=0, messages=0, version=0)
+
+    def charged_on(self, topic: str, partition: int) -> Iterator[Charged]:
+        for charges in self._charged.values():
+            known = charges.get((topic, partition))
+            if known is not None:
+                yield known
+
+    def balance(self, shop_id: int) -> Balance:
+        charges = self._charged.get(shop_id, {}).values()
+        return Balance(
+            shop_id=shop_id,
+            purchased=sum(p.messages for p in self._purchases.get(shop_id, {}).values()),
+            used=sum(c.segments for c in charges),
+            sent=sum(c.messages for c in charges),
+            refused=sum(c.refused for c in charges),
+            reserved=self._reserved.get(shop_id, 0),
+        )
+
+    def purchases(self, shop_id: int) -> list[Purchase]:
+        return sorted(self._purchases.get(shop_id, {}).values(), key=lambda p: p.at)
+
+    def reserve(self, shop_id: int, cost: int) -> bool:
+        """Hold ``cost`` segments for an SMS about to be sent; False when the balance cannot cover it."""
+        if self.balance(shop_id).available < cost:
+            return False
+        self._reserved[shop_id] = self._reserved.get(shop_id, 0) + cost
+        return True
+
+    def release(self, shop_id: int, cost: int) -> None:
+        left = self._reserved.get(shop_id, 0) - cost
+        if left > 0:
+            self._reserved[shop_id] = left
+        else:
+            self._reserved.pop(shop_id, None)
+
+
+def charged_value(charged: Charged) -> bytes:
+    document: dict[str, Any] = charged.model_dump()
+    return orjson.dumps(document)

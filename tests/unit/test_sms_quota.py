@@ -1,0 +1,201 @@
+"""SMS packages and balances: what a message costs, and what happens when the balance is used up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from channels.base import ChannelName, ErrorClass, SendResult
+from streams.core.catalog import Catalog
+from streams.core.dispatch import parse_dispatch
+from streams.core.events import parse_event
+from streams.core.outcomes import Status
+from streams.core.render_plan import compile_shop
+from streams.core.routing import Router
+from streams.core.sms_quota import (
+    AccountBook,
+    Charged,
+    Package,
+    billed_text,
+    charged_key,
+    charged_value,
+    new_purchase,
+    purchase_record,
+    segments,
+)
+from streams.core.source import SourceRecord
+from streams.core.topics import Topics
+from streams.ops.shop_store import load_config_shops
+from streams.runtime.router import RouterStage
+from streams.runtime.sender import SenderStage
+from streams.runtime.sms_account import SmsQuota
+from streams.settings import PROJECT_ROOT
+from tests.factories import DEMO_SHOP, SAMPLE_EVENTS, delivery, dispatch, to_bytes
+from tests.unit.test_stages import NOW, PARTITION, ScriptedChannel, on, outcomes, owning, record
+
+BASIC = Package(id="basic", name="基础包", messages=1000, price_fen=4500)
+TRIAL = Package(id="trial", name="体验包", messages=3, price_fen=0)
+SIGNATURE = "百客商城"  # 【百客商城】 is six characters
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("验" * 64, 1),  # 6 + 64 = 70: one segment
+        ("验" * 65, 2),  # 71: two segments of 67
+        ("a" * 64, 1),  # letters count one each, as Chinese does
+        ("a" * 65, 2),
+        ("验证码a1，" * 12 + "ab" * 2, 2),  # mixed: 6 + 72 + 4 = 82
+        ("验" * 128, 2),  # 134 = 2 x 67
+        ("验" * 129, 3),  # 135
+        ("👍" * 32, 1),  # an emoji is two characters, as carriers encode it: 6 + 64
+        ("👍" * 33, 2),
+        ("", 1),
+    ],
+)
+def test_an_sms_costs_the_segments_aliyun_bills(content: str, expected: int) -> None:
+    assert segments(billed_text(SIGNATURE, content)) == expected
+
+
+def test_the_signature_and_its_brackets_count() -> None:
+    assert segments("x" * 70) == 1
+    assert segments(billed_text(SIGNATURE, "x" * 64)) == 1
+    assert segments(billed_text(SIGNATURE + "旗舰", "x" * 64)) == 2  # two more characters: 72
+
+
+@given(st.text(max_size=400))
+def test_segments_grow_with_the_text_and_never_undercount(text: str) -> None:
+    count = segments(text)
+    length = len(text.encode("utf-16-le")) // 2
+    assert count >= 1
+    assert count * (70 if count == 1 else 67) >= length
+
+
+def _book(*packages: Package) -> AccountBook:
+    book = AccountBook()
+    for package in packages:
+        assert book.apply(*purchase_record(new_purchase(DEMO_SHOP, package, "platform", NOW))) == DEMO_SHOP
+    return book
+
+
+def test_a_balance_is_purchases_minus_charges_whatever_the_order_and_repeats() -> None:
+    purchase = purchase_record(new_purchase(DEMO_SHOP, BASIC, "platform", NOW))
+    charges = [
+        (
+            charged_key(DEMO_SHOP, "notify.send.aliyun_sms", 0),
+            charged_value(Charged(shop_id=DEMO_SHOP, segments=s, messages=s, version=s)),
+        )
+        for s in (1, 2, 3)
+    ]
+    other = (
+        charged_key(DEMO_SHOP, "notify.send.codes", 1),
+        charged_value(Charged(shop_id=DEMO_SHOP, segments=5, messages=4, version=4)),
+    )
+    forward, shuffled = AccountBook(), AccountBook()
+    for key, value in [purchase, *charges, other]:
+        forward.apply(key, value)
+    for key, value in [charges[2], other, charges[0], purchase, purchase, charges[1], other]:
+        shuffled.apply(key, value)
+    for book in (forward, shuffled):
+        balance = book.balance(DEMO_SHOP)
+        assert (balance.purchased, balance.used, balance.sent, balance.available) == (1000, 8, 7, 992)
+
+
+def test_an_unreadable_account_record_is_refused_not_applied() -> None:
+    book = _book(BASIC)
+    assert "unknown key" in str(book.apply(b"nonsense", b"{}"))
+    assert "unreadable" in str(book.apply(b"purchase/9001/x", b"not json"))
+    assert book.balance(DEMO_SHOP).available == 1000
+
+
+def test_a_reservation_holds_segments_until_released() -> None:
+    book = _book(TRIAL)
+    assert book.reserve(DEMO_SHOP, 2)
+    assert not book.reserve(DEMO_SHOP, 2)  # 1 left
+    book.release(DEMO_SHOP, 2)
+    assert book.reserve(DEMO_SHOP, 3)
+    assert not book.reserve(9002, 1)  # a shop that never bought anything
+
+
+def _sms(segment_count: int = 1, shop_id: int = DEMO_SHOP) -> bytes:
+    message = delivery(
+        channel=ChannelName.ALIYUN_SMS, recipient="13912340000", account=SIGNATURE, template_id="SMS_1"
+    )
+    return dispatch(message, scene="buyer_order_paid", shop_id=shop_id, sms_segments=segment_count).to_json()
+
+
+def _sms_sender(topics: Topics, book: AccountBook, channel: ScriptedChannel) -> SenderStage:
+    topic = topics.send_topic(ChannelName.ALIYUN_SMS)
+    quota = SmsQuota(book, topics.sms_account, "unused:9092")
+    return SenderStage(topics, channel, owning(topics, [topic]), clock=lambda: NOW, quota=quota)
+
+
+async def test_an_sms_the_balance_cannot_cover_is_skipped_not_sent_and_counted(topics: Topics) -> None:
+    book = _book(TRIAL)  # 3 messages
+    channel = ScriptedChannel(SendResult.delivered("biz-1"))
+    stage = _sms_sender(topics, book, channel)
+    topic = topics.send_topic(ChannelName.ALIYUN_SMS)
+    two = await stage.handle(record(_sms(2), topic=topic, offset=1))
+    too_long = await stage.handle(record(_sms(2), topic=topic, offset=2))
+    one = await stage.handle(record(_sms(1), topic=topic, offset=3))
+    results = [o for writes in (two, too_long, one) for o in outcomes(writes, topics)]
+    assert [(o.status, o.reason) for o in results] == [
+        (Status.DELIVERED, None),
+        (Status.SKIPPED, "sms_quota_exhausted"),
+        (Status.DELIVERED, None),
+    ]
+    assert len(channel.sent) == 2
+    balance = book.balance(DEMO_SHOP)
+    assert (balance.used, balance.sent, balance.refused, balance.available) == (3, 2, 1, 0)
+    # each outcome's charge is written with it, keyed by the partition it was read from
+    [charge] = on(one, topics.sms_account)
+    assert charge.key == charged_key(DEMO_SHOP, topic, PARTITION)
+    assert Charged.model_validate_json(charge.value or b"") == Charged(
+        shop_id=DEMO_SHOP, segments=3, messages=2, refused=1, version=3
+    )
+
+
+async def test_a_failed_sms_is_not_charged_and_frees_its_reservation(topics: Topics) -> None:
+    book = _book(TRIAL)
+    channel = ScriptedChannel(SendResult.failed(ErrorClass.TRANSIENT, "isp.SYSTEM_ERROR", "busy"))
+    stage = _sms_sender(topics, book, channel)
+    writes = await stage.handle(record(_sms(3), topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
+    assert not on(writes, topics.sms_account)
+    assert book.balance(DEMO_SHOP).available == 3
+
+
+def test_the_router_counts_the_segments_of_the_rendered_sms(router: RouterStage, topics: Topics) -> None:
+    writes = router.handle(record(to_bytes(SAMPLE_EVENTS["auth.code_requested"]), topic="mall.auth"))
+    [code] = on(writes, topics.codes)
+    # 【百客商城】您正在注册百客商城，验证码123456，5分钟内有效。 is 32 characters
+    assert parse_dispatch(code.value).sms_segments == 1
+
+
+def test_a_long_sms_template_costs_more_segments(catalog: Catalog) -> None:
+    shop = load_config_shops(PROJECT_ROOT / "config")[0]
+    [register, *others] = shop.sms_templates
+    content = "您正在注册百客商城，验证码${code}。" + "请勿泄露。" * 10
+    long_template = register.model_copy(update={"content": content})
+    longer = shop.model_copy(update={"sms_templates": [long_template, *others]})
+    routing = Router(catalog).route(
+        parse_event(to_bytes(SAMPLE_EVENTS["auth.code_requested"])),
+        compile_shop(longer, catalog),
+        SourceRecord("mall.auth", 0, 1),
+        NOW,
+    )
+    [code] = routing.dispatches
+    # 6 + 19 (with a 6-digit code) + 50 = 75 characters: two segments of 67
+    assert code.sms_segments == 2
+
+
+def test_a_purchase_records_when_what_and_who() -> None:
+    at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    bought = new_purchase(DEMO_SHOP, BASIC, "shop:9001", at)
+    book = AccountBook()
+    book.apply(*purchase_record(bought))
+    [kept] = book.purchases(DEMO_SHOP)
+    recorded = (kept.package, kept.messages, kept.price_fen, kept.at, kept.who)
+    assert recorded == ("basic", 1000, 4500, at, "shop:9001")
