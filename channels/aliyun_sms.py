@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -143,7 +143,8 @@ class AliyunSmsChannel:
         return classify(str(body.code), str(body.message), body.biz_id)
 
 
-REVIEW_STATUS = {0: "reviewing", 1: "approved", 2: "rejected"}
+ReviewState = Literal["reviewing", "approved", "rejected"]
+REVIEW_STATUS: dict[int, ReviewState] = {0: "reviewing", 1: "approved", 2: "rejected"}
 """Aliyun's SignStatus / TemplateStatus"""
 TEMPLATE_TYPE = {"verification_code": 0, "notice": 1}
 
@@ -158,8 +159,7 @@ class ReviewCallFailed(Exception):
 
 @dataclass(frozen=True)
 class Review:
-    status: str
-    """reviewing, approved or rejected"""
+    status: ReviewState
     reason: str
 
 

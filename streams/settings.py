@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from channels.base import ChannelName
+
+if TYPE_CHECKING:
+    from channels.aliyun_sms import AliyunSmsConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WECHAT_API = "https://api.weixin.qq.com"
@@ -140,6 +143,21 @@ class Settings(BaseSettings):
     log_level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="debug, info, warning or error"
     )
+
+    def aliyun_sms(self) -> AliyunSmsConfig | None:
+        """The Aliyun SMS account's configuration, or None when no AccessKey is set."""
+        from channels.aliyun_sms import AliyunSmsConfig  # the SDK is heavy; most commands never need it
+
+        if not self.aliyun_access_key_id:
+            return None
+        return AliyunSmsConfig(
+            access_key_id=self.aliyun_access_key_id,
+            access_key_secret=self.aliyun_access_key_secret,
+            endpoint=self.aliyun_sms_endpoint,
+            protocol=self.aliyun_sms_protocol,
+            connect_timeout_ms=int(self.http_connect_timeout * 1000),
+            read_timeout_ms=int(self.http_total_timeout * 1000),
+        )
 
     def concurrency(self, channel: ChannelName) -> int:
         return self.send_concurrency.get(channel, DEFAULT_SEND_CONCURRENCY)

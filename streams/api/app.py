@@ -1,4 +1,5 @@
-"""The admin API (aiohttp): the catalog, and each shop's settings, read and saved.
+"""The admin API (aiohttp): the catalog, each shop's settings read and saved, and the SMS
+business (:mod:`streams.api.sms`).
 
 Every call but ``/openapi.json`` and ``/healthz`` needs ``Authorization: Bearer <token>``: the
 platform's token reaches every shop, a shop's token only its own (401 without a valid token,
@@ -10,69 +11,46 @@ Requests are logged (access log) and every change is logged with who made it (au
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from channels.base import ChannelName, ErrorClass, SendResult
+from channels.aliyun_sms import AliyunSmsReview
+from channels.base import ChannelName
 from channels.http import SharedSession
-from channels.wechat import CallFailed, WeChatApi
+from channels.wechat import WeChatApi
 from channels.wechat_templates import OaTemplates
-from streams.api.openapi import OPENAPI, Problems
-from streams.core.catalog import Catalog, load_catalog
-from streams.core.errors import ConfigError
-from streams.core.shop_checks import parse_shop_rules
-from streams.core.shop_records import ShopTable, settings_record
+from streams.api.context import (
+    CONTEXT,
+    MAX_BODY_BYTES,
+    PUBLIC,
+    SHOP_ID,
+    WHO,
+    ApiContext,
+    Handler,
+    SmsDesk,
+    for_shop,
+    log,
+    problem,
+    quote,
+    save,
+)
+from streams.api.openapi import OPENAPI
+from streams.api.sms import ROUTES as SMS_ROUTES
+from streams.core.catalog import load_catalog
+from streams.core.shop_records import ShopTable
 from streams.core.shops import ShopRules
+from streams.core.sms_quota import AccountBook, load_packages
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.topics import Topics
 from streams.logs import get_logger
 from streams.runtime.follower import TableFollower
 from streams.runtime.publisher import Publisher
-from streams.runtime.records import Write
 from streams.runtime.supervisor import Supervisor
 from streams.settings import Settings
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-SAVE_WAIT_SECONDS = 10.0
-MAX_BODY_BYTES = 256 * 1024
-SHOP_ID = r"{shop_id:[1-9][0-9]{0,17}}"
-"""ASCII digits only, no zero first: one spelling per shop (not ``01001``, not ``١٠٠١``)."""
-log = get_logger("api")
-audit = get_logger("audit")
-
-
-@dataclass(frozen=True)
-class ApiContext:
-    catalog: Catalog
-    shops: ShopTable
-    follower: TableFollower
-    publisher: Publisher
-    supervisor: Supervisor
-    settings_topic: str
-    tokens: Tokens
-    templates: OaTemplates
-    close: Callable[[], Awaitable[None]]
-
-
-CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
-WHO: web.RequestKey[str] = web.RequestKey("who", str)
-PUBLIC = frozenset({"/openapi.json", "/healthz"})
-
-
-def _problem(status: int, message: str) -> web.Response:
-    return web.json_response({"problems": [message]}, status=status)
-
-
-def _quote(text: str, limit: int = 64) -> str:
-    """User input echoed in a message, cut short."""
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @web.middleware
@@ -84,11 +62,11 @@ async def problems_as_json(request: web.Request, handler: Handler) -> web.Stream
         if refusal.status < 400:
             raise
         messages = {
-            404: f"no such resource: {_quote(request.path)} (see /openapi.json)",
-            405: f"{request.method} is not allowed on {_quote(request.path)}",
+            404: f"no such resource: {quote(request.path)} (see /openapi.json)",
+            405: f"{request.method} is not allowed on {quote(request.path)}",
             413: f"the body is larger than {MAX_BODY_BYTES // 1024} KiB",
         }
-        return _problem(refusal.status, messages.get(refusal.status, refusal.reason))
+        return problem(refusal.status, messages.get(refusal.status, refusal.reason))
 
 
 @web.middleware
@@ -98,10 +76,10 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     who = request.app[CONTEXT].tokens.identity(token) if scheme.lower() == "bearer" and token else None
     if who is None:
-        return _problem(401, "a valid bearer token is required")
+        return problem(401, "a valid bearer token is required")
     shop = request.match_info.get("shop_id")
     if shop is not None and who not in (PLATFORM, shop):
-        return _problem(403, f"this token may not reach shop {shop}")
+        return problem(403, f"this token may not reach shop {shop}")
     request[WHO] = who
     return await handler(request)
 
@@ -110,90 +88,9 @@ async def get_catalog(request: web.Request) -> web.Response:
     return web.json_response(request.app[CONTEXT].catalog.model_dump(mode="json"))
 
 
-ShopHandler = Callable[[web.Request, ApiContext, ShopRules], Awaitable[web.Response]]
-
-
-WECHAT_STATUS = {"40037": 404, "45026": 409}
-WECHAT_ADVICE = {
-    "40037": "no such template on the shop's Official Account",
-    "45026": "delete templates the shop no longer uses (GET .../templates shows which) and try again",
-}
-
-
-def wechat_refusal(result: SendResult) -> web.Response:
-    """WeChat's answer as the API's: the caller's mistake is a 4xx naming WeChat's code (unknown
-    template 404, 25-template limit 409, others 422); only an outage or a busy WeChat is 502."""
-    code = result.code or "?"
-    if result.error_class is not ErrorClass.PERMANENT:
-        return _problem(502, f"WeChat did not answer usefully ({code}: {result.reason}); try again later")
-    advice = WECHAT_ADVICE.get(code)
-    message = f"WeChat refused it ({code}: {result.reason})" + (f": {advice}" if advice else "")
-    return _problem(WECHAT_STATUS.get(code, 422), message)
-
-
-def for_shop(handler: ShopHandler) -> Handler:
-    """Resolve the path's shop (404 without settings) and answer WeChat's refusals by their kind."""
-
-    async def endpoint(request: web.Request) -> web.StreamResponse:
-        context = request.app[CONTEXT]
-        shop_id = int(request.match_info["shop_id"])
-        shop = context.shops.get(shop_id)
-        if shop is None:
-            return _problem(404, f"shop {shop_id} has no settings")
-        try:
-            return await handler(request, context, shop)
-        except CallFailed as failure:
-            return wechat_refusal(failure.result)
-
-    return endpoint
-
-
 @for_shop
 async def get_settings(_: web.Request, __: ApiContext, shop: ShopRules) -> web.Response:
     return web.json_response(shop.model_dump(mode="json"))
-
-
-def changes(before: Any, after: Any, path: str = "") -> list[str]:
-    """What differs between two JSON documents, one ``path: old -> new`` per changed value."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        return [
-            change
-            for key in sorted(before.keys() | after.keys(), key=str)
-            for change in changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
-        ]
-    return [] if before == after else [f"{path}: {_quote(str(before))} -> {_quote(str(after))}"]
-
-
-async def _save(request: web.Request, shop_id: str, document: object, action: str) -> web.Response:
-    """Validate and save a shop's settings; 422 lists every problem. A saved change is audited."""
-    context = request.app[CONTEXT]
-    try:
-        shop = parse_shop_rules(document, context.catalog, f"shop {shop_id}")
-    except ConfigError as exc:
-        return web.json_response(Problems(problems=exc.problems).model_dump(), status=422)
-    key, value = settings_record(shop)
-    try:
-        [error] = await asyncio.wait_for(
-            context.publisher.write([Write(context.settings_topic, key, value)]), SAVE_WAIT_SECONDS
-        )
-        problem = error.str() if error is not None else None
-    except TimeoutError:
-        problem = f"no acknowledgement in {SAVE_WAIT_SECONDS:.0f} s"
-    if problem is not None:
-        return _problem(503, f"Kafka did not acknowledge the settings ({problem}); try again")
-    previous = context.shops.get(shop.shop_id)
-    saved = shop.model_dump(mode="json")
-    audit.info(
-        "settings changed",
-        extra={
-            "who": request[WHO],
-            "shop_id": shop.shop_id,
-            "action": action,
-            "changes": changes(previous.model_dump(mode="json") if previous else {}, saved),
-        },
-    )
-    context.shops.accept(shop)
-    return web.json_response(saved)
 
 
 async def put_settings(request: web.Request) -> web.Response:
@@ -201,10 +98,10 @@ async def put_settings(request: web.Request) -> web.Response:
     try:
         document = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:  # also: nested too deep, a lone surrogate
-        return _problem(400, f"the body must be JSON in UTF-8 ({_quote(str(exc), 120)})")
+        return problem(400, f"the body must be JSON in UTF-8 ({quote(str(exc), 120)})")
     if not isinstance(document, dict) or document.get("shop_id") != int(shop_id):
-        return _problem(422, f"shop_id: must be {shop_id}, as in the path")
-    return await _save(request, shop_id, document, "put settings")
+        return problem(422, f"shop_id: must be {shop_id}, as in the path")
+    return await save(request, shop_id, document, "put settings")
 
 
 @for_shop
@@ -218,8 +115,8 @@ async def switch_scene(request: web.Request, context: ApiContext, shop: ShopRule
     )
     scene = context.catalog.scenes.get(scene_id)
     if scene is None or channel not in {c.value for c in scene.channels}:
-        return _problem(
-            422, f"scenes.{_quote(scene_id)}.{_quote(channel)}: no such scene, or channel not allowed for it"
+        return problem(
+            422, f"scenes.{quote(scene_id)}.{quote(channel)}: no such scene, or channel not allowed for it"
         )
     document = shop.model_dump(mode="json")
     rule = document["scenes"].setdefault(scene_id, {}).setdefault(channel, {})
@@ -228,16 +125,16 @@ async def switch_scene(request: web.Request, context: ApiContext, shop: ShopRule
     if action == "enable" and channel == ChannelName.WECHAT_OA and not rule.get("template_id") and default:
         appid = shop.account(ChannelName.WECHAT_OA)
         if appid is None:
-            return _problem(422, "wechat_oa: the shop has no Official Account; set wechat_oa.appid first")
+            return problem(422, "wechat_oa: the shop has no Official Account; set wechat_oa.appid first")
         rule["template_id"] = await context.templates.add(appid, default.library_id, list(default.fields))
-    return await _save(request, str(shop.shop_id), document, f"{action} {scene_id}/{channel}")
+    return await save(request, str(shop.shop_id), document, f"{action} {scene_id}/{channel}")
 
 
 @for_shop
 async def list_templates(_: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
     appid = shop.account(ChannelName.WECHAT_OA)
     if appid is None:
-        return _problem(404, "the shop has no Official Account")
+        return problem(404, "the shop has no Official Account")
     templates = await context.templates.list(appid)
     return web.json_response(
         [
@@ -253,19 +150,20 @@ async def delete_template(request: web.Request, context: ApiContext, shop: ShopR
     template_id = request.match_info["template_id"]
     appid = shop.account(ChannelName.WECHAT_OA)
     if appid is None:
-        return _problem(404, "the shop has no Official Account")
+        return problem(404, "the shop has no Official Account")
     await context.templates.delete(appid, template_id)
     document = shop.model_dump(mode="json")
     for scene_id, channel in shop.using_template(template_id):
         document["scenes"][scene_id][channel.value].update(
             enabled=False, template_id=None, disabled_reason=f"its template {template_id} was deleted"
         )
-    return await _save(request, str(shop.shop_id), document, f"delete template {template_id}")
+    return await save(request, str(shop.shop_id), document, f"delete template {template_id}")
 
 
 async def healthz(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    ready = context.follower.loaded.is_set() and all(t.running for t in context.supervisor.tasks.values())
+    loaded = context.follower.loaded.is_set() and context.sms.follower.loaded.is_set()
+    ready = loaded and all(t.running for t in context.supervisor.tasks.values())
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
@@ -276,6 +174,15 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
     session = SharedSession(timeout)
     wechat = WeChatApi(str(settings.wechat_oa_api_base), settings.wechat_secrets, session)
     shops = ShopTable(catalog)
+    book = AccountBook()
+    aliyun = settings.aliyun_sms()
+    sms = SmsDesk(
+        load_packages(settings.config_dir / "sms_packages.yaml"),
+        book,
+        TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts"),
+        topics.sms_account,
+        AliyunSmsReview(aliyun) if aliyun is not None else None,
+    )
     return ApiContext(
         catalog,
         shops,
@@ -286,6 +193,7 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         Tokens.configured(settings.api_platform_token, settings.api_shop_tokens),
         OaTemplates(wechat),
         session.close,
+        sms,
     )
 
 
@@ -300,6 +208,7 @@ def build_app(context: ApiContext) -> web.Application:
     async def follow_settings(app: web.Application) -> AsyncIterator[None]:
         context.publisher.start()
         context.supervisor.start("settings", context.follower.run)
+        context.supervisor.start("sms_accounts", context.sms.follower.run)
         yield
         await context.supervisor.stop(grace_seconds=5.0)
         await context.publisher.close(wait_seconds=5.0)
@@ -318,6 +227,7 @@ def build_app(context: ApiContext) -> web.Application:
             ),
             web.get(f"/v1/shops/{SHOP_ID}/templates", list_templates),
             web.delete(f"/v1/shops/{SHOP_ID}/templates/{{template_id}}", delete_template),
+            *SMS_ROUTES,
         ]
     )
     return app

@@ -15,10 +15,12 @@ from openapi_pydantic import (
     SecurityScheme,
 )
 from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema_class
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
+from streams.api.bodies import PurchaseRequest, ReviewRequest, SignatureRequest, TemplateRequest
 from streams.core.catalog import Catalog
-from streams.core.shops import ShopRules
+from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
+from streams.core.sms_quota import Balance, Purchase
 
 
 class Problems(BaseModel):
@@ -27,6 +29,14 @@ class Problems(BaseModel):
 
 class Health(BaseModel):
     ready: bool
+
+
+class SmsTemplates(RootModel[list[SmsTemplate]]):
+    pass
+
+
+class Purchases(RootModel[list[Purchase]]):
+    pass
 
 
 def _json_of(model: type[BaseModel]) -> dict[str, MediaType]:
@@ -59,6 +69,94 @@ INVALID = {
     "422": _problem("refused: every problem, naming its field"),
     "503": _problem("Kafka did not acknowledge the save; try again"),
 }
+
+
+REVIEWED = {
+    "409": _problem("a rule of the review refuses it (e.g. 10 signatures already, not approved yet)"),
+    "502": _problem("Aliyun did not answer usefully; try again later"),
+    "503": _problem("Kafka did not acknowledge, or no Aliyun AccessKey is configured"),
+}
+
+
+def _body(model: type[BaseModel]) -> RequestBody:
+    return RequestBody(content=_json_of(model), required=True)
+
+
+def _answer(description: str, model: type[BaseModel]) -> dict[str, Response]:
+    return {"200": Response(description=description, content=_json_of(model))}
+
+
+def _created(description: str, model: type[BaseModel]) -> dict[str, Response]:
+    return {"201": Response(description=description, content=_json_of(model))}
+
+
+def sms_paths() -> dict[str, PathItem]:
+    shop = [SHOP_ID]
+    signature = [SHOP_ID, _path("name")]
+    return {
+        "/v1/sms/packages": PathItem(
+            get=_operation(
+                "The SMS packages the platform sells", {"200": Response(description="packages"), **REFUSED}
+            )
+        ),
+        "/v1/shops/{shop_id}/sms/purchases": PathItem(
+            parameters=shop,
+            get=_operation(
+                "The shop's purchases, oldest first", {**_answer("purchases", Purchases), **REFUSED}
+            ),
+            post=_operation(
+                "Buy a package: its messages are added to the shop's balance",
+                {**_created("the purchase", Purchase), **REFUSED, **INVALID},
+                requestBody=_body(PurchaseRequest),
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/balance": PathItem(
+            parameters=shop,
+            get=_operation(
+                "The shop's SMS balance: bought, used, available, not sent",
+                {**_answer("balance", Balance), **REFUSED},
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/signatures": PathItem(
+            parameters=shop,
+            get=_operation(
+                "The shop's signatures and their review (Aliyun is asked first)",
+                {**_answer("signatures", SmsAccount), **REFUSED, **REVIEWED},
+            ),
+            post=_operation(
+                "Apply for a signature (at most 10); the platform reviews it next",
+                {**_created("the shop's settings", ShopRules), **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(SignatureRequest),
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/signatures/{name}/review": PathItem(
+            parameters=signature,
+            post=_operation(
+                "The platform's review (platform token): approve submits it to Aliyun; reject needs a reason",
+                {**SAVED, **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(ReviewRequest),
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/signatures/{name}/activate": PathItem(
+            parameters=signature,
+            post=_operation(
+                "Send the shop's SMS with this approved signature",
+                {**SAVED, **REFUSED, **INVALID, **REVIEWED},
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/templates": PathItem(
+            parameters=shop,
+            get=_operation(
+                "The shop's SMS templates and their review (Aliyun is asked first)",
+                {**_answer("templates", SmsTemplates), **REFUSED, **REVIEWED},
+            ),
+            post=_operation(
+                "Check a template and submit it to Aliyun; it is sent once approved",
+                {**_created("the shop's settings", ShopRules), **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(TemplateRequest),
+            ),
+        ),
+    }
 
 
 def _operation(summary: str, responses: dict[str, Response], **extra: object) -> Operation:
@@ -134,6 +232,7 @@ def openapi_document() -> OpenAPI:
                     {**SAVED, **REFUSED, **INVALID, **WECHAT},
                 ),
             ),
+            **sms_paths(),
         },
     )
     return construct_open_api_with_schema_class(document)

@@ -31,7 +31,8 @@ class ChannelRule(Frozen):
     )
 
 
-Review = Literal["reviewing", "approved", "rejected"]
+ReviewStatus = Literal["reviewing", "approved", "rejected"]
+"""Aliyun's review of a signature or template"""
 
 
 class SmsTemplate(Frozen):
@@ -44,7 +45,7 @@ class SmsTemplate(Frozen):
         min_length=1, max_length=500, description="as submitted to Aliyun, with ${variable} parameters"
     )
     enabled: bool = True
-    status: Review = Field(default="reviewing", description="Aliyun's review (QuerySmsTemplate)")
+    status: ReviewStatus = Field(default="reviewing", description="Aliyun's review (QuerySmsTemplate)")
     reason: str | None = Field(default=None, max_length=200, description="why Aliyun rejected it")
 
     def parameters(self) -> list[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, computed_field
 
 from streams.core.catalog import Frozen
 from streams.core.errors import ConfigError
@@ -114,6 +114,11 @@ class Charged(Frozen):
     messages: int = Field(ge=0, description="SMS sent")
     refused: int = Field(default=0, ge=0, description="SMS not sent for lack of balance")
     version: int = Field(ge=0, description="how many times the owner of the partition wrote it")
+    pending: list[str] = Field(
+        default_factory=list,
+        description="deliveries charged before Aliyun was asked whose outcome is not written yet: after "
+        "a crash they are in doubt (Aliyun may have sent them) and are not charged again",
+    )
 
 
 _PURCHASE: TypeAdapter[Purchase] = TypeAdapter(Purchase)
@@ -135,21 +140,21 @@ class Balance(Frozen):
     used: int = Field(description="segments of the SMS sent")
     sent: int = Field(description="SMS sent")
     refused: int = Field(description="SMS not sent for lack of balance")
-    reserved: int = Field(default=0, description="segments of SMS being sent right now")
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def available(self) -> int:
-        return self.purchased - self.used - self.reserved
+        """segments the shop can still send (below zero: an overdraft, see the runtime's SmsQuota)"""
+        return self.purchased - self.used
 
 
 class AccountBook:
     """Every shop's purchases and charges, merged from the account topic's records (in any order,
-    each any number of times), plus the segments reserved by SMS being sent in this process."""
+    each any number of times)."""
 
     def __init__(self) -> None:
         self._purchases: dict[int, dict[str, Purchase]] = {}
         self._charged: dict[int, dict[tuple[str, int], Charged]] = {}
-        self._reserved: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._purchases.keys() | self._charged.keys())
@@ -196,25 +201,10 @@ class AccountBook:
             used=sum(c.segments for c in charges),
             sent=sum(c.messages for c in charges),
             refused=sum(c.refused for c in charges),
-            reserved=self._reserved.get(shop_id, 0),
         )
 
     def purchases(self, shop_id: int) -> list[Purchase]:
         return sorted(self._purchases.get(shop_id, {}).values(), key=lambda p: p.at)
-
-    def reserve(self, shop_id: int, cost: int) -> bool:
-        """Hold ``cost`` segments for an SMS about to be sent; False when the balance cannot cover it."""
-        if self.balance(shop_id).available < cost:
-            return False
-        self._reserved[shop_id] = self._reserved.get(shop_id, 0) + cost
-        return True
-
-    def release(self, shop_id: int, cost: int) -> None:
-        left = self._reserved.get(shop_id, 0) - cost
-        if left > 0:
-            self._reserved[shop_id] = left
-        else:
-            self._reserved.pop(shop_id, None)
 
 
 def charged_value(charged: Charged) -> bytes:

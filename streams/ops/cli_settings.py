@@ -39,7 +39,7 @@ settings_app = typer.Typer(
 )
 
 
-def _catalog(settings: Settings) -> Catalog:
+def catalog_of(settings: Settings) -> Catalog:
     try:
         return load_catalog(settings.config_dir / "catalog.yaml")
     except ConfigError as exc:
@@ -48,7 +48,7 @@ def _catalog(settings: Settings) -> Catalog:
 
 def catalog(as_json: JsonOption = False) -> None:
     """The scenes: trigger, audience, channels and variable library."""
-    loaded = _catalog(load_cli_settings())
+    loaded = catalog_of(load_cli_settings())
     if as_json:
         print_json(loaded.model_dump(mode="json"))
         return
@@ -67,14 +67,14 @@ def catalog(as_json: JsonOption = False) -> None:
     console.print(rows)
 
 
-def _settings_topic(settings: Settings) -> tuple[str, str]:
+def settings_topic(settings: Settings) -> tuple[str, str]:
     """The bootstrap address of a cluster that answered, and the settings topic it holds."""
     topic = load_cli_topics(settings).settings
     return kafka(settings, topic), topic
 
 
-def _shop(settings: Settings, shop_id: int, catalog: Catalog) -> ShopRules:
-    shop = read_shops(*_settings_topic(settings), catalog).get(shop_id)
+def shop_of(settings: Settings, shop_id: int, catalog: Catalog) -> ShopRules:
+    shop = read_shops(*settings_topic(settings), catalog).get(shop_id)
     if shop is None:
         raise fail(
             f"shop {shop_id} has no settings yet: `mall-notify settings load FILE` first", ExitCode.FAILED
@@ -92,7 +92,7 @@ def settings_show(
 ) -> None:
     """Print a shop's current settings as YAML (what `settings load` takes), or JSON."""
     settings = load_cli_settings()
-    shop = _shop(settings, shop_id, _catalog(settings))
+    shop = shop_of(settings, shop_id, catalog_of(settings))
     if as_json:
         print_json(shop.model_dump(mode="json"))
         return
@@ -104,10 +104,10 @@ def settings_load(files: Annotated[list[Path], typer.Argument(help="shop setting
     """Validate shops' settings files and save them; workers apply them to the next event."""
     settings = load_cli_settings()
     try:
-        shops = load_shop_files(files, _catalog(settings))
+        shops = load_shop_files(files, catalog_of(settings))
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
-    bootstrap, topic = _settings_topic(settings)
+    bootstrap, topic = settings_topic(settings)
     publish_shops(bootstrap, topic, shops)
     console.print(f"saved the settings of shop(s) {', '.join(str(shop.shop_id) for shop in shops)}")
 
@@ -126,7 +126,7 @@ def settings_set(
 ) -> None:
     """Change one scene x channel of a shop, validated like the admin API does."""
     settings = load_cli_settings()
-    catalog = _catalog(settings)
+    catalog = catalog_of(settings)
     known = catalog.scenes.get(scene)
     if known is None:
         raise fail(f"{scene!r} is not a scene of the catalog (`mall-notify catalog` lists them)")
@@ -136,7 +136,7 @@ def settings_set(
     malformed = [item for item in field or [] if "=" not in item]
     if malformed:
         raise fail(f"--field {malformed[0]!r}: write KEYWORD=TEXT")
-    document = _shop(settings, shop_id, catalog).model_dump(mode="json")
+    document = shop_of(settings, shop_id, catalog).model_dump(mode="json")
     rule = document["scenes"].setdefault(scene, {}).setdefault(channel.value, {})
     changes = {"enabled": enabled, "template": template, "template_id": template_id}
     rule.update({key: value for key, value in changes.items() if value is not None})
@@ -150,7 +150,7 @@ def settings_set(
         shop = parse_shop_rules(document, catalog, f"shop {shop_id}")
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
-    publish_shops(*_settings_topic(settings), [shop])
+    publish_shops(*settings_topic(settings), [shop])
     saved = shop.scenes[scene][channel].model_dump(mode="json", exclude_none=True)
     console.print(f"saved: shop {shop_id} {scene} {channel.value}", markup=False, highlight=False)
     console.print(_as_yaml(saved), markup=False, highlight=False)
@@ -166,7 +166,7 @@ def explain(
 ) -> None:
     """For every scene x channel the event triggers: would it send, and why not."""
     settings = load_cli_settings()
-    catalog = _catalog(settings)
+    catalog = catalog_of(settings)
     try:
         event = parse_event(event_file.read_bytes())
     except OSError as exc:
@@ -174,9 +174,10 @@ def explain(
     except EventRejected as exc:
         raise fail(f"not an event the pipeline accepts: {exc}", ExitCode.FAILED) from None
     try:
-        rules = (
-            load_shop_files([settings_file], catalog)[0] if settings_file else _shop(settings, shop, catalog)
-        )
+        if settings_file:
+            rules = load_shop_files([settings_file], catalog)[0]
+        else:
+            rules = shop_of(settings, shop, catalog)
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     routing = Router(catalog).route(

@@ -1,4 +1,5 @@
-"""The SMS business from the command line: ``mall-notify sms packages|buy|balance|purchases``.
+"""The SMS business from the command line: ``mall-notify sms packages|buy|balance|purchases``,
+``sms signatures apply|review|activate|list`` and ``sms templates submit|list``.
 
 These are the platform operator's commands (the admin API gives shops the same, each its own);
 they read and write the account topic as the workers do.
@@ -6,14 +7,24 @@ they read and write the account topic as the workers do.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from channels.aliyun_sms import AliyunSmsReview, ReviewCallFailed
+from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
+from streams.core.shop_checks import parse_shop_rules
+from streams.core.shops import ShopRules, SmsTemplate
 from streams.core.sms_quota import AccountBook, Package, load_packages, new_purchase, purchase_record
+from streams.core.sms_signatures import Refused, activate_signature, review_signature
+from streams.core.validation import problems
+from streams.ops import sms_reviews
 from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
@@ -25,7 +36,9 @@ from streams.ops.cli_common import (
     print_json,
     table,
 )
+from streams.ops.cli_settings import catalog_of, settings_topic, shop_of
 from streams.ops.reading import read_all
+from streams.ops.shop_store import publish_shops, read_shops
 from streams.runtime.clients import idempotent_producer
 from streams.settings import Settings
 
@@ -101,7 +114,7 @@ def balance(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
     """A shop's SMS balance: bought, used (segments sent), and SMS not sent for lack of balance."""
     account = _book(load_cli_settings()).balance(shop_id)
     if as_json:
-        print_json(account.model_dump() | {"available": account.available})
+        print_json(account.model_dump(exclude={"reserved"}))
         return
     rows = table("shop", "bought", "used", "available", "SMS sent", "not sent: balance used up")
     rows.add_row(
@@ -131,5 +144,155 @@ def purchases(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
             str(purchase.messages),
             yuan(purchase.price_fen),
             purchase.who,
+        )
+    console.print(rows)
+
+
+signatures_app = typer.Typer(help="SMS signatures: apply, review, activate, list.", no_args_is_help=True)
+templates_app = typer.Typer(help="SMS templates: submit to Aliyun, list with reviews.", no_args_is_help=True)
+sms_app.add_typer(signatures_app, name="signatures")
+sms_app.add_typer(templates_app, name="templates")
+NameArgument = Annotated[str, typer.Argument(help="the signature, e.g. 百客商城")]
+
+
+def _review_client(settings: Settings) -> AliyunSmsReview:
+    config = settings.aliyun_sms()
+    if config is None:
+        raise fail(
+            "no Aliyun AccessKey is configured: set MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID and "
+            "MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET",
+            ExitCode.CONFIG,
+        )
+    return AliyunSmsReview(config)
+
+
+def _change(
+    shop_id: int, change: Callable[[Settings, ShopRules, Catalog], Coroutine[Any, Any, ShopRules]], done: str
+) -> ShopRules:
+    """Read the shop's settings, change them, save them; every refusal is one line."""
+    settings = load_cli_settings()
+    catalog = catalog_of(settings)
+    shop = shop_of(settings, shop_id, catalog)
+    try:
+        changed = asyncio.run(change(settings, shop, catalog))
+        parse_shop_rules(changed.model_dump(mode="json"), catalog, f"shop {shop_id}")
+    except Refused as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
+    except ConfigError as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
+    except ReviewCallFailed as exc:
+        raise fail(f"Aliyun: {exc.result.code}: {exc.result.reason}", ExitCode.FAILED) from None
+    if changed != shop:
+        publish_shops(*settings_topic(settings), [changed])
+    if done:
+        console.print(done, markup=False)
+    return changed
+
+
+async def _same(_: Settings, shop: ShopRules, __: Catalog) -> ShopRules:
+    return shop
+
+
+@signatures_app.command("apply")
+def signature_apply(shop_id: ShopArgument, name: NameArgument) -> None:
+    """The shop applies for a signature (at most 10); the platform reviews it next."""
+
+    async def change(settings: Settings, shop: ShopRules, catalog: Catalog) -> ShopRules:
+        others = read_shops(*settings_topic(settings), catalog).values()
+        return sms_reviews.apply(shop, name, others, datetime.now(UTC))
+
+    _change(shop_id, change, f"shop {shop_id} applied for signature {name}: the platform reviews it next")
+
+
+@signatures_app.command("review")
+def signature_review(
+    shop_id: ShopArgument,
+    name: NameArgument,
+    approve: Annotated[bool, typer.Option("--approve/--reject", help="the platform's decision")],
+    reason: Annotated[str | None, typer.Option(help="why it is rejected (required with --reject)")] = None,
+) -> None:
+    """The platform's review: --approve submits it to Aliyun (AddSmsSign); --reject needs --reason."""
+
+    async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
+        now = datetime.now(UTC)
+        if approve:
+            return await sms_reviews.review(shop, name, True, reason, _review_client(settings), now)
+        return review_signature(shop, name, False, reason, now)
+
+    outcome = "submitted to Aliyun for its review" if approve else "rejected"
+    _change(shop_id, change, f"signature {name} of shop {shop_id}: {outcome}")
+
+
+@signatures_app.command("activate")
+def signature_activate(shop_id: ShopArgument, name: NameArgument) -> None:
+    """Send the shop's SMS with this approved signature."""
+
+    async def change(_: Settings, shop: ShopRules, __: Catalog) -> ShopRules:
+        return activate_signature(shop, name)
+
+    _change(shop_id, change, f"shop {shop_id} now sends its SMS signed 【{name}】")
+
+
+def _refresh(shop_id: int) -> ShopRules:
+    """The shop's settings with Aliyun's latest reviews taken in (and saved), when Aliyun is configured."""
+
+    async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
+        if settings.aliyun_sms() is None:
+            return shop
+        return await sms_reviews.refresh(shop, _review_client(settings), datetime.now(UTC))
+
+    return _change(shop_id, change, "")
+
+
+@signatures_app.command("list")
+def signature_list(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
+    """The shop's signatures with their review (Aliyun's answers are asked for first)."""
+    shop = _refresh(shop_id)
+    signatures = shop.sms.signatures if shop.sms else []
+    active = shop.sms.active if shop.sms else None
+    if as_json:
+        print_json({"active": active, "signatures": [s.model_dump(mode="json") for s in signatures]})
+        return
+    rows = table("signature", "status", "active", "reason", "applied", title=f"shop {shop_id}: signatures")
+    for signature in signatures:
+        applied = signature.applied_at.isoformat(timespec="seconds") if signature.applied_at else ""
+        is_active = "yes" if signature.name == active else ""
+        rows.add_row(signature.name, signature.status, is_active, signature.reason or "", applied)
+    console.print(rows)
+
+
+@templates_app.command("submit")
+def template_submit(
+    shop_id: ShopArgument,
+    scene: Annotated[str, typer.Option(help="the scene it is sent for, see `mall-notify catalog`")],
+    name: Annotated[str, typer.Option(help="the template's name")],
+    content: Annotated[str, typer.Option(help="the text, with ${variables} of the scene")],
+    enabled: Annotated[bool, typer.Option("--enabled/--disabled", help="send it once approved")] = True,
+) -> None:
+    """Check a new SMS template, submit it to Aliyun (AddSmsTemplate) and save it in review."""
+
+    async def change(settings: Settings, shop: ShopRules, catalog: Catalog) -> ShopRules:
+        try:
+            code = sms_reviews.PLACEHOLDER_CODE
+            draft = SmsTemplate(name=name, scene=scene, template_code=code, content=content, enabled=enabled)
+        except ValidationError as exc:
+            raise ConfigError("the template", problems(exc)) from None
+        return await sms_reviews.submit_template(shop, catalog, draft, _review_client(settings))
+
+    changed = _change(shop_id, change, f"template {name} submitted to Aliyun: it is sent once approved")
+    console.print(f"its code: {changed.sms_templates[-1].template_code}", markup=False)
+
+
+@templates_app.command("list")
+def template_list(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
+    """The shop's SMS templates with Aliyun's review (asked for first)."""
+    templates = _refresh(shop_id).sms_templates
+    if as_json:
+        print_json([template.model_dump(mode="json") for template in templates])
+        return
+    rows = table("code", "name", "scene", "status", "enabled", "content", "reason")
+    for t in templates:
+        rows.add_row(
+            t.template_code, t.name, t.scene, t.status, "yes" if t.enabled else "", t.content, t.reason or ""
         )
     console.print(rows)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from channels.base import Channel, Delivery, ErrorClass, SendResult
@@ -48,6 +48,14 @@ BATCH_WAIT_SECONDS = 0.005
 """With fewer than 1/TAKE_FRACTION of its slots free, a lane waits this long before it takes more."""
 
 
+CommitFirst = Callable[[ConsumedRecord, list[Write]], Awaitable[None]]
+"""Commits writes of a record before it is finished (an SMS's charge before Aliyun is asked)."""
+
+
+async def _no_transactions(record: ConsumedRecord, writes: list[Write]) -> None:
+    raise RuntimeError("a sender stage without a lane cannot commit ahead")
+
+
 class SenderStage(PipelineStage):
     stage = Stage.SEND
 
@@ -68,6 +76,8 @@ class SenderStage(PipelineStage):
         """the verification codes' lane: expiry and per-phone limits before sending"""
         self.quota = quota
         """SMS: the shops' balances, charged for what is sent"""
+        self.commit_first: CommitFirst = _no_transactions
+        """commits writes before the provider is asked (set by the lane)"""
 
     async def handle(self, record: ConsumedRecord) -> list[Write]:
         try:
@@ -109,33 +119,38 @@ class SenderStage(PipelineStage):
         return await self._send_charged(record, dispatch, self.quota)
 
     async def _send_charged(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
-        """An SMS: its segments reserved from the shop's balance, sent, and charged with its
-        outcome; ``sms_quota_exhausted`` when the balance cannot cover it."""
+        """An SMS: charged to the shop's balance and that charge committed, then sent, then settled
+        with its outcome (see :mod:`~streams.runtime.sms_account`); ``sms_quota_exhausted`` when
+        the balance cannot cover it."""
+        delivery = dispatch.delivery
         cost = max(dispatch.sms_segments, 1)
         source = (record.topic, record.partition)
-        if not quota.reserve(dispatch.shop_id, cost):
-            metrics.SMS_QUOTA_EXHAUSTED.inc()
-            log.info(
-                "SMS not sent: the shop's balance is used up",
-                extra=fields(
-                    delivery_id=dispatch.delivery.delivery_id, shop_id=dispatch.shop_id, segments=cost
-                ),
-            )
-            replayed = bool(record.history and record.history.replays)
-            skipped = skipped_delivery(dispatch, QUOTA_EXHAUSTED, self.clock(), replayed=replayed)
-            final = self.final(record, dispatch.delivery.delivery_id, skipped)
-            return [*final, quota.refusal(source, dispatch.shop_id)]
-        try:
-            result = await self._send(dispatch.delivery)
-        finally:
-            quota.release(dispatch.shop_id, cost)
-        charge = [quota.charge(source, dispatch.shop_id, cost)] if result.ok else []
-        return self._after_send(record, dispatch, result, charge)
+        in_doubt = quota.in_doubt(source, dispatch.shop_id, delivery.delivery_id)
+        if not in_doubt:
+            charge = quota.charge_ahead(source, dispatch.shop_id, delivery.delivery_id, cost)
+            if charge is None:
+                return self._quota_exhausted(record, dispatch, quota)
+            await self.commit_first(record, [charge])
+        result = await self._send(delivery)
+        refund = cost if not in_doubt and _surely_not_sent(result) else 0
+        settle = quota.settle(source, dispatch.shop_id, delivery.delivery_id, refund)
+        return self._after_send(record, dispatch, result, [settle])
+
+    def _quota_exhausted(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
+        metrics.SMS_QUOTA_EXHAUSTED.inc()
+        log.info(
+            "SMS not sent: the shop's balance is used up",
+            extra=fields(delivery_id=dispatch.delivery.delivery_id, shop_id=dispatch.shop_id),
+        )
+        replayed = bool(record.history and record.history.replays)
+        skipped = skipped_delivery(dispatch, QUOTA_EXHAUSTED, self.clock(), replayed=replayed)
+        final = self.final(record, dispatch.delivery.delivery_id, skipped)
+        return [*final, quota.refusal((record.topic, record.partition), dispatch.shop_id)]
 
     def _after_send(
         self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, charge: list[Write]
     ) -> list[Write]:
-        """The outcome of a provider call (and the charge for an SMS sent, written with it)."""
+        """The outcome of a provider call (and, for an SMS, what settles its charge, written with it)."""
         self._count(dispatch, result)
         previous = record.history
         if result.ok:
@@ -147,7 +162,7 @@ class SenderStage(PipelineStage):
                 replayed=bool(previous and previous.replays),
             )
             return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge]
-        return self._after_failure(record, dispatch, result, previous)
+        return [*self._after_failure(record, dispatch, result, previous), *charge]
 
     def _after_failure(
         self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, previous: Failure | None
@@ -259,6 +274,7 @@ class SenderLane(StatefulLane):
     ) -> None:
         super().__init__(name, config, transactions)
         self.stage = stage
+        stage.commit_first = self._commit_first
         self.concurrency = concurrency
         self._busy = 0
         self._freed = asyncio.Event()
@@ -290,6 +306,13 @@ class SenderLane(StatefulLane):
             self._last_of_key[chain] = task
             self._tasks.setdefault(partition, set()).add(task)
             task.add_done_callback(partial(self._finished, partition=partition, chain=chain))
+
+    async def _commit_first(self, record: ConsumedRecord, writes: list[Write]) -> None:
+        """Commit writes of a record in flight now; NotOwned when its partition was lost meanwhile."""
+        self.transactions.hand(self, record, writes)
+        await self.transactions.commit_now()
+        if not self.owns((record.topic, record.partition)):
+            raise NotOwned((record.topic, record.partition))
 
     async def _deliver(self, record: ConsumedRecord, before: asyncio.Task[None] | None) -> None:
         """One delivery, after the one routed before it with the same key."""
@@ -340,3 +363,12 @@ class SenderLane(StatefulLane):
         super().released(partitions)
         for partition in partitions:
             self._tasks.pop(partition, None)
+
+
+UNCERTAIN_CODES = frozenset({"timeout", "connection", "sdk_error", "bad_reply", "internal_error"})
+"""failures that are no answer from the provider: the message may have gone out all the same"""
+
+
+def _surely_not_sent(result: SendResult) -> bool:
+    """Whether the provider answered that it did not send the message (so it is not paid for)."""
+    return not result.ok and result.code not in UNCERTAIN_CODES

@@ -1,11 +1,18 @@
-"""SMS balances at send time: reserve a message's segments before Aliyun is asked, charge them
-with the delivered outcome (same transaction), or end the delivery ``sms_quota_exhausted``.
+"""SMS balances at send time: an SMS is charged *before* Aliyun is asked, and that charge is
+committed first; its outcome then settles it (a refund when Aliyun surely did not send it), or the
+delivery ends ``sms_quota_exhausted`` when the balance cannot cover it.
+
+Why before: a provider call cannot be undone, and a crash between Aliyun accepting an SMS and
+the commit of its outcome sends the delivery again after the restart, which Aliyun may then
+refuse (a phone's flow control, say). Charged only with the outcome, that SMS would have been sent
+uncharged. Charged first, the delivery is known as *pending* on its partition's record; read again
+after a crash it is in doubt: it is not charged twice, and not refunded whatever Aliyun answers
+then (a crash errs on the shop paying for an SMS it may have received, never on one given away).
 
 Every SMS sender lane of a worker shares one :class:`~streams.core.sms_quota.AccountBook`,
 followed from the account topic (other workers' charges, purchases). What a lane charges for a
 partition it owns is its own to write: when the partition is assigned, its committed charges are
-read back from the topic first (like the ledger), so a crash or a rebalance neither loses a
-charge nor counts one twice.
+read back from the topic first (like the ledger).
 
 Two workers may spend a shop's last segments at the same moment: the overdraft is at most what
 was being sent for that shop then, it is charged, and the balance shows it below zero.
@@ -31,29 +38,46 @@ class SmsQuota:
         self.topic = account_topic
         self._bootstrap = bootstrap_servers
 
-    def reserve(self, shop_id: int, cost: int) -> bool:
-        return self.book.reserve(shop_id, cost)
+    def in_doubt(self, source: Partition, shop_id: int, delivery_id: str) -> bool:
+        """Whether the delivery was charged before a crash and its outcome never written."""
+        return delivery_id in self.book.charged(shop_id, *source).pending
 
-    def release(self, shop_id: int, cost: int) -> None:
-        self.book.release(shop_id, cost)
+    def charge_ahead(self, source: Partition, shop_id: int, delivery_id: str, cost: int) -> Write | None:
+        """The record that charges an SMS about to be sent (commit it before Aliyun is asked), or
+        None when the shop's balance cannot cover it."""
+        if self.book.balance(shop_id).available < cost:
+            return None
+        return self._count(source, shop_id, cost, messages=1, add=delivery_id)
 
-    def charge(self, source: Partition, shop_id: int, cost: int) -> Write:
-        """The record that charges one sent SMS of ``cost`` segments (write it with its outcome)."""
-        return self._count(source, shop_id, segments=cost, messages=1, refused=0)
+    def settle(self, source: Partition, shop_id: int, delivery_id: str, refund: int) -> Write:
+        """The record that closes a charged delivery (write it with its outcome), giving back
+        ``refund`` segments when Aliyun did not send it."""
+        return self._count(source, shop_id, -refund, messages=-1 if refund else 0, drop=delivery_id)
 
     def refusal(self, source: Partition, shop_id: int) -> Write:
         """The record that counts one SMS not sent for lack of balance."""
-        return self._count(source, shop_id, segments=0, messages=0, refused=1)
+        return self._count(source, shop_id, 0, messages=0, refused=1)
 
-    def _count(self, source: Partition, shop_id: int, segments: int, messages: int, refused: int) -> Write:
+    def _count(
+        self,
+        source: Partition,
+        shop_id: int,
+        segments: int,
+        messages: int,
+        refused: int = 0,
+        add: str | None = None,
+        drop: str | None = None,
+    ) -> Write:
         topic, partition = source
         known = self.book.charged(shop_id, topic, partition)
+        pending = [d for d in known.pending if d != drop] + ([add] if add else [])
         counted = Charged(
             shop_id=shop_id,
             segments=known.segments + segments,
             messages=known.messages + messages,
             refused=known.refused + refused,
             version=known.version + 1,
+            pending=pending,
         )
         self.book.merge(topic, partition, counted)
         return Write(self.topic, charged_key(shop_id, topic, partition), charged_value(counted))

@@ -21,7 +21,6 @@ from functools import partial
 import aiohttp
 from aiohttp import web
 
-from channels.aliyun_sms import AliyunSmsConfig
 from channels.base import Channel, ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
@@ -57,23 +56,13 @@ FINAL_COMMIT_SECONDS = 5.0
 
 def channels_config(settings: Settings) -> ChannelsConfig:
     """The channels' configuration, from the worker's settings."""
-    aliyun = None
-    if settings.aliyun_access_key_id:
-        aliyun = AliyunSmsConfig(
-            access_key_id=settings.aliyun_access_key_id,
-            access_key_secret=settings.aliyun_access_key_secret,
-            endpoint=settings.aliyun_sms_endpoint,
-            protocol=settings.aliyun_sms_protocol,
-            connect_timeout_ms=int(settings.http_connect_timeout * 1000),
-            read_timeout_ms=int(settings.http_total_timeout * 1000),
-        )
     return ChannelsConfig(
         wechat_oa_api_base=str(settings.wechat_oa_api_base),
         wechat_mp_api_base=str(settings.wechat_mp_api_base),
         wechat_secrets=settings.wechat_secrets,
         mini_program_state=settings.wechat_mp_state,
         wechat_limits=Limits(settings.wechat_app_concurrency, settings.wechat_app_rate_per_second),
-        aliyun_sms=aliyun,
+        aliyun_sms=settings.aliyun_sms(),
         timeout=aiohttp.ClientTimeout(
             total=settings.http_total_timeout, connect=settings.http_connect_timeout
         ),

@@ -29,6 +29,7 @@ from streams.core.sms_quota import (
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics
 from streams.ops.shop_store import load_config_shops
+from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.router import RouterStage
 from streams.runtime.sender import SenderStage
 from streams.runtime.sms_account import SmsQuota
@@ -111,15 +112,6 @@ def test_an_unreadable_account_record_is_refused_not_applied() -> None:
     assert book.balance(DEMO_SHOP).available == 1000
 
 
-def test_a_reservation_holds_segments_until_released() -> None:
-    book = _book(TRIAL)
-    assert book.reserve(DEMO_SHOP, 2)
-    assert not book.reserve(DEMO_SHOP, 2)  # 1 left
-    book.release(DEMO_SHOP, 2)
-    assert book.reserve(DEMO_SHOP, 3)
-    assert not book.reserve(9002, 1)  # a shop that never bought anything
-
-
 def _sms(segment_count: int = 1, shop_id: int = DEMO_SHOP) -> bytes:
     message = delivery(
         channel=ChannelName.ALIYUN_SMS, recipient="13912340000", account=SIGNATURE, template_id="SMS_1"
@@ -127,16 +119,38 @@ def _sms(segment_count: int = 1, shop_id: int = DEMO_SHOP) -> bytes:
     return dispatch(message, scene="buyer_order_paid", shop_id=shop_id, sms_segments=segment_count).to_json()
 
 
-def _sms_sender(topics: Topics, book: AccountBook, channel: ScriptedChannel) -> SenderStage:
+class CommitLog:
+    """Stands in for the lane's transactions: what was committed before the provider was asked."""
+
+    def __init__(self, channel: ScriptedChannel) -> None:
+        self.channel = channel
+        self.committed: list[tuple[int, Charged]] = []
+        """(SMS the channel had sent when the charge was committed, the charge)"""
+
+    async def __call__(self, _: ConsumedRecord, writes: list[Write]) -> None:
+        for write in writes:
+            self.committed.append((len(self.channel.sent), Charged.model_validate_json(write.value or b"")))
+
+
+def _sms_sender(topics: Topics, book: AccountBook, channel: ScriptedChannel) -> tuple[SenderStage, CommitLog]:
     topic = topics.send_topic(ChannelName.ALIYUN_SMS)
     quota = SmsQuota(book, topics.sms_account, "unused:9092")
-    return SenderStage(topics, channel, owning(topics, [topic]), clock=lambda: NOW, quota=quota)
+    stage = SenderStage(topics, channel, owning(topics, [topic]), clock=lambda: NOW, quota=quota)
+    stage.commit_first = commits = CommitLog(channel)
+    return stage, commits
 
 
-async def test_an_sms_the_balance_cannot_cover_is_skipped_not_sent_and_counted(topics: Topics) -> None:
+def _charged(writes: list[Write], topics: Topics) -> Charged:
+    [charge] = on(writes, topics.sms_account)
+    return Charged.model_validate_json(charge.value or b"")
+
+
+async def test_an_sms_is_charged_before_aliyun_is_asked_and_skipped_when_the_balance_cannot_cover_it(
+    topics: Topics,
+) -> None:
     book = _book(TRIAL)  # 3 messages
     channel = ScriptedChannel(SendResult.delivered("biz-1"))
-    stage = _sms_sender(topics, book, channel)
+    stage, commits = _sms_sender(topics, book, channel)
     topic = topics.send_topic(ChannelName.ALIYUN_SMS)
     two = await stage.handle(record(_sms(2), topic=topic, offset=1))
     too_long = await stage.handle(record(_sms(2), topic=topic, offset=2))
@@ -148,23 +162,52 @@ async def test_an_sms_the_balance_cannot_cover_is_skipped_not_sent_and_counted(t
         (Status.DELIVERED, None),
     ]
     assert len(channel.sent) == 2
+    # each charge was committed before its SMS went out, pending until its outcome settles it
+    assert [(sent, charge.segments, len(charge.pending)) for sent, charge in commits.committed] == [
+        (0, 2, 1),
+        (1, 3, 1),
+    ]
+    assert on(one, topics.sms_account)[0].key == charged_key(DEMO_SHOP, topic, PARTITION)
+    assert _charged(one, topics) == Charged(shop_id=DEMO_SHOP, segments=3, messages=2, refused=1, version=5)
     balance = book.balance(DEMO_SHOP)
     assert (balance.used, balance.sent, balance.refused, balance.available) == (3, 2, 1, 0)
-    # each outcome's charge is written with it, keyed by the partition it was read from
-    [charge] = on(one, topics.sms_account)
-    assert charge.key == charged_key(DEMO_SHOP, topic, PARTITION)
-    assert Charged.model_validate_json(charge.value or b"") == Charged(
-        shop_id=DEMO_SHOP, segments=3, messages=2, refused=1, version=3
-    )
 
 
-async def test_a_failed_sms_is_not_charged_and_frees_its_reservation(topics: Topics) -> None:
+@pytest.mark.parametrize(
+    ("answer", "refunded"),
+    [
+        (SendResult.failed(ErrorClass.PERMANENT, "isv.MOBILE_NUMBER_ILLEGAL", "bad number"), True),
+        (SendResult.failed(ErrorClass.TRANSIENT, "isp.SYSTEM_ERROR", "busy"), True),
+        (SendResult.failed(ErrorClass.TRANSIENT, "timeout", "no answer"), False),  # it may have gone out
+    ],
+)
+async def test_an_sms_aliyun_did_not_send_is_refunded(
+    topics: Topics, answer: SendResult, refunded: bool
+) -> None:
     book = _book(TRIAL)
-    channel = ScriptedChannel(SendResult.failed(ErrorClass.TRANSIENT, "isp.SYSTEM_ERROR", "busy"))
-    stage = _sms_sender(topics, book, channel)
-    writes = await stage.handle(record(_sms(3), topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
-    assert not on(writes, topics.sms_account)
-    assert book.balance(DEMO_SHOP).available == 3
+    stage, _ = _sms_sender(topics, book, ScriptedChannel(answer))
+    writes = await stage.handle(record(_sms(2), topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
+    assert _charged(writes, topics).pending == []
+    assert book.balance(DEMO_SHOP).available == (3 if refunded else 1)
+
+
+async def test_a_delivery_charged_before_a_crash_is_neither_charged_again_nor_refunded(
+    topics: Topics,
+) -> None:
+    """Read again after a crash, its charge is committed and its outcome is not: Aliyun may have
+    sent it, so whatever Aliyun answers now, the shop pays for it once."""
+    book = _book(TRIAL)
+    topic = topics.send_topic(ChannelName.ALIYUN_SMS)
+    sms = _sms(2)
+    delivery_id = parse_dispatch(sms).delivery.delivery_id
+    before_crash = Charged(shop_id=DEMO_SHOP, segments=2, messages=1, version=1, pending=[delivery_id])
+    book.apply(charged_key(DEMO_SHOP, topic, PARTITION), charged_value(before_crash), restore=True)
+    refused = SendResult.failed(ErrorClass.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL", "per-phone limit")
+    stage, commits = _sms_sender(topics, book, ScriptedChannel(refused))
+    writes = await stage.handle(record(sms, topic=topic))
+    assert commits.committed == []  # not charged again
+    assert _charged(writes, topics) == Charged(shop_id=DEMO_SHOP, segments=2, messages=1, version=2)
+    assert book.balance(DEMO_SHOP).available == 1
 
 
 def test_the_router_counts_the_segments_of_the_rendered_sms(router: RouterStage, topics: Topics) -> None:

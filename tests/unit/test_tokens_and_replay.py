@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from channels.base import ErrorClass, SendResult
-from streams.api.app import changes, wechat_refusal
+from streams.api.context import changes, wechat_refusal
 from streams.core.errors import ConfigError
 from streams.core.failures import Failure, Stage
 from streams.core.source import SourceRecord

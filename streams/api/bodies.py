@@ -1,0 +1,34 @@
+"""The bodies the admin API's SMS endpoints take (and its OpenAPI document describes)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+BodyT = TypeVar("BodyT", bound=Body)
+
+
+class PurchaseRequest(Body):
+    package: str = Field(max_length=32)
+
+
+class SignatureRequest(Body):
+    name: str = Field(max_length=64)
+
+
+class ReviewRequest(Body):
+    approve: bool
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class TemplateRequest(Body):
+    name: str = Field(min_length=1, max_length=30)
+    scene: str = Field(max_length=64)
+    content: str = Field(min_length=1, max_length=500)
+    enabled: bool = True

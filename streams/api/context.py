@@ -1,0 +1,202 @@
+"""What every endpoint of the admin API shares: the context, who is asking, JSON problems, the
+shop a path names, and saving a shop's settings (validated, within what the shop may change,
+acknowledged by Kafka, audited)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from channels.aliyun_sms import AliyunSmsReview, ReviewCallFailed
+from channels.base import ErrorClass, SendResult
+from channels.wechat import CallFailed
+from channels.wechat_templates import OaTemplates
+from streams.api.openapi import Problems
+from streams.core.catalog import Catalog
+from streams.core.errors import ConfigError
+from streams.core.ownership import record_changes
+from streams.core.shop_checks import parse_shop_rules
+from streams.core.shop_records import ShopTable, settings_record
+from streams.core.shops import ShopRules
+from streams.core.sms_quota import AccountBook, Package
+from streams.core.sms_signatures import NotYours, Refused
+from streams.core.tokens import PLATFORM, Tokens
+from streams.core.validation import problems as validation_problems
+from streams.logs import get_logger
+from streams.runtime.follower import TableFollower
+from streams.runtime.publisher import Publisher
+from streams.runtime.records import Write
+from streams.runtime.supervisor import Supervisor
+
+
+class NoAliyun(Exception):
+    """A call needs Aliyun and this API has no AccessKey (503)."""
+
+
+@dataclass(frozen=True)
+class SmsDesk:
+    """The SMS business: packages, the shops' accounts (followed), and Aliyun's reviews."""
+
+    packages: dict[str, Package]
+    book: AccountBook
+    follower: TableFollower
+    account_topic: str
+    aliyun: AliyunSmsReview | None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SAVE_WAIT_SECONDS = 10.0
+MAX_BODY_BYTES = 256 * 1024
+SHOP_ID = r"{shop_id:[1-9][0-9]{0,17}}"
+"""ASCII digits only, no zero first: one spelling per shop (not ``01001``, not ``١٠٠١``)."""
+log = get_logger("api")
+audit = get_logger("audit")
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    catalog: Catalog
+    shops: ShopTable
+    follower: TableFollower
+    publisher: Publisher
+    supervisor: Supervisor
+    settings_topic: str
+    tokens: Tokens
+    templates: OaTemplates
+    close: Callable[[], Awaitable[None]]
+    sms: SmsDesk
+
+
+CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
+WHO: web.RequestKey[str] = web.RequestKey("who", str)
+PUBLIC = frozenset({"/openapi.json", "/healthz"})
+
+
+def problem(status: int, message: str) -> web.Response:
+    return web.json_response({"problems": [message]}, status=status)
+
+
+def quote(text: str, limit: int = 64) -> str:
+    """User input echoed in a message, cut short."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+ShopHandler = Callable[[web.Request, ApiContext, ShopRules], Awaitable[web.Response]]
+
+
+WECHAT_STATUS = {"40037": 404, "45026": 409}
+WECHAT_ADVICE = {
+    "40037": "no such template on the shop's Official Account",
+    "45026": "delete templates the shop no longer uses (GET .../templates shows which) and try again",
+}
+
+
+def wechat_refusal(result: SendResult) -> web.Response:
+    """WeChat's answer as the API's: the caller's mistake is a 4xx naming WeChat's code (unknown
+    template 404, 25-template limit 409, others 422); only an outage or a busy WeChat is 502."""
+    code = result.code or "?"
+    if result.error_class is not ErrorClass.PERMANENT:
+        return problem(502, f"WeChat did not answer usefully ({code}: {result.reason}); try again later")
+    advice = WECHAT_ADVICE.get(code)
+    message = f"WeChat refused it ({code}: {result.reason})" + (f": {advice}" if advice else "")
+    return problem(WECHAT_STATUS.get(code, 422), message)
+
+
+def aliyun_refusal(result: SendResult) -> web.Response:
+    """Aliyun's answer to a review call as the API's: its refusal is a 422 naming the code, an
+    outage a 502."""
+    if result.error_class is ErrorClass.PERMANENT:
+        return problem(422, f"Aliyun refused it ({result.code}: {result.reason})")
+    return problem(502, f"Aliyun did not answer usefully ({result.code}: {result.reason}); try again later")
+
+
+REFUSALS: list[tuple[type[Exception], Callable[[Any], web.Response]]] = [
+    (CallFailed, lambda failure: wechat_refusal(failure.result)),
+    (ReviewCallFailed, lambda failure: aliyun_refusal(failure.result)),
+    (NotYours, lambda refusal: problem(403, str(refusal))),
+    (Refused, lambda refusal: problem(409, str(refusal))),
+    (NoAliyun, lambda exc: problem(503, str(exc))),
+    (ConfigError, lambda exc: web.json_response(Problems(problems=exc.problems).model_dump(), status=422)),
+]
+"""How a refusal raised by an endpoint is answered, the first kind that matches"""
+
+
+def for_shop(handler: ShopHandler) -> Handler:
+    """Resolve the path's shop (404 without settings); answer the refusals of WeChat, Aliyun and
+    the reviews by their kind (:data:`REFUSALS`)."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        context = request.app[CONTEXT]
+        shop_id = int(request.match_info["shop_id"])
+        shop = context.shops.get(shop_id)
+        if shop is None:
+            return problem(404, f"shop {shop_id} has no settings")
+        try:
+            return await handler(request, context, shop)
+        except tuple(kind for kind, _ in REFUSALS) as refusal:
+            return next(answer(refusal) for kind, answer in REFUSALS if isinstance(refusal, kind))
+
+    return endpoint
+
+
+def changes(before: Any, after: Any, path: str = "") -> list[str]:
+    """What differs between two JSON documents, one ``path: old -> new`` per changed value."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            change
+            for key in sorted(before.keys() | after.keys(), key=str)
+            for change in changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
+        ]
+    return [] if before == after else [f"{path}: {quote(str(before))} -> {quote(str(after))}"]
+
+
+async def acknowledged(context: ApiContext, write: Write, what: str) -> web.Response | None:
+    """Write one record and wait for Kafka's acknowledgement; a 503 when it does not come."""
+    try:
+        [error] = await asyncio.wait_for(context.publisher.write([write]), SAVE_WAIT_SECONDS)
+        trouble = error.str() if error is not None else None
+    except TimeoutError:
+        trouble = f"no acknowledgement in {SAVE_WAIT_SECONDS:.0f} s"
+    if trouble is None:
+        return None
+    return problem(503, f"Kafka did not acknowledge the {what} ({trouble}); try again")
+
+
+async def save(
+    request: web.Request, shop_id: str, document: object, action: str, reviewed: bool = False
+) -> web.Response:
+    """Validate and save a shop's settings; 422 lists every problem, 403 what a shop may not
+    change (``reviewed``: the change comes from a review, which may). A saved change is audited."""
+    context = request.app[CONTEXT]
+    previous = context.shops.get(int(shop_id))
+    try:
+        if request[WHO] != PLATFORM and not reviewed:
+            refused = record_changes(previous, ShopRules.model_validate(document))
+            if refused:
+                return web.json_response(Problems(problems=refused).model_dump(), status=403)
+        shop = parse_shop_rules(document, context.catalog, f"shop {shop_id}")
+    except ValidationError as exc:
+        return web.json_response(Problems(problems=validation_problems(exc)).model_dump(), status=422)
+    except ConfigError as exc:
+        return web.json_response(Problems(problems=exc.problems).model_dump(), status=422)
+    key, value = settings_record(shop)
+    refusal = await acknowledged(context, Write(context.settings_topic, key, value), "settings")
+    if refusal is not None:
+        return refusal
+    saved = shop.model_dump(mode="json")
+    audit.info(
+        "settings changed",
+        extra={
+            "who": request[WHO],
+            "shop_id": shop.shop_id,
+            "action": action,
+            "changes": changes(previous.model_dump(mode="json") if previous else {}, saved),
+        },
+    )
+    context.shops.accept(shop)
+    return web.json_response(saved)

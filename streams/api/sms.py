@@ -1,0 +1,193 @@
+"""The admin API's SMS endpoints: packages, purchases and balances, signatures and templates.
+
+A shop's token reaches its own shop: it buys packages, applies for signatures, picks the active
+one, submits templates. Reviewing a signature is the platform's (platform token). Signatures and
+templates are changed through the same review steps as ``mall-notify sms ...``
+(:mod:`streams.ops.sms_reviews`); Aliyun's latest reviews are asked for whenever they are listed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from channels.aliyun_sms import AliyunSmsReview
+from streams.api.bodies import (
+    BodyT,
+    PurchaseRequest,
+    ReviewRequest,
+    SignatureRequest,
+    TemplateRequest,
+)
+from streams.api.context import (
+    CONTEXT,
+    SHOP_ID,
+    WHO,
+    ApiContext,
+    NoAliyun,
+    acknowledged,
+    for_shop,
+    problem,
+    quote,
+    save,
+)
+from streams.core.shops import ShopRules, SmsTemplate
+from streams.core.sms_quota import new_purchase, purchase_record
+from streams.core.sms_signatures import activate_signature, review_signature
+from streams.core.tokens import PLATFORM
+from streams.core.validation import problems
+from streams.ops import sms_reviews
+from streams.runtime.records import Write
+
+
+async def _body(request: web.Request, model: type[BodyT]) -> BodyT | web.Response:
+    try:
+        return model.model_validate(orjson.loads(await request.read()))
+    except orjson.JSONDecodeError as exc:
+        return problem(400, f"the body must be JSON in UTF-8 ({quote(str(exc), 120)})")
+    except ValidationError as exc:
+        return web.json_response({"problems": problems(exc)}, status=422)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def get_packages(request: web.Request) -> web.Response:
+    packages = request.app[CONTEXT].sms.packages
+    return web.json_response([package.model_dump() for package in packages.values()])
+
+
+async def buy(request: web.Request) -> web.Response:
+    """A shop buys a package: its messages are added to the balance, the purchase is recorded."""
+    context = request.app[CONTEXT]
+    body = await _body(request, PurchaseRequest)
+    if isinstance(body, web.Response):
+        return body
+    package = context.sms.packages.get(body.package)
+    if package is None:
+        known = ", ".join(context.sms.packages)
+        return problem(422, f"package: no package {quote(body.package)} (packages: {known})")
+    shop_id = int(request.match_info["shop_id"])
+    purchase = new_purchase(shop_id, package, request[WHO], _now())
+    key, value = purchase_record(purchase)
+    refusal = await acknowledged(context, Write(context.sms.account_topic, key, value), "purchase")
+    if refusal is not None:
+        return refusal
+    context.sms.book.apply(key, value)  # read your own write; the follower brings it again
+    return web.json_response(purchase.model_dump(mode="json"), status=201)
+
+
+async def get_purchases(request: web.Request) -> web.Response:
+    book = request.app[CONTEXT].sms.book
+    bought = book.purchases(int(request.match_info["shop_id"]))
+    return web.json_response([purchase.model_dump(mode="json") for purchase in bought])
+
+
+async def get_balance(request: web.Request) -> web.Response:
+    balance = request.app[CONTEXT].sms.book.balance(int(request.match_info["shop_id"]))
+    return web.json_response(balance.model_dump(exclude={"reserved"}))
+
+
+async def _refreshed(request: web.Request, context: ApiContext, shop: ShopRules) -> ShopRules:
+    """The shop with Aliyun's latest reviews taken in (and saved when they changed anything)."""
+    if context.sms.aliyun is None:
+        return shop
+    refreshed = await sms_reviews.refresh(shop, context.sms.aliyun, _now())
+    if refreshed != shop:
+        await _saved(request, refreshed, "follow Aliyun's reviews")
+    return refreshed
+
+
+def _aliyun(context: ApiContext) -> AliyunSmsReview:
+    if context.sms.aliyun is None:
+        raise NoAliyun("no Aliyun AccessKey is configured on this API: the review cannot reach Aliyun")
+    return context.sms.aliyun
+
+
+@for_shop
+async def get_signatures(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
+    shop = await _refreshed(request, context, shop)
+    account = shop.sms
+    return web.json_response(
+        {
+            "active": account.active if account else None,
+            "signatures": [s.model_dump(mode="json") for s in account.signatures] if account else [],
+        }
+    )
+
+
+@for_shop
+async def apply_signature(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
+    body = await _body(request, SignatureRequest)
+    if isinstance(body, web.Response):
+        return body
+    applied = sms_reviews.apply(shop, body.name, context.shops.values(), _now())
+    return await _saved(request, applied, f"apply for signature {body.name}", status=201)
+
+
+@for_shop
+async def review(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
+    if request[WHO] != PLATFORM:
+        return problem(403, "signatures are reviewed by the platform (platform token)")
+    body = await _body(request, ReviewRequest)
+    if isinstance(body, web.Response):
+        return body
+    name = request.match_info["name"]
+    if body.approve:
+        reviewed = await sms_reviews.review(shop, name, True, body.reason, _aliyun(context), _now())
+    else:
+        reviewed = review_signature(shop, name, False, body.reason, _now())
+    return await _saved(request, reviewed, f"{'approve' if body.approve else 'reject'} signature {name}")
+
+
+@for_shop
+async def activate(request: web.Request, _: ApiContext, shop: ShopRules) -> web.Response:
+    name = request.match_info["name"]
+    return await _saved(request, activate_signature(shop, name), f"activate signature {name}")
+
+
+@for_shop
+async def get_templates(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
+    shop = await _refreshed(request, context, shop)
+    return web.json_response([t.model_dump(mode="json") for t in shop.sms_templates])
+
+
+@for_shop
+async def submit_template(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
+    body = await _body(request, TemplateRequest)
+    if isinstance(body, web.Response):
+        return body
+    draft = SmsTemplate(
+        name=body.name,
+        scene=body.scene,
+        template_code=sms_reviews.PLACEHOLDER_CODE,
+        content=body.content,
+        enabled=body.enabled,
+    )
+    submitted = await sms_reviews.submit_template(shop, context.catalog, draft, _aliyun(context))
+    return await _saved(request, submitted, f"submit SMS template {body.name}", status=201)
+
+
+async def _saved(request: web.Request, shop: ShopRules, action: str, status: int = 200) -> web.Response:
+    answer = await save(request, str(shop.shop_id), shop.model_dump(mode="json"), action, reviewed=True)
+    if answer.status == 200:
+        answer.set_status(status)
+    return answer
+
+
+ROUTES = [
+    web.get("/v1/sms/packages", get_packages),
+    web.post(f"/v1/shops/{SHOP_ID}/sms/purchases", buy),
+    web.get(f"/v1/shops/{SHOP_ID}/sms/purchases", get_purchases),
+    web.get(f"/v1/shops/{SHOP_ID}/sms/balance", get_balance),
+    web.get(f"/v1/shops/{SHOP_ID}/sms/signatures", get_signatures),
+    web.post(f"/v1/shops/{SHOP_ID}/sms/signatures", apply_signature),
+    web.post(f"/v1/shops/{SHOP_ID}/sms/signatures/{{name}}/review", review),
+    web.post(f"/v1/shops/{SHOP_ID}/sms/signatures/{{name}}/activate", activate),
+    web.get(f"/v1/shops/{SHOP_ID}/sms/templates", get_templates),
+    web.post(f"/v1/shops/{SHOP_ID}/sms/templates", submit_template),
+]
