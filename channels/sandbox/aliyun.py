@@ -114,14 +114,14 @@ def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
     phones = [p for p in query.get("PhoneNumbers", "").split(",") if p]
     if not phones or not all(_PHONE.match(p) for p in phones):
         return {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "Invalid mobile number."}
-    sign = state.signs.get(query.get("SignName", ""))
+    sign = _current_sign(state, query.get("SignName", ""), now)
     if sign is None or sign.status != "approved":
         return {
             "Code": "isv.SMS_SIGNATURE_ILLEGAL",
             "Message": "The signature is not approved or does not exist.",
         }
     refusal = _template_error(
-        state.templates.get(query.get("TemplateCode", "")), query.get("TemplateParam", "")
+        _current_template(state, query.get("TemplateCode", ""), now), query.get("TemplateParam", "")
     )
     if refusal is not None:
         return {"Code": refusal[0], "Message": refusal[1]}
@@ -154,13 +154,33 @@ def add_sign(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
     return {"Code": "OK", "Message": "OK", "SignName": name}
 
 
-def query_sign(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
-    sign = state.signs.get(query.get("SignName", ""))
+def _current_sign(state: AliyunState, name: str, now: float) -> SeedSign | None:
+    """A signature as Aliyun's review has left it by ``now``."""
+    sign = state.signs.get(name)
     if sign is None:
-        return {"Code": "isv.SMS_SIGN_ILLEGAL", "Message": "The signature does not exist."}
+        return None
     status, reason = _reviewed(state, sign.status, sign.name, sign.submitted_at, now)
     if status != sign.status:
-        sign = state.signs[sign.name] = sign.model_copy(update={"status": status, "reason": reason})
+        sign = state.signs[name] = sign.model_copy(update={"status": status, "reason": reason})
+    return sign
+
+
+def _current_template(state: AliyunState, code: str, now: float) -> SeedSmsTemplate | None:
+    """A template as Aliyun's review has left it by ``now``."""
+    template = state.templates.get(code)
+    if template is None:
+        return None
+    text = template.name + template.content
+    status, reason = _reviewed(state, template.status, text, template.submitted_at, now)
+    if status != template.status:
+        template = state.templates[code] = template.model_copy(update={"status": status, "reason": reason})
+    return template
+
+
+def query_sign(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
+    sign = _current_sign(state, query.get("SignName", ""), now)
+    if sign is None:
+        return {"Code": "isv.SMS_SIGN_ILLEGAL", "Message": "The signature does not exist."}
     return {
         "Code": "OK",
         "Message": "OK",
@@ -186,15 +206,9 @@ def add_template(state: AliyunState, query: Mapping[str, str], now: float) -> di
 
 
 def query_template(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
-    template = state.templates.get(query.get("TemplateCode", ""))
+    template = _current_template(state, query.get("TemplateCode", ""), now)
     if template is None:
         return {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "The template does not exist."}
-    text = template.name + template.content
-    status, reason = _reviewed(state, template.status, text, template.submitted_at, now)
-    if status != template.status:
-        template = state.templates[template.code] = template.model_copy(
-            update={"status": status, "reason": reason}
-        )
     return {
         "Code": "OK",
         "Message": "OK",

@@ -8,7 +8,11 @@ cluster, it creates its own topics and never reads or writes a production topic,
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
+import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -27,6 +31,7 @@ from streams.core.errors import ConfigError, TopicsError
 from streams.core.outcomes import Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
+from streams.devtools.demo_sms import buy_package, new_signature, sms_balance
 from streams.devtools.local_stack import running_stack
 from streams.devtools.upstream import Published, publish_values
 from streams.logs import mask_text, mask_value
@@ -162,14 +167,20 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         f"settings of demo shop(s) {', '.join(str(s.shop_id) for s in setup.shops)} "
         f"saved to {topics.settings}"
     )
+    token = secrets.token_urlsafe(24)  # this run's: the demo reads the worker's view of its shop
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "MALL_NOTIFY_TOPIC_PREFIX": settings.topic_prefix,
         "MALL_NOTIFY_APP_ID": settings.app_id,
         "MALL_NOTIFY_CONFIG_DIR": str(settings.config_dir),
+        "MALL_NOTIFY_API_PLATFORM_TOKEN": token,
     }
+    shop = setup.shops[0]
     with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
         console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")
+        bought = buy_package(settings, topics, shop.shop_id, console)
+        signed = new_signature(settings, topics, shop, sandbox.url, console)
+        wait_for_settings(worker.url, token, signed)
         start = end_offsets(bootstrap, topics.outcomes)
         published = publish_values(bootstrap, topics, setup.events)
         console.print(f"published {len(published)} sample events from {escape(str(setup.samples))}")
@@ -179,7 +190,30 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
     grouped = {source_of(p): everything.get(source_of(p), []) for p in published}
     console.print(_outcome_table(published, grouped))
     _print_summary(console, topics, grouped, messages)
+    spent = sms_balance(settings, topics, shop.shop_id)
+    console.print(
+        f"[bold]SMS[/] shop {shop.shop_id}: balance {bought.available} -> {spent.available} "
+        f"({spent.sent - bought.sent} SMS sent, {spent.used - bought.used} segments)"
+    )
     return 0 if all(settled(outcomes) for outcomes in grouped.values()) else 1
+
+
+def wait_for_settings(worker_url: str, token: str, shop: ShopRules, seconds: float = 15.0) -> None:
+    """Until the worker routes with ``shop``'s settings (it follows the settings topic)."""
+    wanted = shop.model_dump(mode="json")
+    request = urllib.request.Request(
+        f"{worker_url}/shops/{shop.shop_id}/settings", headers={"Authorization": f"Bearer {token}"}
+    )
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(urllib.error.HTTPError),
+            urllib.request.urlopen(request, timeout=5) as response,
+        ):
+            if json.load(response) == wanted:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"the worker did not take the settings of shop {shop.shop_id} in {seconds:.0f} s")
 
 
 def _sandbox_messages(url: str) -> list[dict[str, Any]]:

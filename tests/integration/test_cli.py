@@ -53,11 +53,18 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> No
     assert "production-group" not in out
     _assert_nothing_personal_in(out + result.stderr + _demo_logs())
     assert "What happened to each event" in out
-    assert "outcomes: delivered 6, skipped 1, dead_lettered 4" in out
+    assert "outcomes: delivered 7, skipped 1, dead_lettered 4" in out
     assert "seller_order_paid" in out  # one paid order notifies buyer (OA, MP) and seller (OA)
     assert "buyer_coupon_issued" in out
     assert "code_register" in out
-    assert "the sandbox accepted: 1 aliyun_sms, 1 wechat_mp, 4 wechat_oa" in out
+    assert "the sandbox accepted: 2 aliyun_sms, 1 wechat_mp, 4 wechat_oa" in out
+    # the SMS business: a package bought, a signature approved and activated, the balance down
+    assert re.search(r"SMS shop 9001 bought 体验包 \(100 messages\): balance (\d+) -> (\d+)", out)
+    assert "SMS Aliyun approved it (QuerySmsSign: approved); the shop activated it" in out
+    assert '"SignName": "百客优选"' in out
+    spent = re.search(r"SMS shop 9001: balance (\d+) -> (\d+) \(2 SMS sent, 2 segments\)", out)
+    assert spent
+    assert int(spent[1]) - int(spent[2]) == 2
     assert "43004 user does not follow the Official Account" in out
     assert "invalid_json" in out
     assert "unknown_type" in out
