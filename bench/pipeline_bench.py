@@ -39,12 +39,13 @@ from profiling import CpuWatch, GilProfile
 
 from channels.base import ChannelName, Delivery
 from streams.core.dispatch import Dispatch
+from streams.core.sms_quota import load_packages, new_purchase
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics, load_topics
 from streams.devtools.local_stack import sandbox_channel_env, start_sandbox, start_worker
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets
-from streams.ops.shop_store import save_sample_shops
+from streams.ops.shop_store import publish_purchases, save_sample_shops
 from streams.ops.stats import committed_positions
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.clients import admin_client, idempotent_producer, reader_config
@@ -383,6 +384,11 @@ def bulk_sms(number: int) -> bytes:
 def codes_behind_bulk(scratch: Path) -> CodeLatency:
     """Login codes sent one every 100 ms while BULK_SMS bulk SMS wait on the SMS send topic."""
     topics = fresh("codes")
+    large = load_packages(CONFIG / "sms_packages.yaml")["large"]
+    enough = [
+        new_purchase(9001, large, "bench", datetime.now(UTC)) for _ in range(BULK_SMS // large.messages + 1)
+    ]
+    publish_purchases(BOOTSTRAP, topics.sms_account, enough)  # the backlog never runs out of balance
     producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 5})
     bulk_topic = topics.send_topic(ChannelName.ALIYUN_SMS)
     for number in range(BULK_SMS):

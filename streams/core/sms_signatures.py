@@ -91,10 +91,7 @@ def follow_signature(
     if signature.status != "submitted" or aliyun == "reviewing":
         return shop
     update = {"status": aliyun, "reason": (reason or "rejected by Aliyun") if aliyun == "rejected" else None}
-    followed = _with_signature(shop, signature.model_copy(update={**update, "changed_at": now}))
-    if aliyun == "rejected" and _account(shop).active == name:
-        followed = _activate(followed, None)
-    return followed
+    return _with_signature(shop, signature.model_copy(update={**update, "changed_at": now}))
 
 
 def activate_signature(shop: ShopRules, name: str) -> ShopRules:
@@ -105,7 +102,7 @@ def activate_signature(shop: ShopRules, name: str) -> ShopRules:
     return _activate(shop, name)
 
 
-def _activate(shop: ShopRules, name: str | None) -> ShopRules:
+def _activate(shop: ShopRules, name: str) -> ShopRules:
     account = _account(shop).model_copy(update={"active": name})
     return shop.model_copy(update={"sms": account})
 
