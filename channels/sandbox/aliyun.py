@@ -132,11 +132,13 @@ def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
     return {"Code": "OK", "Message": "OK", "BizId": f"{next(state.biz_ids)}^0"}
 
 
-def _reviewed(state: AliyunState, status: str, text: str, submitted_at: float, now: float) -> tuple[str, str]:
+def _reviewed(
+    state: AliyunState, status: str, text: str, submitted_at: float | None, now: float
+) -> tuple[str, str]:
     """Aliyun's review as the sandbox plays it: still reviewing for a while, then approved, or
     rejected when the text holds a refused word."""
     review = state.seed.review
-    if status != "reviewing" or now - submitted_at < review.after_seconds:
+    if status != "reviewing" or submitted_at is None or now - submitted_at < review.after_seconds:
         return status, ""
     refused = next((word for word in review.refused_words if word in text), None)
     if refused is not None:

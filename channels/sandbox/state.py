@@ -56,7 +56,9 @@ class SeedSign(Frozen):
     name: str
     status: ReviewStatus = "approved"
     reason: str = ""
-    submitted_at: float = 0.0
+    submitted_at: float | None = Field(
+        default=None, description="when AddSmsSign came; seeded ones change only by hand (set_status)"
+    )
 
 
 class SeedSmsTemplate(Frozen):
@@ -65,7 +67,9 @@ class SeedSmsTemplate(Frozen):
     content: str
     status: ReviewStatus = "approved"
     reason: str = ""
-    submitted_at: float = 0.0
+    submitted_at: float | None = Field(
+        default=None, description="when AddSmsTemplate came; seeded ones change only by hand"
+    )
 
 
 class Review(Frozen):
