@@ -38,6 +38,13 @@ ERRCODES: dict[int, tuple[ErrorClass, str]] = {
     43101: (P, "user has not subscribed to this message"),
     47003: (P, "template data does not fit the keyword types"),
     45026: (P, "the account holds 25 templates, WeChat's limit"),
+    48001: (P, "the account may not call this API (wrong kind of account, or not authorized)"),
+    40102: (P, "the Official Account has not set its industry"),
+    200011: (P, "the Mini Program is banned"),
+    200012: (P, "the Mini Program holds 25 templates, WeChat's limit"),
+    200013: (P, "this library template is banned"),
+    200014: (P, "no such library template (tid)"),
+    200020: (P, "invalid keyword list (kidList: 2 to 5 keywords of the template)"),
 }
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 

@@ -37,6 +37,20 @@ class LibraryTemplate(Frozen):
     keywords: list[str] = Field(min_length=1)
 
 
+class SubscribeLibraryTemplate(Frozen):
+    """A Mini Program subscribe-message title (``tid``) an MP can add with ``newtmpl/addtemplate``,
+    choosing keywords by id: keyword ``thing2`` has the id 2."""
+
+    tid: str
+    title: str
+    keywords: list[str] = Field(min_length=1)
+
+
+class Industry(Frozen):
+    first_class: str
+    second_class: str
+
+
 class SeedApp(Frozen):
     appid: str
     secret: str
@@ -47,6 +61,12 @@ class SeedApp(Frozen):
         default_factory=dict, description="MP: openid -> template_id -> messages the user accepted"
     )
     pages: list[str] = Field(default_factory=list, description="MP: page paths that exist")
+    industries: list[Industry] = Field(
+        default_factory=list, description="OA: primary and secondary industry (template/get_industry)"
+    )
+    categories: list[str] = Field(
+        default_factory=list, description="MP: its service categories, second level (newtmpl/getcategory)"
+    )
 
 
 ReviewStatus = Literal["reviewing", "approved", "rejected"]
@@ -97,6 +117,7 @@ class AliyunSeed(Frozen):
 class Seed(Frozen):
     wechat_apps: list[SeedApp] = Field(default_factory=list)
     template_library: list[LibraryTemplate] = Field(default_factory=list)
+    subscribe_library: list[SubscribeLibraryTemplate] = Field(default_factory=list)
     token_ttl_seconds: int = Field(default=7200, ge=1)
     max_oa_templates: int = 25
     aliyun: AliyunSeed = AliyunSeed()

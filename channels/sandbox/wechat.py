@@ -174,6 +174,81 @@ def delete_template(state: State, appid: str, body: dict[str, Any]) -> web.Respo
     return _ok()
 
 
+def get_industry(state: State, appid: str, _: dict[str, Any]) -> web.Response:
+    """``template/get_industry``: the OA's primary and secondary industry."""
+    industries = state.wechat.apps[appid].industries
+    if not industries:
+        return _error(40102, "invalid industry id: the account has not set its industry")
+    names = ("primary_industry", "secondary_industry")
+    return web.json_response({name: i.model_dump() for name, i in zip(names, industries, strict=False)})
+
+
+def _mini_program(state: State, appid: str) -> web.Response | None:
+    if state.wechat.apps[appid].kind != "mp":
+        return _error(48001, "api unauthorized: not a Mini Program")
+    return None
+
+
+def get_category(state: State, appid: str, _: dict[str, Any]) -> web.Response:
+    """``wxaapi/newtmpl/getcategory``: the Mini Program's service categories."""
+    refusal = _mini_program(state, appid)
+    if refusal is not None:
+        return refusal
+    categories = state.wechat.apps[appid].categories
+    return _ok(data=[{"id": 600 + number, "name": name} for number, name in enumerate(categories)])
+
+
+def add_subscribe_template(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+    """``wxaapi/newtmpl/addtemplate``: a library title with 2 to 5 of its keywords (by id) into the
+    MP's own templates (at most 25)."""
+    refusal = _mini_program(state, appid)
+    if refusal is not None:
+        return refusal
+    library = {t.tid: t for t in state.seed.subscribe_library}
+    source = library.get(str(body.get("tid", "")))
+    if source is None:
+        return _error(200014, "tid does not exist")
+    by_id = {int("".join(c for c in k if c.isdigit())): k for k in source.keywords}
+    kids = body.get("kidList")
+    if not isinstance(kids, list) or not 2 <= len(kids) <= 5 or not all(k in by_id for k in kids):
+        return _error(200020, "kidList invalid")
+    templates = state.wechat.templates.setdefault(appid, {})
+    if len(templates) >= state.seed.max_oa_templates:
+        return _error(200012, "the number of personal templates has reached the limit of 25")
+    template_id = secrets.token_urlsafe(32)[:43]
+    keywords = [by_id[k] for k in kids]
+    templates[template_id] = SeedTemplate(template_id=template_id, title=source.title, keywords=keywords)
+    return _ok(priTmplId=template_id)
+
+
+def list_subscribe_templates(state: State, appid: str, _: dict[str, Any]) -> web.Response:
+    """``wxaapi/newtmpl/gettemplate``."""
+    refusal = _mini_program(state, appid)
+    if refusal is not None:
+        return refusal
+    listing = [
+        {
+            "priTmplId": t.template_id,
+            "title": t.title,
+            "content": "\n".join(f"{k}:{{{{{k}.DATA}}}}" for k in t.keywords),
+            "example": "",
+            "type": 2,
+        }
+        for t in state.wechat.templates.get(appid, {}).values()
+    ]
+    return _ok(data=listing)
+
+
+def delete_subscribe_template(state: State, appid: str, body: dict[str, Any]) -> web.Response:
+    """``wxaapi/newtmpl/deltemplate``."""
+    refusal = _mini_program(state, appid)
+    if refusal is not None:
+        return refusal
+    if state.wechat.templates.get(appid, {}).pop(str(body.get("priTmplId")), None) is None:
+        return _error(40037, "invalid template id")
+    return _ok()
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.post("/cgi-bin/stable_token", stable_token),
@@ -182,4 +257,9 @@ def routes() -> list[web.RouteDef]:
         web.post("/cgi-bin/template/api_add_template", with_token(add_template)),
         web.get("/cgi-bin/template/get_all_private_template", with_token(list_templates)),
         web.post("/cgi-bin/template/del_private_template", with_token(delete_template)),
+        web.get("/cgi-bin/template/get_industry", with_token(get_industry)),
+        web.get("/wxaapi/newtmpl/getcategory", with_token(get_category)),
+        web.post("/wxaapi/newtmpl/addtemplate", with_token(add_subscribe_template)),
+        web.get("/wxaapi/newtmpl/gettemplate", with_token(list_subscribe_templates)),
+        web.post("/wxaapi/newtmpl/deltemplate", with_token(delete_subscribe_template)),
     ]

@@ -11,6 +11,7 @@ Requests are logged (access log) and every change is logged with who made it (au
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 
@@ -21,8 +22,7 @@ from aiohttp import web
 from channels.aliyun_sms import AliyunSmsReview
 from channels.base import ChannelName
 from channels.http import SharedSession
-from channels.wechat import WeChatApi
-from channels.wechat_templates import OaTemplates
+from streams.api.bodies import SwitchRequest
 from streams.api.context import (
     CONTEXT,
     MAX_BODY_BYTES,
@@ -36,6 +36,7 @@ from streams.api.context import (
     log,
     problem,
     quote,
+    read_body,
     save,
 )
 from streams.api.openapi import OPENAPI
@@ -47,6 +48,8 @@ from streams.core.sms_quota import AccountBook, load_packages
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.topics import Topics
 from streams.logs import get_logger
+from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
+from streams.ops.shop_store import read_history
 from streams.runtime.follower import TableFollower
 from streams.runtime.publisher import Publisher
 from streams.runtime.supervisor import Supervisor
@@ -106,58 +109,77 @@ async def put_settings(request: web.Request) -> web.Response:
 
 @for_shop
 async def switch_scene(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    """Turn a scene on or off on a channel. Turning on an OA scene with the default template adds
-    the template to the shop's Official Account first (api_add_template) and keeps its id."""
-    scene_id, channel, action = (
-        request.match_info["scene"],
-        request.match_info["channel"],
-        request.match_info["action"],
+    """Turn a scene on or off on a channel (optionally choosing its template, body
+    :class:`SwitchRequest`). A WeChat scene turned on without a template of the account gets one
+    added (:mod:`streams.ops.scene_switch`), and it is deleted again if the save fails."""
+    scene_id, action = request.match_info["scene"], request.match_info["action"]
+    channel = ChannelName(request.match_info["channel"])
+    body = SwitchRequest()
+    if await request.read():
+        parsed = await read_body(request, SwitchRequest)
+        if isinstance(parsed, web.Response):
+            return parsed
+        body = parsed
+    change = RuleChange(
+        enabled=action == "enable", template=body.template, library_id=body.library_id, fields=body.fields
     )
-    scene = context.catalog.scenes.get(scene_id)
-    if scene is None or channel not in {c.value for c in scene.channels}:
-        return problem(
-            422, f"scenes.{quote(scene_id)}.{quote(channel)}: no such scene, or channel not allowed for it"
-        )
-    document = shop.model_dump(mode="json")
-    rule = document["scenes"].setdefault(scene_id, {}).setdefault(channel, {})
-    rule.update(enabled=action == "enable", disabled_reason=None)
-    default = scene.default_templates.get(ChannelName(channel))
-    if action == "enable" and channel == ChannelName.WECHAT_OA and not rule.get("template_id") and default:
-        appid = shop.account(ChannelName.WECHAT_OA)
-        if appid is None:
-            return problem(422, "wechat_oa: the shop has no Official Account; set wechat_oa.appid first")
-        rule["template_id"] = await context.templates.add(appid, default.library_id, list(default.fields))
-    return await save(request, str(shop.shop_id), document, f"{action} {scene_id}/{channel}")
+    switched = await switch(shop, context.catalog, scene_id, channel, change, context.templates.__getitem__)
+    answer = await save(
+        request, str(shop.shop_id), switched.shop.model_dump(mode="json"), f"{action} {scene_id}/{channel}"
+    )
+    if answer.status != 200 and switched.undo is not None:
+        await switched.undo()  # no unused template stays on the account
+    return answer
 
 
 @for_shop
 async def list_templates(_: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    appid = shop.account(ChannelName.WECHAT_OA)
-    if appid is None:
-        return problem(404, "the shop has no Official Account")
-    templates = await context.templates.list(appid)
-    return web.json_response(
-        [
-            t.model_dump() | {"used_by": [f"{s}/{c.value}" for s, c in shop.using_template(t.template_id)]}
-            for t in templates
+    """The templates the shop's Official Account and Mini Program hold, and the scenes using each."""
+    listing = []
+    for channel, templates in context.templates.items():
+        appid = shop.account(channel)
+        if appid is None:
+            continue
+        listing += [
+            t.model_dump()
+            | {
+                "channel": channel.value,
+                "used_by": [f"{s}/{c.value}" for s, c in shop.using_template(t.template_id)],
+            }
+            for t in await templates.list(appid)
         ]
-    )
+    return web.json_response(listing)
 
 
 @for_shop
 async def delete_template(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    """Delete a template from the shop's OA; the scenes that used it are turned off, saying why."""
+    """Delete a template from the shop's OA (or MP: ``?channel=wechat_mp``); the scenes that used
+    it are turned off, saying why."""
     template_id = request.match_info["template_id"]
-    appid = shop.account(ChannelName.WECHAT_OA)
+    name = request.query.get("channel", ChannelName.WECHAT_OA.value)
+    if name not in {c.value for c in context.templates}:
+        return problem(422, f"channel: {quote(name)} holds no templates (wechat_oa or wechat_mp)")
+    channel = ChannelName(name)
+    appid = shop.account(channel)
     if appid is None:
-        return problem(404, "the shop has no Official Account")
-    await context.templates.delete(appid, template_id)
+        return problem(404, f"the shop has no {channel.value} account")
+    await context.templates[channel].delete(appid, template_id)
     document = shop.model_dump(mode="json")
-    for scene_id, channel in shop.using_template(template_id):
-        document["scenes"][scene_id][channel.value].update(
+    for scene_id, used_on in shop.using_template(template_id):
+        document["scenes"][scene_id][used_on.value].update(
             enabled=False, template_id=None, disabled_reason=f"its template {template_id} was deleted"
         )
     return await save(request, str(shop.shop_id), document, f"delete template {template_id}")
+
+
+async def get_history(request: web.Request) -> web.Response:
+    """Every change of the shop's settings still kept (a year), oldest first: who, when, what."""
+    context = request.app[CONTEXT]
+    shop_id = int(request.match_info["shop_id"])
+    history = await asyncio.to_thread(
+        read_history, context.bootstrap_servers, context.history_topic, shop_id, HISTORY_READ_SECONDS
+    )
+    return web.json_response([change.model_dump(mode="json") for change in history])
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -167,12 +189,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
+HISTORY_READ_SECONDS = 30.0
+
+
 def context_from(settings: Settings, topics: Topics) -> ApiContext:
     """Everything the API needs, from the settings (ConfigError for a bad catalog or tokens)."""
     catalog = load_catalog(settings.config_dir / "catalog.yaml")
     timeout = aiohttp.ClientTimeout(total=settings.http_total_timeout, connect=settings.http_connect_timeout)
     session = SharedSession(timeout)
-    wechat = WeChatApi(str(settings.wechat_oa_api_base), settings.wechat_secrets, session)
     shops = ShopTable(catalog)
     book = AccountBook()
     aliyun = settings.aliyun_sms()
@@ -184,14 +208,16 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         AliyunSmsReview(aliyun) if aliyun is not None else None,
     )
     return ApiContext(
+        settings.kafka_bootstrap_servers,
         catalog,
         shops,
         TableFollower(settings.kafka_bootstrap_servers, topics.settings, shops),
         Publisher(settings.kafka_bootstrap_servers),
         Supervisor(),
         topics.settings,
+        topics.settings_history,
         Tokens.configured(settings.api_platform_token, settings.api_shop_tokens),
-        OaTemplates(wechat),
+        wechat_accounts(settings, session),
         session.close,
         sms,
     )
@@ -222,6 +248,7 @@ def build_app(context: ApiContext) -> web.Application:
             web.get("/v1/catalog", get_catalog),
             web.get(f"/v1/shops/{SHOP_ID}/settings", get_settings),
             web.put(f"/v1/shops/{SHOP_ID}/settings", put_settings),
+            web.get(f"/v1/shops/{SHOP_ID}/settings/history", get_history),
             web.post(
                 f"/v1/shops/{SHOP_ID}/scenes/{{scene}}/{{channel}}/{{action:enable|disable}}", switch_scene
             ),

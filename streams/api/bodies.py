@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,3 +32,12 @@ class TemplateRequest(Body):
     scene: str = Field(max_length=64)
     content: str = Field(min_length=1, max_length=500)
     enabled: bool = True
+
+
+class SwitchRequest(Body):
+    """Optional when turning a scene on: the template to use (a custom one built on a library
+    template of the scene, with keyword texts from its variables)."""
+
+    template: Literal["default", "custom"] | None = None
+    library_id: str | None = Field(default=None, max_length=32)
+    fields: dict[str, str] = Field(default_factory=dict, max_length=20)

@@ -7,19 +7,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
 from channels.aliyun_sms import AliyunSmsReview, ReviewCallFailed
-from channels.base import ErrorClass, SendResult
+from channels.base import ChannelName, ErrorClass, SendResult
 from channels.wechat import CallFailed
-from channels.wechat_templates import OaTemplates
+from channels.wechat_templates import AccountTemplates
+from streams.api.bodies import BodyT
 from streams.api.openapi import Problems
 from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.ownership import record_changes
+from streams.core.settings_history import history_record, settings_change
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shop_records import ShopTable, settings_record
 from streams.core.shops import ShopRules
@@ -60,14 +64,17 @@ audit = get_logger("audit")
 
 @dataclass(frozen=True)
 class ApiContext:
+    bootstrap_servers: str
     catalog: Catalog
     shops: ShopTable
     follower: TableFollower
     publisher: Publisher
     supervisor: Supervisor
     settings_topic: str
+    history_topic: str
     tokens: Tokens
-    templates: OaTemplates
+    templates: dict[ChannelName, AccountTemplates]
+    """the templates of the shops' WeChat accounts, per channel"""
     close: Callable[[], Awaitable[None]]
     sms: SmsDesk
 
@@ -89,10 +96,12 @@ def quote(text: str, limit: int = 64) -> str:
 ShopHandler = Callable[[web.Request, ApiContext, ShopRules], Awaitable[web.Response]]
 
 
-WECHAT_STATUS = {"40037": 404, "45026": 409}
+LIMIT_ADVICE = "delete templates the shop no longer uses (GET .../templates shows which) and try again"
+WECHAT_STATUS = {"40037": 404, "45026": 409, "200012": 409}
 WECHAT_ADVICE = {
-    "40037": "no such template on the shop's Official Account",
-    "45026": "delete templates the shop no longer uses (GET .../templates shows which) and try again",
+    "40037": "no such template on the shop's account",
+    "45026": LIMIT_ADVICE,
+    "200012": LIMIT_ADVICE,
 }
 
 
@@ -144,22 +153,20 @@ def for_shop(handler: ShopHandler) -> Handler:
     return endpoint
 
 
-def changes(before: Any, after: Any, path: str = "") -> list[str]:
-    """What differs between two JSON documents, one ``path: old -> new`` per changed value."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        return [
-            change
-            for key in sorted(before.keys() | after.keys(), key=str)
-            for change in changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
-        ]
-    return [] if before == after else [f"{path}: {quote(str(before))} -> {quote(str(after))}"]
-
-
-async def acknowledged(context: ApiContext, write: Write, what: str) -> web.Response | None:
-    """Write one record and wait for Kafka's acknowledgement; a 503 when it does not come."""
+async def read_body(request: web.Request, model: type[BodyT]) -> BodyT | web.Response:
     try:
-        [error] = await asyncio.wait_for(context.publisher.write([write]), SAVE_WAIT_SECONDS)
-        trouble = error.str() if error is not None else None
+        return model.model_validate(orjson.loads(await request.read()))
+    except orjson.JSONDecodeError as exc:
+        return problem(400, f"the body must be JSON in UTF-8 ({quote(str(exc), 120)})")
+    except ValidationError as exc:
+        return web.json_response({"problems": validation_problems(exc)}, status=422)
+
+
+async def acknowledged(context: ApiContext, writes: list[Write], what: str) -> web.Response | None:
+    """Write records and wait for Kafka's acknowledgement; a 503 when it does not come."""
+    try:
+        errors = await asyncio.wait_for(context.publisher.write(writes), SAVE_WAIT_SECONDS)
+        trouble = next((error.str() for error in errors if error is not None), None)
     except TimeoutError:
         trouble = f"no acknowledgement in {SAVE_WAIT_SECONDS:.0f} s"
     if trouble is None:
@@ -184,19 +191,14 @@ async def save(
         return web.json_response(Problems(problems=validation_problems(exc)).model_dump(), status=422)
     except ConfigError as exc:
         return web.json_response(Problems(problems=exc.problems).model_dump(), status=422)
-    key, value = settings_record(shop)
-    refusal = await acknowledged(context, Write(context.settings_topic, key, value), "settings")
+    change = settings_change(previous, shop, request[WHO], action, datetime.now(UTC))
+    writes = [
+        Write(context.settings_topic, *settings_record(shop)),
+        Write(context.history_topic, *history_record(change)),
+    ]
+    refusal = await acknowledged(context, writes, "settings")
     if refusal is not None:
         return refusal
-    saved = shop.model_dump(mode="json")
-    audit.info(
-        "settings changed",
-        extra={
-            "who": request[WHO],
-            "shop_id": shop.shop_id,
-            "action": action,
-            "changes": changes(previous.model_dump(mode="json") if previous else {}, saved),
-        },
-    )
+    audit.info("settings changed", extra=change.model_dump(mode="json", exclude={"at"}))
     context.shops.accept(shop)
-    return web.json_response(saved)
+    return web.json_response(shop.model_dump(mode="json"))

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import orjson
 from aiohttp import web
-from pydantic import ValidationError
 
 from channels.aliyun_sms import AliyunSmsReview
 from streams.api.bodies import (
-    BodyT,
     PurchaseRequest,
     ReviewRequest,
     SignatureRequest,
@@ -32,24 +29,15 @@ from streams.api.context import (
     for_shop,
     problem,
     quote,
+    read_body,
     save,
 )
 from streams.core.shops import ShopRules, SmsTemplate
 from streams.core.sms_quota import new_purchase, purchase_record
 from streams.core.sms_signatures import activate_signature, review_signature
 from streams.core.tokens import PLATFORM
-from streams.core.validation import problems
 from streams.ops import sms_reviews
 from streams.runtime.records import Write
-
-
-async def _body(request: web.Request, model: type[BodyT]) -> BodyT | web.Response:
-    try:
-        return model.model_validate(orjson.loads(await request.read()))
-    except orjson.JSONDecodeError as exc:
-        return problem(400, f"the body must be JSON in UTF-8 ({quote(str(exc), 120)})")
-    except ValidationError as exc:
-        return web.json_response({"problems": problems(exc)}, status=422)
 
 
 def _now() -> datetime:
@@ -64,7 +52,7 @@ async def get_packages(request: web.Request) -> web.Response:
 async def buy(request: web.Request) -> web.Response:
     """A shop buys a package: its messages are added to the balance, the purchase is recorded."""
     context = request.app[CONTEXT]
-    body = await _body(request, PurchaseRequest)
+    body = await read_body(request, PurchaseRequest)
     if isinstance(body, web.Response):
         return body
     package = context.sms.packages.get(body.package)
@@ -74,7 +62,7 @@ async def buy(request: web.Request) -> web.Response:
     shop_id = int(request.match_info["shop_id"])
     purchase = new_purchase(shop_id, package, request[WHO], _now())
     key, value = purchase_record(purchase)
-    refusal = await acknowledged(context, Write(context.sms.account_topic, key, value), "purchase")
+    refusal = await acknowledged(context, [Write(context.sms.account_topic, key, value)], "purchase")
     if refusal is not None:
         return refusal
     context.sms.book.apply(key, value)  # read your own write; the follower brings it again
@@ -122,7 +110,7 @@ async def get_signatures(request: web.Request, context: ApiContext, shop: ShopRu
 
 @for_shop
 async def apply_signature(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    body = await _body(request, SignatureRequest)
+    body = await read_body(request, SignatureRequest)
     if isinstance(body, web.Response):
         return body
     applied = sms_reviews.apply(shop, body.name, context.shops.values(), _now())
@@ -133,7 +121,7 @@ async def apply_signature(request: web.Request, context: ApiContext, shop: ShopR
 async def review(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
     if request[WHO] != PLATFORM:
         return problem(403, "signatures are reviewed by the platform (platform token)")
-    body = await _body(request, ReviewRequest)
+    body = await read_body(request, ReviewRequest)
     if isinstance(body, web.Response):
         return body
     name = request.match_info["name"]
@@ -158,7 +146,7 @@ async def get_templates(request: web.Request, context: ApiContext, shop: ShopRul
 
 @for_shop
 async def submit_template(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    body = await _body(request, TemplateRequest)
+    body = await read_body(request, TemplateRequest)
     if isinstance(body, web.Response):
         return body
     draft = SmsTemplate(

@@ -48,6 +48,16 @@ class TemplateDefinition(Frozen):
         return {name for text in texts for name in placeholders(text)}
 
 
+class LibraryTemplate(Frozen):
+    """A template of WeChat's public library a custom template can be built on: its keywords are
+    filled with the scene's variables (OA: ``api_add_template``; MP: the title ``tid`` with the
+    keyword ids, ``thing2`` being id 2)."""
+
+    library_id: str
+    title: str
+    keywords: list[str] = Field(min_length=1, max_length=10)
+
+
 Kind = Literal["basic", "marketing", "verification_code", "seller"]
 ONLY_CHANNEL: dict[str, ChannelName] = {
     "marketing": ChannelName.WECHAT_OA,  # 营销通知目前仅支持公众号消息通知
@@ -70,6 +80,27 @@ class Scene(Frozen):
     channels: list[ChannelName] = Field(min_length=1)
     variables: dict[str, Variable]
     default_templates: dict[ChannelName, TemplateDefinition]
+    library: dict[ChannelName, list[LibraryTemplate]] = Field(
+        default_factory=dict,
+        description="WeChat: more library templates a custom template may pick (the default one always can)",
+    )
+
+    def library_templates(self, channel: ChannelName) -> list[LibraryTemplate]:
+        """The library templates a shop may use on a WeChat channel: the default one first."""
+        default = self.default_templates.get(channel)
+        if default is None or channel not in WECHAT:
+            return []
+        first = LibraryTemplate(
+            library_id=default.library_id, title=default.title, keywords=list(default.fields)
+        )
+        return [first, *self.library.get(channel, [])]
+
+    def library_template(self, channel: ChannelName, library_id: str | None) -> LibraryTemplate | None:
+        """The library template ``library_id`` (None: the default one), if the scene offers it."""
+        offered = self.library_templates(channel)
+        if library_id is None:
+            return offered[0] if offered else None
+        return next((t for t in offered if t.library_id == library_id), None)
 
     @model_validator(mode="after")
     def _channels_follow_the_product_rules(self) -> Self:
@@ -91,6 +122,12 @@ class Scene(Frozen):
                 raise ValueError(
                     f"default_templates.{channel.value}: keywords without a WeChat type {untyped}"
                 )
+        for channel, offered in self.library.items():
+            if channel not in WECHAT or channel not in self.default_templates:
+                raise ValueError(f"library.{channel.value}: only WeChat channels with a default template")
+            untyped = [k for template in offered for k in template.keywords if not value_type(k)]
+            if untyped:
+                raise ValueError(f"library.{channel.value}: keywords without a WeChat type {untyped}")
         return self
 
 

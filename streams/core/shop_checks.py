@@ -19,7 +19,8 @@ from streams.core.rendering import format_value, render_text
 from streams.core.shops import ChannelRule, ShopRules
 from streams.core.validation import problems as validation_problems
 
-MAX_OA_TEMPLATES = 25
+MAX_ACCOUNT_TEMPLATES = 25
+"""templates an Official Account or a Mini Program holds at most (checked on its real list)"""
 MAX_SIGNATURES = 10
 SAMPLE = {
     ValueFormat.AMOUNT_FEN: format_value(1, ValueFormat.AMOUNT_FEN),
@@ -41,16 +42,6 @@ def shop_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
                 f"{where}: {message}" for message in _rule_problems(shop, scene_id, scene, channel, rule)
             ]
     problems += _sms_template_problems(shop, catalog)
-    in_use = {
-        rule.template_id
-        for channels in shop.scenes.values()
-        for channel, rule in channels.items()
-        if channel is ChannelName.WECHAT_OA and rule.enabled and rule.template_id
-    }
-    if len(in_use) > MAX_OA_TEMPLATES:
-        problems.append(
-            f"wechat_oa: {len(in_use)} templates in use, an Official Account holds at most {MAX_OA_TEMPLATES}"
-        )
     return problems
 
 
@@ -70,11 +61,17 @@ def _rule_problems(
     problems = [] if rule.template_id else ["template_id: missing"]
     if rule.template == "custom":
         problems += _custom_field_problems(scene, channel, rule)
+    elif rule.library_id is not None:
+        problems.append("library_id: only a custom template picks a library template")
     return problems
 
 
 def _custom_field_problems(scene: Scene, channel: ChannelName, rule: ChannelRule) -> list[str]:
-    keywords = scene.default_templates[channel].fields
+    library = scene.library_template(channel, rule.library_id)
+    if library is None:
+        offered = ", ".join(f"{t.library_id} ({t.title})" for t in scene.library_templates(channel))
+        return [f"library_id: {rule.library_id} is not a library template of this scene (offered: {offered})"]
+    keywords = library.keywords
     problems = [
         f"fields.{keyword}: template field missing" for keyword in keywords if keyword not in rule.fields
     ]

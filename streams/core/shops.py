@@ -20,6 +20,12 @@ class ChannelRule(Frozen):
 
     enabled: bool = False
     template: Literal["default", "custom"] = "default"
+    library_id: str | None = Field(
+        default=None,
+        max_length=32,
+        description="custom: the library template it is built on (one the catalog offers for the scene); "
+        "none: the default one",
+    )
     template_id: str | None = Field(
         default=None, max_length=128, description="WeChat template id (SMS: see sms_templates)"
     )

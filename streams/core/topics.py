@@ -65,6 +65,8 @@ class TopicsFile(Frozen):
     dead_letter: TopicSpec
     outcomes: TopicSpec
     settings: TopicSpec
+    settings_history: TopicSpec
+    """who changed which shop's settings, when, and what"""
     sms_account: TopicSpec
     """SMS purchases and what each send partition's deliveries cost (compacted)"""
 
@@ -137,6 +139,10 @@ class Topics:
         return self.name(self.spec.settings.name)
 
     @property
+    def settings_history(self) -> str:
+        return self.name(self.spec.settings_history.name)
+
+    @property
     def sms_account(self) -> str:
         return self.name(self.spec.sms_account.name)
 
@@ -155,7 +161,13 @@ class Topics:
             TopicSpec(name=_ledger_name(source.name), partitions=source.partitions, config=ledger.config)
             for source in [*self.spec.events, *senders]
         ]
-        specs += [self.spec.dead_letter, self.spec.outcomes, self.spec.settings, self.spec.sms_account]
+        specs += [
+            self.spec.dead_letter,
+            self.spec.outcomes,
+            self.spec.settings,
+            self.spec.settings_history,
+            self.spec.sms_account,
+        ]
         defaults = self.spec.defaults
         return [
             TopicSpec(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,12 +17,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from streams.settings import PROJECT_ROOT
 
-SANDBOX_SECRETS = (
-    '{"wx5f2a9c1d8e7b6a01": "sandbox-oa-secret-1001", "wx9c3e7a1b5d2f4e6a08": "sandbox-mp-secret-1001"}'
+SANDBOX_SEED = PROJECT_ROOT / "config" / "sandbox.yaml"
+SANDBOX_SECRETS = json.dumps(
+    {
+        app["appid"]: app["secret"]
+        for app in yaml.safe_load(SANDBOX_SEED.read_text(encoding="utf-8"))["wechat_apps"]
+    }
 )
-"""The sandbox's own (not real) secrets of the demo shop's OA and MP, as config/sandbox.yaml seeds them."""
+"""The sandbox's own (not real) secrets of its WeChat apps, as config/sandbox.yaml seeds them."""
 SANDBOX_ALIYUN_KEY = ("LTAI5tSandboxMallNotify01", "sandbox-aliyun-secret-0001")
 
 

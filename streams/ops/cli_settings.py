@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import aiohttp
 import typer
 import yaml
 from rich.markup import escape
 
 from channels.base import ChannelName
+from channels.http import SharedSession
+from channels.wechat import CallFailed
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.errors import ConfigError, EventRejected
 from streams.core.events import parse_event
 from streams.core.render_plan import compile_shop
 from streams.core.routing import Router
-from streams.core.shop_checks import load_shop_files, parse_shop_rules
+from streams.core.shop_checks import load_shop_files
 from streams.core.shops import ShopRules
+from streams.core.sms_signatures import Refused
 from streams.core.source import SourceRecord
 from streams.logs import mask_identifier
 from streams.ops.cli_common import (
@@ -31,7 +37,8 @@ from streams.ops.cli_common import (
     print_json,
     table,
 )
-from streams.ops.shop_store import publish_shops, read_shops
+from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
+from streams.ops.shop_store import read_history, read_shops, save_shops
 from streams.settings import Settings
 
 settings_app = typer.Typer(
@@ -73,6 +80,14 @@ def settings_topic(settings: Settings) -> tuple[str, str]:
     return kafka(settings, topic), topic
 
 
+def save(settings: Settings, shops: list[ShopRules], action: str) -> None:
+    """Save shops' settings from the command line, each change kept in the settings history as
+    the platform operator's (``platform:<user>``)."""
+    topics = load_cli_topics(settings)
+    bootstrap = kafka(settings, topics.settings, topics.settings_history)
+    save_shops(bootstrap, topics, shops, f"platform:{getpass.getuser()}", action, catalog_of(settings))
+
+
 def shop_of(settings: Settings, shop_id: int, catalog: Catalog) -> ShopRules:
     shop = read_shops(*settings_topic(settings), catalog).get(shop_id)
     if shop is None:
@@ -107,8 +122,7 @@ def settings_load(files: Annotated[list[Path], typer.Argument(help="shop setting
         shops = load_shop_files(files, catalog_of(settings))
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
-    bootstrap, topic = settings_topic(settings)
-    publish_shops(bootstrap, topic, shops)
+    save(settings, shops, "settings load")
     console.print(f"saved the settings of shop(s) {', '.join(str(shop.shop_id) for shop in shops)}")
 
 
@@ -119,7 +133,12 @@ def settings_set(
     channel: Annotated[ChannelName, typer.Argument(help="channel")],
     enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="turn it on or off")] = None,
     template: Annotated[str | None, typer.Option(help="default or custom")] = None,
-    template_id: Annotated[str | None, typer.Option(help="the WeChat template id")] = None,
+    template_id: Annotated[
+        str | None, typer.Option(help="a WeChat template id (without it, one is added when needed)")
+    ] = None,
+    library_id: Annotated[
+        str | None, typer.Option(help="custom: the library template to build on (see `catalog --json`)")
+    ] = None,
     field: Annotated[
         list[str] | None, typer.Option(help="custom content, KEYWORD=TEXT with {variables}")
     ] = None,
@@ -136,24 +155,74 @@ def settings_set(
     malformed = [item for item in field or [] if "=" not in item]
     if malformed:
         raise fail(f"--field {malformed[0]!r}: write KEYWORD=TEXT")
-    document = shop_of(settings, shop_id, catalog).model_dump(mode="json")
-    rule = document["scenes"].setdefault(scene, {}).setdefault(channel.value, {})
-    changes = {"enabled": enabled, "template": template, "template_id": template_id}
-    rule.update({key: value for key, value in changes.items() if value is not None})
-    default = known.default_templates.get(channel)
-    if rule.get("template") == "custom" and not rule.get("fields") and default is not None:
-        rule["fields"] = dict(default.fields)  # start from the system default's contents
-    for item in field or []:
-        keyword, _, text = item.partition("=")
-        rule.setdefault("fields", {})[keyword] = text
+    fields = {keyword: text for keyword, _, text in (item.partition("=") for item in field or [])}
+    change = RuleChange(enabled, template, library_id, template_id, fields)
+    current = shop_of(settings, shop_id, catalog)
     try:
-        shop = parse_shop_rules(document, catalog, f"shop {shop_id}")
+        shop = asyncio.run(_switch_and_save(settings, current, catalog, scene, channel, change))
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
-    publish_shops(*settings_topic(settings), [shop])
+    except Refused as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
+    except CallFailed as exc:
+        raise fail(f"WeChat refused it ({exc.result.code}: {exc.result.reason})", ExitCode.FAILED) from None
     saved = shop.scenes[scene][channel].model_dump(mode="json", exclude_none=True)
     console.print(f"saved: shop {shop_id} {scene} {channel.value}", markup=False, highlight=False)
     console.print(_as_yaml(saved), markup=False, highlight=False)
+
+
+async def _switch_and_save(
+    settings: Settings,
+    shop: ShopRules,
+    catalog: Catalog,
+    scene: str,
+    channel: ChannelName,
+    change: RuleChange,
+) -> ShopRules:
+    """The same switch as the admin API's (a template added when needed), saved; the template
+    is deleted again when the save fails."""
+    timeout = aiohttp.ClientTimeout(total=settings.http_total_timeout, connect=settings.http_connect_timeout)
+    session = SharedSession(timeout)
+    try:
+        switched = await switch(
+            shop, catalog, scene, channel, change, wechat_accounts(settings, session).__getitem__
+        )
+        try:
+            action = f"settings set {scene}/{channel.value}"
+            await asyncio.to_thread(save, settings, [switched.shop], action)
+        except Exception:
+            if switched.undo is not None:
+                await switched.undo()
+            raise
+        if switched.added:
+            console.print(
+                f"added template {switched.added} to the shop's {channel.value} account", markup=False
+            )
+        return switched.shop
+    finally:
+        await session.close()
+
+
+@settings_app.command("history")
+def settings_history(
+    shop_id: Annotated[int, typer.Argument(help="shop id")], as_json: JsonOption = False
+) -> None:
+    """Every change of a shop's settings kept (a year), oldest first: when, who, what."""
+    settings = load_cli_settings()
+    topics = load_cli_topics(settings)
+    history = read_history(kafka(settings, topics.settings_history), topics.settings_history, shop_id, 60)
+    if as_json:
+        print_json([change.model_dump(mode="json") for change in history])
+        return
+    rows = table("time", "who", "action", "changes", title=f"shop {shop_id}: {len(history)} changes")
+    for change in history:
+        rows.add_row(
+            change.at.isoformat(timespec="seconds"),
+            change.who,
+            change.action,
+            escape("\n".join(change.changes)),
+        )
+    console.print(rows)
 
 
 def explain(

@@ -36,9 +36,9 @@ from streams.ops.cli_common import (
     print_json,
     table,
 )
-from streams.ops.cli_settings import catalog_of, settings_topic, shop_of
+from streams.ops.cli_settings import catalog_of, save, settings_topic, shop_of
 from streams.ops.reading import read_all
-from streams.ops.shop_store import publish_shops, read_shops
+from streams.ops.shop_store import read_shops
 from streams.runtime.clients import idempotent_producer
 from streams.settings import Settings
 
@@ -167,7 +167,10 @@ def _review_client(settings: Settings) -> AliyunSmsReview:
 
 
 def _change(
-    shop_id: int, change: Callable[[Settings, ShopRules, Catalog], Coroutine[Any, Any, ShopRules]], done: str
+    shop_id: int,
+    change: Callable[[Settings, ShopRules, Catalog], Coroutine[Any, Any, ShopRules]],
+    action: str,
+    done: str = "",
 ) -> ShopRules:
     """Read the shop's settings, change them, save them; every refusal is one line."""
     settings = load_cli_settings()
@@ -183,14 +186,10 @@ def _change(
     except ReviewCallFailed as exc:
         raise fail(f"Aliyun: {exc.result.code}: {exc.result.reason}", ExitCode.FAILED) from None
     if changed != shop:
-        publish_shops(*settings_topic(settings), [changed])
+        save(settings, [changed], action)
     if done:
         console.print(done, markup=False)
     return changed
-
-
-async def _same(_: Settings, shop: ShopRules, __: Catalog) -> ShopRules:
-    return shop
 
 
 @signatures_app.command("apply")
@@ -201,7 +200,12 @@ def signature_apply(shop_id: ShopArgument, name: NameArgument) -> None:
         others = read_shops(*settings_topic(settings), catalog).values()
         return sms_reviews.apply(shop, name, others, datetime.now(UTC))
 
-    _change(shop_id, change, f"shop {shop_id} applied for signature {name}: the platform reviews it next")
+    _change(
+        shop_id,
+        change,
+        f"sms signatures apply {name}",
+        f"shop {shop_id} applied for signature {name}: the platform reviews it next",
+    )
 
 
 @signatures_app.command("review")
@@ -220,7 +224,9 @@ def signature_review(
         return review_signature(shop, name, False, reason, now)
 
     outcome = "submitted to Aliyun for its review" if approve else "rejected"
-    _change(shop_id, change, f"signature {name} of shop {shop_id}: {outcome}")
+    _change(
+        shop_id, change, f"sms signatures review {name}", f"signature {name} of shop {shop_id}: {outcome}"
+    )
 
 
 @signatures_app.command("activate")
@@ -230,7 +236,12 @@ def signature_activate(shop_id: ShopArgument, name: NameArgument) -> None:
     async def change(_: Settings, shop: ShopRules, __: Catalog) -> ShopRules:
         return activate_signature(shop, name)
 
-    _change(shop_id, change, f"shop {shop_id} now sends its SMS signed 【{name}】")
+    _change(
+        shop_id,
+        change,
+        f"sms signatures activate {name}",
+        f"shop {shop_id} now sends its SMS signed 【{name}】",
+    )
 
 
 def _refresh(shop_id: int) -> ShopRules:
@@ -241,7 +252,7 @@ def _refresh(shop_id: int) -> ShopRules:
             return shop
         return await sms_reviews.refresh(shop, _review_client(settings), datetime.now(UTC))
 
-    return _change(shop_id, change, "")
+    return _change(shop_id, change, "follow Aliyun's reviews")
 
 
 @signatures_app.command("list")
@@ -279,7 +290,12 @@ def template_submit(
             raise ConfigError("the template", problems(exc)) from None
         return await sms_reviews.submit_template(shop, catalog, draft, _review_client(settings))
 
-    changed = _change(shop_id, change, f"template {name} submitted to Aliyun: it is sent once approved")
+    changed = _change(
+        shop_id,
+        change,
+        f"sms templates submit {name}",
+        f"template {name} submitted to Aliyun: it is sent once approved",
+    )
     console.print(f"its code: {changed.sms_templates[-1].template_code}", markup=False)
 
 

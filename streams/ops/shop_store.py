@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from streams.core.catalog import Catalog, load_catalog
+from streams.core.settings_history import SettingsChange, history_record, parse_history, settings_change
 from streams.core.shop_checks import load_shop_files
 from streams.core.shop_records import ShopTable, settings_record
 from streams.core.shops import ShopRules
@@ -23,6 +24,29 @@ def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) ->
         producer.produce(topic, key=key, value=value)
     if producer.flush(30):
         raise RuntimeError("the settings were not acknowledged by Kafka")
+
+
+def save_shops(
+    bootstrap_servers: str, topics: Topics, shops: list[ShopRules], who: str, action: str, catalog: Catalog
+) -> None:
+    """Save shops' rules (already validated) with a record of each change in the settings history."""
+    before = read_shops(bootstrap_servers, topics.settings, catalog)
+    now = datetime.now(UTC)
+    changes = [settings_change(before.get(shop.shop_id), shop, who, action, now) for shop in shops]
+    producer = idempotent_producer(bootstrap_servers)
+    for shop, change in zip(shops, changes, strict=True):
+        key, value = settings_record(shop)
+        producer.produce(topics.settings, key=key, value=value)
+        key, value = history_record(change)
+        producer.produce(topics.settings_history, key=key, value=value)
+    if producer.flush(30):
+        raise RuntimeError("the settings were not acknowledged by Kafka")
+
+
+def read_history(bootstrap_servers: str, topic: str, shop_id: int, timeout: float) -> list[SettingsChange]:
+    """Every change of a shop's settings the history topic still holds, oldest first."""
+    found = (parse_history(r.key, r.value, shop_id) for r in read_all(bootstrap_servers, topic, timeout))
+    return sorted((change for change in found if change is not None), key=lambda change: change.at)
 
 
 def read_shops(bootstrap_servers: str, topic: str, catalog: Catalog) -> dict[int, ShopRules]:

@@ -142,20 +142,6 @@ def test_custom_template_contents_are_checked(
     ), problems_of(shop, catalog)
 
 
-def test_an_official_account_holds_at_most_25_templates(catalog: Catalog) -> None:
-    coupon = catalog.scenes["buyer_coupon_issued"]
-    many = Catalog(scenes={f"notice_{n}": coupon for n in range(26)})
-    shop = {
-        "shop_id": 1001,
-        "name": "t",
-        "wechat_oa": {"appid": "wx5f2a9c1d8e7b6a01"},
-        "scenes": {
-            f"notice_{n}": {"wechat_oa": {"enabled": True, "template_id": f"T{n}"}} for n in range(26)
-        },
-    }
-    assert problems_of(shop, many) == ["wechat_oa: 26 templates in use, an Official Account holds at most 25"]
-
-
 def test_custom_contents_are_what_gets_sent(catalog: Catalog) -> None:
     fields = {**PAID_FIELDS, "thing3": "您购买的{goods_name}"}
     shop = parse_shop_rules(

@@ -10,9 +10,10 @@ import pytest
 from pydantic import SecretStr
 
 from channels.base import ErrorClass, SendResult
-from streams.api.context import changes, wechat_refusal
+from streams.api.context import wechat_refusal
 from streams.core.errors import ConfigError
 from streams.core.failures import Failure, Stage
+from streams.core.settings_history import differences as changes
 from streams.core.source import SourceRecord
 from streams.core.tokens import PLATFORM, Tokens, hash_token
 from streams.ops.cli_publish import event_values

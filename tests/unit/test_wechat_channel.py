@@ -158,9 +158,9 @@ async def test_a_token_that_stays_invalid_is_not_retried_forever(sandbox: Sandbo
 
 
 async def test_an_unknown_code_is_transient_and_flagged(sandbox: Sandbox) -> None:
-    sandbox.state.add_fault(Fault(target="/cgi-bin/message/template/send", errcode=48001))
+    sandbox.state.add_fault(Fault(target="/cgi-bin/message/template/send", errcode=48099))
     result = await WeChatOaChannel(sandbox.wechat_api()).send(delivery())
-    assert (result.error_class, result.code, result.unknown_code) == (ErrorClass.TRANSIENT, "48001", True)
+    assert (result.error_class, result.code, result.unknown_code) == (ErrorClass.TRANSIENT, "48099", True)
 
 
 async def test_a_connection_reset_is_transient(sandbox: Sandbox) -> None:
