@@ -113,7 +113,10 @@ async def switch_scene(request: web.Request, context: ApiContext, shop: ShopRule
     :class:`SwitchRequest`). A WeChat scene turned on without a template of the account gets one
     added (:mod:`streams.ops.scene_switch`), and it is deleted again if the save fails."""
     scene_id, action = request.match_info["scene"], request.match_info["action"]
-    channel = ChannelName(request.match_info["channel"])
+    name = request.match_info["channel"]
+    if name not in {channel.value for channel in ChannelName}:
+        return problem(422, f"scenes.{quote(scene_id)}.{quote(name)}: no such channel")
+    channel = ChannelName(name)
     body = SwitchRequest()
     if await request.read():
         parsed = await read_body(request, SwitchRequest)

@@ -17,8 +17,15 @@ from openapi_pydantic import (
 from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema_class
 from pydantic import BaseModel, RootModel
 
-from streams.api.bodies import PurchaseRequest, ReviewRequest, SignatureRequest, TemplateRequest
+from streams.api.bodies import (
+    PurchaseRequest,
+    ReviewRequest,
+    SignatureRequest,
+    SwitchRequest,
+    TemplateRequest,
+)
 from streams.core.catalog import Catalog
+from streams.core.settings_history import SettingsChange
 from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
 from streams.core.sms_quota import Balance, Purchase
 
@@ -29,6 +36,10 @@ class Problems(BaseModel):
 
 class Health(BaseModel):
     ready: bool
+
+
+class History(RootModel[list[SettingsChange]]):
+    pass
 
 
 class SmsTemplates(RootModel[list[SmsTemplate]]):
@@ -59,7 +70,10 @@ REFUSED = {
     "404": _problem("no such path, or the shop has no settings yet"),
 }
 WECHAT = {
-    "409": _problem("the Official Account holds 25 templates (WeChat 45026)"),
+    "409": _problem(
+        "the account holds 25 templates (WeChat 45026 / 200012), or is not set up as the manual says "
+        "(OA industry, MP service category)"
+    ),
     "502": _problem("WeChat did not answer usefully (busy, down); try again later"),
 }
 SAVED = {"200": Response(description="saved", content=_json_of(ShopRules))}
@@ -207,11 +221,20 @@ def openapi_document() -> OpenAPI:
                 )
             ),
             "/v1/shops/{shop_id}/settings": settings_path,
+            "/v1/shops/{shop_id}/settings/history": PathItem(
+                parameters=[SHOP_ID],
+                get=_operation(
+                    "Every change of the shop's settings kept (a year), oldest first: who, when, what",
+                    {**_answer("changes", History), **REFUSED},
+                ),
+            ),
             "/v1/shops/{shop_id}/scenes/{scene}/{channel}/enable": PathItem(
                 parameters=scene,
                 post=_operation(
-                    "Turn a scene on (an OA default template is added to the shop's OA)",
+                    "Turn a scene on; a WeChat scene without a template of the account gets one added "
+                    "(optional body: a custom template on a library template of the scene)",
                     {**SAVED, **REFUSED, **INVALID, **WECHAT},
+                    requestBody=RequestBody(content=_json_of(SwitchRequest), required=False),
                 ),
             ),
             "/v1/shops/{shop_id}/scenes/{scene}/{channel}/disable": PathItem(

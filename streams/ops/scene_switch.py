@@ -25,6 +25,7 @@ from channels.http import SharedSession
 from channels.wechat import WeChatApi
 from channels.wechat_templates import AccountTemplates, MpTemplates, OaTemplates
 from streams.core.catalog import WECHAT, Catalog
+from streams.core.errors import ConfigError
 from streams.core.shop_checks import MAX_ACCOUNT_TEMPLATES, parse_shop_rules
 from streams.core.shops import ChannelRule, ShopRules
 from streams.core.sms_signatures import Refused
@@ -68,7 +69,8 @@ def changed_document(
     """The shop's settings with one rule changed (not validated yet)."""
     scene = catalog.scenes.get(scene_id)
     if scene is None or channel not in scene.channels:
-        raise Refused(f"scenes.{scene_id}.{channel.value}: no such scene, or channel not allowed for it")
+        where = f"scenes.{scene_id[:64]}.{channel.value}"
+        raise ConfigError(f"shop {shop.shop_id}", [f"{where}: no such scene, or channel not allowed for it"])
     document = shop.model_dump(mode="json")
     rule = document["scenes"].setdefault(scene_id, {}).setdefault(channel.value, {})
     updates = {

@@ -69,6 +69,7 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/healthz",
         "/v1/catalog",
         "/v1/shops/{shop_id}/settings",
+        "/v1/shops/{shop_id}/settings/history",
         "/v1/shops/{shop_id}/scenes/{scene}/{channel}/enable",
         "/v1/shops/{shop_id}/scenes/{scene}/{channel}/disable",
         "/v1/shops/{shop_id}/templates",
@@ -345,5 +346,5 @@ def test_deleting_a_template_the_account_does_not_hold_is_a_404_not_an_outage(ap
     status, answer = call(api, "DELETE", f"/v1/shops/{SHOP}/templates/no-such-template", SHOP_TOKEN)
     assert status == 404
     assert answer["problems"] == [
-        "WeChat refused it (40037: invalid template id): no such template on the shop's Official Account"
+        "WeChat refused it (40037: invalid template id): no such template on the shop's account"
     ]
