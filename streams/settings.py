@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="interface of the admin API (a warning when beyond loopback)"
     )
     api_port: int = Field(default=8790, ge=1, le=65535, description="port of the admin API")
+    recipient_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="the platform's secret for the keyed hash of each outcome's recipient (`history`); "
+        "without it outcomes carry no recipient and `history` finds nothing. Keep it: a new key starts "
+        "a new history",
+    )
     api_platform_token: SecretStr | None = Field(
         default=None,
         description="bearer token of the platform admin: `sha256:<hex>` (`mall-notify hash-token`) or plain",

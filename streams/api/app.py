@@ -39,6 +39,7 @@ from streams.api.context import (
     read_body,
     save,
 )
+from streams.api.history import ROUTES as HISTORY_ROUTES
 from streams.api.openapi import OPENAPI
 from streams.api.sms import ROUTES as SMS_ROUTES
 from streams.core.catalog import load_catalog
@@ -49,7 +50,7 @@ from streams.core.tokens import PLATFORM, Tokens
 from streams.core.topics import Topics
 from streams.logs import get_logger
 from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
-from streams.ops.shop_store import read_history
+from streams.ops.shop_store import read_settings_history
 from streams.runtime.follower import TableFollower
 from streams.runtime.publisher import Publisher
 from streams.runtime.supervisor import Supervisor
@@ -180,7 +181,7 @@ async def get_history(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     shop_id = int(request.match_info["shop_id"])
     history = await asyncio.to_thread(
-        read_history, context.bootstrap_servers, context.history_topic, shop_id, HISTORY_READ_SECONDS
+        read_settings_history, context.bootstrap_servers, context.history_topic, shop_id, HISTORY_READ_SECONDS
     )
     return web.json_response([change.model_dump(mode="json") for change in history])
 
@@ -219,6 +220,8 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         Supervisor(),
         topics.settings,
         topics.settings_history,
+        topics.outcomes,
+        settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None,
         Tokens.configured(settings.api_platform_token, settings.api_shop_tokens),
         wechat_accounts(settings, session),
         session.close,
@@ -258,6 +261,7 @@ def build_app(context: ApiContext) -> web.Application:
             web.get(f"/v1/shops/{SHOP_ID}/templates", list_templates),
             web.delete(f"/v1/shops/{SHOP_ID}/templates/{{template_id}}", delete_template),
             *SMS_ROUTES,
+            *HISTORY_ROUTES,
         ]
     )
     return app

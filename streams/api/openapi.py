@@ -25,6 +25,7 @@ from streams.api.bodies import (
     TemplateRequest,
 )
 from streams.core.catalog import Catalog
+from streams.core.history import HistoryLine
 from streams.core.settings_history import SettingsChange
 from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
 from streams.core.sms_quota import Balance, Purchase
@@ -39,6 +40,10 @@ class Health(BaseModel):
 
 
 class History(RootModel[list[SettingsChange]]):
+    pass
+
+
+class RecipientHistory(RootModel[list[HistoryLine]]):
     pass
 
 
@@ -102,6 +107,44 @@ def _answer(description: str, model: type[BaseModel]) -> dict[str, Response]:
 
 def _created(description: str, model: type[BaseModel]) -> dict[str, Response]:
     return {"201": Response(description=description, content=_json_of(model))}
+
+
+def _query(name: str, description: str) -> Parameter:
+    return Parameter.model_validate(
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": description,
+        }
+    )
+
+
+RECIPIENT = [
+    _query("phone", "the person's phone number (or openid)"),
+    _query("openid", "the person's WeChat openid (or phone)"),
+    _query("since", "2h, 7d, or an ISO time"),
+]
+
+
+def history_paths() -> dict[str, PathItem]:
+    answers = {
+        **_answer("what was sent to the person, newest first, with receipts", RecipientHistory),
+        **REFUSED,
+        "422": _problem("neither or both of phone and openid, or a bad since"),
+        "503": _problem("no recipient key is configured"),
+    }
+    return {
+        "/v1/history": PathItem(
+            parameters=[*RECIPIENT, _query("shop", "only this shop")],
+            get=_operation("What was sent to one person across shops (platform token)", answers),
+        ),
+        "/v1/shops/{shop_id}/history": PathItem(
+            parameters=[SHOP_ID, *RECIPIENT],
+            get=_operation("What the shop sent to one person", answers),
+        ),
+    }
 
 
 def sms_paths() -> dict[str, PathItem]:
@@ -256,6 +299,7 @@ def openapi_document() -> OpenAPI:
                 ),
             ),
             **sms_paths(),
+            **history_paths(),
         },
     )
     return construct_open_api_with_schema_class(document)

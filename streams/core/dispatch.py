@@ -12,6 +12,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from channels.base import Delivery
+from streams.core.recipients import Recipient
 from streams.core.source import SourceRecord
 
 
@@ -31,6 +32,8 @@ class Dispatch:
     """the event's own time (end-to-end latency is measured from it)"""
     sms_segments: int = 0
     """SMS: the segments Aliyun bills for it (what it costs the shop's balance)"""
+    recipient: Recipient | None = None
+    """the recipient's keyed hash and masked form, for the outcomes (see :mod:`streams.core.recipients`)"""
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

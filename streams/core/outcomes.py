@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from channels.base import ChannelName, ErrorClass, SendResult
 from streams.core.dispatch import Dispatch
 from streams.core.failures import Failure
+from streams.core.recipients import Recipient
 from streams.core.source import SourceRecord
 
 
@@ -28,7 +29,14 @@ class Status(StrEnum):
     DELIVERED = "delivered"
     SKIPPED = "skipped"
     DEAD_LETTERED = "dead_lettered"
+    REACHED = "reached"
+    """a receipt: the provider says the message reached the person (a second record, after delivered)"""
+    NOT_REACHED = "not_reached"
+    """a receipt: the provider says it did not (blocked, switched off, ...), with its reason"""
 
+
+FINAL_STATUSES = (Status.DELIVERED, Status.SKIPPED, Status.DEAD_LETTERED)
+"""what every consumed event ends as; receipts come on top of ``delivered``"""
 
 DUPLICATE_EVENT = "duplicate_event"
 
@@ -50,6 +58,10 @@ class Outcome(BaseModel):
     attempts: int = 1
     replayed: bool = False
     at: datetime
+    recipient: Recipient | None = None
+    """who it went to: the keyed hash of the address and its masked form, never the address"""
+    provider_message_id: str | None = None
+    """WeChat's msgid, Aliyun's BizId: what the provider's receipt names"""
 
     def key(self) -> bytes:
         """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
@@ -71,6 +83,7 @@ def _about(dispatch: Dispatch) -> dict[str, Any]:
         "channel": dispatch.delivery.channel,
         "source": dispatch.source,
         "fanout": dispatch.fanout,
+        "recipient": dispatch.recipient,
     }
 
 
@@ -83,6 +96,7 @@ def delivery_outcome(
         reason=result.reason,
         error_class=result.error_class,
         provider_code=result.code,
+        provider_message_id=result.provider_message_id,
         attempts=attempts,
         replayed=replayed,
         at=at,
@@ -124,7 +138,9 @@ def event_outcome(
 
 
 def settled(outcomes: list[Outcome]) -> bool:
-    """An event is settled by one event-level outcome, or by a final outcome for each of its deliveries."""
+    """An event is settled by one event-level outcome, or by a final outcome for each of its
+    deliveries (receipts, which come later, do not count)."""
+    outcomes = [outcome for outcome in outcomes if outcome.status in FINAL_STATUSES]
     if any(outcome.delivery_id is None for outcome in outcomes):
         return True
     return bool(outcomes) and len({o.delivery_id for o in outcomes}) >= outcomes[0].fanout

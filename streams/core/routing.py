@@ -18,6 +18,7 @@ from streams.core.catalog import Catalog, ValueFormat, when_text
 from streams.core.dispatch import Dispatch
 from streams.core.errors import MissingVariable
 from streams.core.events import Event
+from streams.core.recipients import Recipient, recipient
 from streams.core.render_plan import ChannelPlan, Path, ScenePlan, ShopPlan, Skip
 from streams.core.rendering import fill, format_value
 from streams.core.sms_quota import segments
@@ -55,7 +56,9 @@ def value_at(node: object, path: Path) -> object | None:
 class Router:
     """Routes events with the catalog's triggers and the shops' compiled plans."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, recipient_key: bytes | None = None) -> None:
+        self._recipient_key = recipient_key
+        """the platform's key for the recipients' keyed hashes (none: outcomes name no recipient)"""
         self._triggers = frozenset(scene.trigger for scene in catalog.scenes.values())
         self.code_scenes = frozenset(
             scene_id for scene_id, scene in catalog.scenes.items() if scene.kind == "verification_code"
@@ -108,10 +111,14 @@ class Router:
                 created_at=now,
                 event_time=event.time,
                 sms_segments=segments(fill(step.billed, fields)) if step.billed is not None else 0,
+                recipient=self._recipient(step.channel, recipient),
             )
             for scene, step, recipient, fields, link in planned
         ]
         return Routing(dispatches, skips)
+
+    def _recipient(self, channel: ChannelName, address: str) -> Recipient | None:
+        return recipient(self._recipient_key, channel, address) if self._recipient_key else None
 
 
 def _condition(scene: ScenePlan) -> str:

@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from streams.core.errors import ConfigError, TopicsError
-from streams.core.outcomes import Outcome, Status, settled
+from streams.core.outcomes import FINAL_STATUSES, Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
 from streams.devtools.demo_sms import buy_package, new_signature, sms_balance
@@ -269,7 +269,7 @@ def _print_summary(
     """Counts of this run's outcomes, and the first OA and SMS request of this run (masked)."""
     outcomes = [outcome for event_outcomes in grouped.values() for outcome in event_outcomes]
     counts = Counter(outcome.status.value for outcome in outcomes)
-    console.print("outcomes: " + ", ".join(f"{status} {counts[status.value]}" for status in Status))
+    console.print("outcomes: " + ", ".join(f"{status} {counts[status.value]}" for status in FINAL_STATUSES))
     console.print(
         f"dead letters are in [bold]{topics.dead_letter}[/], outcomes in [bold]{topics.outcomes}[/]"
     )

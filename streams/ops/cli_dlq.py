@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from channels.base import ChannelName
 from streams.core.failures import Stage, header_map
+from streams.core.moments import parse_moment
 from streams.core.topics import Topics
 from streams.ops.cli_common import (
     ExitCode,
@@ -38,23 +39,17 @@ from streams.ops.dlq import (
 from streams.ops.stats import read_accounting
 
 dlq_app = typer.Typer(help="Read and replay the dead-letter topic.", no_args_is_help=True)
-_AGO = re.compile(r"^(\d+)([smhd])$")
 _AT = re.compile(r"\d+@\d+")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_when(text: str | None) -> datetime | None:
     """``2h``, ``30m``, ``7d`` ago, or an ISO 8601 time (UTC when it has no zone)."""
     if text is None:
         return None
-    match = _AGO.match(text)
-    if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match[2]]: int(match[1])})
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is neither like 2h / 30m / 7d nor an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 Since = Annotated[str | None, typer.Option(help="failed at or after: 2h, 30m, 7d, or ISO time")]

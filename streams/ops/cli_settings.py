@@ -38,7 +38,7 @@ from streams.ops.cli_common import (
     table,
 )
 from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
-from streams.ops.shop_store import read_history, read_shops, save_shops
+from streams.ops.shop_store import read_settings_history, read_shops, save_shops
 from streams.settings import Settings
 
 settings_app = typer.Typer(
@@ -210,7 +210,9 @@ def settings_history(
     """Every change of a shop's settings kept (a year), oldest first: when, who, what."""
     settings = load_cli_settings()
     topics = load_cli_topics(settings)
-    history = read_history(kafka(settings, topics.settings_history), topics.settings_history, shop_id, 60)
+    history = read_settings_history(
+        kafka(settings, topics.settings_history), topics.settings_history, shop_id, 60
+    )
     if as_json:
         print_json([change.model_dump(mode="json") for change in history])
         return

@@ -43,7 +43,9 @@ def save_shops(
         raise RuntimeError("the settings were not acknowledged by Kafka")
 
 
-def read_history(bootstrap_servers: str, topic: str, shop_id: int, timeout: float) -> list[SettingsChange]:
+def read_settings_history(
+    bootstrap_servers: str, topic: str, shop_id: int, timeout: float
+) -> list[SettingsChange]:
     """Every change of a shop's settings the history topic still holds, oldest first."""
     found = (parse_history(r.key, r.value, shop_id) for r in read_all(bootstrap_servers, topic, timeout))
     return sorted((change for change in found if change is not None), key=lambda change: change.at)

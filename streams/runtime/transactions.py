@@ -73,10 +73,6 @@ class Committing(Protocol):
         """The group refused the metadata (a new generation): the lane reads it again."""
         ...
 
-    def owns(self, partition: tuple[str, int]) -> bool:
-        """Whether the lane still owns the partition (assigned or being restored)."""
-        ...
-
 
 @dataclass(eq=False)
 class Handed:
@@ -302,7 +298,7 @@ class Transactions:
         REPEATS.warning("transaction failed, trying again", error=error.name(), detail=error.str())
         again = [retried for handed in self._open for retried in self._again(handed)]
         self._open = []
-        self._waiting = _still_owned(again + self._waiting)
+        self._waiting = again + self._waiting
         self._backlog = sum(len(handed.writes) for handed in self._waiting)  # replacements may differ
         if error.fatal() or not await self._abort() or not self._began():
             await self._close()
@@ -360,16 +356,3 @@ _GENERATION_ERRORS = frozenset(
         KafkaError.FENCED_INSTANCE_ID,
     }
 )
-
-
-def _still_owned(handed: list[Handed]) -> list[Handed]:
-    """What is handed again after an abort, without the records of partitions lost meanwhile: their
-    new owner reads them again from the last commit, and writing them here as well would make a
-    second writer of the partition's state."""
-    kept = [h for h in handed if h.lane.owns((h.record.topic, h.record.partition))]
-    if len(kept) < len(handed):
-        log.info(
-            "writes of lost partitions dropped after an abort",
-            extra=fields(records=len(handed) - len(kept)),
-        )
-    return kept

@@ -124,7 +124,8 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     parts = _Parts(settings, topics, transactions, quota)
     lanes: list[Lane] = []
     if settings.runs("router"):
-        lanes.append(parts.router(Router(catalog), plans, follower.loaded))
+        key = settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None
+        lanes.append(parts.router(Router(catalog, key), plans, follower.loaded))
     lanes += [
         parts.sender(name, channel)
         for name, channel in channels.by_name.items()

@@ -35,6 +35,7 @@ SETTLE_SECONDS = 60.0
 
 
 PLATFORM_TOKEN = "platform-token-for-tests"
+RECIPIENT_KEY = "recipient-key-for-the-tests-0001"
 
 
 @dataclass
@@ -145,6 +146,7 @@ def pipeline(
         "MALL_NOTIFY_CONFIG_DIR": str(config),
         "MALL_NOTIFY_KAFKA_SESSION_TIMEOUT": "6",
         "MALL_NOTIFY_API_PLATFORM_TOKEN": PLATFORM_TOKEN,  # the worker's shop pages want it
+        "MALL_NOTIFY_RECIPIENT_KEY": RECIPIENT_KEY,
     }
     with running_stack(log_dir, env) as (sandbox, worker):
         pipeline = Pipeline(

@@ -81,6 +81,8 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/sms/signatures/{name}/review",
         "/v1/shops/{shop_id}/sms/signatures/{name}/activate",
         "/v1/shops/{shop_id}/sms/templates",
+        "/v1/history",
+        "/v1/shops/{shop_id}/history",
     }
     assert "ShopRules" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["bearer"] == {

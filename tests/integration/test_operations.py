@@ -177,7 +177,7 @@ def test_saving_settings_before_the_topics_exist_is_refused_and_creates_nothing(
         pipeline, "settings", "load", "config/shops/demo.yaml", env={"MALL_NOTIFY_TOPIC_PREFIX": prefix}
     )
     assert result.returncode == 3
-    assert f"topic(s) {prefix}notify.settings do not exist" in result.stderr
+    assert f"topic(s) {prefix}notify.settings, {prefix}notify.settings.history do not exist" in result.stderr
     assert "run `mall-notify topics ensure` first" in result.stderr
     metadata = admin_client(pipeline.bootstrap).list_topics(timeout=10)
     assert not [name for name in metadata.topics if name.startswith(prefix)]

@@ -1,0 +1,75 @@
+"""``mall-notify history``: what was sent to one person (a phone number or an openid), from the
+outcomes topic, found by the recipient's keyed hash."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from streams.ops.cli_common import (
+    ExitCode,
+    JsonOption,
+    console,
+    fail,
+    kafka,
+    load_cli_settings,
+    load_cli_topics,
+    print_json,
+    table,
+)
+from streams.ops.cli_dlq import Since, parse_when
+from streams.ops.recipient_history import read_recipient_history, recipient_query
+from streams.settings import Settings
+
+
+def recipient_key(settings: Settings) -> bytes:
+    if settings.recipient_key is None:
+        raise fail(
+            "MALL_NOTIFY_RECIPIENT_KEY is not set: outcomes name recipients by a hash keyed with it, "
+            "so without it there is no history to search",
+            ExitCode.CONFIG,
+        )
+    return settings.recipient_key.get_secret_value().encode()
+
+
+def history_command(
+    phone: Annotated[str | None, typer.Option(help="the person's phone number")] = None,
+    openid: Annotated[str | None, typer.Option(help="the person's WeChat openid (OA or MP)")] = None,
+    shop: Annotated[int | None, typer.Option(help="only this shop")] = None,
+    since: Since = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What was sent to one person, newest first: time, shop, scene, channel, outcome, receipt."""
+    if (phone is None) == (openid is None):
+        raise fail("give one of --phone or --openid")
+    settings = load_cli_settings()
+    query = recipient_query(recipient_key(settings), phone, openid, shop, parse_when(since))
+    topic = load_cli_topics(settings).outcomes
+    lines = read_recipient_history(kafka(settings, topic), topic, query)
+    if as_json:
+        print_json([line.model_dump(mode="json") for line in lines])
+        return
+    rows = table(
+        "time",
+        "shop",
+        "scene",
+        "channel",
+        "to",
+        "outcome",
+        "receipt",
+        "reason",
+        title=f"{len(lines)} messages",
+    )
+    for line in lines:
+        rows.add_row(
+            line.at.isoformat(timespec="seconds"),
+            str(line.shop_id or ""),
+            line.scene or "",
+            line.channel or "",
+            line.recipient,
+            line.status.value,
+            line.receipt or "",
+            line.receipt_reason or line.reason or "",
+        )
+    console.print(rows)

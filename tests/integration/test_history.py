@@ -1,0 +1,89 @@
+"""What was sent to one person: across shops for the platform, one shop for its token, found by a
+keyed hash, so no outcome holds the phone number."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from streams.devtools.demo import source_of
+from streams.devtools.local_stack import Service, start_api
+from streams.ops.reading import end_offsets, read_until
+from tests.factories import ROOT, SAMPLE_EVENTS, event, to_bytes
+from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
+from tests.integration.test_admin_api import SHOP, SHOP_TOKEN, TOKENS, call, shop_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def api(pipeline: Pipeline) -> Iterator[Service]:
+    service = start_api(pipeline.log_dir, {**pipeline.worker_env, **TOKENS})
+    assert call(service, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())[0] == 200
+    yield service
+    service.stop()
+
+
+def paid_orders_to(pipeline: Pipeline, openid: str, shops: list[int]) -> set[str]:
+    """One paid order per shop by a buyer of this openid; the delivery ids of the buyer's OA messages."""
+    orders = [
+        event(
+            "payment.succeeded",
+            SAMPLE_EVENTS["payment.succeeded"]["data"] | {"buyer": {"user_id": "u-h", "oa_openid": openid}},
+            shop=shop,
+        )
+        for shop in shops
+    ]
+    published, outcomes = pipeline.run([to_bytes(order) for order in orders])
+    found = {
+        o.delivery_id
+        for p in published
+        for o in outcomes[source_of(p)]
+        if o.scene == "buyer_order_paid" and o.channel is not None and o.channel.value == "wechat_oa"
+    }
+    assert len(found) == len(shops)
+    return {d for d in found if d}
+
+
+def test_history_lists_exactly_one_persons_messages_across_shops(api: Service, pipeline: Pipeline) -> None:
+    openid, other = f"oHist{uuid.uuid4().hex[:23]}", f"oHist{uuid.uuid4().hex[:23]}"
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    mine = paid_orders_to(pipeline, openid, [9001, SHOP])
+    paid_orders_to(pipeline, other, [9001])
+    # every shop's, for the platform; the same through the command line
+    status, lines = call(api, "GET", f"/v1/history?openid={openid}", PLATFORM_TOKEN)
+    assert status == 200, lines
+    assert {line["delivery_id"] for line in lines} == mine
+    assert {(line["shop_id"], line["scene"], line["channel"], line["status"]) for line in lines} == {
+        (9001, "buyer_order_paid", "wechat_oa", "delivered"),
+        (SHOP, "buyer_order_paid", "wechat_oa", "delivered"),
+    }
+    assert {line["recipient"] for line in lines} == {f"{openid[:4]}***{openid[-4:]}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "history", "--openid", openid, "--json"],
+        cwd=ROOT,
+        env={**os.environ, **pipeline.worker_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {line["delivery_id"] for line in orjson.loads(result.stdout)} == mine
+    # a shop sees only its own, and not every shop's
+    status, own = call(api, "GET", f"/v1/shops/{SHOP}/history?openid={openid}", SHOP_TOKEN)
+    assert status == 200
+    assert [line["shop_id"] for line in own] == [SHOP]
+    assert call(api, "GET", f"/v1/history?openid={openid}", SHOP_TOKEN)[0] == 403
+    assert call(api, "GET", f"/v1/shops/9001/history?openid={openid}", SHOP_TOKEN)[0] == 403
+    assert call(api, "GET", f"/v1/history?phone=1&openid={openid}", PLATFORM_TOKEN)[0] == 422
+    # and the outcomes never say the openid
+    records = read_until(
+        pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= 6, SETTLE_SECONDS
+    )
+    assert all(openid.encode() not in (record.value or b"") for record in records)

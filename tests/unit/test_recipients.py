@@ -1,0 +1,79 @@
+"""Outcomes name their recipient by a keyed hash and a masked form, never by the address."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.base import ChannelName, SendResult
+from streams.core.catalog import Catalog
+from streams.core.dispatch import parse_dispatch
+from streams.core.events import parse_event
+from streams.core.recipients import mask_address, recipient, recipient_hash
+from streams.core.render_plan import compile_shop
+from streams.core.routing import Router
+from streams.core.source import SourceRecord
+from streams.core.topics import Topics
+from streams.ops.shop_store import load_config_shops
+from streams.runtime.sender import SenderStage
+from streams.settings import PROJECT_ROOT
+from tests.factories import BUYER, BUYER_OPENID, SAMPLE_EVENTS, to_bytes
+from tests.unit.test_stages import NOW, ScriptedChannel, on, owning, record
+
+KEY = b"platform-recipient-key-0001"
+
+
+@pytest.mark.parametrize(
+    "spelling", ["13912345678", "+86 139 1234 5678", "86-139-1234-5678", " 139-1234-5678 "]
+)
+def test_every_spelling_of_a_phone_number_has_one_hash(spelling: str) -> None:
+    assert recipient_hash(KEY, "phone", spelling) == recipient_hash(KEY, "phone", "13912345678")
+    assert mask_address("phone", spelling) == "139****5678"
+
+
+def test_the_hash_depends_on_the_key_and_the_kind() -> None:
+    assert recipient_hash(KEY, "phone", "13912345678") != recipient_hash(
+        b"another-key-000000", "phone", "13912345678"
+    )
+    assert recipient_hash(KEY, "openid", "13912345678") != recipient_hash(KEY, "phone", "13912345678")
+    assert (
+        recipient(KEY, ChannelName.WECHAT_OA, BUYER_OPENID).masked
+        == f"{BUYER_OPENID[:4]}***{BUYER_OPENID[-4:]}"
+    )
+
+
+async def test_an_outcome_carries_the_hash_and_the_masked_form_not_the_address(
+    catalog: Catalog, topics: Topics
+) -> None:
+    shop = load_config_shops(PROJECT_ROOT / "config")[0]
+    event = parse_event(to_bytes(SAMPLE_EVENTS["payment.succeeded"]))
+    routing = Router(catalog, KEY).route(
+        event, compile_shop(shop, catalog), SourceRecord("mall.payments", 0, 1), NOW
+    )
+    oa = next(
+        d
+        for d in routing.dispatches
+        if d.delivery.channel is ChannelName.WECHAT_OA and d.scene == "buyer_order_paid"
+    )
+    assert oa.recipient == recipient(KEY, ChannelName.WECHAT_OA, BUYER["oa_openid"])
+    stage = SenderStage(
+        topics,
+        ScriptedChannel(SendResult.delivered("2000000001")),
+        owning(topics, [topics.send_topic(ChannelName.WECHAT_OA)]),
+        clock=lambda: NOW,
+    )
+    writes = await stage.handle(record(oa.to_json(), topic=topics.send_topic(ChannelName.WECHAT_OA)))
+    [outcome] = on(writes, topics.outcomes)
+    assert BUYER["oa_openid"].encode() not in (outcome.value or b"")
+    assert oa.recipient is not None
+    assert oa.recipient.hash.encode() in (outcome.value or b"")
+    assert b'"provider_message_id":"2000000001"' in (outcome.value or b"")
+    assert parse_dispatch(oa.to_json()).recipient == oa.recipient
+
+
+def test_without_a_key_no_recipient_is_named(catalog: Catalog) -> None:
+    shop = load_config_shops(PROJECT_ROOT / "config")[0]
+    event = parse_event(to_bytes(SAMPLE_EVENTS["payment.succeeded"]))
+    routing = Router(catalog).route(
+        event, compile_shop(shop, catalog), SourceRecord("mall.payments", 0, 1), NOW
+    )
+    assert {d.recipient for d in routing.dispatches} == {None}
