@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import aiohttp
@@ -22,7 +23,7 @@ from darabonba.exceptions import RetryError
 from darabonba.runtime import RuntimeOptions
 from pydantic import SecretStr
 
-from channels.base import ChannelName, Delivery, ErrorClass, SendResult
+from channels.base import ChannelName, Delivery, ErrorClass, PushedReceipt, SendResult
 from channels.limits import AccountLimiter, Limits
 
 T, P = ErrorClass.TRANSIENT, ErrorClass.PERMANENT
@@ -209,3 +210,36 @@ class AliyunSmsReview:
             error_class = known[0] if known else P
             raise ReviewCallFailed(SendResult.failed(error_class, str(body.code), str(body.message)))
         return body
+
+
+CHINA = timezone(timedelta(hours=8))
+
+
+class ReportRefused(Exception):
+    """A body that is not Aliyun's SmsReport (a JSON array of reports)."""
+
+
+def parse_reports(body: bytes) -> list[PushedReceipt]:
+    """Aliyun's SmsReport push (HTTP batch mode): a JSON array, one report per SMS with
+    ``biz_id``, ``out_id`` (our delivery id), ``success``, ``err_code``, ``err_msg`` and
+    ``report_time`` (Beijing time). The phone number in it is not kept."""
+    try:
+        reports = orjson.loads(body)
+        if not isinstance(reports, list):
+            raise ValueError("not a JSON array")
+        return [_report(report) for report in reports]
+    except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ReportRefused(f"not Aliyun's SmsReport ({exc})") from None
+
+
+def _report(report: dict[str, Any]) -> PushedReceipt:
+    reported = datetime.strptime(str(report["report_time"]), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+    return PushedReceipt(
+        channel=ChannelName.ALIYUN_SMS,
+        message_id=str(report["biz_id"]),
+        reached=report["success"] is True,
+        code=str(report.get("err_code") or ""),
+        reason=str(report.get("err_msg") or ""),
+        at=reported.timestamp(),
+        delivery_id=str(report["out_id"]) if report.get("out_id") else None,
+    )

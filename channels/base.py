@@ -79,3 +79,21 @@ class Channel(Protocol):
     name: ChannelName
 
     async def send(self, delivery: Delivery) -> SendResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PushedReceipt:
+    """What a provider pushed about one message it had accepted: did it reach the person?"""
+
+    channel: ChannelName
+    message_id: str
+    """WeChat's msgid, Aliyun's BizId: what the send call returned"""
+    reached: bool
+    code: str
+    """the provider's status or error code (success, failed:user block, 43101, DELIVERED, MK:0001...)"""
+    reason: str
+    """what it means, for a person"""
+    at: float
+    """when the provider says it happened, seconds since the epoch"""
+    delivery_id: str | None = None
+    """when the provider echoes it (Aliyun's OutId)"""

@@ -116,8 +116,15 @@ def sandbox(
             help='a fault as JSON (repeatable), e.g. {"target": "SendSms", "http_status": 503, "rate": 0.1}'
         ),
     ] = None,
+    receipts_url: Annotated[
+        str | None,
+        typer.Option(
+            help="push receipts here, as the providers do (the receipts endpoint, http://host:port)"
+        ),
+    ] = None,
 ) -> None:
-    """Run the provider sandbox (WeChat and Aliyun SMS wire formats, fault injection, inspection)."""
+    """Run the provider sandbox (WeChat and Aliyun SMS wire formats, receipts, fault injection,
+    inspection)."""
     from aiohttp import web
     from pydantic import ValidationError
 
@@ -136,6 +143,7 @@ def sandbox(
         raise fail(f"--seed {exc}", ExitCode.CONFIG) from None
     except ValidationError as exc:
         raise fail(f"--seed {seed_file}: {describe(exc)}", ExitCode.CONFIG) from None
+    state.receipts_url = receipts_url.rstrip("/") if receipts_url else None
     try:
         web.run_app(
             build_app(state, faults),
@@ -184,6 +192,23 @@ def api() -> None:
     except OSError as exc:
         raise fail(
             f"the admin API cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror or exc}"
+        ) from None
+
+
+@app.command()
+def receipts() -> None:
+    """Run the receipts endpoint, where WeChat and Aliyun push what became of the messages they
+    accepted (on MALL_NOTIFY_RECEIPTS_PORT); the receipts lane of the workers pairs them."""
+    from streams.api.receipts import build_receipts_app, serve_receipts
+
+    settings = load_cli_settings()
+    topics = load_cli_topics(settings)
+    try:
+        serve_receipts(build_receipts_app(settings, topics.receipts), settings)
+    except OSError as exc:
+        raise fail(
+            f"the receipts endpoint cannot listen on {settings.api_host}:{settings.receipts_port}: "
+            f"{exc.strerror or exc}"
         ) from None
 
 

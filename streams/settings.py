@@ -61,6 +61,27 @@ class Settings(BaseSettings):
     kafka_session_timeout: float = Field(
         default=30.0, ge=6, le=300, description="seconds before a silent worker's partitions go to another"
     )
+    receipt_ttl_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="how long the receipts lane waits for a delivery's receipt (or a receipt's delivery)",
+    )
+    receipts_port: int = Field(default=8791, ge=1, le=65535, description="port of the receipts endpoint")
+    wechat_push_token: SecretStr | None = Field(
+        default=None,
+        min_length=3,
+        description="the Token of the WeChat accounts' server URL (消息推送): pushes are checked with it",
+    )
+    wechat_aes_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='JSON {"<appid>": "<EncodingAESKey>"}: accounts that push in safe mode (encrypted)',
+    )
+    aliyun_report_secret: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="the secret path part of the SmsReport URL configured at Aliyun: "
+        "http(s)://<host>/receipts/aliyun/<secret> (Aliyun does not sign its pushes)",
+    )
     ledger_ttl_hours: float = Field(
         default=336, gt=0, description="how long a delivered id is never sent again (keep outcomes that long)"
     )
@@ -74,9 +95,9 @@ class Settings(BaseSettings):
     )
     lanes: str = Field(
         default="all",
-        pattern=r"^(all|(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms|codes))(,(router|retry|send\.(wechat_oa|wechat_mp|aliyun_sms|codes)))*)$",
+        pattern=r"^(all|(router|retry|receipts|send\.(wechat_oa|wechat_mp|aliyun_sms|codes))(,(router|retry|receipts|send\.(wechat_oa|wechat_mp|aliyun_sms|codes)))*)$",
         description="the lanes this worker runs: all, or a comma list of router, send.<channel>, "
-        "send.codes, retry",
+        "send.codes, retry, receipts",
     )
     code_validity_seconds: float = Field(
         default=300.0,

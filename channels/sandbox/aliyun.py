@@ -19,6 +19,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
+from channels.sandbox.pushes import queue_sms
 from channels.sandbox.state import AliyunState, SeedSign, SeedSmsTemplate, State
 from channels.sandbox.wechat import STATE_KEY
 
@@ -246,6 +247,7 @@ async def rpc(request: web.Request) -> web.Response:
         state.messages.append(
             {"channel": "aliyun_sms", "biz_id": answer["BizId"], "query": dict(request.query)}
         )
+        queue_sms(state, dict(request.query), answer["BizId"])
     return _answer(answer)
 
 

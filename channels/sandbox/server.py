@@ -13,6 +13,7 @@ Inspection and control live under ``/__sandbox__/``:
 - ``POST wechat/subscriptions`` grant an MP user subscriptions ``{appid, openid, template_id, count}``
 - ``POST aliyun/{signs|templates}/{name}?status=approved|rejected|reviewing`` Aliyun's review
 - ``POST reset`` back to the seed
+- ``GET pushed``: the receipts pushed to ``--receipts-url`` (see :mod:`channels.sandbox.pushes`)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from channels.sandbox import aliyun, wechat
+from channels.sandbox.pushes import pushing
 from channels.sandbox.state import Fault, State, masked
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -151,9 +153,15 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+async def list_pushed(request: web.Request) -> web.Response:
+    """The receipts pushed so far, with the answer each got."""
+    return web.json_response(request.app[wechat.STATE_KEY].pushed)
+
+
 def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
     app = web.Application(middlewares=[inject_faults])
     app[wechat.STATE_KEY] = state
+    app.cleanup_ctx.append(lambda app: pushing(app, state))
     for fault in faults:
         state.add_fault(fault)
     app.add_routes(wechat.routes())
@@ -171,6 +179,7 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
             web.post(f"{INSPECT}/wechat/subscriptions", grant_subscription),
             web.post(f"{INSPECT}/aliyun/{{kind}}/{{name}}", aliyun.set_status),
             web.post(f"{INSPECT}/reset", reset),
+            web.get(f"{INSPECT}/pushed", list_pushed),
         ]
     )
     return app

@@ -114,7 +114,21 @@ class AliyunSeed(Frozen):
     review: Review = Review()
 
 
+class ReceiptSeed(Frozen):
+    """What the sandbox, as WeChat and Aliyun, knows of the receipts endpoint it pushes to (the
+    URL itself is the sandbox's ``--receipts-url``)."""
+
+    wechat_token: str = "sandbox-push-token"
+    aes_keys: dict[str, str] = Field(default_factory=dict, description="appid -> EncodingAESKey (safe mode)")
+    aliyun_secret: str = "sandbox-report-secret-0001"
+    delay_seconds: float = Field(default=0.5, ge=0)
+    loss_rate: float = Field(default=0.0, ge=0, le=1)
+    blocked_openids: list[str] = Field(default_factory=list, description="users who blocked the account")
+    unreachable_phones: list[str] = Field(default_factory=list, description="phones switched off")
+
+
 class Seed(Frozen):
+    receipts: ReceiptSeed = ReceiptSeed()
     wechat_apps: list[SeedApp] = Field(default_factory=list)
     template_library: list[LibraryTemplate] = Field(default_factory=list)
     subscribe_library: list[SubscribeLibraryTemplate] = Field(default_factory=list)
@@ -173,6 +187,10 @@ class State:
     requests: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    receipts_url: str | None = None
+    """where receipts are pushed (None: nowhere)"""
+    pushes: deque[tuple[float, dict[str, Any]]] = field(default_factory=deque)
+    pushed: list[dict[str, Any]] = field(default_factory=list)
     _msgids: itertools.count[int] = field(default_factory=lambda: itertools.count(2_000_000_001))
 
     def __post_init__(self) -> None:

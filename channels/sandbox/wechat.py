@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from channels.sandbox.pushes import queue_wechat
 from channels.sandbox.state import SeedTemplate, State
 from channels.wechat_values import problem
 
@@ -98,6 +99,7 @@ def _template_refusal(
 def _accept(state: State, channel: str, appid: str, body: dict[str, Any]) -> web.Response:
     msgid = state.next_msgid()
     state.messages.append({"channel": channel, "appid": appid, "msgid": msgid, "body": body})
+    queue_wechat(state, channel, appid, body, msgid)
     return _ok(msgid=msgid)
 
 

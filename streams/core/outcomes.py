@@ -67,6 +67,8 @@ class Outcome(BaseModel):
         """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
         if self.reason == DUPLICATE_EVENT:
             return f"{self.delivery_id or self.event_id}@{self.source}".encode()
+        if self.status in (Status.REACHED, Status.NOT_REACHED):  # a receipt never replaces the outcome
+            return f"{self.delivery_id}#receipt".encode()
         return (self.delivery_id or self.event_id or str(self.source)).encode()
 
     def to_json(self) -> bytes:

@@ -66,6 +66,8 @@ class TopicsFile(Frozen):
     outcomes: TopicSpec
     settings: TopicSpec
     settings_history: TopicSpec
+    receipts: TopicSpec
+    """deliveries sent and the providers' receipts, paired by the receipts lane"""
     """who changed which shop's settings, when, and what"""
     sms_account: TopicSpec
     """SMS purchases and what each send partition's deliveries cost (compacted)"""
@@ -139,6 +141,10 @@ class Topics:
         return self.name(self.spec.settings.name)
 
     @property
+    def receipts(self) -> str:
+        return self.name(self.spec.receipts.name)
+
+    @property
     def settings_history(self) -> str:
         return self.name(self.spec.settings_history.name)
 
@@ -159,7 +165,7 @@ class Topics:
         ledger = self.spec.ledger
         specs += [
             TopicSpec(name=_ledger_name(source.name), partitions=source.partitions, config=ledger.config)
-            for source in [*self.spec.events, *senders]
+            for source in [*self.spec.events, *senders, self.spec.receipts]
         ]
         specs += [
             self.spec.dead_letter,
@@ -167,6 +173,7 @@ class Topics:
             self.spec.settings,
             self.spec.settings_history,
             self.spec.sms_account,
+            self.spec.receipts,
         ]
         defaults = self.spec.defaults
         return [

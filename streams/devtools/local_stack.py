@@ -22,12 +22,8 @@ import yaml
 from streams.settings import PROJECT_ROOT
 
 SANDBOX_SEED = PROJECT_ROOT / "config" / "sandbox.yaml"
-SANDBOX_SECRETS = json.dumps(
-    {
-        app["appid"]: app["secret"]
-        for app in yaml.safe_load(SANDBOX_SEED.read_text(encoding="utf-8"))["wechat_apps"]
-    }
-)
+_SEED = yaml.safe_load(SANDBOX_SEED.read_text(encoding="utf-8"))
+SANDBOX_SECRETS = json.dumps({app["appid"]: app["secret"] for app in _SEED["wechat_apps"]})
 """The sandbox's own (not real) secrets of its WeChat apps, as config/sandbox.yaml seeds them."""
 SANDBOX_ALIYUN_KEY = ("LTAI5tSandboxMallNotify01", "sandbox-aliyun-secret-0001")
 
@@ -42,7 +38,16 @@ def sandbox_channel_env(sandbox_url: str) -> dict[str, str]:
         "MALL_NOTIFY_ALIYUN_SMS_PROTOCOL": "http",
         "MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID": SANDBOX_ALIYUN_KEY[0],
         "MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET": SANDBOX_ALIYUN_KEY[1],
+        **SANDBOX_PUSH_ENV,
     }
+
+
+SANDBOX_PUSH_ENV = {
+    "MALL_NOTIFY_WECHAT_PUSH_TOKEN": _SEED["receipts"]["wechat_token"],
+    "MALL_NOTIFY_WECHAT_AES_KEYS": json.dumps(_SEED["receipts"]["aes_keys"]),
+    "MALL_NOTIFY_ALIYUN_REPORT_SECRET": _SEED["receipts"]["aliyun_secret"],
+}
+"""What the receipts endpoint must know to take the sandbox's pushes (config/sandbox.yaml)."""
 
 
 def config_with_tiers(target: Path, delays: tuple[int, ...]) -> Path:
@@ -114,10 +119,16 @@ def _spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Path, ur
     return Service(name, process, log_path, url)
 
 
-def start_sandbox(log_dir: Path, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> Service:
+def start_sandbox(
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    receipts_url: str | None = None,
+) -> Service:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = _spawn("sandbox", ["sandbox", "--port", str(port)], env or {}, log_dir, url)
+    pushing = ["--receipts-url", receipts_url] if receipts_url else []
+    service = _spawn("sandbox", ["sandbox", "--port", str(port), *pushing], env or {}, log_dir, url)
     _wait_or_stop(service, f"{url}/__sandbox__/health", timeout)
     return service
 
@@ -130,6 +141,16 @@ def start_worker(
     url = f"http://127.0.0.1:{port}"
     service = _spawn(name, ["worker"], {**env, "MALL_NOTIFY_WEB_PORT": str(port)}, log_dir, url)
     _wait_or_stop(service, f"{url}/readyz", timeout)
+    return service
+
+
+def start_receipts(log_dir: Path, env: Mapping[str, str], timeout: float = 30.0) -> Service:
+    """The receipts endpoint on its own port, taking the sandbox's pushes."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**SANDBOX_PUSH_ENV, **env, "MALL_NOTIFY_RECEIPTS_PORT": str(port)}
+    service = _spawn("receipts", ["receipts"], env, log_dir, url)
+    _wait_or_stop(service, f"{url}/healthz", timeout)
     return service
 
 
@@ -152,14 +173,19 @@ def _wait_or_stop(service: Service, url: str, timeout: float) -> None:
 
 @contextmanager
 def running_stack(log_dir: Path, env: Mapping[str, str]) -> Iterator[tuple[Service, Service]]:
-    """Sandbox and worker wired together; both stopped on exit."""
-    sandbox = start_sandbox(log_dir, env)
+    """Receipts endpoint, sandbox (pushing receipts to it) and worker wired together; all stopped
+    on exit."""
+    receipts = start_receipts(log_dir, env)
     try:
-        worker_env = {**sandbox_channel_env(sandbox.url), **env}
-        worker = start_worker(log_dir, worker_env)
+        sandbox = start_sandbox(log_dir, env, receipts_url=receipts.url)
         try:
-            yield sandbox, worker
+            worker_env = {**sandbox_channel_env(sandbox.url), **env}
+            worker = start_worker(log_dir, worker_env)
+            try:
+                yield sandbox, worker
+            finally:
+                worker.stop()
         finally:
-            worker.stop()
+            sandbox.stop()
     finally:
-        sandbox.stop()
+        receipts.stop()

@@ -71,6 +71,23 @@ SMS_QUOTA_EXHAUSTED = Counter(
     "mall_notify_sms_quota_exhausted_total",
     "SMS not sent because the shop's balance could not cover them (skipped: sms_quota_exhausted)",
 )
+RECEIPTS = Counter(
+    "mall_notify_receipts_total",
+    "Providers' receipts by result: reached, not_reached, duplicate, unmatched (no delivery came "
+    "within the TTL), unreadable",
+    ["channel", "result"],
+)
+RECEIPT_LAG_SECONDS = Histogram(
+    "mall_notify_receipt_lag_seconds",
+    "From a message's delivered outcome to the provider's receipt",
+    ["channel"],
+    buckets=(1, 5, 15, 30, 60, 300, 900, 3600, 21600, 86400),
+)
+RECEIPTS_REFUSED = Counter(
+    "mall_notify_receipts_refused_total",
+    "Pushes to the receipts endpoint refused: unsigned, forged, unreadable",
+    ["provider", "reason"],
+)
 CODES_NOT_SENT = Counter(
     "mall_notify_codes_not_sent_total",
     "Verification codes skipped before Aliyun was asked: expired, or over a phone's limit",

@@ -29,6 +29,7 @@ from streams.core.outcomes import (
     event_outcome,
     skipped_delivery,
 )
+from streams.core.receipts import sent_record
 from streams.core.retry import GiveUp, decide
 from streams.core.sms_quota import QUOTA_EXHAUSTED
 from streams.core.topics import Topics
@@ -161,7 +162,9 @@ class SenderStage(PipelineStage):
                 attempts=(previous.attempts if previous else 0) + 1,
                 replayed=bool(previous and previous.replays),
             )
-            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge]
+            announced = sent_record(outcome)  # its receipt, when the provider pushes one, is paired with it
+            sent = [Write(self.topics.receipts, *announced)] if announced else []
+            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge, *sent]
         return [*self._after_failure(record, dispatch, result, previous), *charge]
 
     def _after_failure(

@@ -39,6 +39,7 @@ from streams.runtime.health import BrokerProbe, Readiness
 from streams.runtime.lag import EndOffsets
 from streams.runtime.lane import Lane, LaneConfig
 from streams.runtime.ledger import Ledger
+from streams.runtime.receipts import ReceiptsLane, ReceiptsStage
 from streams.runtime.router import RouterLane, RouterStage
 from streams.runtime.sender import SenderLane, SenderStage
 from streams.runtime.sms_account import SmsQuota
@@ -135,6 +136,8 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         lanes.append(parts.code_sender(channels.codes))
     if settings.runs("retry"):
         lanes.append(parts.forwarder(list(channels.by_name)))
+    if settings.runs("receipts"):
+        lanes.append(parts.receipts())
     probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
     return Worker(
         settings,
@@ -206,6 +209,11 @@ class _Parts:
         stage = SenderStage(self.topics, channel, ledger, codes=codes, quota=quota)
         config = self.config(f"{_group(self.settings)}.{lane}", [topic])
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
+
+    def receipts(self) -> ReceiptsLane:
+        stage = ReceiptsStage(self.topics, self.settings.receipt_ttl_hours * 3600)
+        config = self.config(f"{_group(self.settings)}.receipts", [self.topics.receipts])
+        return ReceiptsLane(config, stage, self.transactions)
 
     def forwarder(self, channels: list[ChannelName]) -> ForwarderLane:
         routes = retry_routes(self.topics, channels)

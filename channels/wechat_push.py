@@ -1,0 +1,122 @@
+"""What WeChat pushes to an account's server URL (消息推送), as far as receipts go: the URL check,
+the signature of every push, the safe mode's encryption, and the two receipt events.
+
+- Signature: ``sha1`` of the sorted token, timestamp and nonce (plain mode, query ``signature``);
+  in safe mode (``encrypt_type=aes``) of the sorted token, timestamp, nonce and the ``Encrypt``
+  text (query ``msg_signature``).
+- Safe mode: ``Encrypt`` is base64 of AES-256-CBC (key: the base64 EncodingAESKey plus ``=``; IV:
+  the key's first 16 bytes; PKCS#7 to 32 bytes) of 16 random bytes, the message's length (4 bytes,
+  big-endian), the message, and the appid.
+- Official Account: ``TEMPLATESENDJOBFINISH`` with ``MsgID`` and ``Status`` (``success``,
+  ``failed:user block``, ``failed: system failed``).
+- Mini Program: ``subscribe_msg_sent_event`` with one ``List`` per message: ``MsgID``,
+  ``ErrorCode``, ``ErrorStatus``.
+
+:func:`encrypt` and :func:`sign` are here so the sandbox pushes exactly what WeChat does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import struct
+from xml.etree.ElementTree import Element
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import ElementTree
+
+from channels.base import ChannelName, PushedReceipt
+
+BLOCK = 32
+OA_STATUS = {
+    "success": "the user received it",
+    "failed:user block": "the user blocked the Official Account's messages",
+    "failed: system failed": "WeChat failed to deliver it",
+}
+
+
+class PushRefused(Exception):
+    """A push that is not WeChat's: a bad signature, a broken encryption, not XML."""
+
+
+def sign(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def signed(token: str, timestamp: str, nonce: str, signature: str, *more: str) -> bool:
+    return hmac.compare_digest(sign(token, timestamp, nonce, *more), signature)
+
+
+def _key(encoding_aes_key: str) -> bytes:
+    key = base64.b64decode(encoding_aes_key + "=")
+    if len(key) != 32:
+        raise ValueError("an EncodingAESKey is 43 characters of base64")
+    return key
+
+
+def encrypt(message: bytes, appid: str, encoding_aes_key: str) -> str:
+    key = _key(encoding_aes_key)
+    plain = os.urandom(16) + struct.pack(">I", len(message)) + message + appid.encode()
+    pad = BLOCK - len(plain) % BLOCK
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()).decode()
+
+
+def decrypt(text: str, appid: str, encoding_aes_key: str) -> bytes:
+    """The message inside ``Encrypt``; PushRefused when it is not for ``appid`` or is broken."""
+    try:
+        key = _key(encoding_aes_key)
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+        plain = decryptor.update(base64.b64decode(text)) + decryptor.finalize()
+        pad = plain[-1]
+        if not 1 <= pad <= BLOCK:
+            raise ValueError("bad padding")
+        plain = plain[:-pad]
+        (length,) = struct.unpack(">I", plain[16:20])
+        message, sender = plain[20 : 20 + length], plain[20 + length :]
+    except (ValueError, struct.error, IndexError) as exc:
+        raise PushRefused(f"the encrypted message cannot be read ({exc})") from None
+    if sender.decode(errors="replace") != appid:
+        raise PushRefused("the encrypted message is for another appid")
+    return message
+
+
+def parse_xml(body: bytes) -> Element:
+    try:
+        root: Element = ElementTree.fromstring(body)
+    except Exception as exc:  # defusedxml refuses entities too: never expanded
+        raise PushRefused(f"not WeChat's XML ({type(exc).__name__})") from None
+    return root
+
+
+def _text(node: Element, name: str) -> str:
+    found = node.find(name)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def receipts(root: Element) -> list[PushedReceipt]:
+    """The receipts an event holds (none for other events)."""
+    event, at = _text(root, "Event"), int(_text(root, "CreateTime") or 0)
+    if event == "TEMPLATESENDJOBFINISH":
+        status = _text(root, "Status")
+        reason = OA_STATUS.get(status, status)
+        return [
+            PushedReceipt(
+                ChannelName.WECHAT_OA, _text(root, "MsgID"), status == "success", status, reason, at
+            )
+        ]
+    if event == "subscribe_msg_sent_event":
+        return [
+            PushedReceipt(
+                ChannelName.WECHAT_MP,
+                _text(item, "MsgID"),
+                _text(item, "ErrorCode") == "0",
+                _text(item, "ErrorCode"),
+                _text(item, "ErrorStatus"),
+                at,
+            )
+            for item in root.iter("List")
+        ]
+    return []

@@ -1,0 +1,181 @@
+"""The receipts endpoint (``mall-notify receipts``, on ``MALL_NOTIFY_RECEIPTS_PORT``): where the
+providers push what became of the messages they accepted.
+
+- ``GET|POST /receipts/wechat/{appid}``: the server URL of a WeChat account (消息推送). GET is
+  WeChat's URL check (answers ``echostr``); POST carries events, of which the template send
+  result (OA ``TEMPLATESENDJOBFINISH``) and the subscribe send result (MP
+  ``subscribe_msg_sent_event``) are receipts. Every call is checked with the account's Token
+  (``MALL_NOTIFY_WECHAT_PUSH_TOKEN``) and, in safe mode, decrypted with its EncodingAESKey
+  (``MALL_NOTIFY_WECHAT_AES_KEYS``).
+- ``POST /receipts/aliyun/{secret}``: Aliyun's SmsReport (HTTP batch push). Aliyun does not sign
+  its pushes, so the URL configured at Aliyun carries a secret (``MALL_NOTIFY_ALIYUN_REPORT_SECRET``).
+
+A push that fails its check is refused with 401 and counted
+(``mall_notify_receipts_refused_total``). A verified receipt becomes a record of the receipts
+topic (never with the phone number or openid) and is answered only once Kafka has it, so a
+provider retries what was not kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from channels.aliyun_sms import ReportRefused, parse_reports
+from channels.base import PushedReceipt
+from channels.wechat_push import PushRefused, decrypt, parse_xml, receipts, signed
+from streams.core.receipts import receipt_record
+from streams.logs import fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.publisher import Publisher
+from streams.runtime.records import Write
+from streams.settings import Settings
+
+log = get_logger("receipts.endpoint")
+WRITE_WAIT_SECONDS = 10.0
+ALIYUN_OK = {"code": 0, "msg": "接收成功"}
+
+
+@dataclass(frozen=True)
+class ReceiptsContext:
+    publisher: Publisher
+    topic: str
+    wechat_token: str | None
+    aes_keys: dict[str, str]
+    aliyun_secret: str | None
+
+
+CONTEXT: web.AppKey[ReceiptsContext] = web.AppKey("receipts", ReceiptsContext)
+
+
+def _refused(provider: str, reason: str) -> web.Response:
+    metrics.RECEIPTS_REFUSED.labels(provider, reason).inc()
+    log.warning("push refused", extra=fields(provider=provider, reason=reason))
+    return web.json_response({"problems": [f"{provider} push refused: {reason}"]}, status=401)
+
+
+def _wechat_signed(request: web.Request, context: ReceiptsContext, *more: str) -> bool:
+    query = request.query
+    token = context.wechat_token
+    if token is None:
+        return False
+    name = "msg_signature" if more else "signature"
+    return signed(token, query.get("timestamp", ""), query.get("nonce", ""), query.get(name, ""), *more)
+
+
+async def wechat_check(request: web.Request) -> web.Response:
+    """WeChat's server URL check: the signature, then ``echostr`` back."""
+    if not _wechat_signed(request, request.app[CONTEXT]):
+        return _refused("wechat", "bad signature")
+    return web.Response(text=request.query.get("echostr", ""))
+
+
+async def wechat_push(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    appid = request.match_info["appid"]
+    body = await request.read()
+    try:
+        root = parse_xml(body)
+        if request.query.get("encrypt_type") == "aes":
+            encrypted = root.findtext("Encrypt") or ""
+            key = context.aes_keys.get(appid)
+            if key is None or not _wechat_signed(request, context, encrypted):
+                return _refused("wechat", "bad signature")
+            root = parse_xml(decrypt(encrypted, appid, key))
+        elif not _wechat_signed(request, context):
+            return _refused("wechat", "bad signature")
+    except PushRefused as exc:
+        return _refused("wechat", str(exc))
+    answer = await _keep(context, receipts(root))
+    return answer or web.Response(text="success")
+
+
+async def aliyun_push(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    secret = context.aliyun_secret
+    if secret is None or not hmac.compare_digest(request.match_info["secret"].encode(), secret.encode()):
+        return _refused("aliyun", "unknown URL secret")
+    try:
+        reports = parse_reports(await request.read())
+    except ReportRefused as exc:
+        metrics.RECEIPTS_REFUSED.labels("aliyun", "unreadable").inc()
+        return web.json_response({"code": 1, "msg": str(exc)}, status=400)
+    answer = await _keep(context, reports)
+    return answer or web.json_response(ALIYUN_OK)
+
+
+async def _keep(context: ReceiptsContext, pushed: list[PushedReceipt]) -> web.Response | None:
+    """Write the receipts to the receipts topic; a 503 (the provider pushes again) when Kafka did
+    not take them."""
+    if not pushed:
+        return None
+    now = datetime.now(UTC)
+    writes = [Write(context.topic, *receipt_record(receipt, now)) for receipt in pushed]
+    try:
+        errors = await asyncio.wait_for(context.publisher.write(writes), WRITE_WAIT_SECONDS)
+        kept = all(error is None for error in errors)
+    except TimeoutError:
+        kept = False
+    if not kept:
+        log.warning("receipts not kept: Kafka did not acknowledge them", extra=fields(receipts=len(writes)))
+        return web.json_response({"code": 1, "msg": "not kept, push again"}, status=503)
+    log.info("receipts kept", extra=fields(receipts=len(writes), channel=pushed[0].channel.value))
+    return None
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"ready": True})
+
+
+async def get_metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def build_receipts_app(settings: Settings, topic: str) -> web.Application:
+    context = ReceiptsContext(
+        Publisher(settings.kafka_bootstrap_servers),
+        topic,
+        settings.wechat_push_token.get_secret_value() if settings.wechat_push_token else None,
+        {appid: key.get_secret_value() for appid, key in settings.wechat_aes_keys.items()},
+        settings.aliyun_report_secret.get_secret_value() if settings.aliyun_report_secret else None,
+    )
+    app = web.Application(client_max_size=1024 * 1024)
+    app[CONTEXT] = context
+
+    async def publishing(_: web.Application) -> AsyncIterator[None]:
+        context.publisher.start()
+        yield
+        await context.publisher.close(wait_seconds=5.0)
+
+    app.cleanup_ctx.append(publishing)
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/metrics", get_metrics),
+            web.get("/receipts/wechat/{appid}", wechat_check),
+            web.post("/receipts/wechat/{appid}", wechat_push),
+            web.post("/receipts/aliyun/{secret}", aliyun_push),
+        ]
+    )
+    if context.wechat_token is None:
+        log.warning("MALL_NOTIFY_WECHAT_PUSH_TOKEN is not set: every WeChat push is refused")
+    if context.aliyun_secret is None:
+        log.warning("MALL_NOTIFY_ALIYUN_REPORT_SECRET is not set: every Aliyun report is refused")
+    return app
+
+
+def serve_receipts(app: web.Application, settings: Settings) -> None:
+    url = f"http://{settings.api_host}:{settings.receipts_port}"
+    web.run_app(
+        app,
+        host=settings.api_host,
+        port=settings.receipts_port,
+        print=lambda _: log.info("receipts endpoint listening", extra={"url": url}),
+        access_log=get_logger("receipts.access"),
+    )
