@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         gt=0,
         description="how long the receipts lane waits for a delivery's receipt (or a receipt's delivery)",
     )
+    receipt_overdue_minutes: float = Field(
+        default=30.0,
+        gt=0,
+        description="a delivered message still without a receipt after this long is overdue",
+    )
     receipts_port: int = Field(default=8791, ge=1, le=65535, description="port of the receipts endpoint")
     wechat_push_token: SecretStr | None = Field(
         default=None,

@@ -83,6 +83,12 @@ RECEIPT_LAG_SECONDS = Histogram(
     ["channel"],
     buckets=(1, 5, 15, 30, 60, 300, 900, 3600, 21600, 86400),
 )
+RECEIPTS_OVERDUE = Gauge(
+    "mall_notify_receipts_overdue",
+    "Delivered messages of this worker's receipt partitions still without a receipt after "
+    "MALL_NOTIFY_RECEIPT_OVERDUE_MINUTES",
+    ["channel"],
+)
 RECEIPTS_REFUSED = Counter(
     "mall_notify_receipts_refused_total",
     "Pushes to the receipts endpoint refused: unsigned, forged, unreadable",

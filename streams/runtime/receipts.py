@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Literal
 
 import orjson
 from pydantic import ValidationError
 
+from channels.base import ChannelName
 from streams.core.outcomes import Outcome
 from streams.core.receipts import ReceiptNote, ReceiptsRecord, parse_receipts_record, receipt_outcome
 from streams.core.topics import Topics
@@ -33,6 +35,7 @@ from streams.runtime.transactions import Transactions
 log = get_logger("receipts")
 Kind = Literal["sent", "receipt", "done"]
 READ_TIMEOUT_SECONDS = 300.0
+OVERDUE_EVERY_SECONDS = 10.0
 
 
 class PendingPartition:
@@ -122,6 +125,15 @@ class ReceiptsStage(PipelineStage):
         metrics.RECEIPT_LAG_SECONDS.labels(receipt.channel.value).observe(max(lag, 0.0))
         return [self.outcome(outcome), self._keep(source, key, "done", b"")]
 
+    def overdue(self, older_than: float) -> Counter[str]:
+        """Per channel, the delivered messages waiting for their receipt since before ``older_than``."""
+        waiting: Counter[str] = Counter()
+        for state in self.partitions.values():
+            for key, (kind, _, at) in state.entries.items():
+                if kind == "sent" and at < older_than:
+                    waiting[key.partition(":")[0]] += 1
+        return waiting
+
     def _keep(self, source: Partition, key: str, kind: Kind, value: bytes) -> Write:
         at = self.now()
         self.pending(source).put(key, kind, value, at)
@@ -153,12 +165,22 @@ def _count_expired(kind: Kind, value: bytes) -> None:
 class ReceiptsLane(Lane):
     stage: ReceiptsStage
 
-    def __init__(self, config: LaneConfig, stage: ReceiptsStage, transactions: Transactions) -> None:
+    def __init__(
+        self, config: LaneConfig, stage: ReceiptsStage, transactions: Transactions, overdue_seconds: float
+    ) -> None:
         super().__init__("receipts", config, transactions)
         self.stage = stage
+        self.overdue_seconds = overdue_seconds
+        self._counted_at = 0.0
 
     async def room(self, stopping: asyncio.Event) -> int:
         await self.transactions.room()
+        now = time.time()
+        if now - self._counted_at > OVERDUE_EVERY_SECONDS:
+            self._counted_at = now
+            overdue = self.stage.overdue(now - self.overdue_seconds)
+            for channel in ChannelName:
+                metrics.RECEIPTS_OVERDUE.labels(channel.value).set(overdue[channel.value])
         return 0 if stopping.is_set() else 500
 
     async def handle(self, records: list[ConsumedRecord]) -> None:

@@ -213,7 +213,7 @@ class _Parts:
     def receipts(self) -> ReceiptsLane:
         stage = ReceiptsStage(self.topics, self.settings.receipt_ttl_hours * 3600)
         config = self.config(f"{_group(self.settings)}.receipts", [self.topics.receipts])
-        return ReceiptsLane(config, stage, self.transactions)
+        return ReceiptsLane(config, stage, self.transactions, self.settings.receipt_overdue_minutes * 60)
 
     def forwarder(self, channels: list[ChannelName]) -> ForwarderLane:
         routes = retry_routes(self.topics, channels)
