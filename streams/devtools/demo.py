@@ -31,6 +31,13 @@ from streams.core.errors import ConfigError, TopicsError
 from streams.core.outcomes import FINAL_STATUSES, Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
+from streams.devtools.demo_receipts import (
+    DEMO_RECIPIENT_KEY,
+    buyer_openid,
+    print_history,
+    print_receipts,
+    wait_for_receipts,
+)
 from streams.devtools.demo_sms import buy_package, new_signature, sms_balance
 from streams.devtools.local_stack import running_stack
 from streams.devtools.upstream import Published, publish_values
@@ -174,6 +181,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         "MALL_NOTIFY_APP_ID": settings.app_id,
         "MALL_NOTIFY_CONFIG_DIR": str(settings.config_dir),
         "MALL_NOTIFY_API_PLATFORM_TOKEN": token,
+        "MALL_NOTIFY_RECIPIENT_KEY": DEMO_RECIPIENT_KEY,
     }
     shop = setup.shops[0]
     with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
@@ -181,15 +189,29 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         bought = buy_package(settings, topics, shop.shop_id, console)
         signed = new_signature(settings, topics, shop, sandbox.url, console)
         wait_for_settings(worker.url, token, signed)
-        start = end_offsets(bootstrap, topics.outcomes)
+        start, began = end_offsets(bootstrap, topics.outcomes), datetime.now(UTC)
         published = publish_values(bootstrap, topics, setup.events)
         console.print(f"published {len(published)} sample events from {escape(str(setup.samples))}")
         records = read_until(bootstrap, topics.outcomes, start, Settlement(published), SETTLE_TIMEOUT_SECONDS)
         messages = _sandbox_messages(sandbox.url)
-    everything = group_outcomes(records)  # may hold late outcomes of events published before this run
-    grouped = {source_of(p): everything.get(source_of(p), []) for p in published}
+        everything = group_outcomes(records)  # may hold late outcomes of events published before this run
+        grouped = {
+            source_of(p): [o for o in everything.get(source_of(p), []) if o.status in FINAL_STATUSES]
+            for p in published
+        }
+        delivered = {
+            o.delivery_id
+            for os in grouped.values()
+            for o in os
+            if o.status is Status.DELIVERED and o.delivery_id
+        }
+        receipts = wait_for_receipts(bootstrap, topics, start, delivered)
     console.print(_outcome_table(published, grouped))
     _print_summary(console, topics, grouped, messages)
+    print_receipts(console, receipts, len(delivered))
+    openid = buyer_openid(setup.events)
+    if openid is not None:
+        print_history(console, bootstrap, topics, openid, began)
     spent = sms_balance(settings, topics, shop.shop_id)
     console.print(
         f"[bold]SMS[/] shop {shop.shop_id}: balance {bought.available} -> {spent.available} "
