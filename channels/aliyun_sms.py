@@ -173,11 +173,11 @@ class AliyunSmsReview:
 
     async def submit_signature(self, name: str, remark: str) -> None:
         request = sms_models.AddSmsSignRequest(sign_name=name, sign_source=1, remark=remark)
-        await self._call(self._client.add_sms_sign_with_options_async(request, self._runtime))
+        await _answered(self._client.add_sms_sign_with_options_async(request, self._runtime))
 
     async def signature(self, name: str) -> Review:
         request = sms_models.QuerySmsSignRequest(sign_name=name)
-        body = await self._call(self._client.query_sms_sign_with_options_async(request, self._runtime))
+        body = await _answered(self._client.query_sms_sign_with_options_async(request, self._runtime))
         return Review(REVIEW_STATUS.get(int(body.sign_status or 0), "reviewing"), str(body.reason or ""))
 
     async def submit_template(self, name: str, content: str, kind: str, remark: str) -> str:
@@ -188,28 +188,64 @@ class AliyunSmsReview:
             template_content=content,
             remark=remark,
         )
-        body = await self._call(self._client.add_sms_template_with_options_async(request, self._runtime))
+        body = await _answered(self._client.add_sms_template_with_options_async(request, self._runtime))
         return str(body.template_code)
 
     async def template(self, code: str) -> Review:
         request = sms_models.QuerySmsTemplateRequest(template_code=code)
-        body = await self._call(self._client.query_sms_template_with_options_async(request, self._runtime))
+        body = await _answered(self._client.query_sms_template_with_options_async(request, self._runtime))
         return Review(REVIEW_STATUS.get(int(body.template_status or 0), "reviewing"), str(body.reason or ""))
 
-    @staticmethod
-    async def _call(call: Awaitable[Any]) -> Any:
-        try:
-            response = await call
-        except Exception as exc:  # the SDK raises many kinds; classified in one place
-            raise ReviewCallFailed(classify_exception(exc)) from None
-        body = response.body
-        if body is None:
-            raise ReviewCallFailed(SendResult.failed(T, "bad_reply", "Aliyun answered without a body"))
-        if body.code != "OK":
-            known = CODES.get(str(body.code))
-            error_class = known[0] if known else P
-            raise ReviewCallFailed(SendResult.failed(error_class, str(body.code), str(body.message)))
-        return body
+
+async def _answered(call: Awaitable[Any]) -> Any:
+    """The body of an Aliyun answer ``OK``; ReviewCallFailed (classified) otherwise."""
+    try:
+        response = await call
+    except Exception as exc:  # the SDK raises many kinds; classified in one place
+        raise ReviewCallFailed(classify_exception(exc)) from None
+    body = response.body
+    if body is None:
+        raise ReviewCallFailed(SendResult.failed(T, "bad_reply", "Aliyun answered without a body"))
+    if body.code != "OK":
+        known = CODES.get(str(body.code))
+        error_class = known[0] if known else P
+        raise ReviewCallFailed(SendResult.failed(error_class, str(body.code), str(body.message)))
+    return body
+
+
+SEND_STATUS = {2: False, 3: True}
+"""QuerySendDetails' SendStatus: 1 waiting for the carrier, 2 failed, 3 delivered"""
+
+
+class AliyunSmsDetails:
+    """``QuerySendDetails``: what became of one SMS, for the SMS whose report never came."""
+
+    def __init__(self, config: AliyunSmsConfig) -> None:
+        self._client, self._runtime = _client(config)
+
+    async def report(self, phone: str, sent_on: datetime, biz_id: str) -> PushedReceipt | None:
+        """The SMS's fate as a receipt, or None while the carrier has not answered."""
+        request = sms_models.QuerySendDetailsRequest(
+            phone_number=phone,
+            send_date=sent_on.astimezone(CHINA).strftime("%Y%m%d"),
+            page_size=10,
+            current_page=1,
+            biz_id=biz_id,
+        )
+        body = await _answered(self._client.query_send_details_with_options_async(request, self._runtime))
+        found = body.sms_send_detail_dtos.sms_send_detail_dto if body.sms_send_detail_dtos else []
+        for detail in found or []:
+            reached = SEND_STATUS.get(int(detail.send_status or 1))
+            if reached is None:
+                return None
+            received = detail.receive_date or detail.send_date
+            at = datetime.strptime(str(received), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA).timestamp()
+            code = str(detail.err_code or "")
+            reason = "the user received it" if reached else f"the carrier answered {code}"
+            return PushedReceipt(
+                ChannelName.ALIYUN_SMS, biz_id, reached, code, reason, at, detail.out_id or None
+            )
+        return None
 
 
 CHINA = timezone(timedelta(hours=8))

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         gt=0,
         description="a delivered message still without a receipt after this long is overdue",
     )
+    sms_report_wait_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="an SMS without Aliyun's report after this long is asked about (QuerySendDetails)",
+    )
+    sms_report_check_seconds: float = Field(
+        default=60.0, gt=0, description="how often a worker looks for SMS whose report did not come"
+    )
     receipts_port: int = Field(default=8791, ge=1, le=65535, description="port of the receipts endpoint")
     wechat_push_token: SecretStr | None = Field(
         default=None,

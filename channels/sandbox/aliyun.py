@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -128,9 +129,18 @@ def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
         return {"Code": refusal[0], "Message": refusal[1]}
     if any(_throttled(state, phone, now) for phone in phones):
         return {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "Flow control triggered for this number."}
+    biz_id = f"{next(state.biz_ids)}^0"
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
     for phone in phones:
         state.sent_at.setdefault(phone, deque()).append(now)
-    return {"Code": "OK", "Message": "OK", "BizId": f"{next(state.biz_ids)}^0"}
+        sent = {
+            "BizId": biz_id,
+            "TemplateCode": query.get("TemplateCode", ""),
+            "OutId": query.get("OutId", ""),
+            "at": at,
+        }
+        state.sent_details.setdefault(phone, []).append(sent)
+    return {"Code": "OK", "Message": "OK", "BizId": biz_id}
 
 
 def _reviewed(
@@ -223,12 +233,45 @@ def query_template(state: AliyunState, query: Mapping[str, str], now: float) -> 
     }
 
 
+def query_send_details(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
+    """What became of the SMS sent to a phone on a day (optionally one BizId): SendStatus 3
+    delivered, 2 failed (a phone in ``receipts.unreachable_phones``), 1 waiting."""
+    phone, biz_id = query.get("PhoneNumber", ""), query.get("BizId")
+    if not _PHONE.match(phone) or not re.fullmatch(r"\d{8}", query.get("SendDate", "")):
+        return {
+            "Code": "isv.INVALID_PARAMETERS",
+            "Message": "PhoneNumber and SendDate (yyyyMMdd) are required.",
+        }
+    unreachable = phone in state.sent_unreachable
+    details = [
+        {
+            "PhoneNum": phone,
+            "SendStatus": 2 if unreachable else 3,
+            "ErrCode": "MK:0001" if unreachable else "DELIVERED",
+            "TemplateCode": sent["TemplateCode"],
+            "Content": "",
+            "SendDate": sent["at"],
+            "ReceiveDate": sent["at"],
+            "OutId": sent.get("OutId", ""),
+        }
+        for sent in state.sent_details.get(phone, [])
+        if biz_id in (None, "", sent["BizId"])
+    ]
+    return {
+        "Code": "OK",
+        "Message": "OK",
+        "TotalCount": len(details),
+        "SmsSendDetailDTOs": {"SmsSendDetailDTO": details},
+    }
+
+
 ACTIONS: dict[str, Action] = {
     "SendSms": send_sms,
     "AddSmsSign": add_sign,
     "QuerySmsSign": query_sign,
     "AddSmsTemplate": add_template,
     "QuerySmsTemplate": query_template,
+    "QuerySendDetails": query_send_details,
 }
 
 

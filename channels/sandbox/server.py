@@ -13,7 +13,8 @@ Inspection and control live under ``/__sandbox__/``:
 - ``POST wechat/subscriptions`` grant an MP user subscriptions ``{appid, openid, template_id, count}``
 - ``POST aliyun/{signs|templates}/{name}?status=approved|rejected|reviewing`` Aliyun's review
 - ``POST reset`` back to the seed
-- ``GET pushed``: the receipts pushed to ``--receipts-url`` (see :mod:`channels.sandbox.pushes`)
+- ``POST receipts`` change their delay and loss ``{"delay_seconds", "loss_rate"}``;
+  ``GET pushed``: the receipts pushed to ``--receipts-url`` (see :mod:`channels.sandbox.pushes`)
 """
 
 from __future__ import annotations
@@ -153,6 +154,24 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+class ReceiptChange(BaseModel):
+    delay_seconds: float | None = None
+    loss_rate: float | None = None
+
+
+async def change_receipts(request: web.Request) -> web.Response:
+    """Change how receipts are pushed: ``{"delay_seconds": 5, "loss_rate": 1.0}``."""
+    state = request.app[wechat.STATE_KEY]
+    try:
+        change = ReceiptChange.model_validate_json(await request.read())
+        receipts = state.seed.receipts.model_copy(update=change.model_dump(exclude_none=True))
+        receipts = type(receipts).model_validate(receipts.model_dump())  # checked like the seed
+    except ValidationError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    state.seed = state.seed.model_copy(update={"receipts": receipts})
+    return web.json_response(receipts.model_dump(include={"delay_seconds", "loss_rate"}))
+
+
 async def list_pushed(request: web.Request) -> web.Response:
     """The receipts pushed so far, with the answer each got."""
     return web.json_response(request.app[wechat.STATE_KEY].pushed)
@@ -180,6 +199,7 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
             web.post(f"{INSPECT}/aliyun/{{kind}}/{{name}}", aliyun.set_status),
             web.post(f"{INSPECT}/reset", reset),
             web.get(f"{INSPECT}/pushed", list_pushed),
+            web.post(f"{INSPECT}/receipts", change_receipts),
         ]
     )
     return app

@@ -172,9 +172,13 @@ class WeChatState:
 @dataclass
 class AliyunState:
     seed: AliyunSeed
+    sent_unreachable: frozenset[str]
+    """phones switched off: their SMS fail (receipts and QuerySendDetails)"""
     signs: dict[str, SeedSign]
     templates: dict[str, SeedSmsTemplate]
     sent_at: dict[str, deque[float]] = field(default_factory=dict)
+    sent_details: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    """phone -> the SMS sent to it (QuerySendDetails)"""
     biz_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900_000_001))
 
 
@@ -212,7 +216,10 @@ class State:
         )
         aliyun = self.seed.aliyun
         self.aliyun = AliyunState(
-            aliyun, {s.name: s for s in aliyun.signs}, {t.code: t for t in aliyun.templates}
+            aliyun,
+            frozenset(self.seed.receipts.unreachable_phones),
+            {s.name: s for s in aliyun.signs},
+            {t.code: t for t in aliyun.templates},
         )
         self.requests.clear()
         self.messages.clear()

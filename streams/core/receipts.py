@@ -44,18 +44,22 @@ class ReceiptsRecord(BaseModel):
 
     sent: Outcome | None = None
     receipt: ReceiptNote | None = None
+    sealed_address: str | None = None
+    """sent SMS: the phone number, sealed (:func:`~streams.core.recipients.seal`), to ask Aliyun
+    for the report if it never comes"""
 
 
 def receipts_key(channel: ChannelName, message_id: str) -> bytes:
     return f"{channel.value}:{message_id}".encode()
 
 
-def sent_record(outcome: Outcome) -> tuple[bytes, bytes] | None:
+def sent_record(outcome: Outcome, sealed_address: str | None = None) -> tuple[bytes, bytes] | None:
     """The record announcing a delivered message whose receipt may come; None without a message id."""
     if outcome.status is not Status.DELIVERED or not outcome.provider_message_id or outcome.channel is None:
         return None
     key = receipts_key(outcome.channel, outcome.provider_message_id)
-    return key, ReceiptsRecord(sent=outcome).model_dump_json(exclude_none=True).encode()
+    record = ReceiptsRecord(sent=outcome, sealed_address=sealed_address)
+    return key, record.model_dump_json(exclude_none=True).encode()
 
 
 def receipt_record(pushed: PushedReceipt, received_at: datetime) -> tuple[bytes, bytes]:

@@ -125,6 +125,16 @@ class ReceiptsStage(PipelineStage):
         metrics.RECEIPT_LAG_SECONDS.labels(receipt.channel.value).observe(max(lag, 0.0))
         return [self.outcome(outcome), self._keep(source, key, "done", b"")]
 
+    def waiting(self, channel: ChannelName, older_than: float) -> list[tuple[str, bytes]]:
+        """The delivered messages of a channel waiting for their receipt since before ``older_than``."""
+        prefix = f"{channel.value}:"
+        return [
+            (key, value)
+            for state in self.partitions.values()
+            for key, (kind, value, at) in list(state.entries.items())
+            if kind == "sent" and at < older_than and key.startswith(prefix)
+        ]
+
     def overdue(self, older_than: float) -> Counter[str]:
         """Per channel, the delivered messages waiting for their receipt since before ``older_than``."""
         waiting: Counter[str] = Counter()

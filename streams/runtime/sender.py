@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from channels.base import Channel, Delivery, ErrorClass, SendResult
+from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
 from streams.core.codes import CodeGate
 from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
 from streams.core.failures import Failure, Stage
@@ -30,6 +30,7 @@ from streams.core.outcomes import (
     skipped_delivery,
 )
 from streams.core.receipts import sent_record
+from streams.core.recipients import seal
 from streams.core.retry import GiveUp, decide
 from streams.core.sms_quota import QUOTA_EXHAUSTED
 from streams.core.topics import Topics
@@ -69,6 +70,7 @@ class SenderStage(PipelineStage):
         rand: Callable[[], float] = random.random,
         codes: CodeGate | None = None,
         quota: SmsQuota | None = None,
+        recipient_key: bytes | None = None,
     ) -> None:
         super().__init__(topics, ledger, clock)
         self.channel = channel
@@ -77,6 +79,7 @@ class SenderStage(PipelineStage):
         """the verification codes' lane: expiry and per-phone limits before sending"""
         self.quota = quota
         """SMS: the shops' balances, charged for what is sent"""
+        self.recipient_key = recipient_key
         self.commit_first: CommitFirst = _no_transactions
         """commits writes before the provider is asked (set by the lane)"""
 
@@ -162,10 +165,16 @@ class SenderStage(PipelineStage):
                 attempts=(previous.attempts if previous else 0) + 1,
                 replayed=bool(previous and previous.replays),
             )
-            announced = sent_record(outcome)  # its receipt, when the provider pushes one, is paired with it
+            announced = sent_record(outcome, self._sealed(dispatch))  # paired with its receipt, if one comes
             sent = [Write(self.topics.receipts, *announced)] if announced else []
             return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge, *sent]
         return [*self._after_failure(record, dispatch, result, previous), *charge]
+
+    def _sealed(self, dispatch: Dispatch) -> str | None:
+        """An SMS's phone number, sealed, so that its report can be asked of Aliyun if it never comes."""
+        if self.recipient_key is None or dispatch.delivery.channel is not ChannelName.ALIYUN_SMS:
+            return None
+        return seal(self.recipient_key, dispatch.delivery.recipient)
 
     def _after_failure(
         self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, previous: Failure | None

@@ -21,6 +21,7 @@ from functools import partial
 import aiohttp
 from aiohttp import web
 
+from channels.aliyun_sms import AliyunSmsDetails
 from channels.base import Channel, ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
@@ -39,7 +40,9 @@ from streams.runtime.health import BrokerProbe, Readiness
 from streams.runtime.lag import EndOffsets
 from streams.runtime.lane import Lane, LaneConfig
 from streams.runtime.ledger import Ledger
+from streams.runtime.publisher import Publisher
 from streams.runtime.receipts import ReceiptsLane, ReceiptsStage
+from streams.runtime.report_fallback import ReportFallback
 from streams.runtime.router import RouterLane, RouterStage
 from streams.runtime.sender import SenderLane, SenderStage
 from streams.runtime.sms_account import SmsQuota
@@ -89,6 +92,8 @@ class Worker:
     """where the owned partitions end: the lanes' lag"""
     accounts: TableFollower | None = None
     """the SMS balances (purchases, other workers' charges), when this worker sends SMS"""
+    reports: ReportFallback | None = None
+    """asks Aliyun for the SMS reports that did not come, when this worker pairs receipts"""
 
     @property
     def readiness(self) -> Readiness:
@@ -155,6 +160,22 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts")
         if any(isinstance(lane, SenderLane) and lane.stage.quota for lane in lanes)
         else None,
+        _report_fallback(settings, lanes),
+    )
+
+
+def _report_fallback(settings: Settings, lanes: list[Lane]) -> ReportFallback | None:
+    receipts = next((lane for lane in lanes if isinstance(lane, ReceiptsLane)), None)
+    aliyun, key = settings.aliyun_sms(), settings.recipient_key
+    if receipts is None or aliyun is None or key is None:
+        return None
+    return ReportFallback(
+        receipts.stage,
+        AliyunSmsDetails(aliyun),
+        Publisher(settings.kafka_bootstrap_servers),
+        key.get_secret_value().encode(),
+        settings.sms_report_wait_seconds,
+        settings.sms_report_check_seconds,
     )
 
 
@@ -206,7 +227,11 @@ class _Parts:
     ) -> SenderLane:
         ledger = Ledger(self.topics.ledgers([topic]), self.ttl)
         quota = self.quota if name is ChannelName.ALIYUN_SMS else None
-        stage = SenderStage(self.topics, channel, ledger, codes=codes, quota=quota)
+        key = self.settings.recipient_key
+        recipient_key = key.get_secret_value().encode() if key else None
+        stage = SenderStage(
+            self.topics, channel, ledger, codes=codes, quota=quota, recipient_key=recipient_key
+        )
         config = self.config(f"{_group(self.settings)}.{lane}", [topic])
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
 
@@ -240,6 +265,8 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     worker.services.start("partition_ends", worker.ends.run)
     if worker.accounts is not None:
         worker.services.start("sms_accounts", worker.accounts.run)
+    if worker.reports is not None:
+        worker.services.start("sms_reports", worker.reports.run)
     for lane in worker.lanes:
         worker.lane_tasks.start(lane.name, lane.run)
     runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens), access_log=None)

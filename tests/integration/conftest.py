@@ -147,6 +147,8 @@ def pipeline(
         "MALL_NOTIFY_KAFKA_SESSION_TIMEOUT": "6",
         "MALL_NOTIFY_API_PLATFORM_TOKEN": PLATFORM_TOKEN,  # the worker's shop pages want it
         "MALL_NOTIFY_RECIPIENT_KEY": RECIPIENT_KEY,
+        "MALL_NOTIFY_SMS_REPORT_WAIT_SECONDS": "3",  # a lost SMS report is asked about soon
+        "MALL_NOTIFY_SMS_REPORT_CHECK_SECONDS": "1",
     }
     with running_stack(log_dir, env) as (sandbox, worker):
         pipeline = Pipeline(

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from confluent_kafka import Producer
 
@@ -90,6 +91,27 @@ def test_a_receipt_that_comes_before_its_delivery_is_still_matched(pipeline: Pip
         producer.flush(10)
     [matched] = receipts_for(pipeline, start, {"early-receipt-0001"}).values()
     assert matched.status is Status.REACHED
+
+
+def _sandbox(pipeline: Pipeline, path: str, body: dict[str, float]) -> None:
+    request = urllib.request.Request(
+        f"{pipeline.sandbox.url}/__sandbox__/{path}", data=orjson.dumps(body), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        assert reply.status == 200
+
+
+def test_a_lost_sms_report_is_recovered_by_asking_aliyun(pipeline: Pipeline) -> None:
+    _sandbox(pipeline, "receipts", {"loss_rate": 1.0})  # every push lost on the way
+    try:
+        start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+        published, outcomes = pipeline.run([to_bytes(fresh_code())])
+        [sms] = [o for p in published for o in outcomes[source_of(p)] if o.delivery_id]
+        [receipt] = receipts_for(pipeline, start, {sms.delivery_id or ""}).values()
+    finally:
+        _sandbox(pipeline, "receipts", {"loss_rate": 0.0})
+    assert (receipt.status, receipt.provider_code) == (Status.REACHED, "DELIVERED")
+    assert 'mall_notify_receipts_total{channel="aliyun_sms",result="recovered"}' in pipeline.metrics()
 
 
 @pytest.fixture(scope="module")

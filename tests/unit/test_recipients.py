@@ -8,7 +8,7 @@ from channels.base import ChannelName, SendResult
 from streams.core.catalog import Catalog
 from streams.core.dispatch import parse_dispatch
 from streams.core.events import parse_event
-from streams.core.recipients import mask_address, recipient, recipient_hash
+from streams.core.recipients import mask_address, recipient, recipient_hash, seal, unseal
 from streams.core.render_plan import compile_shop
 from streams.core.routing import Router
 from streams.core.source import SourceRecord
@@ -77,3 +77,11 @@ def test_without_a_key_no_recipient_is_named(catalog: Catalog) -> None:
         event, compile_shop(shop, catalog), SourceRecord("mall.payments", 0, 1), NOW
     )
     assert {d.recipient for d in routing.dispatches} == {None}
+
+
+def test_a_sealed_address_opens_only_with_the_platforms_key() -> None:
+    sealed = seal(KEY, "13912345678")
+    assert "13912345678" not in sealed
+    assert unseal(KEY, sealed) == "13912345678"
+    with pytest.raises(ValueError, match="does not open"):
+        unseal(b"another-key-000000000", sealed)
