@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from streams.core.outcomes import Outcome, Status
 from streams.core.topics import Topics
-from streams.ops.cli_common import table
+from streams.ops.cli_history import history_table
 from streams.ops.reading import ReadRecord, read_until
 from streams.ops.recipient_history import read_recipient_history, recipient_query
 
@@ -68,24 +68,4 @@ def print_history(console: Console, bootstrap: str, topics: Topics, openid: str,
     """What was sent to the buyer during this run, as `mall-notify history --openid ...` shows it."""
     query = recipient_query(DEMO_RECIPIENT_KEY.encode(), None, openid, None, since)
     lines = read_recipient_history(bootstrap, topics.outcomes, query)
-    rows = table(
-        "time",
-        "shop",
-        "scene",
-        "channel",
-        "to",
-        "outcome",
-        "receipt",
-        title="mall-notify history --openid (the demo buyer)",
-    )
-    for line in lines:
-        rows.add_row(
-            line.at.isoformat(timespec="seconds"),
-            str(line.shop_id or ""),
-            line.scene or "",
-            line.channel or "",
-            line.recipient,
-            line.status.value,
-            line.receipt or "",
-        )
-    console.print(rows)
+    console.print(history_table(lines, "mall-notify history --openid (the demo buyer)"))

@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
+from streams.core.history import HistoryLine
 from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
@@ -50,17 +53,11 @@ def history_command(
     if as_json:
         print_json([line.model_dump(mode="json") for line in lines])
         return
-    rows = table(
-        "time",
-        "shop",
-        "scene",
-        "channel",
-        "to",
-        "outcome",
-        "receipt",
-        "reason",
-        title=f"{len(lines)} messages",
-    )
+    console.print(history_table(lines, f"{len(lines)} messages"))
+
+
+def history_table(lines: list[HistoryLine], title: str) -> Table:
+    rows = table("time", "shop", "scene", "channel", "to", "outcome", "receipt", "reason", title=title)
     for line in lines:
         rows.add_row(
             line.at.isoformat(timespec="seconds"),
@@ -70,6 +67,6 @@ def history_command(
             line.recipient,
             line.status.value,
             line.receipt or "",
-            line.receipt_reason or line.reason or "",
+            escape(line.receipt_reason or line.reason or ""),
         )
-    console.print(rows)
+    return rows
