@@ -79,12 +79,13 @@ class ReceiptsStage(PipelineStage):
         topics: Topics,
         ttl_seconds: float,
         clock: Clock = utc_now,
-        monotonic: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(topics, Ledger({}, ttl_seconds), clock)
         self.changelog = topics.ledger_topic(topics.receipts)
         self.ttl = ttl_seconds
-        self.now = monotonic
+        self.now = now
+        """seconds since the epoch: entries are kept for ``ttl_seconds`` from it"""
         self.partitions: dict[Partition, PendingPartition] = {}
 
     def pending(self, source: Partition) -> PendingPartition:
@@ -212,7 +213,7 @@ class ReceiptsLane(Lane):
 
         records = await asyncio.to_thread(read) if partitions else []
         restored = {source: stage.new_partition() for source in partitions}
-        topic = partitions[0][0] if partitions else ""
+        topic = partitions[0][0] if partitions else ""  # the lane consumes one topic
         for number, key, value in records:
             if key is None:
                 continue

@@ -68,25 +68,35 @@ class ReportFallback:
             due, backoff = self._next_try.get(key, (0.0, self.check_seconds))
             if due > now:
                 continue
-            record = parse_receipts_record(value)
-            sent = record.sent
-            if sent is None or record.sealed_address is None or sent.provider_message_id is None:
-                continue
-            try:
-                phone = unseal(self.key, record.sealed_address)
-                receipt = await self.details.report(phone, sent.at, sent.provider_message_id)
-            except (ReviewCallFailed, ValueError) as exc:
-                log.warning("SMS report not asked", extra=fields(key=key, detail=str(exc)[:200]))
-                receipt = None
-            if receipt is None:
-                self._next_try[key] = (now + backoff, backoff * 2)
-                continue
-            write = Write(self.stage.topics.receipts, *receipt_record(receipt, datetime.now(UTC)))
-            [error] = await asyncio.wait_for(self.publisher.write([write]), WRITE_WAIT_SECONDS)
-            if error is None:
+            if await self._recover(key, value):
                 recovered += 1
-                metrics.RECEIPTS.labels(ChannelName.ALIYUN_SMS.value, "recovered").inc()
                 self._next_try[key] = (now + self.wait_seconds, self.wait_seconds)
+            else:
+                self._next_try[key] = (now + backoff, backoff * 2)
         if recovered:
             log.info("SMS reports recovered from QuerySendDetails", extra=fields(reports=recovered))
         return recovered
+
+    async def _recover(self, key: str, value: bytes) -> bool:
+        """Ask Aliyun about one SMS and keep its answer as a receipt; False when there is none yet."""
+        record = parse_receipts_record(value)
+        sent = record.sent
+        if sent is None or record.sealed_address is None or sent.provider_message_id is None:
+            return False
+        try:
+            phone = unseal(self.key, record.sealed_address)
+            receipt = await self.details.report(phone, sent.at, sent.provider_message_id)
+        except (ReviewCallFailed, ValueError) as exc:
+            log.warning("SMS report not asked", extra=fields(key=key, detail=str(exc)[:200]))
+            return False
+        if receipt is None:
+            return False
+        write = Write(self.stage.topics.receipts, *receipt_record(receipt, datetime.now(UTC)))
+        try:
+            [error] = await asyncio.wait_for(self.publisher.write([write]), WRITE_WAIT_SECONDS)
+        except TimeoutError:
+            return False  # Kafka did not take it: asked again later
+        if error is not None:
+            return False
+        metrics.RECEIPTS.labels(ChannelName.ALIYUN_SMS.value, "recovered").inc()
+        return True

@@ -109,7 +109,7 @@ def _delivered(channel: ChannelName, message_id: str) -> Outcome:
 
 
 def _stage(topics: Topics) -> ReceiptsStage:
-    stage = ReceiptsStage(topics, ttl_seconds=3600, clock=lambda: NOW, monotonic=lambda: NOW.timestamp())
+    stage = ReceiptsStage(topics, ttl_seconds=3600, clock=lambda: NOW, now=lambda: NOW.timestamp())
     stage.partitions[(topics.receipts, PARTITION)] = stage.new_partition()
     return stage
 
