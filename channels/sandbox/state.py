@@ -179,7 +179,8 @@ class AliyunState:
     sent_at: dict[str, deque[float]] = field(default_factory=dict)
     sent_details: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     """phone -> the SMS sent to it (QuerySendDetails)"""
-    biz_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900_000_001))
+    biz_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(time.time_ns() // 1000))
+    """unique across sandbox restarts, as Aliyun's are"""
 
 
 @dataclass
@@ -195,7 +196,8 @@ class State:
     """where receipts are pushed (None: nowhere)"""
     pushes: deque[tuple[float, dict[str, Any]]] = field(default_factory=deque)
     pushed: list[dict[str, Any]] = field(default_factory=list)
-    _msgids: itertools.count[int] = field(default_factory=lambda: itertools.count(2_000_000_001))
+    _msgids: itertools.count[int] = field(default_factory=lambda: itertools.count(time.time_ns() // 1000))
+    """unique across sandbox restarts, as WeChat's msgids are"""
 
     def __post_init__(self) -> None:
         self.reset()

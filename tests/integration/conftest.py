@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from streams.core.outcomes import Outcome
+from streams.core.outcomes import FINAL_STATUSES, Outcome
 from streams.core.topics import Topics, load_topics
 from streams.devtools.demo import Settlement, group_outcomes, source_of
 from streams.devtools.local_stack import (
@@ -82,7 +82,10 @@ class Pipeline:
             self.bootstrap, self.topics.outcomes, start, Settlement(published), SETTLE_SECONDS
         )
         grouped = group_outcomes(records)
-        return published, {source_of(p): grouped.get(source_of(p), []) for p in published}
+        finals = {
+            source: [o for o in found if o.status in FINAL_STATUSES] for source, found in grouped.items()
+        }
+        return published, {source_of(p): finals.get(source_of(p), []) for p in published}
 
     def dead_letters_from(self, start: dict[int, int], count: int) -> list[ReadRecord]:
         return read_until(

@@ -45,6 +45,7 @@ def test_two_workers_and_rebalances_mid_stream_deliver_each_message_once(pipelin
     sources = {source_of(p) for p in published}
     mine = [orjson.loads(r.value or b"") for r in records]
     mine = [o for o in mine if "{topic}[{partition}]@{offset}".format(**o["source"]) in sources]
+    mine = [o for o in mine if o["status"] not in ("reached", "not_reached")]  # receipts come on top
     per_delivery = Counter(o["delivery_id"] for o in mine)
     assert len(per_delivery) == EVENTS
     assert set(per_delivery.values()) == {1}, "a delivery has two outcomes"
