@@ -18,7 +18,7 @@ from streams.core.catalog import Catalog, ValueFormat, when_text
 from streams.core.dispatch import Dispatch
 from streams.core.errors import MissingVariable
 from streams.core.events import Event
-from streams.core.recipients import Recipient, recipient
+from streams.core.recipients import Recipient, recipient, seal
 from streams.core.render_plan import ChannelPlan, Path, ScenePlan, ShopPlan, Skip
 from streams.core.rendering import fill, format_value
 from streams.core.sms_quota import segments
@@ -97,7 +97,7 @@ class Router:
                     delivery_id=delivery_id(event.id, scene.scene_id, step.channel, recipient),
                     channel=step.channel,
                     account=step.account,
-                    recipient=recipient,
+                    recipient=self._address(recipient),
                     template_id=step.template_id,
                     fields=fields,
                     link=link,
@@ -116,6 +116,10 @@ class Router:
             for scene, step, recipient, fields, link in planned
         ]
         return Routing(dispatches, skips)
+
+    def _address(self, address: str) -> str:
+        """The address as the send topics carry it: sealed when the platform has a recipient key."""
+        return seal(self._recipient_key, address) if self._recipient_key else address
 
     def _recipient(self, channel: ChannelName, address: str) -> Recipient | None:
         return recipient(self._recipient_key, channel, address) if self._recipient_key else None

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 
 from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
@@ -30,7 +31,7 @@ from streams.core.outcomes import (
     skipped_delivery,
 )
 from streams.core.receipts import sent_record
-from streams.core.recipients import seal
+from streams.core.recipients import is_sealed, seal, unseal
 from streams.core.retry import GiveUp, decide
 from streams.core.sms_quota import QUOTA_EXHAUSTED
 from streams.core.topics import Topics
@@ -85,8 +86,8 @@ class SenderStage(PipelineStage):
 
     async def handle(self, record: ConsumedRecord) -> list[Write]:
         try:
-            dispatch = parse_dispatch(record.value)
-        except ValidationError as exc:
+            dispatch = self._opened(parse_dispatch(record.value))
+        except (ValidationError, ValueError) as exc:
             key = str(record.source)
             if self.already_final(key, record):
                 return []
@@ -169,6 +170,17 @@ class SenderStage(PipelineStage):
             sent = [Write(self.topics.receipts, *announced)] if announced else []
             return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge, *sent]
         return [*self._after_failure(record, dispatch, result, previous), *charge]
+
+    def _opened(self, dispatch: Dispatch) -> Dispatch:
+        """The dispatch with its recipient's address opened (the send topics carry it sealed);
+        ValueError when it cannot be (the recipient key changed, or is not configured here)."""
+        address = dispatch.delivery.recipient
+        if not is_sealed(address):
+            return dispatch
+        if self.recipient_key is None:
+            raise ValueError("the recipient's address is sealed and MALL_NOTIFY_RECIPIENT_KEY is not set")
+        delivery = replace(dispatch.delivery, recipient=unseal(self.recipient_key, address))
+        return replace(dispatch, delivery=delivery)
 
     def _sealed(self, dispatch: Dispatch) -> str | None:
         """An SMS's phone number, sealed, so that its report can be asked of Aliyun if it never comes."""

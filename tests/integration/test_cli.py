@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.core.topics import load_topics
 from streams.ops.reading import read_all
 from tests.factories import ROOT, SAMPLE_EVENTS, to_bytes
 
@@ -135,20 +136,15 @@ def _demo_logs() -> str:
 
 
 def _our_topics(bootstrap: str, prefix: str) -> str:
-    """What the demo's run left in the topics the pipeline writes for people and operators: the
-    outcomes (with their receipts), the receipts, the settings and their history, the SMS accounts.
-    (Send, retry and dead-letter topics carry the addresses the providers need.)"""
-    names = [
-        "notify.outcomes",
-        "notify.receipts",
-        "notify.settings",
-        "notify.settings.history",
-        "notify.sms.account",
-    ]
+    """Everything the demo's run left in the pipeline's own topics (all but the event topics,
+    which are upstream's): sends, retries, dead letters, outcomes, receipts, ledgers, settings..."""
+    topics = load_topics(ROOT / "config" / "topics.yaml", prefix)
+    ours = [spec.name for spec in topics.all() if spec.name.startswith(prefix + "notify.")]
+    assert len(ours) > 20
     return "".join(
         (record.value or b"").decode(errors="replace")
-        for name in names
-        for record in read_all(bootstrap, prefix + name, timeout=60)
+        for name in ours
+        for record in read_all(bootstrap, name, timeout=60)
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 from streams.devtools.demo import source_of
 from streams.devtools.local_stack import Service, start_api
 from streams.ops.reading import end_offsets, read_until
-from tests.factories import ROOT, SAMPLE_EVENTS, event, to_bytes
+from tests.factories import ROOT, SAMPLE_EVENTS, event, fresh_code, to_bytes
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
 from tests.integration.test_admin_api import SHOP, SHOP_TOKEN, TOKENS, call, shop_settings
 
@@ -26,6 +26,8 @@ pytestmark = pytest.mark.integration
 def api(pipeline: Pipeline) -> Iterator[Service]:
     service = start_api(pipeline.log_dir, {**pipeline.worker_env, **TOKENS})
     assert call(service, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())[0] == 200
+    status, _ = call(service, "POST", f"/v1/shops/{SHOP}/sms/purchases", PLATFORM_TOKEN, {"package": "basic"})
+    assert status == 201
     yield service
     service.stop()
 
@@ -87,3 +89,24 @@ def test_history_lists_exactly_one_persons_messages_across_shops(api: Service, p
         pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= 6, SETTLE_SECONDS
     )
     assert all(openid.encode() not in (record.value or b"") for record in records)
+
+
+def test_history_by_phone_lists_the_codes_of_both_shops_and_why_one_was_not_sent(
+    api: Service, pipeline: Pipeline
+) -> None:
+    phone, other = f"139{uuid.uuid4().int % 10**8:08d}", f"137{uuid.uuid4().int % 10**8:08d}"
+    codes = [fresh_code(phone) | {"shopid": shop, "id": f"evt-{uuid.uuid4().hex}"} for shop in (9001, SHOP)]
+    codes.append(fresh_code(other))
+    pipeline.run([to_bytes(code) for code in codes])
+    status, lines = call(
+        api, "GET", f"/v1/history?phone={phone[:3]}-{phone[3:7]}-{phone[7:]}", PLATFORM_TOKEN
+    )
+    assert status == 200, lines
+    assert sorted(line["shop_id"] for line in lines) == sorted([9001, SHOP])
+    # one phone gets one code a minute: the second shop's was skipped, and history says so
+    assert sorted(line["status"] for line in lines) == ["delivered", "skipped"]
+    [skipped] = [line for line in lines if line["status"] == "skipped"]
+    assert skipped["reason"].startswith("phone_limit")
+    assert {line["recipient"] for line in lines} == {f"{phone[:3]}****{phone[-4:]}"}
+    status, own = call(api, "GET", f"/v1/shops/{SHOP}/history?phone={phone}", SHOP_TOKEN)
+    assert [line["shop_id"] for line in own] == [SHOP]

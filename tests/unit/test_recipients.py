@@ -55,19 +55,26 @@ async def test_an_outcome_carries_the_hash_and_the_masked_form_not_the_address(
         if d.delivery.channel is ChannelName.WECHAT_OA and d.scene == "buyer_order_paid"
     )
     assert oa.recipient == recipient(KEY, ChannelName.WECHAT_OA, BUYER["oa_openid"])
-    stage = SenderStage(
-        topics,
-        ScriptedChannel(SendResult.delivered("2000000001")),
-        owning(topics, [topics.send_topic(ChannelName.WECHAT_OA)]),
-        clock=lambda: NOW,
-    )
-    writes = await stage.handle(record(oa.to_json(), topic=topics.send_topic(ChannelName.WECHAT_OA)))
+    assert BUYER["oa_openid"] not in oa.to_json().decode()  # the send topic carries it sealed
+    channel = ScriptedChannel(SendResult.delivered("2000000001"))
+    send_topic = topics.send_topic(ChannelName.WECHAT_OA)
+    stage = SenderStage(topics, channel, owning(topics, [send_topic]), clock=lambda: NOW, recipient_key=KEY)
+    writes = await stage.handle(record(oa.to_json(), topic=send_topic))
     [outcome] = on(writes, topics.outcomes)
+    assert [sent.recipient for sent in channel.sent] == [BUYER["oa_openid"]]  # opened to call WeChat
     assert BUYER["oa_openid"].encode() not in (outcome.value or b"")
     assert oa.recipient is not None
     assert oa.recipient.hash.encode() in (outcome.value or b"")
     assert b'"provider_message_id":"2000000001"' in (outcome.value or b"")
     assert parse_dispatch(oa.to_json()).recipient == oa.recipient
+    # a sender with another key cannot open it: a dead letter that says why, not a wrong send
+    other = SenderStage(
+        topics, channel, owning(topics, [send_topic]), clock=lambda: NOW, recipient_key=b"x" * 20
+    )
+    refused = await other.handle(record(oa.to_json(), topic=send_topic, offset=2))
+    [dead] = on(refused, topics.dead_letter)
+    assert dict(dead.headers or [])["x-notify-reason"] == b"invalid_delivery"
+    assert b"does not open with this key" in dict(dead.headers or [])["x-notify-detail"]
 
 
 def test_without_a_key_no_recipient_is_named(catalog: Catalog) -> None:
