@@ -235,6 +235,7 @@ def worker_env(topics: Topics, sandbox_url: str, **extra: str) -> dict[str, str]
         **UNLIMITED,
         "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
         "MALL_NOTIFY_TOPIC_PREFIX": topics.prefix,
+        "MALL_NOTIFY_RECIPIENT_KEY": "bench-recipient-key-0001",  # as production: hashed and sealed
         **extra,
     }
 
