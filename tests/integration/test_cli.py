@@ -41,20 +41,21 @@ def test_topics_ensure_prints_a_table_and_exits_zero(kafka_bootstrap: str) -> No
 @pytest.mark.slow
 @pytest.mark.integration
 def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> None:
+    prefix = f"demo{uuid.uuid4().hex[:6]}."  # topics of its own: only this run's records are read back
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MALL_NOTIFY_TOPIC_PREFIX": "demo-test.",
+        "MALL_NOTIFY_TOPIC_PREFIX": prefix,
         "MALL_NOTIFY_APP_ID": "production-group",
         "MALL_NOTIFY_LOG_LEVEL": "debug",
     }
     result = _run(["demo"], env)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "(prefix demo-test.demo., consumer group mall-notify-demo)" in out
-    assert "settings of demo shop(s) 9001 saved to demo-test.demo.notify.settings" in out
+    assert f"(prefix {prefix}demo., consumer group mall-notify-demo)" in out
+    assert f"settings of demo shop(s) 9001 saved to {prefix}demo.notify.settings" in out
     assert "production-group" not in out
     _assert_nothing_personal_in(
-        out + result.stderr + _demo_logs() + _our_topics(kafka_bootstrap, "demo-test.demo.")
+        out + result.stderr + _demo_logs() + _our_topics(kafka_bootstrap, f"{prefix}demo.")
     )
     assert "What happened to each event" in out
     assert "outcomes: delivered 8, skipped 1, dead_lettered 4" in out
