@@ -10,6 +10,7 @@ dropped), so the same person gets the same hash however upstream wrote the numbe
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -66,7 +67,9 @@ def recipient(key: bytes, channel: ChannelName, address: str) -> Recipient:
 SEALED = "sealed:"
 
 
+@functools.lru_cache(maxsize=4)
 def _cipher(key: bytes) -> AESGCM:
+    """The cipher of a recipient key (built once per key: routing seals every dispatch)."""
     return AESGCM(hashlib.sha256(b"mall-notify seal:" + key).digest())
 
 

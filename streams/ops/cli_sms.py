@@ -21,7 +21,7 @@ from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import ShopRules, SmsTemplate
-from streams.core.sms_quota import AccountBook, Package, load_packages, new_purchase, purchase_record
+from streams.core.sms_quota import AccountBook, Package, load_packages, new_purchase
 from streams.core.sms_signatures import Refused, activate_signature, review_signature
 from streams.core.validation import problems
 from streams.ops import sms_reviews
@@ -38,8 +38,7 @@ from streams.ops.cli_common import (
 )
 from streams.ops.cli_settings import catalog_of, save, settings_topic, shop_of
 from streams.ops.reading import read_all
-from streams.ops.shop_store import read_shops
-from streams.runtime.clients import idempotent_producer
+from streams.ops.shop_store import publish_purchases, read_shops
 from streams.settings import Settings
 
 sms_app = typer.Typer(help="SMS packages, balances, signatures and templates.", no_args_is_help=True)
@@ -96,11 +95,12 @@ def buy(
         raise fail(f"--package: no package {package!r} (packages: {known})")
     bootstrap, topic = _account(settings)
     purchase = new_purchase(shop_id, offered, f"platform:{getpass.getuser()}", datetime.now(UTC))
-    producer = idempotent_producer(bootstrap)
-    key, value = purchase_record(purchase)
-    producer.produce(topic, key=key, value=value)
-    if producer.flush(30):
-        raise fail("Kafka did not acknowledge the purchase; nothing was bought", ExitCode.UNREACHABLE)
+    try:
+        publish_purchases(bootstrap, topic, [purchase])
+    except RuntimeError:
+        raise fail(
+            "Kafka did not acknowledge the purchase; nothing was bought", ExitCode.UNREACHABLE
+        ) from None
     balance = _book(settings).balance(shop_id)
     console.print(
         f"shop {shop_id} bought {offered.name} ({offered.messages} messages, {yuan(offered.price_fen)}); "

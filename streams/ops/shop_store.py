@@ -16,14 +16,18 @@ from streams.ops.reading import read_all
 from streams.runtime.clients import idempotent_producer
 
 
-def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) -> None:
-    """Save shops' rules (already validated) to the settings topic, acknowledged by Kafka."""
+def _write(bootstrap_servers: str, records: list[tuple[str, tuple[bytes, bytes]]], what: str) -> None:
+    """Write ``(topic, (key, value))`` records, acknowledged by Kafka (RuntimeError if not)."""
     producer = idempotent_producer(bootstrap_servers)
-    for shop in shops:
-        key, value = settings_record(shop)
+    for topic, (key, value) in records:
         producer.produce(topic, key=key, value=value)
     if producer.flush(30):
-        raise RuntimeError("the settings were not acknowledged by Kafka")
+        raise RuntimeError(f"the {what} were not acknowledged by Kafka")
+
+
+def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) -> None:
+    """Save shops' rules (already validated) to the settings topic, acknowledged by Kafka."""
+    _write(bootstrap_servers, [(topic, settings_record(shop)) for shop in shops], "settings")
 
 
 def save_shops(
@@ -32,15 +36,18 @@ def save_shops(
     """Save shops' rules (already validated) with a record of each change in the settings history."""
     before = read_shops(bootstrap_servers, topics.settings, catalog)
     now = datetime.now(UTC)
-    changes = [settings_change(before.get(shop.shop_id), shop, who, action, now) for shop in shops]
-    producer = idempotent_producer(bootstrap_servers)
-    for shop, change in zip(shops, changes, strict=True):
-        key, value = settings_record(shop)
-        producer.produce(topics.settings, key=key, value=value)
-        key, value = history_record(change)
-        producer.produce(topics.settings_history, key=key, value=value)
-    if producer.flush(30):
-        raise RuntimeError("the settings were not acknowledged by Kafka")
+    records = [
+        record
+        for shop in shops
+        for record in (
+            (topics.settings, settings_record(shop)),
+            (
+                topics.settings_history,
+                history_record(settings_change(before.get(shop.shop_id), shop, who, action, now)),
+            ),
+        )
+    ]
+    _write(bootstrap_servers, records, "settings")
 
 
 def read_settings_history(
@@ -61,12 +68,7 @@ def read_shops(bootstrap_servers: str, topic: str, catalog: Catalog) -> dict[int
 
 def publish_purchases(bootstrap_servers: str, topic: str, purchases: list[Purchase]) -> None:
     """Save SMS purchases to the account topic, acknowledged by Kafka."""
-    producer = idempotent_producer(bootstrap_servers)
-    for purchase in purchases:
-        key, value = purchase_record(purchase)
-        producer.produce(topic, key=key, value=value)
-    if producer.flush(30):
-        raise RuntimeError("the purchases were not acknowledged by Kafka")
+    _write(bootstrap_servers, [(topic, purchase_record(purchase)) for purchase in purchases], "purchases")
 
 
 def save_sample_shops(
