@@ -77,6 +77,12 @@ RECEIPTS = Counter(
     "within the TTL), unreadable",
     ["channel", "result"],
 )
+RECEIPT_CODES = Counter(
+    "mall_notify_receipt_codes_total",
+    "Receipts paired with their delivery, by the provider's code (20 codes per channel at most, "
+    "then other): the reach ratio per code",
+    ["channel", "code", "reached"],
+)
 RECEIPT_LAG_SECONDS = Histogram(
     "mall_notify_receipt_lag_seconds",
     "From a message's delivered outcome to the provider's receipt",
@@ -157,8 +163,17 @@ _unknown_lock = threading.Lock()
 def unknown_code_label(channel: str, code: str) -> str:
     """``code`` itself for the first :data:`MAX_UNKNOWN_CODES` unknown codes of a channel,
     ``other`` after that: a provider inventing codes cannot grow the series without bound."""
+    return _bounded("unknown", channel, code)
+
+
+def receipt_code_label(channel: str, code: str) -> str:
+    """A receipt's provider code as a label, bounded like :func:`unknown_code_label`."""
+    return _bounded("receipt", channel, code)
+
+
+def _bounded(kind: str, channel: str, code: str) -> str:
     with _unknown_lock:
-        known = _unknown_codes.setdefault(channel, set())
+        known = _unknown_codes.setdefault(f"{kind}:{channel}", set())
         if code in known or len(known) < MAX_UNKNOWN_CODES:
             known.add(code)
             return code

@@ -121,7 +121,12 @@ class ReceiptsStage(PipelineStage):
         if sent is None or receipt is None:  # a second sent record (a replayed delivery): keep the first
             return []
         outcome = receipt_outcome(sent, receipt)
-        metrics.RECEIPTS.labels(receipt.channel.value, outcome.status.value).inc()
+        channel = receipt.channel.value
+        metrics.RECEIPTS.labels(channel, outcome.status.value).inc()
+        reached = "true" if receipt.reached else "false"
+        metrics.RECEIPT_CODES.labels(
+            channel, metrics.receipt_code_label(channel, receipt.code), reached
+        ).inc()
         lag = (receipt.at - sent.at).total_seconds()
         metrics.RECEIPT_LAG_SECONDS.labels(receipt.channel.value).observe(max(lag, 0.0))
         return [self.outcome(outcome), self._keep(source, key, "done", b"")]

@@ -8,6 +8,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 
 from channels.aliyun_sms import ReportRefused, parse_reports
 from channels.base import ChannelName, PushedReceipt, SendResult
@@ -145,6 +146,12 @@ def test_a_receipt_and_its_delivery_are_paired_in_either_order(topics: Topics, r
     [outcome] = [Outcome.model_validate_json(w.value or b"") for w in writes if w.topic == topics.outcomes]
     assert (outcome.status, outcome.reason) == (Status.NOT_REACHED, "failed:user block: r")
     assert outcome.key().endswith(b"#receipt")  # never replaces the delivered outcome
+    codes = REGISTRY.get_sample_value(
+        "mall_notify_receipt_codes_total",
+        {"channel": "wechat_oa", "code": "failed:user block", "reached": "false"},
+    )
+    assert codes is not None
+    assert codes >= 1
     # the same receipt pushed again is a duplicate, not a second outcome
     assert stage.handle(_record(topics, *receipt, 3)) == []
 
