@@ -24,7 +24,7 @@ from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.ownership import record_changes
 from streams.core.settings_history import history_record, settings_change
-from streams.core.shop_checks import parse_shop_rules
+from streams.core.shop_checks import shop_problems
 from streams.core.shop_records import ShopTable, settings_record
 from streams.core.shops import ShopRules
 from streams.core.sms_quota import AccountBook, Package
@@ -185,15 +185,15 @@ async def save(
     context = request.app[CONTEXT]
     previous = context.shops.get(int(shop_id))
     try:
-        if request[WHO] != PLATFORM and not reviewed:
-            refused = record_changes(previous, ShopRules.model_validate(document))
-            if refused:
-                return web.json_response(Problems(problems=refused).model_dump(), status=403)
-        shop = parse_shop_rules(document, context.catalog, f"shop {shop_id}")
+        shop = ShopRules.model_validate(document)
     except ValidationError as exc:
         return web.json_response(Problems(problems=validation_problems(exc)).model_dump(), status=422)
-    except ConfigError as exc:
-        return web.json_response(Problems(problems=exc.problems).model_dump(), status=422)
+    refused = record_changes(previous, shop) if request[WHO] != PLATFORM and not reviewed else []
+    if refused:
+        return web.json_response(Problems(problems=refused).model_dump(), status=403)
+    broken = shop_problems(shop, context.catalog)  # validated once, then checked against the catalog
+    if broken:
+        return web.json_response(Problems(problems=broken).model_dump(), status=422)
     change = settings_change(previous, shop, request[WHO], action, datetime.now(UTC))
     writes = [
         Write(context.settings_topic, *settings_record(shop)),

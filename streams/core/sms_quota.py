@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -186,12 +185,6 @@ class AccountBook:
     def charged(self, shop_id: int, topic: str, partition: int) -> Charged:
         known = self._charged.get(shop_id, {}).get((topic, partition))
         return known or Charged(shop_id=shop_id, segments=0, messages=0, version=0)
-
-    def charged_on(self, topic: str, partition: int) -> Iterator[Charged]:
-        for charges in self._charged.values():
-            known = charges.get((topic, partition))
-            if known is not None:
-                yield known
 
     def balance(self, shop_id: int) -> Balance:
         charges = self._charged.get(shop_id, {}).values()
