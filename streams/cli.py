@@ -79,12 +79,13 @@ def options(
 def worker() -> None:
     """Run the pipeline: router, a sender per channel, retry forwarder; /metrics and /readyz on
     MALL_NOTIFY_WEB_PORT. Stops on SIGTERM or SIGINT."""
+    from streams.runtime.state.store import StateDirInUse
     from streams.runtime.worker import serve  # the worker's imports are heavy; other commands don't need them
 
     settings = load_cli_settings()
     try:
         code = serve(settings)
-    except (ConfigError, TopicsError) as exc:
+    except (ConfigError, TopicsError, StateDirInUse) as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     raise typer.Exit(code)
 

@@ -98,6 +98,17 @@ class Settings(BaseSettings):
     ledger_ttl_hours: float = Field(
         default=336, gt=0, description="how long a delivered id is never sent again (keep outcomes that long)"
     )
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".local" / "state",
+        description="where a worker keeps the state of its partitions (RocksDB); one per worker, "
+        "kept across restarts (a new or lost one is restored from the changelogs)",
+    )
+    state_cache_mb: int = Field(
+        default=32,
+        ge=4,
+        le=65536,
+        description="RocksDB block cache shared by every store of a worker, in MiB",
+    )
     config_dir: Path = Field(
         default=PROJECT_ROOT / "config",
         description="catalog.yaml, topics.yaml, sample shops and events, the sandbox seed",
@@ -261,8 +272,8 @@ def configuration_reference() -> str:
 def _default_of(name: str, default: object) -> str:
     if name == "kafka_bootstrap_servers":
         return "the local broker, else `127.0.0.1:19092`"
-    if name == "config_dir":
-        return "`<repo>/config`"
+    if isinstance(default, Path) and default.is_relative_to(PROJECT_ROOT):
+        return f"`<repo>/{default.relative_to(PROJECT_ROOT)}`"
     if isinstance(default, SecretStr):
         return "empty" if not default.get_secret_value() else "(secret)"
     if default is None or default == "":

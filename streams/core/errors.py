@@ -17,7 +17,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class ConfigError(Exception):
+class MallNotifyError(Exception):
+    """The root of every exception mall-notify raises on purpose."""
+
+
+class ConfigError(MallNotifyError):
     """A configuration file or document is invalid; the message names the file and the field."""
 
     def __init__(self, where: str, problems: list[str]) -> None:
@@ -25,7 +29,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class TopicsError(Exception):
+class TopicsError(MallNotifyError):
     """``topics.yaml`` is missing or invalid; the message names the field."""
 
 
@@ -37,7 +41,7 @@ class RejectReason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
 
 
-class EventRejected(Exception):
+class EventRejected(MallNotifyError):
     """The bytes of a record are not an event we understand."""
 
     def __init__(self, reason: RejectReason, detail: str) -> None:
@@ -46,7 +50,7 @@ class EventRejected(Exception):
         self.detail = detail
 
 
-class MissingVariable(Exception):
+class MissingVariable(MallNotifyError):
     """The event lacks a value a template needs."""
 
     def __init__(self, variable: str) -> None:

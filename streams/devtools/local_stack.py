@@ -139,7 +139,8 @@ def start_worker(
     """A worker with its own web port; returns once it has its partitions (``/readyz``)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = _spawn(name, ["worker"], {**env, "MALL_NOTIFY_WEB_PORT": str(port)}, log_dir, url)
+    state = {"MALL_NOTIFY_STATE_DIR": str(log_dir / f"{name}-state")}  # its own, kept across restarts
+    service = _spawn(name, ["worker"], {**state, **env, "MALL_NOTIFY_WEB_PORT": str(port)}, log_dir, url)
     _wait_or_stop(service, f"{url}/readyz", timeout)
     return service
 

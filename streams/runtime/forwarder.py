@@ -81,8 +81,7 @@ class ForwarderLane(Lane):
                 forwards.append((record, [self._back(record, history)]))
                 metrics.RETRY_LATENESS.observe(max(0.0, now - due) if due else 0.0)
         for record, writes in forwards:
-            self.transactions.hand(self, record, writes)
-            self.offsets.done((record.topic, record.partition), record.offset)
+            self.finish(record, writes)
         for topic, count in Counter(record.topic for record, _ in forwards).items():
             metrics.RETRIES_FORWARDED.labels(topic).inc(count)
         if forwards:

@@ -111,11 +111,19 @@ class Readiness:
     def _lane(self, lane: Lane, now: float) -> dict[str, Any]:
         stalled = sorted(f"{topic}[{number}]" for topic, number in lane.stalled(now))
         status = lane.status
-        entries = lane.state_size()
+        entries = sum(store.entries() for store in lane.stores())
         metrics.PARTITIONS_ASSIGNED.labels(lane.name).set(len(status.assigned))
         metrics.PARTITIONS_STALLED.labels(lane.name).set(len(stalled))
         metrics.IN_FLIGHT.labels(lane.name).set(lane.offsets.in_flight())
-        metrics.LEDGER_ENTRIES.labels(lane.name).set(entries)
+        for store in lane.stores():
+            metrics.STATE_CACHE_BYTES.set(store.disk.cache.get_usage())
+            ratio = store.disk.cache_hit_ratio()
+            if ratio is not None:
+                metrics.STATE_CACHE_HIT_RATIO.set(ratio)
+            for (topic, number), state in store.owned():
+                partition = f"{topic}[{number}]"
+                metrics.STATE_ENTRIES.labels(store.name, partition).set(state.entries())
+                metrics.STATE_DISK_BYTES.labels(store.name, partition).set(state.disk_bytes())
         lags = lane.lag()
         for (topic, number), waiting in lags.items():
             metrics.CONSUMER_LAG.labels(lane.name, topic, str(number)).set(waiting)
@@ -126,5 +134,5 @@ class Readiness:
             "stalled": stalled,
             "in_flight": lane.offsets.in_flight(),
             "lag": sum(lags.values()),
-            "ledger_entries": entries,
+            "state_entries": entries,
         }

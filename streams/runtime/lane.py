@@ -34,6 +34,9 @@ from confluent_kafka.aio import AIOConsumer
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime.clients import group_consumer_config
 from streams.runtime.records import ConsumedRecord, Write, consumed
+from streams.runtime.state.partition import Entry
+from streams.runtime.state.recovery import restore
+from streams.runtime.state.store import Store
 from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
 from streams.runtime.transactions import Transactions
 
@@ -178,24 +181,36 @@ class Lane:
         raise NotImplementedError
 
     async def handle(self, records: list[ConsumedRecord]) -> None:
-        """Take the records on; call ``self.offsets.done`` for each once everything it led to is written."""
+        """Take the records on; :meth:`finish` each with what it led to."""
         raise NotImplementedError
+
+    def stores(self) -> list[Store]:
+        """The state the lane keeps for the partitions it owns."""
+        return []
 
     async def assigned(self, partitions: list[Partition]) -> None:
         """Restore the partitions' state (before their first record is handled)."""
+        for store in self.stores():
+            await restore(store, self.config.bootstrap_servers, [p for p in partitions if store.covers(p[0])])
 
     async def revoking(self, partitions: list[Partition]) -> None:
         """Finish the partitions' records in flight."""
 
     def released(self, partitions: list[Partition]) -> None:
-        """Drop the partitions' state."""
+        """Close the partitions' state (its files stay: a later owner here reads only the tail)."""
+        for store in self.stores():
+            store.close(partitions)
+
+    def expired(self, store: Store, dropped: list[tuple[Partition, bytes, Entry]]) -> None:
+        """Entries of ``store`` past their TTL were dropped."""
 
     async def drain(self) -> None:
         """Finish every record in flight (shutdown)."""
 
-    def state_size(self) -> int:
-        """How many entries of partitioned state the lane holds."""
-        return 0
+    def finish(self, record: ConsumedRecord, writes: list[Write]) -> None:
+        """The record is done: what it led to goes into the next transaction, with its offset."""
+        self.transactions.hand(self, record, writes)
+        self.offsets.done((record.topic, record.partition), record.offset)
 
     def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
         """What a record ends as when what it led to cannot be written (its dead letter)."""
@@ -260,8 +275,12 @@ class Lane:
             self.config.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         log.info("lane started", extra=fields(lane=self.name, topics=self.config.topics))
+        for store in self.stores():
+            self.transactions.keep_state(store)
         try:
             while not stopping.is_set():
+                for store in self.stores():
+                    self.expired(store, store.sweep())
                 if self._metadata_stale:
                     self._metadata_stale = False
                     self._metadata = await consumer.consumer_group_metadata()
@@ -274,6 +293,8 @@ class Lane:
             await self.drain()
             await self._commit_before("stopping")
             await consumer.close()
+            for store in self.stores():
+                store.close_all()
             self.status = LaneStatus()
             self._metadata = None
             log.info("lane stopped", extra=fields(lane=self.name))
@@ -347,6 +368,7 @@ class Lane:
     async def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = [(p.topic, p.partition) for p in partitions]
         self._release(lost)
+        self.transactions.lost(self, lost)
         log.warning("partitions lost", extra=fields(lane=self.name, partitions=_names(lost)))
 
     def _release(self, partitions: list[Partition]) -> None:

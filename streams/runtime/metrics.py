@@ -110,6 +110,12 @@ DUPLICATES_SUPPRESSED = Counter(
     "Deliveries not sent because the ledger shows them delivered (redelivery after a crash, replay)",
     ["channel"],
 )
+WRITES_DROPPED = Counter(
+    "mall_notify_writes_dropped_total",
+    "Writes of records whose partition the lane lost before they were committed (its new owner "
+    "reads the records again)",
+    LANE_LABELS,
+)
 WRITE_FAILURES = Counter(
     "mall_notify_kafka_write_failures_total",
     "Writes Kafka did not take, by what they mean: outage (written again), record (too large: "
@@ -135,11 +141,33 @@ READY = Gauge("mall_notify_ready", "1 while /readyz answers 200, 0 while it answ
 IN_FLIGHT = Gauge("mall_notify_records_in_flight", "Records read and not finished yet, per lane", LANE_LABELS)
 STATE_RESTORED = Counter(
     "mall_notify_state_restored_records_total",
-    "Changelog records read to restore the ledger of newly assigned partitions",
-    LANE_LABELS,
+    "Changelog records read to restore the state of newly assigned partitions",
+    ["store"],
 )
-LEDGER_ENTRIES = Gauge(
-    "mall_notify_ledger_entries", "Final outcomes held for the partitions this worker owns", LANE_LABELS
+STATE_UNREADABLE = Counter(
+    "mall_notify_state_unreadable_records_total",
+    "Changelog records that are not entries of the store, skipped by a restore",
+    ["store"],
+)
+STATE_RESTORE_SECONDS = Counter(
+    "mall_notify_state_restore_seconds_total", "Time spent restoring partitions from changelogs", ["store"]
+)
+STATE_ENTRIES = Gauge(
+    "mall_notify_state_entries",
+    "Keys of a store partition on local disk (RocksDB's estimate) and not committed yet",
+    ["store", "partition"],
+)
+STATE_DISK_BYTES = Gauge(
+    "mall_notify_state_disk_bytes",
+    "Bytes of a store partition's table files on local disk",
+    ["store", "partition"],
+)
+STATE_CACHE_BYTES = Gauge(
+    "mall_notify_state_cache_bytes", "Bytes held by the block cache every store of the worker shares"
+)
+STATE_CACHE_HIT_RATIO = Gauge(
+    "mall_notify_state_cache_hit_ratio",
+    "Block cache hits per lookup of the worker's stores, since it started",
 )
 TASK_RESTARTS = Counter(
     "mall_notify_task_restarts_total", "Background tasks that crashed and were restarted", ["task"]

@@ -3,8 +3,10 @@ letter with its outcome). Records are taken in batches; every write of a batch i
 once and the batch's offsets move on when all are acknowledged. One log line per batch.
 
 The dispatches of an event are keyed like the event (its order number), so one order's messages
-stay in order through the send topics; a dispatch and its sender's ledger entry share the send
-topic's partition. What a batch leads to is committed with the batch's offsets, in one transaction.
+stay in order through the send topics; a verification code is keyed by its recipient, so every
+code of a phone is on one partition of the codes topic, with that phone's limits. A dispatch and
+its sender's ledger entry share the send topic's partition. What a batch leads to is committed
+with the batch's offsets, in one transaction.
 """
 
 from __future__ import annotations
@@ -75,17 +77,12 @@ class RouterStage(PipelineStage):
             send_key = record.key or event.id.encode()
             self.counts["deliveries"] += len(routing.dispatches)
             code_scenes = self.router.code_scenes
-            return self._count(
-                "routed",
-                [
-                    Write(
-                        self.topics.send_topic_for(d.delivery.channel, d.scene in code_scenes),
-                        send_key,
-                        d.to_json(),
-                    )
-                    for d in routing.dispatches
-                ],
-            )
+            writes = []
+            for d in routing.dispatches:
+                code = d.scene in code_scenes
+                by = d.recipient.hash.encode() if code and d.recipient else send_key
+                writes.append(Write(self.topics.send_topic_for(d.delivery.channel, code), by, d.to_json()))
+            return self._count("routed", writes)
         reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
         if log.isEnabledFor(logging.DEBUG):
             log.debug("skipped", extra=fields(event_id=event.id, shop_id=event.shop_id, reason=reasons))
@@ -146,7 +143,6 @@ class RouterLane(StatefulLane):
         for topic, count in per_topic.items():
             metrics.EVENTS_CONSUMED.labels(topic).inc(count)
         for record in records:
-            self.transactions.hand(self, record, self.stage.handle(record))
-            self.offsets.done((record.topic, record.partition), record.offset)
+            self.finish(record, self.stage.handle(record))
         counts, self.stage.counts = self.stage.counts, Counter()
         log.info("routed a batch", extra=fields(events=len(records), **dict(counts)))

@@ -20,7 +20,6 @@ from dataclasses import replace
 from functools import partial
 
 from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
-from streams.core.codes import CodeGate
 from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
 from streams.core.failures import Failure, Stage
 from streams.core.outcomes import (
@@ -37,11 +36,13 @@ from streams.core.sms_quota import QUOTA_EXHAUSTED
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
+from streams.runtime.code_limits import CodeLimits
 from streams.runtime.lane import LaneConfig, Partition
-from streams.runtime.ledger import Ledger, NotOwned
+from streams.runtime.ledger import Ledger
 from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.sms_account import SmsQuota
 from streams.runtime.stage import Clock, PipelineStage, utc_now
+from streams.runtime.state.store import NotOwned
 from streams.runtime.stateful_lane import StatefulLane
 from streams.runtime.transactions import Transactions
 
@@ -61,6 +62,7 @@ async def _no_transactions(record: ConsumedRecord, writes: list[Write]) -> None:
 
 class SenderStage(PipelineStage):
     stage = Stage.SEND
+    ledger: Ledger
 
     def __init__(
         self,
@@ -69,7 +71,7 @@ class SenderStage(PipelineStage):
         ledger: Ledger,
         clock: Clock = utc_now,
         rand: Callable[[], float] = random.random,
-        codes: CodeGate | None = None,
+        codes: CodeLimits | None = None,
         quota: SmsQuota | None = None,
         recipient_key: bytes | None = None,
     ) -> None:
@@ -97,8 +99,8 @@ class SenderStage(PipelineStage):
         delivery = dispatch.delivery
         if self.already_final(delivery.delivery_id, record):
             metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
-            origin = self.ledger.origin((record.topic, record.partition), delivery.delivery_id)
-            if origin is not None and origin != str(dispatch.source):
+            source = (record.topic, record.partition)
+            if not self.ledger.same_origin(source, delivery.delivery_id, str(dispatch.source)):
                 # upstream published the event again: this copy ends skipped, with its own outcome
                 return [
                     self.outcome(skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False))
@@ -110,23 +112,46 @@ class SenderStage(PipelineStage):
                 ),
             )
             return []
-        previous = record.history
+        admitted: list[Write] = []
         if self.codes is not None:
-            refused = self.codes.refusal(delivery.recipient, dispatch.event_time, self.clock())
+            source = (record.topic, record.partition)
+            refused, admitted = self.codes.admit(
+                source, delivery.recipient, delivery.delivery_id, dispatch.event_time, self.clock()
+            )
             if refused is not None:
-                metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
-                log.info("code not sent", extra=fields(delivery_id=delivery.delivery_id, reason=refused))
-                replayed = bool(previous and previous.replays)
-                skipped = skipped_delivery(dispatch, refused, self.clock(), replayed=replayed)
-                return self.final(record, delivery.delivery_id, skipped)
+                return self._code_refused(record, dispatch, refused)
         if self.quota is None:
-            return self._after_send(record, dispatch, await self._send(delivery), [])
-        return await self._send_charged(record, dispatch, self.quota)
+            result = await self._send(delivery)
+            return [
+                *admitted,
+                *self._after_send(record, dispatch, result, self._unsent(record, dispatch, result)),
+            ]
+        return await self._send_charged(record, dispatch, self.quota, admitted)
 
-    async def _send_charged(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
-        """An SMS: charged to the shop's balance and that charge committed, then sent, then settled
-        with its outcome (see :mod:`~streams.runtime.sms_account`); ``sms_quota_exhausted`` when
-        the balance cannot cover it."""
+    def _code_refused(self, record: ConsumedRecord, dispatch: Dispatch, refused: str) -> list[Write]:
+        metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
+        log.info("code not sent", extra=fields(delivery_id=dispatch.delivery.delivery_id, reason=refused))
+        replayed = bool(record.history and record.history.replays)
+        skipped = skipped_delivery(dispatch, refused, self.clock(), replayed=replayed)
+        return self.final(record, dispatch.delivery.delivery_id, skipped)
+
+    def _unsent(self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult | None) -> list[Write]:
+        """A code Aliyun surely did not send (``result`` None: not asked) no longer counts against
+        its phone's limits."""
+        if self.codes is None or (result is not None and not _surely_not_sent(result)):
+            return []
+        delivery = dispatch.delivery
+        return self.codes.take_back(
+            (record.topic, record.partition), delivery.recipient, delivery.delivery_id
+        )
+
+    async def _send_charged(
+        self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota, admitted: list[Write]
+    ) -> list[Write]:
+        """An SMS: charged to the shop's balance and that charge committed (with the count of a
+        code against its phone), then sent, then settled with its outcome (see
+        :mod:`~streams.runtime.sms_account`); ``sms_quota_exhausted`` when the balance cannot
+        cover it."""
         delivery = dispatch.delivery
         cost = max(dispatch.sms_segments, 1)
         source = (record.topic, record.partition)
@@ -134,12 +159,15 @@ class SenderStage(PipelineStage):
         if not in_doubt:
             charge = quota.charge_ahead(source, dispatch.shop_id, delivery.delivery_id, cost)
             if charge is None:
-                return self._quota_exhausted(record, dispatch, quota)
-            await self.commit_first(record, [charge])
+                unsent = self._unsent(record, dispatch, None)
+                return [*admitted, *unsent, *self._quota_exhausted(record, dispatch, quota)]
+            await self.commit_first(record, [*admitted, charge])
+            admitted = []
         result = await self._send(delivery)
         refund = cost if not in_doubt and _surely_not_sent(result) else 0
         settle = quota.settle(source, dispatch.shop_id, delivery.delivery_id, refund)
-        return self._after_send(record, dispatch, result, [settle])
+        unsent = self._unsent(record, dispatch, result)
+        return [*admitted, *self._after_send(record, dispatch, result, [settle, *unsent])]
 
     def _quota_exhausted(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
         metrics.SMS_QUOTA_EXHAUSTED.inc()
@@ -343,7 +371,7 @@ class SenderLane(StatefulLane):
         if before is not None:
             await asyncio.wait([before])
         try:
-            self.transactions.hand(self, record, await self.stage.handle(record))
+            writes = await self.stage.handle(record)
         except NotOwned:
             return  # the partition was lost meanwhile: its new owner handles the record
         except Exception as exc:  # a bug: the record must not be lost; the lane restarts and reads it again
@@ -352,7 +380,7 @@ class SenderLane(StatefulLane):
             )
             self._crash = exc
             return
-        self.offsets.done((record.topic, record.partition), record.offset)
+        self.finish(record, writes)
 
     def _finished(
         self, task: asyncio.Task[None], partition: Partition, chain: tuple[Partition, bytes | None]

@@ -62,14 +62,17 @@ def reference(record: ConsumedRecord) -> bytes:
 class PipelineStage:
     stage: Stage
 
-    def __init__(self, topics: Topics, ledger: Ledger, clock: Clock) -> None:
+    def __init__(self, topics: Topics, ledger: Ledger | None, clock: Clock) -> None:
         self.topics = topics
         self.ledger = ledger
+        """the final outcomes of the consumed partitions (None: this stage's records have none)"""
         self.clock = clock
 
     def already_final(self, key: str, record: ConsumedRecord) -> bool:
         """True when ``key`` has its final outcome and this record must not change it: it was
         delivered, or this is a second reading (crash, duplicate) rather than a replay from the DLQ."""
+        if self.ledger is None:
+            return False
         status = self.ledger.final((record.topic, record.partition), key)
         if status is None:
             return False
@@ -80,7 +83,7 @@ class PipelineStage:
         """The outcome record, and the ledger entry of a final decision about ``key`` when the
         record's topic has a ledger (retry topics don't: their records are about send-topic ones)."""
         writes = [self.outcome(outcome)]
-        if self.ledger.covers(record.topic):
+        if self.ledger is not None and self.ledger.covers(record.topic):
             source = (record.topic, record.partition)
             at = outcome.at.timestamp()
             origin = str(outcome.source) if outcome.delivery_id else None  # tells a duplicate event apart

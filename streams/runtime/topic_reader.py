@@ -26,35 +26,40 @@ def read_to_end(
     bootstrap_servers: str, topic: str, partitions: list[int] | None, timeout: float
 ) -> Iterator[Message]:
     """Every retained record of the partitions (all when None) up to their end as of the call, in
-    offset order per partition. Done by position, so compacted gaps and control records are fine.
-    Raises TimeoutError when that takes longer than ``timeout`` seconds."""
+    offset order per partition. Raises TimeoutError when that takes longer than ``timeout`` seconds."""
     consumer = Consumer(reader_config(bootstrap_servers))
     try:
         numbers = partitions_of(consumer, topic) if partitions is None else partitions
-        ends = _assign_from_oldest(consumer, topic, numbers)
-        deadline = time.monotonic() + timeout
-        while ends:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took longer than {timeout:.0f} s")
-            yield from (m for m in consumer.consume(BATCH, 0.2) if m.error() is None)
-            for position in consumer.position([TopicPartition(topic, number) for number in ends]):
-                if position.offset >= ends[position.partition]:
-                    del ends[position.partition]
+        ranges = {number: watermarks(consumer, topic, number) for number in numbers}
+        yield from read_between(consumer, topic, ranges, timeout)
     finally:
         consumer.close()
 
 
-def _assign_from_oldest(consumer: Consumer, topic: str, numbers: list[int]) -> dict[int, int]:
-    """Assign the partitions that hold records, from their oldest; their ends (next offsets)."""
-    ends: dict[int, int] = {}
-    starts: list[TopicPartition] = []
-    for number in numbers:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, number), timeout=METADATA_TIMEOUT_SECONDS
-        )
-        if high > low:
-            ends[number] = high
-            starts.append(TopicPartition(topic, number, low))
-    if starts:
-        consumer.assign(starts)
-    return ends
+def watermarks(consumer: Consumer, topic: str, number: int) -> tuple[int, int]:
+    """The oldest offset retained and the end (next offset) of a partition."""
+    low, high = consumer.get_watermark_offsets(
+        TopicPartition(topic, number), timeout=METADATA_TIMEOUT_SECONDS
+    )
+    return int(low), int(high)
+
+
+def read_between(
+    consumer: Consumer, topic: str, ranges: dict[int, tuple[int, int]], timeout: float
+) -> Iterator[Message]:
+    """The records of each partition from its start offset to before its end offset, in offset order
+    per partition. Done by position, so compacted gaps and control records are fine. Raises
+    TimeoutError when that takes longer than ``timeout`` seconds."""
+    ends = {number: end for number, (start, end) in ranges.items() if end > start}
+    if not ends:
+        return
+    consumer.assign([TopicPartition(topic, number, ranges[number][0]) for number in ends])
+    deadline = time.monotonic() + timeout
+    while ends:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {topic} took longer than {timeout:.0f} s")
+        yield from (m for m in consumer.consume(BATCH, 0.2) if m.error() is None)
+        for position in consumer.position([TopicPartition(topic, number) for number in ends]):
+            if position.offset >= ends[position.partition]:
+                del ends[position.partition]
+    consumer.unassign()

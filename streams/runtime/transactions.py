@@ -37,13 +37,18 @@ from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.clients import WriteProblem, partition_argument, producer_config, write_problem
 from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.state.store import Store
 
 log = get_logger("transactions")
 REPEATS = Repeats(log, interval_seconds=30.0)
 POLL_SECONDS = 0.1
-CALL_TIMEOUT_SECONDS = 30.0
 TRANSACTION_TIMEOUT_MS = 10_000
 """A crashed worker's open transaction blocks readers of its partitions at most this long."""
+CALL_TIMEOUT_SECONDS = 6.0
+"""A transactional call (offsets, commit, abort) that takes longer fails, well before the
+coordinator would abort the transaction for its age and fence the producer."""
+INIT_TIMEOUT_SECONDS = 30.0
+SLOW_COMMIT_SECONDS = 1.0
 MAX_REFUSALS = 3
 MAX_BACKLOG = 50_000
 """Writes waiting to be committed before lanes are made to wait."""
@@ -73,6 +78,10 @@ class Committing(Protocol):
         """The group refused the metadata (a new generation): the lane reads it again."""
         ...
 
+    def owns(self, partition: tuple[str, int]) -> bool:
+        """Whether the lane owns the partition now (a record of one it lost or gave away is not its own)."""
+        ...
+
 
 @dataclass(eq=False)
 class Handed:
@@ -86,6 +95,10 @@ class Handed:
     replaced: bool = False
     error: KafkaError | None = None
     """the first write error of the current attempt"""
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    """per changelog partition written, the offset of the last record the broker acknowledged"""
+    attempt: int = 0
+    """how often the writes were produced (each abort produces them again)"""
 
 
 class Transactions:
@@ -101,6 +114,11 @@ class Transactions:
         self._backlog = 0
         """writes handed and not committed yet"""
         self._producer: Producer | None = None
+        self._stores: dict[str, Store] = {}
+        """changelog topic -> the store whose writes it carries (written to disk once committed)"""
+        self._abort_next = False
+        """writes of a lost partition are in the open transaction: abort it, produce the rest again"""
+        self._began_at = time.monotonic()
         self._open_transaction = False
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
@@ -113,14 +131,42 @@ class Transactions:
     def register(self, lane: Committing) -> None:
         self._lanes.append(lane)
 
+    def keep_state(self, store: Store) -> None:
+        """Write the store's changelog records to its disk once their transaction commits."""
+        for changelog in store.changelogs.values():
+            self._stores[changelog] = store
+
     def hand(self, lane: Committing, record: ConsumedRecord, writes: list[Write]) -> None:
-        """Take what ``record`` led to; the lane may mark the record done right after."""
+        """Take what ``record`` led to; the lane may mark the record done right after. What a record
+        of a partition the lane no longer owns led to is dropped: the partition's new owner reads
+        the record again."""
+        if not lane.owns((record.topic, record.partition)):
+            metrics.WRITES_DROPPED.labels(lane.name).inc(len(writes))
+            return
         handed = Handed(lane, record, writes)
         self._backlog += len(writes)
         if self._open_transaction:
             self._produce(handed)
         else:
             self._waiting.append(handed)
+
+    def lost(self, lane: Committing, partitions: list[tuple[str, int]]) -> None:
+        """The group gave the partitions away without a revoke: what their records led to and is not
+        committed yet is dropped, so it is never written twice (their new owner reads them again)."""
+        gone = set(partitions)
+
+        def kept(handed: Handed) -> bool:
+            return handed.lane is not lane or (handed.record.topic, handed.record.partition) not in gone
+
+        waiting = [handed for handed in self._waiting if kept(handed)]
+        still_open = [handed for handed in self._open if kept(handed)]
+        dropped = len(self._waiting) + len(self._open) - len(waiting) - len(still_open)
+        if len(still_open) < len(self._open):
+            self._abort_next = True  # already produced: only an abort takes them back
+        self._waiting, self._open = waiting, still_open
+        self._backlog = sum(len(handed.writes) for handed in (*self._waiting, *self._open))
+        if dropped:
+            log.warning("writes of lost partitions dropped", extra=fields(lane=lane.name, records=dropped))
 
     async def room(self) -> None:
         """Wait while too much is waiting to be committed (an outage): lanes then stop reading."""
@@ -165,9 +211,10 @@ class Transactions:
                 self._wake.clear()
                 if await self._cycle():
                     backoff = FIRST_BACKOFF_SECONDS
-                else:
+                else:  # try again after the backoff, not after the interval
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    self._wake.set()
             await self._cycle()
         finally:
             self._polling.set()
@@ -181,10 +228,10 @@ class Transactions:
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             delivery_timeout_ms=TRANSACTION_TIMEOUT_MS,  # librdkafka: no longer than a transaction
             retry_backoff_ms=10,  # the next transaction's first call waits for the last one's markers
-            delivery_report_only_error=True,  # success is the commit; only failures need a callback
+            delivery_report_only_error=False,  # the changelog records' offsets make the checkpoints
         )
         self._producer = Producer(config)
-        await asyncio.to_thread(self._producer.init_transactions, CALL_TIMEOUT_SECONDS)
+        await asyncio.to_thread(self._producer.init_transactions, INIT_TIMEOUT_SECONDS)
         self._begin()
         log.info("transactions started", extra=fields(transactional_id=self._transactional_id))
 
@@ -205,6 +252,7 @@ class Transactions:
     def _begin(self) -> None:
         assert self._producer is not None
         self._producer.begin_transaction()
+        self._began_at = time.monotonic()
         self._open_transaction = True
         waiting, self._waiting = self._waiting, []
         for handed in waiting:
@@ -213,7 +261,11 @@ class Transactions:
     def _produce(self, handed: Handed) -> None:
         assert self._producer is not None
         self._open.append(handed)
-        delivered = partial(self._delivered, handed)
+        handed.attempt += 1
+        handed.offsets.clear()
+        with self._lock:
+            handed.error = None  # what a purged earlier attempt reported meanwhile
+        delivered = partial(self._delivered, handed, handed.attempt)
         for write in handed.writes:
             try:
                 self._producer.produce(
@@ -229,10 +281,18 @@ class Transactions:
             except KafkaException as exc:
                 self._failed(handed, exc.args[0])
 
-    def _delivered(self, handed: Handed, error: KafkaError | None, _: Message) -> None:
-        """Runs on the polling thread."""
+    def _delivered(self, handed: Handed, attempt: int, error: KafkaError | None, message: Message) -> None:
+        """Runs on the polling thread (or the committing one). A report of an earlier attempt (a
+        write purged by an abort, reported after it was produced again) says nothing of this one."""
+        if attempt != handed.attempt:
+            return
         if error is not None:
             self._failed(handed, error)
+            return
+        topic = message.topic()
+        if topic is not None and topic in self._stores:
+            where = (topic, message.partition() or 0)
+            handed.offsets[where] = max(handed.offsets.get(where, -1), message.offset() or 0)
 
     def _failed(self, handed: Handed, error: KafkaError) -> None:
         with self._lock:
@@ -249,8 +309,9 @@ class Transactions:
             await self._finished_cycle()
             return True
         self._open_transaction = False  # what is handed from now on waits for the next transaction
+        committing = time.monotonic()
         try:
-            if any(handed.error is not None for handed in self._open):
+            if self._abort_next or any(handed.error is not None for handed in self._open):
                 raise KafkaException(KafkaError(KafkaError._FAIL, "a write failed", txn_requires_abort=True))
             for lane, partitions in offsets:
                 await self._send_offsets(lane, partitions)
@@ -262,12 +323,42 @@ class Transactions:
         self._backlog -= sum(len(handed.writes) for handed in committed)
         for lane, partitions in offsets:
             lane.committed(partitions)
+        self._write_state(committed)
         metrics.TRANSACTIONS.labels("committed").inc()
+        self._slow(committing, committed)
         self._begin()
         await self._finished_cycle()
         if committed:
             log.debug("committed", extra=fields(records=len(committed)))
         return True
+
+    def _write_state(self, committed: list[Handed]) -> None:
+        """The committed changelog records, to their stores' disks, with the offsets they reach."""
+        if not self._stores:
+            return
+        changes: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+        offsets: dict[tuple[str, int], int] = {}
+        for handed in committed:
+            for write in handed.writes:
+                if write.topic in self._stores and write.key is not None and write.partition is not None:
+                    changes.setdefault((write.topic, write.partition), []).append((write.key, write.value))
+            for where, offset in handed.offsets.items():
+                offsets[where] = max(offsets.get(where, -1), offset)
+        for (changelog, number), written in changes.items():
+            self._stores[changelog].committed(changelog, number, written, offsets.get((changelog, number)))
+
+    def _slow(self, committing: float, committed: list[Handed]) -> None:
+        """A warning when a commit took long, or the transaction was open long: its age and size."""
+        now = time.monotonic()
+        age, took = now - self._began_at, now - committing
+        if took > SLOW_COMMIT_SECONDS or age > TRANSACTION_TIMEOUT_MS / 2000:
+            REPEATS.warning(
+                "a slow transaction",
+                age_seconds=round(age, 3),
+                commit_seconds=round(took, 3),
+                records=len(committed),
+                writes=sum(len(handed.writes) for handed in committed),
+            )
 
     async def _send_offsets(self, lane: Committing, partitions: list[TopicPartition]) -> None:
         assert self._producer is not None
@@ -295,7 +386,13 @@ class Transactions:
         transaction fails, start over with a new producer (same transactional id: it fences the old
         one)."""
         metrics.TRANSACTIONS.labels("aborted").inc()
-        REPEATS.warning("transaction failed, trying again", error=error.name(), detail=error.str())
+        self._abort_next = False
+        REPEATS.warning(
+            "transaction failed, trying again",
+            error=error.name(),
+            detail=error.str(),
+            age_seconds=round(time.monotonic() - self._began_at, 3),
+        )
         again = [retried for handed in self._open for retried in self._again(handed)]
         self._open = []
         self._waiting = again + self._waiting
@@ -343,9 +440,9 @@ class Transactions:
         producer, self._producer = self._producer, None
         self._open_transaction = False
         if producer is not None:
-            with contextlib.suppress(KafkaException):
+            with contextlib.suppress(KafkaException):  # a fenced or failed producer has nothing to keep
                 await asyncio.to_thread(producer.abort_transaction, 5.0)
-            await asyncio.to_thread(producer.flush, 5.0)
+                await asyncio.to_thread(producer.flush, 5.0)
 
 
 _GENERATION_ERRORS = frozenset(

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -26,7 +27,7 @@ from channels.base import Channel, ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
 from streams.core.catalog import Catalog, load_catalog
-from streams.core.codes import CodeGate, CodeRules
+from streams.core.codes import CodeRules
 from streams.core.render_plan import ShopPlan, compile_shop
 from streams.core.routing import Router
 from streams.core.shop_records import ShopTable
@@ -34,6 +35,7 @@ from streams.core.sms_quota import AccountBook
 from streams.core.tokens import Tokens
 from streams.core.topics import Topics, load_topics
 from streams.logs import fields, get_logger
+from streams.runtime.code_limits import SENDS, CodeLimits
 from streams.runtime.follower import TableFollower
 from streams.runtime.forwarder import ForwarderLane
 from streams.runtime.health import BrokerProbe, Readiness
@@ -47,6 +49,7 @@ from streams.runtime.router import RouterLane, RouterStage
 from streams.runtime.sender import SenderLane, SenderStage
 from streams.runtime.sms_account import SmsQuota
 from streams.runtime.stage import RetryStage, utc_now
+from streams.runtime.state.store import Disk, Store, lock_directory
 from streams.runtime.supervisor import Supervisor
 from streams.runtime.transactions import Transactions
 from streams.runtime.web import pages
@@ -127,7 +130,8 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     book = AccountBook()
     quota = SmsQuota(book, topics.sms_account, settings.kafka_bootstrap_servers)
     transactions = Transactions(settings.kafka_bootstrap_servers, _group(settings))
-    parts = _Parts(settings, topics, transactions, quota)
+    disk = Disk(settings.state_dir, cache_bytes=settings.state_cache_mb << 20)
+    parts = _Parts(settings, topics, transactions, quota, disk)
     lanes: list[Lane] = []
     if settings.runs("router"):
         key = settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None
@@ -191,6 +195,11 @@ class _Parts:
     topics: Topics
     transactions: Transactions
     quota: SmsQuota
+    disk: Disk
+
+    def store(self, name: str, consumed: list[str], **options: Any) -> Store:
+        """The lane's store, with a changelog per consumed topic."""
+        return Store(name, self.topics.ledgers(consumed), self.disk, self.ttl, **options)
 
     @property
     def ttl(self) -> float:
@@ -210,39 +219,41 @@ class _Parts:
 
     def router(self, router: Router, plans: dict[int, ShopPlan], ready: asyncio.Event) -> RouterLane:
         events = self.topics.event_topics
-        stage = RouterStage(self.topics, router, plans, Ledger(self.topics.ledgers(events), self.ttl))
+        stage = RouterStage(self.topics, router, plans, Ledger(self.store("router", events)))
         config = self.config(_group(self.settings), events, wait=0.05)
         return RouterLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
 
     def sender(self, name: ChannelName, channel: Channel) -> SenderLane:
-        return self._sender(f"send.{name.value}", self.topics.send_topic(name), channel, name)
+        lane = f"send.{name.value}"
+        return self._sender(lane, self.store(lane, [self.topics.send_topic(name)]), channel, name)
 
     def code_sender(self, channel: Channel) -> SenderLane:
         """The verification codes' own lane (SMS): expiry and per-phone limits before sending."""
         rules = CodeRules(validity_seconds=self.settings.code_validity_seconds)
-        return self._sender("send.codes", self.topics.codes, channel, channel.name, CodeGate(rules))
+        longest = max(window for window, _ in rules.limits)
+        store = self.store("send.codes", [self.topics.codes], ttls={SENDS: longest}, tags=(0, SENDS))
+        return self._sender("send.codes", store, channel, channel.name, CodeLimits(store, rules))
 
     def _sender(
-        self, lane: str, topic: str, channel: Channel, name: ChannelName, codes: CodeGate | None = None
+        self, lane: str, store: Store, channel: Channel, name: ChannelName, codes: CodeLimits | None = None
     ) -> SenderLane:
-        ledger = Ledger(self.topics.ledgers([topic]), self.ttl)
         quota = self.quota if name is ChannelName.ALIYUN_SMS else None
         key = self.settings.recipient_key
         recipient_key = key.get_secret_value().encode() if key else None
         stage = SenderStage(
-            self.topics, channel, ledger, codes=codes, quota=quota, recipient_key=recipient_key
+            self.topics, channel, Ledger(store), codes=codes, quota=quota, recipient_key=recipient_key
         )
-        config = self.config(f"{_group(self.settings)}.{lane}", [topic])
+        config = self.config(f"{_group(self.settings)}.{lane}", list(store.changelogs))
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
 
     def receipts(self) -> ReceiptsLane:
-        stage = ReceiptsStage(self.topics, self.settings.receipt_ttl_hours * 3600)
+        stage = ReceiptsStage(self.topics, self.disk, self.settings.receipt_ttl_hours * 3600)
         config = self.config(f"{_group(self.settings)}.receipts", [self.topics.receipts])
         return ReceiptsLane(config, stage, self.transactions, self.settings.receipt_overdue_minutes * 60)
 
     def forwarder(self, channels: list[ChannelName]) -> ForwarderLane:
         routes = retry_routes(self.topics, channels)
-        stage = RetryStage(self.topics, Ledger({}, self.ttl), utc_now)
+        stage = RetryStage(self.topics, None, utc_now)
         config = self.config(f"{_group(self.settings)}.retry", sorted(routes))
         return ForwarderLane(config, routes, stage, self.transactions, send_topics=self.topics.send_topics)
 
@@ -297,7 +308,9 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
 
 
 def serve(settings: Settings) -> int:
-    """``mall-notify worker``: run until SIGTERM or SIGINT."""
+    """``mall-notify worker``: run until SIGTERM or SIGINT (StateDirInUse when another worker
+    keeps its state in the same directory)."""
+    held = lock_directory(settings.state_dir)
     worker = build_worker(settings)
 
     async def main() -> None:
@@ -308,6 +321,7 @@ def serve(settings: Settings) -> int:
         await run_worker(worker, stop)
 
     asyncio.run(main())
+    held.close()
     return 0
 
 

@@ -15,19 +15,23 @@ from streams.runtime.worker import Worker, build_worker
 from streams.settings import PROJECT_ROOT, Settings
 from tests.conftest import WECHAT_SECRETS, Sandbox
 
+STATE_ROOT = PROJECT_ROOT / ".local" / "test-state"
+
 
 async def prepared_worker(kafka_bootstrap: str, sandbox: Sandbox, name: str, **settings: Any) -> Worker:
-    """A worker with topics of its own (prefix ``<name><random>.``) and the sample shops saved."""
+    """A worker with topics of its own (prefix ``<name><random>.`` unless ``topic_prefix`` is
+    given) and the sample shops saved."""
+    prefix = settings.pop("topic_prefix", f"{name}{uuid.uuid4().hex[:6]}.")
     worker = build_worker(
         Settings(
             kafka_bootstrap_servers=kafka_bootstrap,
-            topic_prefix=f"{name}{uuid.uuid4().hex[:6]}.",
+            topic_prefix=prefix,
             web_port=free_port(),
             wechat_oa_api_base=sandbox.url,
             wechat_mp_api_base=sandbox.url,
             wechat_secrets=WECHAT_SECRETS,
             kafka_session_timeout=6,
-            **settings,
+            **{"state_dir": STATE_ROOT / f"{name}-{uuid.uuid4().hex[:6]}", **settings},
         )
     )
     topics = worker.topics

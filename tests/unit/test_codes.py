@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from channels.base import ChannelName, SendResult
-from streams.core.codes import CodeGate, CodeRules, PhoneLimits
+from channels.base import ChannelName, ErrorClass, SendResult
+from streams.core.codes import CodeRules, expired, phone_limit, recent
 from streams.core.outcomes import Outcome, Status
 from streams.core.topics import Topics
+from streams.runtime.code_limits import SENDS, CodeLimits
 from streams.runtime.ledger import Ledger
 from streams.runtime.router import RouterStage
 from streams.runtime.sender import SenderStage
@@ -31,31 +32,33 @@ def test_a_code_goes_to_the_codes_topic_and_bulk_sms_does_not(router: RouterStag
     [(timedelta(seconds=299), True), (timedelta(seconds=300), True), (timedelta(seconds=301), False)],
 )
 def test_a_code_older_than_its_validity_is_not_sent(age: timedelta, sent: bool) -> None:
-    gate = CodeGate(CodeRules(validity_seconds=300))
-    refusal = gate.refusal(PHONE, NOW - age, NOW)
-    assert refusal == (None if sent else "expired")
+    assert expired(NOW - age, NOW, CodeRules(validity_seconds=300)) is not sent
 
 
 def test_a_phone_gets_one_code_a_minute_five_an_hour_and_ten_a_day() -> None:
-    limits = PhoneLimits(CodeRules())
-    day = [minute * 60.0 for minute in (0, 1, 2, 3, 4)]
-    for at in day:
-        assert limits.refusal(PHONE, at) is None
-        limits.sent(PHONE, at)
-    assert limits.refusal(PHONE, 4 * 60 + 30) == "phone_limit: at most 1 code(s) in 1 minute to one phone"
-    assert limits.refusal(PHONE, 6 * 60) == "phone_limit: at most 5 code(s) in 1 hour to one phone"
-    assert limits.refusal("13800000000", 6 * 60) is None  # another phone is not affected
+    rules = CodeRules()
+    sent: list[float] = []
+    for at in [minute * 60.0 for minute in (0, 1, 2, 3, 4)]:
+        assert phone_limit(sent, at, rules) is None
+        sent.append(at)
+    assert phone_limit(sent, 4 * 60 + 30, rules) == "phone_limit: at most 1 code(s) in 1 minute to one phone"
+    assert phone_limit(sent, 6 * 60, rules) == "phone_limit: at most 5 code(s) in 1 hour to one phone"
     for hour in range(1, 6):
-        assert limits.refusal(PHONE, hour * 3600 + 300) is None
-        limits.sent(PHONE, hour * 3600 + 300)
-    assert limits.refusal(PHONE, 12 * 3600) == "phone_limit: at most 10 code(s) in 1 day to one phone"
-    assert limits.refusal(PHONE, 86400 + 5 * 60) is None  # the first ones left the day's window
+        assert phone_limit(sent, hour * 3600 + 300, rules) is None
+        sent.append(hour * 3600 + 300)
+    assert phone_limit(sent, 12 * 3600, rules) == "phone_limit: at most 10 code(s) in 1 day to one phone"
+    later = 86400 + 5 * 60
+    assert (
+        phone_limit(recent(sent, later, rules), later, rules) is None
+    )  # the first ones left the day's window
+    assert len(recent(sent, later, rules)) == 5
 
 
 def _code_sender(topics: Topics, channel: ScriptedChannel) -> SenderStage:
-    gate = CodeGate(CodeRules(validity_seconds=300))
     ledger: Ledger = owning(topics, [topics.codes])
-    return SenderStage(topics, channel, ledger, clock=lambda: NOW, rand=lambda: 0.5, codes=gate)
+    ledger.store.tags = (0, SENDS)
+    limits = CodeLimits(ledger.store, CodeRules(validity_seconds=300))
+    return SenderStage(topics, channel, ledger, clock=lambda: NOW, rand=lambda: 0.5, codes=limits)
 
 
 def _code(event_time: datetime) -> bytes:
@@ -79,3 +82,17 @@ async def test_the_codes_lane_skips_an_expired_code_and_a_second_in_a_minute(top
     ]
     assert len(channel.sent) == 1  # Aliyun was asked once
     assert all(o.delivery_id for o in results)  # each delivery settled, with its own outcome
+
+
+async def test_a_code_the_provider_refused_does_not_count_against_its_phone(topics: Topics) -> None:
+    """An outage must not use up a phone's codes: a refused send is taken back, the next goes out."""
+    channel = ScriptedChannel(
+        SendResult.failed(ErrorClass.TRANSIENT, "isp.SYSTEM_ERROR", "Aliyun is down"),
+        SendResult.delivered("biz-2"),
+    )
+    stage = _code_sender(topics, channel)
+    refused = await stage.handle(record(_code(NOW - timedelta(seconds=2)), topic=topics.codes, offset=1))
+    again = await stage.handle(record(_code(NOW - timedelta(seconds=1)), topic=topics.codes, offset=2))
+    assert not outcomes(refused, topics), "the refused code waits in a retry tier"
+    assert [(o.status, o.reason) for o in outcomes(again, topics)] == [(Status.DELIVERED, None)]
+    assert len(channel.sent) == 2

@@ -19,7 +19,7 @@ from streams.core.topics import Topics
 from streams.runtime.receipts import ReceiptsStage
 from streams.runtime.records import ConsumedRecord
 from tests.factories import delivery, dispatch
-from tests.unit.test_stages import NOW, PARTITION
+from tests.unit.test_stages import NOW, PARTITION, disk
 
 APPID = "wx9c3e7a1b5d2f4e6a08"
 AES_KEY = base64.b64encode(os.urandom(32)).decode().rstrip("=")
@@ -110,8 +110,8 @@ def _delivered(channel: ChannelName, message_id: str) -> Outcome:
 
 
 def _stage(topics: Topics) -> ReceiptsStage:
-    stage = ReceiptsStage(topics, ttl_seconds=3600, clock=lambda: NOW, now=lambda: NOW.timestamp())
-    stage.partitions[(topics.receipts, PARTITION)] = stage.new_partition()
+    stage = ReceiptsStage(topics, disk(), ttl_seconds=3600, clock=lambda: NOW, now=lambda: NOW.timestamp())
+    stage.store.open((topics.receipts, PARTITION))
     return stage
 
 

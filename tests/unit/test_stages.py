@@ -4,8 +4,10 @@ provider call; tests/integration runs the same paths against the real broker."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 from prometheus_client import REGISTRY
@@ -21,6 +23,7 @@ from streams.runtime.ledger import Ledger
 from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.router import RouterStage
 from streams.runtime.sender import SenderStage
+from streams.runtime.state.store import Disk, Store
 from tests.factories import dispatch, payment_event, to_bytes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -50,11 +53,17 @@ def outcomes(writes: list[Write], topics: Topics) -> list[Outcome]:
     return [Outcome.model_validate_json(write.value or b"") for write in on(writes, topics.outcomes)]
 
 
-def owning(topics: Topics, consumed: list[str]) -> Ledger:
-    """A ledger that owns partition PARTITION of the consumed topics, restored empty."""
-    ledger = Ledger(topics.ledgers(consumed), ttl_seconds=86400.0, clock=lambda: NOW.timestamp())
-    ledger.install(ledger.read([(topic, PARTITION) for topic in consumed], lambda *_: [])[0])
-    return ledger
+def owning(topics: Topics, consumed: list[str], name: str = "ledger") -> Ledger:
+    """A ledger that owns partition PARTITION of the consumed topics, empty, on a disk of its own."""
+    store = Store(name, topics.ledgers(consumed), disk(), ttl_seconds=86400.0, clock=lambda: NOW.timestamp())
+    for topic in consumed:
+        store.open((topic, PARTITION))
+    return Ledger(store)
+
+
+def disk() -> Disk:
+    """A state directory of the test's own (tmp_path is not at hand in the helpers)."""
+    return Disk(Path(tempfile.mkdtemp(prefix="mall-notify-state-")), cache_bytes=4 << 20)
 
 
 def sender(topics: Topics, channel: ScriptedChannel) -> SenderStage:
