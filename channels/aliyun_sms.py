@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from channels.base import ChannelName, Delivery, ErrorClass, PushedReceipt, SendResult
 from channels.limits import AccountLimiter, Limits
+from streams.core.errors import MallNotifyError
 
 T, P = ErrorClass.TRANSIENT, ErrorClass.PERMANENT
 CODES: dict[str, tuple[ErrorClass, str]] = {
@@ -150,7 +151,7 @@ REVIEW_STATUS: dict[int, ReviewState] = {0: "reviewing", 1: "approved", 2: "reje
 TEMPLATE_TYPE = {"verification_code": 0, "notice": 1}
 
 
-class ReviewCallFailed(Exception):
+class ReviewCallFailed(MallNotifyError):
     """Aliyun refused a signature or template call, or could not be reached (classified)."""
 
     def __init__(self, result: SendResult) -> None:
@@ -251,7 +252,7 @@ class AliyunSmsDetails:
 CHINA = timezone(timedelta(hours=8))
 
 
-class ReportRefused(Exception):
+class ReportRefused(MallNotifyError):
     """A body that is not Aliyun's SmsReport (a JSON array of reports)."""
 
 

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from channels.base import ErrorClass, SendResult
 from channels.http import SharedSession
 from channels.limits import AccountLimiter, Limits
+from streams.core.errors import MallNotifyError
 
 T, R, P = ErrorClass.TRANSIENT, ErrorClass.REAUTH, ErrorClass.PERMANENT
 ERRCODES: dict[int, tuple[ErrorClass, str]] = {
@@ -72,7 +73,7 @@ TOKEN_FAILURES = Counter(
 )
 
 
-class CallFailed(Exception):
+class CallFailed(MallNotifyError):
     """A WeChat call did not give a usable answer; ``result`` says how it failed."""
 
     def __init__(self, result: SendResult) -> None:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree
 
 from channels.base import ChannelName, PushedReceipt
+from streams.core.errors import MallNotifyError
 
 BLOCK = 32
 OA_STATUS = {
@@ -37,7 +38,7 @@ OA_STATUS = {
 }
 
 
-class PushRefused(Exception):
+class PushRefused(MallNotifyError):
     """A push that is not WeChat's: a bad signature, a broken encryption, not XML."""
 
 

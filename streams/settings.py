@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from channels.base import ChannelName
+from streams.core.errors import MallNotifyError
 
 if TYPE_CHECKING:
     from channels.aliyun_sms import AliyunSmsConfig
@@ -219,7 +220,7 @@ class Settings(BaseSettings):
         return self.lanes == "all" or lane in self.lanes.split(",")
 
 
-class SettingsError(Exception):
+class SettingsError(MallNotifyError):
     """A setting is invalid; the message names the environment variable and why."""
 
 

@@ -21,7 +21,7 @@ from channels.wechat_templates import AccountTemplates
 from streams.api.bodies import BodyT
 from streams.api.openapi import Problems
 from streams.core.catalog import Catalog
-from streams.core.errors import ConfigError
+from streams.core.errors import ConfigError, MallNotifyError
 from streams.core.ownership import record_changes
 from streams.core.settings_history import history_record, settings_change
 from streams.core.shop_checks import shop_problems
@@ -38,7 +38,7 @@ from streams.runtime.records import Write
 from streams.runtime.supervisor import Supervisor
 
 
-class NoAliyun(Exception):
+class NoAliyun(MallNotifyError):
     """A call needs Aliyun and this API has no AccessKey (503)."""
 
 

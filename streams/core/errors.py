@@ -1,15 +1,33 @@
-"""Every exception the pure core raises, in one place.
+"""Every exception mall-notify raises on purpose derives from :class:`MallNotifyError`, defined
+here. The tree, in one place:
 
-    Exception
-    ├── ConfigError       a data file (catalog, shop settings) or a document breaks a rule;
-    │                     ``problems`` names each field
-    ├── TopicsError       ``topics.yaml`` is missing or invalid
-    ├── EventRejected     a record's bytes are not an event we understand; ``reason`` is the
-    │                     dead-letter reason (invalid_json, schema_invalid, unknown_type)
-    └── MissingVariable   an event lacks a value a template needs (routing turns it into a skip)
+    MallNotifyError      the root
+    ├── ConfigError          a data file (catalog, shop settings) or a document breaks a rule;
+    │                        ``problems`` names each field
+    ├── TopicsError          ``topics.yaml`` is missing or invalid
+    ├── EventRejected        a record's bytes are not an event we understand; ``reason`` is the
+    │                        dead-letter reason (invalid_json, schema_invalid, unknown_type)
+    ├── MissingVariable      an event lacks a value a template needs (routing turns it into a skip)
+    ├── UnreadableFile       core/validation: a file is missing or not YAML
+    ├── Refused              core/sms_signatures: a signature or template review breaks a rule
+    │   └── NotYours         the signature is another shop's
+    ├── SettingsError        settings: an environment variable is invalid
+    ├── NotOwned             runtime/state/store: the state of a partition the lane lost was asked for
+    ├── StateDirInUse        runtime/state/store: another worker holds MALL_NOTIFY_STATE_DIR
+    ├── Unreadable           runtime/state/partition: a stored value or changelog record is no entry
+    ├── NoTopic              runtime/follower: the cluster has no such topic (yet)
+    ├── KafkaUnavailable     ops/kafka_check: the cluster did not answer
+    ├── MissingTopics        ops/kafka_check: the cluster lacks topics of the spec
+    ├── NoAliyun             api/context: a call needs Aliyun and no AccessKey is configured
+    ├── DemoProblem          devtools/demo: the demo's own files are unusable
+    ├── CallFailed           channels/wechat: a WeChat call gave no usable answer (classified)
+    ├── PushRefused          channels/wechat_push: a push that is not WeChat's
+    ├── ReviewCallFailed     channels/aliyun_sms: a signature or template call failed (classified)
+    └── ReportRefused        channels/aliyun_sms: a body that is not Aliyun's SmsReport
 
-Nothing in the core raises anything else on purpose: an exception of another type is a bug,
-and the runtime dead-letters the record that met it with the reason ``internal_error``.
+Provider errors never reach the runtime as exceptions: channels answer with a classified
+``SendResult``. Nothing in the core raises anything else on purpose: an exception of another type
+is a bug, and the runtime dead-letters the record that met it with the reason ``internal_error``.
 """
 
 from __future__ import annotations

@@ -154,6 +154,8 @@ class AccountBook:
     def __init__(self) -> None:
         self._purchases: dict[int, dict[str, Purchase]] = {}
         self._charged: dict[int, dict[tuple[str, int], Charged]] = {}
+        self._committed: dict[tuple[str, int], dict[int, Charged]] = {}
+        """per send-topic partition and shop, the charges as last read from the topic"""
 
     def __len__(self) -> int:
         return len(self._purchases.keys() | self._charged.keys())
@@ -168,7 +170,9 @@ class AccountBook:
                 self._purchases.setdefault(purchase.shop_id, {})[purchase.purchase_id] = purchase
                 return purchase.shop_id
             if parts[0] == "charged" and len(parts) == 4:
-                return self.merge(parts[2], int(parts[3]), _CHARGED.validate_json(value or b""), restore)
+                charged = _CHARGED.validate_json(value or b"")
+                self._committed.setdefault((parts[2], int(parts[3])), {})[charged.shop_id] = charged
+                return self.merge(parts[2], int(parts[3]), charged, restore)
         except (ValidationError, ValueError) as exc:
             return f"an unreadable account record {key!r}: {str(exc)[:200]}"
         return f"an account record with an unknown key {key!r}"
@@ -181,6 +185,16 @@ class AccountBook:
         if restore or known is None or charged.version >= known.version:
             charges[(topic, partition)] = charged
         return charged.shop_id
+
+    def committed_only(self, topic: str, partition: int) -> None:
+        """Forget what this process counted for a partition and did not see committed (it was
+        just assigned: what an earlier owner here wrote and lost may never have been committed)."""
+        committed = self._committed.get((topic, partition), {})
+        for shop_id, charges in self._charged.items():
+            if shop_id in committed:
+                charges[(topic, partition)] = committed[shop_id]
+            else:
+                charges.pop((topic, partition), None)
 
     def charged(self, shop_id: int, topic: str, partition: int) -> Charged:
         known = self._charged.get(shop_id, {}).get((topic, partition))

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from streams.core.errors import MallNotifyError
 from streams.core.shop_checks import MAX_SIGNATURES
 from streams.core.shops import ReviewStatus, ShopRules, Signature, SmsAccount, SmsTemplate
 
 
-class Refused(Exception):
+class Refused(MallNotifyError):
     """The request breaks a rule of the review; the message says which, for a person."""
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from streams.core.errors import MallNotifyError
 
-class UnreadableFile(Exception):
+
+class UnreadableFile(MallNotifyError):
     """A file that is missing or is not YAML; the message names the path and the line."""
 
 

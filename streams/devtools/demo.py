@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from streams.core.errors import ConfigError, TopicsError
+from streams.core.errors import ConfigError, MallNotifyError, TopicsError
 from streams.core.outcomes import FINAL_STATUSES, Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
@@ -111,7 +111,7 @@ def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
     return fresh
 
 
-class DemoProblem(Exception):
+class DemoProblem(MallNotifyError):
     """The demo's own files are unusable; found before anything connects to Kafka."""
 
 

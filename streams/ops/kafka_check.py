@@ -10,14 +10,16 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.core.errors import MallNotifyError
+
 PROBE_SECONDS = 5.0
 
 
-class KafkaUnavailable(Exception):
+class KafkaUnavailable(MallNotifyError):
     """The cluster did not answer at the configured address."""
 
 
-class MissingTopics(Exception):
+class MissingTopics(MallNotifyError):
     """The cluster answered but lacks topics of the spec."""
 
 

@@ -13,9 +13,10 @@ import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.aio import AIOConsumer
 
+from streams.core.errors import MallNotifyError
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime.clients import reader_config
 from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
@@ -35,7 +36,7 @@ class Table(Protocol):
     def __len__(self) -> int: ...
 
 
-class NoTopic(Exception):
+class NoTopic(MallNotifyError):
     """The cluster answers but has no such topic (yet)."""
 
 
@@ -57,9 +58,14 @@ class TableFollower:
         self._on_change = on_change
         self.what = what
         self.loaded = asyncio.Event()
+        self._consumer: AIOConsumer | None = None
+        self._numbers: list[int] = []
+        self._read = asyncio.Event()
+        """set after every read from the topic"""
 
     async def run(self, stopping: asyncio.Event) -> None:
         consumer = AIOConsumer(reader_config(self._bootstrap, on_loop=True), max_workers=2)
+        self._consumer = consumer
         try:
             ends = await self._start_when_kafka_answers(consumer, stopping)
             if ends is None:
@@ -69,11 +75,33 @@ class TableFollower:
                 for message in await consumer.consume(BATCH, WAIT_SECONDS):
                     if message.error() is None:
                         self._apply(message.key(), message.value())
+                self._read.set()
                 if not self.loaded.is_set() and await self._caught_up(consumer, ends):
                     self.loaded.set()
                     log.info(f"{self.what} loaded", extra=fields(topic=self.topic, shops=len(self.table)))
         finally:
+            self._consumer = None
+            self.loaded.clear()
             await consumer.close()
+
+    async def up_to_now(self) -> None:
+        """Return once the table holds everything the topic held when this was called (waits
+        while the table is not loaded; KafkaException when the cluster does not answer)."""
+        await self.loaded.wait()
+        consumer = self._consumer
+        if consumer is None:
+            raise KafkaException(KafkaError(KafkaError._STATE, f"the {self.what} are not followed"))
+        ends: dict[int, int] = {}
+        for number in self._numbers:
+            low, high = await consumer.get_watermark_offsets(
+                TopicPartition(self.topic, number), timeout=METADATA_TIMEOUT_SECONDS
+            )
+            if high > low:
+                ends[number] = high
+        while not await self._caught_up(consumer, ends):
+            self._read.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._read.wait(), WAIT_SECONDS)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         applied = self.table.apply(key, value)
@@ -105,6 +133,7 @@ class TableFollower:
         numbers = sorted(metadata.topics[self.topic].partitions)
         if not numbers:
             raise NoTopic(f"waiting for the topic {self.topic}: run `mall-notify topics ensure`")
+        self._numbers = numbers
         ends = {}
         for number in numbers:
             low, high = await consumer.get_watermark_offsets(

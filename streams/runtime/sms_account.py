@@ -10,9 +10,10 @@ after a crash it is in doubt: it is not charged twice, and not refunded whatever
 then (a crash errs on the shop paying for an SMS it may have received, never on one given away).
 
 Every SMS sender lane of a worker shares one :class:`~streams.core.sms_quota.AccountBook`,
-followed from the account topic (other workers' charges, purchases). What a lane charges for a
-partition it owns is its own to write: when the partition is assigned, its committed charges are
-read back from the topic first (like the ledger).
+followed once from the account topic (purchases, every worker's charges: a record per shop and
+send-topic partition, so it grows with shops, not with traffic). What a lane charges for a
+partition it owns is its own to write: when the partition is assigned, the follower is brought up
+to the topic's end and the partition's committed charges replace whatever this process counted.
 
 Two workers may spend a shop's last segments at the same moment: the overdraft is at most what
 was being sent for that shop then, it is charged, and the balance shows it below zero.
@@ -22,21 +23,25 @@ from __future__ import annotations
 
 import asyncio
 
+from confluent_kafka import KafkaException
+
 from streams.core.sms_quota import AccountBook, Charged, charged_key, charged_value
 from streams.logs import fields, get_logger
+from streams.runtime.follower import TableFollower
 from streams.runtime.records import Write
-from streams.runtime.topic_reader import read_to_end
 
 log = get_logger("sms_account")
 Partition = tuple[str, int]
 READ_TIMEOUT_SECONDS = 120.0
+ATTEMPTS = 3
 
 
 class SmsQuota:
-    def __init__(self, book: AccountBook, account_topic: str, bootstrap_servers: str) -> None:
+    def __init__(self, book: AccountBook, account_topic: str, follower: TableFollower) -> None:
         self.book = book
         self.topic = account_topic
-        self._bootstrap = bootstrap_servers
+        self.follower = follower
+        """the worker's one reader of the account topic (purchases, every worker's charges)"""
 
     def in_doubt(self, source: Partition, shop_id: int, delivery_id: str) -> bool:
         """Whether the delivery was charged before a crash and its outcome never written."""
@@ -83,27 +88,19 @@ class SmsQuota:
         return Write(self.topic, charged_key(shop_id, topic, partition), charged_value(counted))
 
     async def restore(self, partitions: list[Partition]) -> None:
-        """Read back the committed charges of newly assigned partitions (and everything else the
-        topic holds) before their first delivery is sent."""
+        """Before a newly assigned partition's first delivery: the charges committed for it, as the
+        worker's one follower of the account topic has read them up to the topic's end now."""
         if not partitions:
             return
-        owned = set(partitions)
-
-        def read() -> list[tuple[bytes | None, bytes | None]]:
-            return [
-                (message.key(), message.value())
-                for message in read_to_end(self._bootstrap, self.topic, None, READ_TIMEOUT_SECONDS)
-            ]
-
-        records = await asyncio.to_thread(read)  # applied here, on the loop that uses the book
-        for key, value in records:
-            parts = (key or b"").decode(errors="replace").split("/")
-            if parts[0] == "charged" and len(parts) == 4 and (parts[2], _number(parts[3])) in owned:
-                self.book.apply(key, value, restore=True)
-            else:
-                self.book.apply(key, value)
-        log.info("SMS charges restored", extra=fields(partitions=len(partitions), records=len(records)))
-
-
-def _number(text: str) -> int:
-    return int(text) if text.isdigit() else -1
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                await asyncio.wait_for(self.follower.up_to_now(), READ_TIMEOUT_SECONDS)
+                break
+            except (KafkaException, TimeoutError) as exc:
+                log.warning("SMS charges not restored yet", extra=fields(attempt=attempt, detail=repr(exc)))
+                if attempt == ATTEMPTS:
+                    raise
+                await asyncio.sleep(attempt)
+        for topic, number in partitions:
+            self.book.committed_only(topic, number)
+        log.info("SMS charges restored", extra=fields(partitions=len(partitions)))

@@ -128,7 +128,8 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
 
     follower = TableFollower(settings.kafka_bootstrap_servers, topics.settings, shops, recompile)
     book = AccountBook()
-    quota = SmsQuota(book, topics.sms_account, settings.kafka_bootstrap_servers)
+    accounts = TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts")
+    quota = SmsQuota(book, topics.sms_account, accounts)
     transactions = Transactions(settings.kafka_bootstrap_servers, _group(settings))
     disk = Disk(settings.state_dir, cache_bytes=settings.state_cache_mb << 20)
     parts = _Parts(settings, topics, transactions, quota, disk)
@@ -161,9 +162,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         Supervisor(),
         Tokens.configured(settings.api_platform_token, {}),
         EndOffsets(settings.kafka_bootstrap_servers, lanes),
-        TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts")
-        if any(isinstance(lane, SenderLane) and lane.stage.quota for lane in lanes)
-        else None,
+        accounts if any(isinstance(lane, SenderLane) and lane.stage.quota for lane in lanes) else None,
         _report_fallback(settings, lanes),
     )
 

@@ -29,6 +29,7 @@ from streams.core.sms_quota import (
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics
 from streams.ops.shop_store import load_config_shops
+from streams.runtime.follower import TableFollower
 from streams.runtime.records import ConsumedRecord, Write
 from streams.runtime.router import RouterStage
 from streams.runtime.sender import SenderStage
@@ -134,7 +135,7 @@ class CommitLog:
 
 def _sms_sender(topics: Topics, book: AccountBook, channel: ScriptedChannel) -> tuple[SenderStage, CommitLog]:
     topic = topics.send_topic(ChannelName.ALIYUN_SMS)
-    quota = SmsQuota(book, topics.sms_account, "unused:9092")
+    quota = SmsQuota(book, topics.sms_account, TableFollower("unused:9092", topics.sms_account, book))
     stage = SenderStage(topics, channel, owning(topics, [topic]), clock=lambda: NOW, quota=quota)
     stage.commit_first = commits = CommitLog(channel)
     return stage, commits

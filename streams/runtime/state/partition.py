@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rocksdict import ColumnFamily, Options, Rdict, WriteBatch
 
+from streams.core.errors import MallNotifyError
 from streams.runtime.records import Write
 
 INDEX = "index"
@@ -35,7 +36,7 @@ Change = tuple[bytes, bytes | None]
 """a key and its new stored value (None: deleted), as its changelog record says it"""
 
 
-class Unreadable(ValueError):
+class Unreadable(MallNotifyError, ValueError):
     """A stored value or changelog record that is not an entry."""
 
 
