@@ -49,8 +49,8 @@ from streams.ops.reading import end_offsets
 from streams.ops.shop_store import publish_purchases, save_sample_shops
 from streams.ops.stats import committed_positions
 from streams.ops.topic_admin import ensure_topics
-from streams.runtime.clients import admin_client, idempotent_producer, reader_config
-from streams.runtime.topic_reader import read_to_end
+from streams.runtime.kafka.clients import admin_client, idempotent_producer, reader_config
+from streams.runtime.kafka.topic_reader import read_to_end
 from streams.settings import PROJECT_ROOT
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))

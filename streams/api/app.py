@@ -51,8 +51,8 @@ from streams.core.topics import Topics
 from streams.logs import get_logger
 from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
 from streams.ops.shop_store import read_settings_history
-from streams.runtime.follower import TableFollower
-from streams.runtime.publisher import Publisher
+from streams.runtime.kafka.follower import TableFollower
+from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.supervisor import Supervisor
 from streams.settings import Settings
 

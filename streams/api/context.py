@@ -32,9 +32,9 @@ from streams.core.sms_signatures import NotYours, Refused
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.validation import problems as validation_problems
 from streams.logs import get_logger
-from streams.runtime.follower import TableFollower
-from streams.runtime.publisher import Publisher
-from streams.runtime.records import Write
+from streams.runtime.kafka.follower import TableFollower
+from streams.runtime.kafka.publisher import Publisher
+from streams.runtime.kafka.records import Write
 from streams.runtime.supervisor import Supervisor
 
 

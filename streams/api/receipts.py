@@ -33,8 +33,8 @@ from channels.wechat_push import PushRefused, decrypt, parse_xml, receipts, sign
 from streams.core.receipts import receipt_record
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.publisher import Publisher
-from streams.runtime.records import Write
+from streams.runtime.kafka.publisher import Publisher
+from streams.runtime.kafka.records import Write
 from streams.settings import Settings
 
 log = get_logger("receipts.endpoint")

@@ -37,7 +37,7 @@ from streams.core.sms_quota import new_purchase, purchase_record
 from streams.core.sms_signatures import activate_signature, review_signature
 from streams.core.tokens import PLATFORM
 from streams.ops import sms_reviews
-from streams.runtime.records import Write
+from streams.runtime.kafka.records import Write
 
 
 def _now() -> datetime:

@@ -4,7 +4,7 @@ A code that reaches its sender after its validity (counted from the event's time
 as ``expired``. A phone number gets at most what Aliyun's default flow control allows for codes
 (1 a minute, 5 an hour, 10 a day); beyond that the code ends skipped as ``phone_limit``, before
 Aliyun is asked, instead of Aliyun answering ``isv.BUSINESS_LIMIT_CONTROL``. Where the sends of
-each phone are kept is the runtime's (:mod:`streams.runtime.code_limits`).
+each phone are kept is the runtime's (:mod:`streams.runtime.lanes.code_limits`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import orjson
 from confluent_kafka import KafkaError, Message
 
 from streams.core.topics import Topics
-from streams.runtime.clients import idempotent_producer
+from streams.runtime.kafka.clients import idempotent_producer
 
 FLUSH_TIMEOUT_SECONDS = 30.0
 

@@ -26,7 +26,7 @@ from channels.base import ChannelName, ErrorClass
 from streams.core.failures import TOO_LARGE, Failure, Stage
 from streams.core.topics import Topics
 from streams.ops.reading import ReadRecord, read_all
-from streams.runtime.clients import idempotent_producer, partition_argument
+from streams.runtime.kafka.clients import idempotent_producer, partition_argument
 
 
 @dataclass(frozen=True)

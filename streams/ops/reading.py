@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.runtime.clients import reader_config
-from streams.runtime.records import ConsumedRecord, consumed
-from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS, partitions_of, read_to_end
+from streams.runtime.kafka.clients import reader_config
+from streams.runtime.kafka.records import ConsumedRecord, consumed
+from streams.runtime.kafka.topic_reader import METADATA_TIMEOUT_SECONDS, partitions_of, read_to_end
 
 POLL_SECONDS = 0.2
 ReadRecord = ConsumedRecord

@@ -13,7 +13,7 @@ from streams.core.shops import ShopRules
 from streams.core.sms_quota import Purchase, load_packages, new_purchase, purchase_record
 from streams.core.topics import Topics
 from streams.ops.reading import read_all
-from streams.runtime.clients import idempotent_producer
+from streams.runtime.kafka.clients import idempotent_producer
 
 
 def _write(bootstrap_servers: str, records: list[tuple[str, tuple[bytes, bytes]]], what: str) -> None:

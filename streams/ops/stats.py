@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from streams.core.outcomes import Outcome, Status, settled
 from streams.core.topics import Topics
 from streams.ops.reading import ReadRecord, end_offsets, read_all, start_offsets
-from streams.runtime.clients import reader_config
+from streams.runtime.kafka.clients import reader_config
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams.core.topics import TopicSpec
-from streams.runtime.clients import admin_client
+from streams.runtime.kafka.clients import admin_client
 
 TIMEOUT_SECONDS = 30.0
 

@@ -19,10 +19,10 @@ from confluent_kafka import KafkaException
 
 from streams.logs import Repeats, get_logger
 from streams.runtime import metrics
-from streams.runtime.follower import TableFollower
-from streams.runtime.lane import Lane
+from streams.runtime.kafka.follower import TableFollower
+from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.lane import Lane
 from streams.runtime.supervisor import Supervisor
-from streams.runtime.transactions import Transactions
 
 log = get_logger("health")
 REPEATS = Repeats(log, interval_seconds=30.0)

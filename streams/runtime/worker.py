@@ -35,23 +35,23 @@ from streams.core.sms_quota import AccountBook
 from streams.core.tokens import Tokens
 from streams.core.topics import Topics, load_topics
 from streams.logs import fields, get_logger
-from streams.runtime.code_limits import SENDS, CodeLimits
-from streams.runtime.follower import TableFollower
-from streams.runtime.forwarder import ForwarderLane
 from streams.runtime.health import BrokerProbe, Readiness
-from streams.runtime.lag import EndOffsets
-from streams.runtime.lane import Lane, LaneConfig
-from streams.runtime.ledger import Ledger
-from streams.runtime.publisher import Publisher
-from streams.runtime.receipts import ReceiptsLane, ReceiptsStage
-from streams.runtime.report_fallback import ReportFallback
-from streams.runtime.router import RouterLane, RouterStage
-from streams.runtime.sender import SenderLane, SenderStage
-from streams.runtime.sms_account import SmsQuota
-from streams.runtime.stage import RetryStage, utc_now
+from streams.runtime.kafka.follower import TableFollower
+from streams.runtime.kafka.lag import EndOffsets
+from streams.runtime.kafka.publisher import Publisher
+from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.code_limits import SENDS, CodeLimits
+from streams.runtime.lanes.forwarder import ForwarderLane
+from streams.runtime.lanes.lane import Lane, LaneConfig
+from streams.runtime.lanes.ledger import Ledger
+from streams.runtime.lanes.receipts import ReceiptsLane, ReceiptsStage
+from streams.runtime.lanes.report_fallback import ReportFallback
+from streams.runtime.lanes.router import RouterLane, RouterStage
+from streams.runtime.lanes.sender import SenderLane, SenderStage
+from streams.runtime.lanes.sms_account import SmsQuota
+from streams.runtime.lanes.stage import RetryStage, utc_now
 from streams.runtime.state.store import Disk, Store, lock_directory
 from streams.runtime.supervisor import Supervisor
-from streams.runtime.transactions import Transactions
 from streams.runtime.web import pages
 from streams.settings import Settings
 

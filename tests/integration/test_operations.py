@@ -20,7 +20,7 @@ from streams.core.outcomes import Outcome
 from streams.core.topics import load_topics
 from streams.ops.reading import end_offsets
 from streams.ops.topic_admin import ensure_topics
-from streams.runtime.clients import admin_client
+from streams.runtime.kafka.clients import admin_client
 from tests.factories import ROOT, payment_event, to_bytes
 from tests.integration.conftest import Pipeline
 

@@ -15,7 +15,7 @@ from streams.devtools.local_stack import Service, start_worker
 from streams.ops.reading import end_offsets, read_until
 from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
-from streams.runtime.clients import idempotent_producer
+from streams.runtime.kafka.clients import idempotent_producer
 from tests.factories import payment_event, to_bytes
 from tests.integration.conftest import SETTLE_SECONDS, Pipeline
 

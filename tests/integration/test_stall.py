@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from streams.devtools.demo import Settlement
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
-from streams.runtime.router import RouterLane
+from streams.runtime.lanes.router import RouterLane
 from streams.runtime.worker import run_worker
 from tests.conftest import Sandbox
 from tests.factories import payment_event, to_bytes

@@ -20,9 +20,9 @@ from streams.devtools.demo import Settlement, group_outcomes, source_of
 from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.topic_reader import read_to_end
-from streams.runtime.transactions import Transactions
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.kafka.topic_reader import read_to_end
+from streams.runtime.kafka.transactions import Transactions
 from streams.runtime.worker import Worker, run_worker
 from tests.conftest import Sandbox
 from tests.factories import delivery, dispatch, fresh_code, to_bytes

@@ -13,8 +13,8 @@ from streams.core.topics import Topics
 from streams.devtools.demo import Settlement
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
-from streams.runtime.records import ConsumedRecord
-from streams.runtime.router import RouterLane
+from streams.runtime.kafka.records import ConsumedRecord
+from streams.runtime.lanes.router import RouterLane
 from streams.runtime.worker import Worker, run_worker
 from tests.conftest import Sandbox
 from tests.factories import payment_event, to_bytes

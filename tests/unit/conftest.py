@@ -9,7 +9,7 @@ from streams.core.render_plan import compile_shop
 from streams.core.routing import Router
 from streams.core.shop_checks import load_shop_rules
 from streams.core.topics import Topics, load_topics
-from streams.runtime.router import RouterStage
+from streams.runtime.lanes.router import RouterStage
 from tests.factories import ROOT
 from tests.unit.test_stages import NOW, owning
 

@@ -10,10 +10,10 @@ from channels.base import ChannelName, ErrorClass, SendResult
 from streams.core.codes import CodeRules, expired, phone_limit, recent
 from streams.core.outcomes import Outcome, Status
 from streams.core.topics import Topics
-from streams.runtime.code_limits import SENDS, CodeLimits
-from streams.runtime.ledger import Ledger
-from streams.runtime.router import RouterStage
-from streams.runtime.sender import SenderStage
+from streams.runtime.lanes.code_limits import SENDS, CodeLimits
+from streams.runtime.lanes.ledger import Ledger
+from streams.runtime.lanes.router import RouterStage
+from streams.runtime.lanes.sender import SenderStage
 from tests.factories import SAMPLE_EVENTS, delivery, dispatch, to_bytes
 from tests.unit.test_stages import NOW, ScriptedChannel, on, outcomes, owning, record
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from streams.runtime.clients import WriteProblem, write_problem
-from streams.runtime.lane import Offsets
+from streams.runtime.kafka.clients import WriteProblem, write_problem
+from streams.runtime.lanes.lane import Offsets
 
 P = ("notify.send.wechat_oa", 2)
 

@@ -16,8 +16,8 @@ from channels.wechat_push import PushRefused, decrypt, encrypt, parse_xml, recei
 from streams.core.outcomes import Outcome, Status
 from streams.core.receipts import receipt_record, sent_record
 from streams.core.topics import Topics
-from streams.runtime.receipts import ReceiptsStage
-from streams.runtime.records import ConsumedRecord
+from streams.runtime.kafka.records import ConsumedRecord
+from streams.runtime.lanes.receipts import ReceiptsStage
 from tests.factories import delivery, dispatch
 from tests.unit.test_stages import NOW, PARTITION, disk
 

@@ -14,7 +14,7 @@ from streams.core.routing import Router
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics
 from streams.ops.shop_store import load_config_shops
-from streams.runtime.sender import SenderStage
+from streams.runtime.lanes.sender import SenderStage
 from streams.settings import PROJECT_ROOT
 from tests.factories import BUYER, BUYER_OPENID, SAMPLE_EVENTS, to_bytes
 from tests.unit.test_stages import NOW, ScriptedChannel, on, owning, record

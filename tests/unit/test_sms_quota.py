@@ -29,11 +29,11 @@ from streams.core.sms_quota import (
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics
 from streams.ops.shop_store import load_config_shops
-from streams.runtime.follower import TableFollower
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.router import RouterStage
-from streams.runtime.sender import SenderStage
-from streams.runtime.sms_account import SmsQuota
+from streams.runtime.kafka.follower import TableFollower
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.lanes.router import RouterStage
+from streams.runtime.lanes.sender import SenderStage
+from streams.runtime.lanes.sms_account import SmsQuota
 from streams.settings import PROJECT_ROOT
 from tests.factories import DEMO_SHOP, SAMPLE_EVENTS, delivery, dispatch, to_bytes
 from tests.unit.test_stages import NOW, PARTITION, ScriptedChannel, on, outcomes, owning, record

@@ -19,10 +19,10 @@ from streams.core.outcomes import Outcome, Status
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics
 from streams.runtime import metrics
-from streams.runtime.ledger import Ledger
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.router import RouterStage
-from streams.runtime.sender import SenderStage
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.lanes.ledger import Ledger
+from streams.runtime.lanes.router import RouterStage
+from streams.runtime.lanes.sender import SenderStage
 from streams.runtime.state.store import Disk, Store
 from tests.factories import dispatch, payment_event, to_bytes
 

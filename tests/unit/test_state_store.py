@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.core.outcomes import Status
-from streams.runtime.ledger import Ledger
+from streams.runtime.lanes.ledger import Ledger
 from streams.runtime.state.store import Disk, NotOwned, Store
 
 HOUR = 3600.0

@@ -24,7 +24,7 @@ from pathlib import Path
 from rocksdict import ColumnFamily, Options, Rdict, WriteBatch
 
 from streams.core.errors import MallNotifyError
-from streams.runtime.records import Write
+from streams.runtime.kafka.records import Write
 
 INDEX = "index"
 CHECKPOINT = b"m/checkpoint"

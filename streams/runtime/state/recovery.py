@@ -21,10 +21,10 @@ from confluent_kafka import Consumer, Message
 
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.clients import reader_config
+from streams.runtime.kafka.clients import reader_config
+from streams.runtime.kafka.topic_reader import read_between, watermarks
 from streams.runtime.state.partition import HEAD, Change, StorePartition
 from streams.runtime.state.store import Partition, Store
-from streams.runtime.topic_reader import read_between, watermarks
 
 log = get_logger("restore")
 ATTEMPTS = 5

@@ -35,8 +35,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.clients import WriteProblem, partition_argument, producer_config, write_problem
-from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.kafka.clients import WriteProblem, partition_argument, producer_config, write_problem
+from streams.runtime.kafka.records import ConsumedRecord, Write
 from streams.runtime.state.store import Store
 
 log = get_logger("transactions")

@@ -10,8 +10,8 @@ from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.runtime.clients import producer_config
-from streams.runtime.records import Write
+from streams.runtime.kafka.clients import producer_config
+from streams.runtime.kafka.records import Write
 
 POLL_SECONDS = 0.1
 Outcome = asyncio.Future[KafkaError | None]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from streams.core.outcomes import Status
-from streams.runtime.records import Write
+from streams.runtime.kafka.records import Write
 from streams.runtime.state.partition import encode
 from streams.runtime.state.store import NotOwned, Partition, Store
 

@@ -23,12 +23,12 @@ from streams.core.receipts import ReceiptNote, ReceiptsRecord, parse_receipts_re
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.lane import Lane, LaneConfig, Partition
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.stage import Clock, PipelineStage, utc_now
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.lane import Lane, LaneConfig, Partition
+from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
 from streams.runtime.state.partition import Entry
 from streams.runtime.state.store import Disk, Store
-from streams.runtime.transactions import Transactions
 
 log = get_logger("receipts")
 SENT, RECEIPT, DONE = 1, 2, 3

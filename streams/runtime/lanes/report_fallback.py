@@ -22,9 +22,9 @@ from streams.core.receipts import parse_receipts_record, receipt_record
 from streams.core.recipients import unseal
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.publisher import Publisher
-from streams.runtime.receipts import ReceiptsStage
-from streams.runtime.records import Write
+from streams.runtime.kafka.publisher import Publisher
+from streams.runtime.kafka.records import Write
+from streams.runtime.lanes.receipts import ReceiptsStage
 
 log = get_logger("sms_reports")
 WRITE_WAIT_SECONDS = 10.0

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from streams.runtime.lane import Lane
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.stage import PipelineStage
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.lanes.lane import Lane
+from streams.runtime.lanes.stage import PipelineStage
 from streams.runtime.state.store import Store
 
 

@@ -27,8 +27,8 @@ from confluent_kafka import KafkaException
 
 from streams.core.sms_quota import AccountBook, Charged, charged_key, charged_value
 from streams.logs import fields, get_logger
-from streams.runtime.follower import TableFollower
-from streams.runtime.records import Write
+from streams.runtime.kafka.follower import TableFollower
+from streams.runtime.kafka.records import Write
 
 log = get_logger("sms_account")
 Partition = tuple[str, int]

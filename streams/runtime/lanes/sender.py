@@ -36,15 +36,15 @@ from streams.core.sms_quota import QUOTA_EXHAUSTED
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.code_limits import CodeLimits
-from streams.runtime.lane import LaneConfig, Partition
-from streams.runtime.ledger import Ledger
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.sms_account import SmsQuota
-from streams.runtime.stage import Clock, PipelineStage, utc_now
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.code_limits import CodeLimits
+from streams.runtime.lanes.lane import LaneConfig, Partition
+from streams.runtime.lanes.ledger import Ledger
+from streams.runtime.lanes.sms_account import SmsQuota
+from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
+from streams.runtime.lanes.stateful_lane import StatefulLane
 from streams.runtime.state.store import NotOwned
-from streams.runtime.stateful_lane import StatefulLane
-from streams.runtime.transactions import Transactions
 
 log = get_logger("sender")
 TAKE_FRACTION = 8
@@ -150,7 +150,7 @@ class SenderStage(PipelineStage):
     ) -> list[Write]:
         """An SMS: charged to the shop's balance and that charge committed (with the count of a
         code against its phone), then sent, then settled with its outcome (see
-        :mod:`~streams.runtime.sms_account`); ``sms_quota_exhausted`` when the balance cannot
+        :mod:`~streams.runtime.lanes.sms_account`); ``sms_quota_exhausted`` when the balance cannot
         cover it."""
         delivery = dispatch.delivery
         cost = max(dispatch.sms_segments, 1)

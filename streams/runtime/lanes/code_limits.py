@@ -15,7 +15,7 @@ import struct
 from datetime import datetime
 
 from streams.core.codes import CodeRules, expired, phone_limit, recent
-from streams.runtime.records import Write
+from streams.runtime.kafka.records import Write
 from streams.runtime.state.store import Partition, Store
 
 SENDS = 9

@@ -20,10 +20,10 @@ from confluent_kafka import TopicPartition
 from streams.core.failures import Failure
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.lane import Lane, LaneConfig, Partition
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.stage import RetryStage
-from streams.runtime.transactions import Transactions
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.lane import Lane, LaneConfig, Partition
+from streams.runtime.lanes.stage import RetryStage
 
 log = get_logger("forwarder")
 BATCH = 500

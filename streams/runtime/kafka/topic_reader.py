@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from streams.runtime.clients import reader_config
+from streams.runtime.kafka.clients import reader_config
 
 METADATA_TIMEOUT_SECONDS = 10.0
 BATCH = 2000

@@ -2,7 +2,7 @@
 
 The loop takes records (at least one, waiting up to ``wait_seconds``, then whatever else is
 already fetched, up to what the lane has room for) and hands them to the lane, which hands what
-each record led to to the worker's :class:`~streams.runtime.transactions.Transactions` and marks
+each record led to to the worker's :class:`~streams.runtime.kafka.transactions.Transactions` and marks
 the record done. Offsets are committed only in those transactions, up to each partition's first
 unfinished record, together with what the records before it led to.
 
@@ -32,13 +32,13 @@ from confluent_kafka import Message, TopicPartition
 from confluent_kafka.aio import AIOConsumer
 
 from streams.logs import Repeats, fields, get_logger
-from streams.runtime.clients import group_consumer_config
-from streams.runtime.records import ConsumedRecord, Write, consumed
+from streams.runtime.kafka.clients import group_consumer_config
+from streams.runtime.kafka.records import ConsumedRecord, Write, consumed
+from streams.runtime.kafka.topic_reader import METADATA_TIMEOUT_SECONDS
+from streams.runtime.kafka.transactions import Transactions
 from streams.runtime.state.partition import Entry
 from streams.runtime.state.recovery import restore
 from streams.runtime.state.store import Store
-from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
-from streams.runtime.transactions import Transactions
 
 log = get_logger("lane")
 REPEATS = Repeats(log, interval_seconds=30.0)
@@ -47,7 +47,7 @@ Partition = tuple[str, int]
 
 @dataclass(frozen=True)
 class PartitionEnd:
-    """Where an owned partition ends, as the broker said a moment ago (:mod:`~streams.runtime.lag`)."""
+    """Where an owned partition ends, as the broker said a moment ago (:mod:`~streams.runtime.kafka.lag`)."""
 
     end: int
     """the last stable offset (what a read_committed consumer can read up to)"""

@@ -25,12 +25,12 @@ from streams.core.routing import Router
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.lane import LaneConfig
-from streams.runtime.ledger import Ledger
-from streams.runtime.records import ConsumedRecord, Write
-from streams.runtime.stage import Clock, PipelineStage, utc_now
-from streams.runtime.stateful_lane import StatefulLane
-from streams.runtime.transactions import Transactions
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.lane import LaneConfig
+from streams.runtime.lanes.ledger import Ledger
+from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
+from streams.runtime.lanes.stateful_lane import StatefulLane
 
 log = get_logger("router")
 

@@ -20,8 +20,8 @@ from streams.core.outcomes import Outcome, Status, event_outcome
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.ledger import Ledger
-from streams.runtime.records import ConsumedRecord, Write
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.lanes.ledger import Ledger
 
 Clock = Callable[[], datetime]
 log = get_logger("stage")

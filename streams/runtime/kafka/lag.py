@@ -12,8 +12,8 @@ from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.logs import Repeats, get_logger
-from streams.runtime.clients import admin_client
-from streams.runtime.lane import Lane, Partition, PartitionEnd
+from streams.runtime.kafka.clients import admin_client
+from streams.runtime.lanes.lane import Lane, Partition, PartitionEnd
 
 log = get_logger("lag")
 REPEATS = Repeats(log, interval_seconds=30.0)

@@ -18,8 +18,8 @@ from confluent_kafka.aio import AIOConsumer
 
 from streams.core.errors import MallNotifyError
 from streams.logs import Repeats, fields, get_logger
-from streams.runtime.clients import reader_config
-from streams.runtime.topic_reader import METADATA_TIMEOUT_SECONDS
+from streams.runtime.kafka.clients import reader_config
+from streams.runtime.kafka.topic_reader import METADATA_TIMEOUT_SECONDS
 
 log = get_logger("follower")
 WAITING = Repeats(log, interval_seconds=30.0)
