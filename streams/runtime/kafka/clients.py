@@ -9,13 +9,15 @@ outage is a few lines, not thousands.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.logs import Repeats, get_logger
+from streams.runtime.kafka.records import Write
 
 log = get_logger("kafka")
 LIBRDKAFKA_LOG = get_logger("librdkafka")
@@ -47,6 +49,20 @@ def _base(bootstrap_servers: str, extra: dict[str, Any], *, on_loop: bool = Fals
 def partition_argument(partition: int | None) -> int:
     """librdkafka's ``partition``: -1 (RD_KAFKA_PARTITION_UA) lets the partitioner pick from the key."""
     return -1 if partition is None else partition
+
+
+def produce(
+    producer: Producer, write: Write, on_delivery: Callable[[KafkaError | None, Message], None]
+) -> None:
+    """Hand one write to the producer (BufferError when its queue is full, KafkaException)."""
+    producer.produce(
+        write.topic,
+        value=write.value,
+        key=write.key,
+        headers=cast(list[tuple[str, str | bytes | None]] | None, write.headers),
+        partition=partition_argument(write.partition),
+        on_delivery=on_delivery,
+    )
 
 
 def producer_config(bootstrap_servers: str, **extra: Any) -> dict[str, Any]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from functools import partial
-from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.runtime.kafka.clients import producer_config
+from streams.runtime.kafka.clients import produce, producer_config
 from streams.runtime.kafka.records import Write
 
 POLL_SECONDS = 0.1
@@ -39,13 +38,7 @@ class Publisher:
         outcomes = [self._loop.create_future() for _ in writes]
         for write, outcome in zip(writes, outcomes, strict=True):
             try:
-                self._producer.produce(
-                    write.topic,
-                    value=write.value,
-                    key=write.key,
-                    headers=cast(list[tuple[str, str | bytes | None]] | None, write.headers),
-                    on_delivery=partial(self._delivered, outcome),
-                )
+                produce(self._producer, write, partial(self._delivered, outcome))
             except KafkaException as exc:
                 outcome.set_result(exc.args[0])
             except BufferError:

@@ -29,13 +29,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol, cast
+from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
-from streams.runtime.kafka.clients import WriteProblem, partition_argument, producer_config, write_problem
+from streams.runtime.kafka.clients import WriteProblem, produce, producer_config, write_problem
 from streams.runtime.kafka.records import ConsumedRecord, Write
 from streams.runtime.state.store import Store
 
@@ -268,14 +268,7 @@ class Transactions:
         delivered = partial(self._delivered, handed, handed.attempt)
         for write in handed.writes:
             try:
-                self._producer.produce(
-                    write.topic,
-                    value=write.value,
-                    key=write.key,
-                    headers=cast(list[tuple[str, str | bytes | None]] | None, write.headers),
-                    partition=partition_argument(write.partition),
-                    on_delivery=delivered,
-                )
+                produce(self._producer, write, delivered)
             except BufferError:  # the local queue is full: this attempt fails, the next waits
                 self._failed(handed, KafkaError(KafkaError._QUEUE_FULL, "local queue full", retriable=True))
             except KafkaException as exc:
