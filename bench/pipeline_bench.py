@@ -332,7 +332,7 @@ def minimal_sender(topics: Topics, scratch: Path) -> Measured:
     """The second baseline: consume the OA dispatches the router wrote, one POST each, produce the
     answer, commit per batch (bench/minimal_sender.py, a process of its own)."""
     source = topics.send_topic(ChannelName.WECHAT_OA)
-    count = end_count(source)
+    count, _ = written(source)  # (its end offsets count the transactions' commit markers too)
     target = scratch_topic("minimal")
     sandbox = start_sandbox(scratch)
     try:

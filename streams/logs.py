@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote
 
 from pythonjsonlogger.json import JsonFormatter
 
 LOGGER_NAME = "mall_notify"
-_PHONE = re.compile(r"(?<![\d+])(\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
-"""A mainland mobile number: 13812345678, +8613812345678, 8613812345678, 138-1234-5678, 138 1234 5678"""
+_PHONE = re.compile(r"(?<![\d+])(\+?86[-+ ]?)?(1[3-9]\d)[-+ ]?(\d{4})[-+ ]?(\d{4})(?!\d)")
+"""A mainland mobile number: 13812345678, +8613812345678, 8613812345678, 138-1234-5678, 138 1234 5678
+(and 138+1234+5678, a query string's spaces)"""
 _OPENID = re.compile(
     r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{20}([A-Za-z0-9_-]{4})(?![A-Za-z0-9_-])"
 )
@@ -30,8 +32,27 @@ def mask_phone(text: str) -> str:
     return _PHONE.sub(lambda m: f"{m[1] or ''}{m[2]}****{m[4]}", text)
 
 
+_SECRETS: set[str] = set()
+"""the configured secrets and tokens (:func:`redact`): never written, wherever a client put them"""
+_SHORTEST_SECRET = 6
+
+
+def redact(*secrets: str) -> None:
+    """Never log these values (configured secrets and tokens), nor their URL-encoded forms."""
+    for secret in secrets:
+        if len(secret) >= _SHORTEST_SECRET:
+            forms = {secret, secret.replace(" ", "+"), quote(secret, safe=""), quote_plus(secret, safe="")}
+            _SECRETS.update(forms)
+
+
 def mask_text(text: str) -> str:
-    """Phone numbers, openids and access tokens hidden in free text (messages, URLs, tracebacks)."""
+    """Configured secrets, phone numbers, openids and access tokens hidden in free text (messages,
+    URLs, tracebacks), URL-encoded or not (a URL-encoded text is masked decoded)."""
+    if "%" in text:
+        text = unquote(text)
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
     return _TOKEN.sub(r"\1***", _OPENID.sub(r"\1***\2", mask_phone(text)))
 
 

@@ -197,6 +197,21 @@ class Settings(BaseSettings):
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="debug, info, warning or error"
     )
 
+    def secrets(self) -> list[str]:
+        """Every configured secret and token, for the logs to redact."""
+        found: list[str] = []
+
+        def collect(value: object) -> None:
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, dict | list):
+                for item in value.values() if isinstance(value, dict) else value:
+                    collect(item)
+
+        for name in type(self).model_fields:
+            collect(getattr(self, name))
+        return [secret for secret in found if secret]
+
     def aliyun_sms(self) -> AliyunSmsConfig | None:
         """The Aliyun SMS account's configuration, or None when no AccessKey is set."""
         from channels.aliyun_sms import AliyunSmsConfig  # the SDK is heavy; most commands never need it

@@ -39,7 +39,7 @@ async def every_shop(request: web.Request) -> web.Response:
             403, "every shop's history needs the platform token; a shop asks /v1/shops/{shop_id}/history"
         )
     shop = request.query.get("shop")
-    if shop is not None and not shop.isdigit():
+    if shop is not None and not (shop.isascii() and shop.isdigit() and len(shop) <= 18):
         return problem(422, "shop: a shop id")
     return await _history(request, int(shop) if shop else None)
 

@@ -37,8 +37,10 @@ class HistoryLine(BaseModel):
 
 
 def history(outcomes: Iterable[Outcome], query: HistoryQuery) -> list[HistoryLine]:
-    """One line per delivery to the recipient (its latest final outcome, and its receipt)."""
-    finals: dict[str, Outcome] = {}
+    """One line per delivery to the recipient and event record it came from (its latest final
+    outcome, and the receipt of a delivered one): an event published again shows its copy's
+    ``duplicate_event`` line next to the original's."""
+    finals: dict[tuple[str, str], Outcome] = {}
     receipts: dict[str, Outcome] = {}
     for outcome in outcomes:
         if outcome.recipient is None or outcome.recipient.hash != query.recipient_hash:
@@ -46,24 +48,31 @@ def history(outcomes: Iterable[Outcome], query: HistoryQuery) -> list[HistoryLin
         if query.shop_id is not None and outcome.shop_id != query.shop_id:
             continue
         key = outcome.delivery_id or outcome.event_id or str(outcome.source)
-        (receipts if outcome.status in RECEIPT_STATUSES else finals)[key] = outcome
+        if outcome.status in RECEIPT_STATUSES:
+            receipts[key] = outcome
+        else:
+            finals[(key, str(outcome.source))] = outcome
     lines = [
-        HistoryLine(
-            at=final.at,
-            shop_id=final.shop_id,
-            scene=final.scene,
-            channel=final.channel.value if final.channel else None,
-            recipient=final.recipient.masked if final.recipient else "",
-            status=final.status,
-            reason=final.reason,
-            receipt=receipts[key].status.value if key in receipts else None,
-            receipt_reason=receipts[key].reason if key in receipts else None,
-            delivery_id=final.delivery_id,
-        )
-        for key, final in finals.items()
+        _line(final, receipts.get(key) if final.status is Status.DELIVERED else None)
+        for (key, _), final in finals.items()
         if query.since is None or final.at >= query.since
     ]
     return sorted(lines, key=lambda line: line.at, reverse=True)
+
+
+def _line(final: Outcome, receipt: Outcome | None) -> HistoryLine:
+    return HistoryLine(
+        at=final.at,
+        shop_id=final.shop_id,
+        scene=final.scene,
+        channel=final.channel.value if final.channel else None,
+        recipient=final.recipient.masked if final.recipient else "",
+        status=final.status,
+        reason=final.reason,
+        receipt=receipt.status.value if receipt else None,
+        receipt_reason=receipt.reason if receipt else None,
+        delivery_id=final.delivery_id,
+    )
 
 
 RECEIPT_STATUSES = frozenset({Status.REACHED, Status.NOT_REACHED})

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-_AGO = re.compile(r"^(\d+)([smhd])$")
+_AGO = re.compile(r"^([0-9]{1,9})([smhd])$", re.ASCII)
+MAX_AGO = timedelta(days=3650)
+"""how far back a moment may be asked for: ten years"""
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -14,7 +16,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
     """The moment ``text`` names; ValueError says what is accepted."""
     match = _AGO.match(text)
     if match:
-        return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        ago = timedelta(**{_UNITS[match[2]]: int(match[1])})
+        if ago > MAX_AGO:
+            raise ValueError(f"{text!r} is further back than {MAX_AGO.days} days")
+        return now - ago
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -19,7 +19,7 @@ from rich.table import Column, Table
 
 from streams.core.errors import TopicsError
 from streams.core.topics import Topics, load_topics
-from streams.logs import configure_logging
+from streams.logs import configure_logging, redact
 from streams.ops.kafka_check import KafkaUnavailable, MissingTopics, check_cluster
 from streams.settings import Settings, SettingsError, load_settings
 
@@ -60,6 +60,7 @@ def load_cli_settings() -> Settings:
     except SettingsError as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     configure_logging(settings.log_level)
+    redact(*settings.secrets())
     return settings
 
 

@@ -47,7 +47,10 @@ def history_command(
     if (phone is None) == (openid is None):
         raise fail("give one of --phone or --openid")
     settings = load_cli_settings()
-    query = recipient_query(recipient_key(settings), phone, openid, shop, parse_when(since))
+    try:
+        query = recipient_query(recipient_key(settings), phone, openid, shop, parse_when(since))
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     topic = load_cli_topics(settings).outcomes
     lines = read_recipient_history(kafka(settings, topic), topic, query)
     if as_json:

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from streams.core.history import HistoryLine, HistoryQuery, history
 from streams.core.outcomes import Outcome
-from streams.core.recipients import recipient_hash
+from streams.core.recipients import normalized_phone, recipient_hash
 from streams.ops.reading import read_all
 
 READ_TIMEOUT_SECONDS = 120.0
 
 
+MOBILE = re.compile(r"1[3-9][0-9]{9}", re.ASCII)
+OPENID = re.compile(r"[A-Za-z0-9_-]{20,64}", re.ASCII)
+
+
 def recipient_query(
     key: bytes, phone: str | None, openid: str | None, shop_id: int | None, since: datetime | None
 ) -> HistoryQuery:
-    """The query for one phone number or one openid; ValueError for none or both."""
+    """The query for one phone number or one openid; ValueError for none, both, or one that is not
+    a mainland mobile number or an openid."""
     if (phone is None) == (openid is None):
         raise ValueError("give one of phone or openid")
+    if phone is not None and not MOBILE.fullmatch(normalized_phone(phone)):
+        raise ValueError("phone: not a mainland mobile number (11 digits from 13 to 19, +86 allowed)")
+    if openid is not None and not OPENID.fullmatch(openid):
+        raise ValueError("openid: not a WeChat openid (20 to 64 letters, digits, - and _)")
     kind, address = ("phone", phone) if phone is not None else ("openid", openid or "")
     return HistoryQuery(recipient_hash(key, kind, address), shop_id, since)
 

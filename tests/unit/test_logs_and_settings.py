@@ -17,6 +17,7 @@ from streams.logs import (
     mask_identifier,
     mask_phone,
     mask_text,
+    redact,
 )
 from streams.settings import Settings, SettingsError, configuration_reference, load_settings
 from tests.factories import ROOT
@@ -85,10 +86,35 @@ def test_secrets_never_show_in_the_settings(monkeypatch: pytest.MonkeyPatch) -> 
         ("call 138-1234-5678", "call 138****5678"),
         ("call +86 138 1234 5678", "call +86 138****5678"),
         ("from oR8sT1a2b3c4d5e6f7g8h9i0jKlM.", "from oR8s***jKlM."),
+        ("GET /v1/history?phone=%2B86%20138%201234%205678 200", "GET /v1/history?phone=+86 138****5678 200"),
+        ("GET /v1/history?phone=%2B86+138+1234+5678", "GET /v1/history?phone=+86+138****5678"),
+        ("GET /v1/history?openid=oR8sT1a2b3c4d5e6f7g8h9i0j%4BlM", "GET /v1/history?openid=oR8s***jKlM"),
     ],
 )
 def test_every_way_of_writing_a_phone_number_or_an_openid_is_masked(text: str, masked: str) -> None:
     assert mask_text(text) == masked
+
+
+def test_a_configured_secret_is_never_logged_wherever_a_client_put_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALL_NOTIFY_ALIYUN_REPORT_SECRET", "report-secret/with spaces+1")
+    monkeypatch.setenv("MALL_NOTIFY_WECHAT_SECRETS", '{"wx5f2a9c1d8e7b6a01": "oa-app-secret-42"}')
+    settings = load_settings()
+    redact(*settings.secrets())
+    assert {"report-secret/with spaces+1", "oa-app-secret-42"} <= set(settings.secrets())
+    stream = io.StringIO()
+    configure_logging("INFO")
+    monkeypatch.setattr(logging.getLogger().handlers[0], "stream", stream)
+    get_logger("access").info('POST /receipts/aliyun/report-secret%2Fwith%20spaces%2B1 HTTP/1.1" 200')
+    get_logger("access").info("GET /x?secret=x&s=report-secret%2Fwith+spaces%2B1")
+    get_logger("access").info(
+        "a body", extra=fields(body={"secret": "oa-app-secret-42"}, header="oa-app-secret-42")
+    )
+    written = stream.getvalue()
+    assert "report-secret" not in written
+    assert "oa-app-secret" not in written
+    assert written.count("***") >= 4
 
 
 def test_nested_values_and_tracebacks_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,7 @@ class Publisher:
     def _delivered(self, outcome: Outcome, error: KafkaError | None, _: Message) -> None:
         """Runs on the polling thread."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(outcome.set_result, error)
+        self._loop.call_soon_threadsafe(_settle, outcome, error)
 
     async def close(self, wait_seconds: float) -> int:
         """Wait up to ``wait_seconds`` for what is still queued; how many records were left unwritten."""
@@ -56,3 +56,10 @@ class Publisher:
         if self._poller.is_alive():
             await asyncio.to_thread(self._poller.join)
         return await asyncio.to_thread(self._producer.flush, wait_seconds)
+
+
+def _settle(outcome: Outcome, error: KafkaError | None) -> None:
+    """A report for a write whose caller gave up waiting (a request cut off, a task cancelled during
+    an outage) settles nothing: setting it then would raise on the loop."""
+    if not outcome.done():
+        outcome.set_result(error)
