@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -42,34 +43,52 @@ class CpuWatch:
 
 
 class GilProfile:
-    """py-spy on a process for a while, in the background; ``frames()`` afterwards."""
+    """py-spy on a process from ``delay`` seconds after it is made until :meth:`frames` is asked
+    (the whole run being measured), in the background."""
 
-    def __init__(self, pid: int, output: Path, delay: float = 3.0, seconds: float = 10.0) -> None:
+    def __init__(self, pid: int, output: Path, delay: float = 3.0) -> None:
         self._output = output
         self._command = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
             "py-spy"
         )
-        self._thread = threading.Thread(target=self._record, args=(pid, delay, seconds), daemon=True)
+        self._process: subprocess.Popen[str] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._record, args=(pid, delay), daemon=True)
         self.error: str | None = None if self._command else "py-spy is not installed (make bench installs it)"
         if self.error is None:
             self._thread.start()
 
-    def _record(self, pid: int, delay: float, seconds: float) -> None:
+    def _record(self, pid: int, delay: float) -> None:
         threading.Event().wait(delay)
-        options = f"-p {pid} -d {int(seconds)} -f raw --gil --nonblocking -o {self._output}".split()
+        options = f"-p {pid} -f raw --gil --nonblocking -o {self._output}".split()
         try:
-            done = subprocess.run([str(self._command), "record", *options], capture_output=True, text=True)
+            self._process = subprocess.Popen(
+                [str(self._command), "record", *options],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         except OSError as exc:
             self.error = str(exc)
+        finally:
+            self._started.set()
+
+    def _stop(self) -> None:
+        """End the recording (py-spy writes its file on SIGINT)."""
+        self._started.wait(60)
+        process = self._process
+        if process is None:
             return
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines()
-            self.error = lines[-1] if lines else f"py-spy exited with {done.returncode}"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        if process.returncode != 0 and not self._output.exists():
+            lines = stderr.strip().splitlines()
+            self.error = lines[-1] if lines else f"py-spy exited with {process.returncode}"
 
     def frames(self, top: int = 14) -> list[tuple[str, float, float]]:
         """(frame, inclusive share, self share) of the busiest frames, boilerplate left out."""
         if self.error is None:
-            self._thread.join(timeout=60)
+            self._stop()
         if self.error or not self._output.exists():
             return []
         total, own, inclusive = 0, Counter[str](), Counter[str]()

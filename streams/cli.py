@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
 from importlib.metadata import version
 from pathlib import Path
@@ -80,12 +82,12 @@ def worker() -> None:
     """Run the pipeline: router, a sender per channel, retry forwarder; /metrics and /readyz on
     MALL_NOTIFY_WEB_PORT. Stops on SIGTERM or SIGINT."""
     from streams.runtime.state.store import StateDirInUse
-    from streams.runtime.worker import serve  # the worker's imports are heavy; other commands don't need them
+    from streams.runtime.worker import PortInUse, serve  # heavy imports: other commands don't need them
 
     settings = load_cli_settings()
     try:
         code = serve(settings)
-    except (ConfigError, TopicsError, StateDirInUse) as exc:
+    except (ConfigError, TopicsError, StateDirInUse, PortInUse) as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     raise typer.Exit(code)
 
@@ -174,7 +176,23 @@ def demo(
     except DemoProblem as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     kafka(prepared.settings)
-    raise typer.Exit(run_demo(prepared, console))
+    interrupted = threading.Event()
+
+    def interrupt(signum: int, _: object) -> None:
+        interrupted.set()
+        for again in (signal.SIGINT, signal.SIGTERM):  # a second one must not cut the clean-up short
+            signal.signal(again, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+    try:
+        code = run_demo(prepared, console)
+    except BaseException:  # whatever the interrupt surfaced as (a provider call's retry, say)
+        if interrupted.is_set():
+            raise fail("interrupted: the demo's sandbox and worker are stopped", 130) from None
+        raise
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -14,6 +14,7 @@ here. The tree, in one place:
     ├── SettingsError        settings: an environment variable is invalid
     ├── NotOwned             runtime/state/store: the state of a partition the lane lost was asked for
     ├── StateDirInUse        runtime/state/store: another worker holds MALL_NOTIFY_STATE_DIR
+    ├── PortInUse            runtime/worker: the worker's web port cannot be listened on
     ├── Unreadable           runtime/state/partition: a stored value or changelog record is no entry
     ├── NoTopic              runtime/follower: the cluster has no such topic (yet)
     ├── KafkaUnavailable     ops/kafka_check: the cluster did not answer

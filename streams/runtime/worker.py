@@ -28,6 +28,7 @@ from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.codes import CodeRules
+from streams.core.errors import MallNotifyError
 from streams.core.render_plan import ShopPlan, compile_shop
 from streams.core.routing import Router
 from streams.core.shop_records import ShopTable
@@ -182,6 +183,10 @@ def _report_fallback(settings: Settings, lanes: list[Lane]) -> ReportFallback | 
     )
 
 
+class PortInUse(MallNotifyError):
+    """The worker's web port cannot be listened on."""
+
+
 def _group(settings: Settings) -> str:
     return settings.topic_prefix + settings.app_id
 
@@ -269,6 +274,15 @@ def retry_routes(topics: Topics, channels: list[ChannelName]) -> dict[str, str]:
 async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set, then stop within the grace period (plus a little)."""
     settings = worker.settings
+    runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens), access_log=None)
+    await runner.setup()
+    try:  # first: a port in use is said before anything else starts
+        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise PortInUse(
+            f"MALL_NOTIFY_WEB_PORT={settings.web_port} on {settings.web_host}: {exc.strerror or exc}"
+        ) from None
     worker.services.start("transactions", worker.transactions.run)
     worker.services.start("kafka_probe", worker.probe.run)
     worker.services.start("settings", worker.follower.run)
@@ -279,9 +293,6 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
         worker.services.start("sms_reports", worker.reports.run)
     for lane in worker.lanes:
         worker.lane_tasks.start(lane.name, lane.run)
-    runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
     log.info(
         "worker started",
         extra=fields(

@@ -4,6 +4,7 @@ Subprocesses as a user runs them; no broker needed (Kafka is pointed at a closed
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -134,6 +135,25 @@ def test_the_sandbox_on_a_port_in_use_says_so_and_never_that_it_listens(taken_po
     assert result.returncode == 2
     assert f"sandbox cannot listen on 127.0.0.1:{taken_port}" in one_line(result)
     assert "listening" not in result.stdout
+
+
+def test_a_worker_on_a_port_in_use_names_the_setting_before_anything_starts(
+    taken_port: int, tmp_path: Path
+) -> None:
+    env = {"MALL_NOTIFY_WEB_PORT": str(taken_port), "MALL_NOTIFY_STATE_DIR": str(tmp_path)}
+    result = _run(["worker"], env)
+    assert result.returncode == 3
+    assert one_line(result).startswith(f"MALL_NOTIFY_WEB_PORT={taken_port} on 127.0.0.1: ")
+
+
+def test_a_second_worker_on_the_same_state_directory_is_refused(tmp_path: Path) -> None:
+    with (tmp_path / ".lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = _run(["worker"], {"MALL_NOTIFY_STATE_DIR": str(tmp_path)})
+    assert result.returncode == 3
+    assert one_line(result) == (
+        f"MALL_NOTIFY_STATE_DIR={tmp_path} is used by another worker: give each worker its own"
+    )
 
 
 def test_an_invalid_setting_is_a_configuration_error() -> None:
