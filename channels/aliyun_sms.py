@@ -271,6 +271,8 @@ def parse_reports(body: bytes) -> list[PushedReceipt]:
 
 def _report(report: dict[str, Any]) -> PushedReceipt:
     reported = datetime.strptime(str(report["report_time"]), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+    if not 2000 <= reported.year <= 2100:
+        raise ValueError(f"report_time {report['report_time']!r} is not a time an SMS was reported")
     return PushedReceipt(
         channel=ChannelName.ALIYUN_SMS,
         message_id=str(report["biz_id"]),

@@ -97,3 +97,5 @@ class PushedReceipt:
     """when the provider says it happened, seconds since the epoch"""
     delivery_id: str | None = None
     """when the provider echoes it (Aliyun's OutId)"""
+    account: str = ""
+    """the account whose server URL it came to (a WeChat appid; Aliyun's pushes name none)"""

@@ -42,6 +42,10 @@ class PushRefused(MallNotifyError):
     """A push that is not WeChat's: a bad signature, a broken encryption, not XML."""
 
 
+class PushInvalid(MallNotifyError):
+    """A verified push with a field that is not what WeChat sends (400)."""
+
+
 def sign(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
@@ -97,27 +101,77 @@ def _text(node: Element, name: str) -> str:
     return (found.text or "").strip() if found is not None else ""
 
 
-def receipts(root: Element) -> list[PushedReceipt]:
-    """The receipts an event holds (none for other events)."""
-    event, at = _text(root, "Event"), int(_text(root, "CreateTime") or 0)
+def receipts(root: Element, appid: str) -> list[PushedReceipt]:
+    """The receipts an event pushed to ``appid``'s server URL holds (none for other events);
+    PushInvalid when a field is not what WeChat sends."""
+    event = _text(root, "Event")
+    if event not in ("TEMPLATESENDJOBFINISH", "subscribe_msg_sent_event"):
+        return []
+    created = _text(root, "CreateTime")
+    if not (created.isascii() and created.isdigit() and len(created) <= 11):
+        raise PushInvalid("CreateTime: seconds since the epoch")
+    at = int(created)
     if event == "TEMPLATESENDJOBFINISH":
         status = _text(root, "Status")
         reason = OA_STATUS.get(status, status)
         return [
-            PushedReceipt(
-                ChannelName.WECHAT_OA, _text(root, "MsgID"), status == "success", status, reason, at
+            _receipt(
+                ChannelName.WECHAT_OA, _text(root, "MsgID"), status == "success", status, reason, at, appid
             )
         ]
-    if event == "subscribe_msg_sent_event":
-        return [
-            PushedReceipt(
-                ChannelName.WECHAT_MP,
-                _text(item, "MsgID"),
-                _text(item, "ErrorCode") == "0",
-                _text(item, "ErrorCode"),
-                _text(item, "ErrorStatus"),
-                at,
-            )
-            for item in root.iter("List")
-        ]
-    return []
+    return [
+        _receipt(
+            ChannelName.WECHAT_MP,
+            _text(item, "MsgID"),
+            _text(item, "ErrorCode") == "0",
+            _text(item, "ErrorCode"),
+            _text(item, "ErrorStatus"),
+            at,
+            appid,
+        )
+        for item in root.iter("List")
+    ]
+
+
+def _receipt(
+    channel: ChannelName, message_id: str, reached: bool, code: str, reason: str, at: int, appid: str
+) -> PushedReceipt:
+    if not (message_id.isascii() and message_id.isdigit() and len(message_id) <= 32):
+        raise PushInvalid("MsgID: a number")
+    if len(code) > 64 or len(reason) > 256:
+        raise PushInvalid("Status / ErrorCode / ErrorStatus: too long")
+    return PushedReceipt(channel, message_id, reached, code, reason, at, account=appid)
+
+
+class ReplayGuard:
+    """WeChat signs the timestamp and nonce of a push, not (in plain mode) its body: a push whose
+    timestamp is outside the window, or whose nonce was seen within it, is refused, so a signed
+    query copied from somewhere cannot carry another body later. Per process, bounded."""
+
+    def __init__(self, window_seconds: float = 300.0, most: int = 100_000) -> None:
+        self.window = window_seconds
+        self.most = most
+        self._seen: dict[str, float] = {}
+        """nonce -> its timestamp, oldest first"""
+
+    def refusal(self, timestamp: str, nonce: str, now: float) -> str | None:
+        """Why the push is refused (stale, replayed), or None; a fresh one is remembered."""
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 11):
+            return "timestamp: seconds since the epoch"
+        at = int(timestamp)
+        if abs(now - at) > self.window:
+            return "stale: its timestamp is more than 5 minutes from now"
+        if not nonce or len(nonce) > 64:
+            return "nonce: missing or too long"
+        self._forget(now)
+        key = f"{timestamp}:{nonce}"
+        if key in self._seen:
+            return "replayed: this timestamp and nonce were seen already"
+        self._seen[key] = at
+        return None
+
+    def _forget(self, now: float) -> None:
+        while self._seen and (
+            len(self._seen) >= self.most or now - next(iter(self._seen.values())) > self.window
+        ):
+            del self._seen[next(iter(self._seen))]

@@ -24,6 +24,7 @@ from channels.base import ChannelName
 from channels.http import SharedSession
 from streams.api.bodies import SwitchRequest
 from streams.api.context import (
+    BODY_SECONDS,
     CONTEXT,
     MAX_BODY_BYTES,
     PUBLIC,
@@ -32,6 +33,7 @@ from streams.api.context import (
     ApiContext,
     Handler,
     SmsDesk,
+    body_bytes,
     for_shop,
     log,
     problem,
@@ -68,9 +70,16 @@ async def problems_as_json(request: web.Request, handler: Handler) -> web.Stream
         messages = {
             404: f"no such resource: {quote(request.path)} (see /openapi.json)",
             405: f"{request.method} is not allowed on {quote(request.path)}",
+            408: f"the body did not arrive within {BODY_SECONDS:.0f} s",
             413: f"the body is larger than {MAX_BODY_BYTES // 1024} KiB",
         }
-        return problem(refusal.status, messages.get(refusal.status, refusal.reason))
+        answer = problem(refusal.status, messages.get(refusal.status, refusal.reason))
+        if isinstance(refusal, web.HTTPMethodNotAllowed):
+            answer.headers["Allow"] = ", ".join(sorted(refusal.allowed_methods))
+        return answer
+    except Exception:  # a bug: logged, and answered as JSON like everything else
+        log.exception("the admin API failed", extra={"path": quote(request.path)})
+        return problem(500, "internal error: the API's log says more")
 
 
 @web.middleware
@@ -100,7 +109,7 @@ async def get_settings(_: web.Request, __: ApiContext, shop: ShopRules) -> web.R
 async def put_settings(request: web.Request) -> web.Response:
     shop_id = request.match_info["shop_id"]
     try:
-        document = orjson.loads(await request.read())
+        document = orjson.loads(await body_bytes(request))
     except orjson.JSONDecodeError as exc:  # also: nested too deep, a lone surrogate
         return problem(400, f"the body must be JSON in UTF-8 ({quote(str(exc), 120)})")
     if not isinstance(document, dict) or document.get("shop_id") != int(shop_id):
@@ -119,7 +128,7 @@ async def switch_scene(request: web.Request, context: ApiContext, shop: ShopRule
         return problem(422, f"scenes.{quote(scene_id)}.{quote(name)}: no such channel")
     channel = ChannelName(name)
     body = SwitchRequest()
-    if await request.read():
+    if await body_bytes(request):
         parsed = await read_body(request, SwitchRequest)
         if isinstance(parsed, web.Response):
             return parsed

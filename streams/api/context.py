@@ -87,8 +87,20 @@ WHO: web.RequestKey[str] = web.RequestKey("who", str)
 PUBLIC = frozenset({"/openapi.json", "/healthz"})
 
 
+BODY_SECONDS = 10.0
+"""how long a request's body may take to arrive: a slow or lying client is cut off then"""
+
+
 def problem(status: int, message: str) -> web.Response:
     return web.json_response({"problems": [message]}, status=status)
+
+
+async def body_bytes(request: web.Request) -> bytes:
+    """The request's body, within :data:`BODY_SECONDS` (408 otherwise)."""
+    try:
+        return await asyncio.wait_for(request.read(), BODY_SECONDS)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
 
 
 def quote(text: str, limit: int = 64) -> str:
@@ -158,7 +170,7 @@ def for_shop(handler: ShopHandler) -> Handler:
 
 async def read_body(request: web.Request, model: type[BodyT]) -> BodyT | web.Response:
     try:
-        return model.model_validate(orjson.loads(await request.read()))
+        return model.model_validate(orjson.loads(await body_bytes(request)))
     except orjson.JSONDecodeError as exc:
         return problem(400, f"the body must be JSON in UTF-8 ({quote(str(exc), 120)})")
     except ValidationError as exc:

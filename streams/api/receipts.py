@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -29,7 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.aliyun_sms import ReportRefused, parse_reports
 from channels.base import PushedReceipt
-from channels.wechat_push import PushRefused, decrypt, parse_xml, receipts, signed
+from channels.wechat_push import PushInvalid, PushRefused, ReplayGuard, decrypt, parse_xml, receipts, signed
+from streams.api.context import body_bytes
 from streams.core.receipts import receipt_record
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
@@ -49,6 +51,7 @@ class ReceiptsContext:
     wechat_token: str | None
     aes_keys: dict[str, str]
     aliyun_secret: str | None
+    replays: ReplayGuard = field(default_factory=ReplayGuard)
 
 
 CONTEXT: web.AppKey[ReceiptsContext] = web.AppKey("receipts", ReceiptsContext)
@@ -79,20 +82,33 @@ async def wechat_check(request: web.Request) -> web.Response:
 async def wechat_push(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     appid = request.match_info["appid"]
-    body = await request.read()
+    body = await body_bytes(request)
+    safe_mode = request.query.get("encrypt_type") == "aes"
+    key = context.aes_keys.get(appid)
+    if key is not None and not safe_mode:
+        return _refused("wechat", "a plaintext push to an account in safe mode")
     try:
         root = parse_xml(body)
-        if request.query.get("encrypt_type") == "aes":
-            encrypted = root.findtext("Encrypt") or ""
-            key = context.aes_keys.get(appid)
-            if key is None or not _wechat_signed(request, context, encrypted):
-                return _refused("wechat", "bad signature")
-            root = parse_xml(decrypt(encrypted, appid, key))
-        elif not _wechat_signed(request, context):
+        encrypted = root.findtext("Encrypt") or "" if safe_mode else None
+        if not _wechat_signed(request, context, *([] if encrypted is None else [encrypted])):
             return _refused("wechat", "bad signature")
+        if encrypted is not None:
+            if key is None:
+                return _refused("wechat", "an encrypted push to an account with no EncodingAESKey")
+            root = parse_xml(decrypt(encrypted, appid, key))
     except PushRefused as exc:
         return _refused("wechat", str(exc))
-    answer = await _keep(context, receipts(root))
+    replay = context.replays.refusal(
+        request.query.get("timestamp", ""), request.query.get("nonce", ""), time.time()
+    )
+    if replay is not None:
+        return _refused("wechat", replay)
+    try:
+        pushed = receipts(root, appid)
+    except PushInvalid as exc:
+        metrics.RECEIPTS_REFUSED.labels("wechat", "invalid").inc()
+        return web.json_response({"problems": [str(exc)]}, status=400)
+    answer = await _keep(context, pushed)
     return answer or web.Response(text="success")
 
 
@@ -102,7 +118,7 @@ async def aliyun_push(request: web.Request) -> web.Response:
     if secret is None or not hmac.compare_digest(request.match_info["secret"].encode(), secret.encode()):
         return _refused("aliyun", "unknown URL secret")
     try:
-        reports = parse_reports(await request.read())
+        reports = parse_reports(await body_bytes(request))
     except ReportRefused as exc:
         metrics.RECEIPTS_REFUSED.labels("aliyun", "unreadable").inc()
         return web.json_response({"code": 1, "msg": str(exc)}, status=400)

@@ -23,6 +23,7 @@ here. The tree, in one place:
     ├── DemoProblem          devtools/demo: the demo's own files are unusable
     ├── CallFailed           channels/wechat: a WeChat call gave no usable answer (classified)
     ├── PushRefused          channels/wechat_push: a push that is not WeChat's
+    ├── PushInvalid          channels/wechat_push: a verified push with a field WeChat never sends
     ├── ReviewCallFailed     channels/aliyun_sms: a signature or template call failed (classified)
     └── ReportRefused        channels/aliyun_sms: a body that is not Aliyun's SmsReport
 

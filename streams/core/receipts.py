@@ -1,8 +1,10 @@
 """Receipts: did a delivered message reach the person? Pure.
 
-The ``notify.receipts`` topic carries two kinds of records, both keyed ``<channel>:<provider
-message id>`` so that a delivery's and its receipt's land on the same partition, whichever comes
-first:
+The ``notify.receipts`` topic carries two kinds of records, both keyed ``<channel>:<appid>:<msgid>``
+(WeChat) or ``aliyun_sms:<BizId>`` so that a delivery's and its receipt's land on the same
+partition, whichever comes first. A WeChat receipt pairs only with a message sent from the account
+whose server URL it came to: one posted to another account's URL names a key no delivery has, and
+is counted as unmatched when it expires.
 
 - ``sent``: the delivered outcome of a delivery whose provider returned a message id (written by
   its sender, in the transaction of that outcome);
@@ -49,15 +51,21 @@ class ReceiptsRecord(BaseModel):
     for the report if it never comes"""
 
 
-def receipts_key(channel: ChannelName, message_id: str) -> bytes:
-    return f"{channel.value}:{message_id}".encode()
+def receipts_key(channel: ChannelName, account: str, message_id: str) -> bytes:
+    """WeChat message ids are an account's own; Aliyun's BizIds are the platform's one account's."""
+    if channel is ChannelName.ALIYUN_SMS:
+        return f"{channel.value}:{message_id}".encode()
+    return f"{channel.value}:{account}:{message_id}".encode()
 
 
-def sent_record(outcome: Outcome, sealed_address: str | None = None) -> tuple[bytes, bytes] | None:
-    """The record announcing a delivered message whose receipt may come; None without a message id."""
+def sent_record(
+    outcome: Outcome, account: str, sealed_address: str | None = None
+) -> tuple[bytes, bytes] | None:
+    """The record announcing a delivered message (sent from ``account``) whose receipt may come;
+    None without a message id."""
     if outcome.status is not Status.DELIVERED or not outcome.provider_message_id or outcome.channel is None:
         return None
-    key = receipts_key(outcome.channel, outcome.provider_message_id)
+    key = receipts_key(outcome.channel, account, outcome.provider_message_id)
     record = ReceiptsRecord(sent=outcome, sealed_address=sealed_address)
     return key, record.model_dump_json(exclude_none=True).encode()
 
@@ -73,7 +81,7 @@ def receipt_record(pushed: PushedReceipt, received_at: datetime) -> tuple[bytes,
         received_at=received_at,
         delivery_id=pushed.delivery_id,
     )
-    key = receipts_key(pushed.channel, pushed.message_id)
+    key = receipts_key(pushed.channel, pushed.account, pushed.message_id)
     return key, ReceiptsRecord(receipt=note).model_dump_json(exclude_none=True).encode()
 
 

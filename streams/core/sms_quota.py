@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import Field, TypeAdapter, ValidationError, computed_field
+from pydantic import Field, TypeAdapter, ValidationError
 
 from streams.core.catalog import Frozen
 from streams.core.errors import ConfigError
@@ -139,12 +139,9 @@ class Balance(Frozen):
     used: int = Field(description="segments of the SMS sent")
     sent: int = Field(description="SMS sent")
     refused: int = Field(description="SMS not sent for lack of balance")
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def available(self) -> int:
-        """segments the shop can still send (below zero: an overdraft, see the runtime's SmsQuota)"""
-        return self.purchased - self.used
+    available: int = Field(
+        description="segments the shop can still send: purchased - used (below zero: an overdraft)"
+    )
 
 
 class AccountBook:
@@ -202,12 +199,15 @@ class AccountBook:
 
     def balance(self, shop_id: int) -> Balance:
         charges = self._charged.get(shop_id, {}).values()
+        purchased = sum(p.messages for p in self._purchases.get(shop_id, {}).values())
+        used = sum(c.segments for c in charges)
         return Balance(
             shop_id=shop_id,
-            purchased=sum(p.messages for p in self._purchases.get(shop_id, {}).values()),
-            used=sum(c.segments for c in charges),
+            purchased=purchased,
+            used=used,
             sent=sum(c.messages for c in charges),
             refused=sum(c.refused for c in charges),
+            available=purchased - used,
         )
 
     def purchases(self, shop_id: int) -> list[Purchase]:

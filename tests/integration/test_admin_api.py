@@ -253,6 +253,30 @@ def test_malformed_bodies_are_4xx_with_a_problem(
     assert problem in answer[1]["problems"][0]
 
 
+def test_a_method_not_allowed_says_which_are(api: Service) -> None:
+    request = urllib.request.Request(f"{api.url}/v1/shops/{SHOP}/settings", method="PATCH")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405
+    assert "PUT" in refused.value.headers["Allow"]
+    assert json.load(refused.value)["problems"][0] == f"PATCH is not allowed on /v1/shops/{SHOP}/settings"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "phone=12345",
+        "phone=138abcd5678",
+        "shop=%C2%B2&phone=13812345678",
+        "since=99999999d&phone=13812345678",
+    ],
+)
+def test_history_questions_that_make_no_sense_are_4xx_in_json(api: Service, query: str) -> None:
+    status, answer = call(api, "GET", f"/v1/history?{query}", PLATFORM_TOKEN)
+    assert status == 422
+    assert answer["problems"]
+
+
 def test_long_strings_and_lone_braces_are_refused_naming_the_field(api: Service) -> None:
     shop = shop_settings(template="custom", fields={"character_string1": "abc{"})
     shop["name"] = "店" * 10_000

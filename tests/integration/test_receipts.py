@@ -3,6 +3,7 @@ not, in whichever order they come; forged pushes are refused."""
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from channels.wechat_push import sign
 from streams.core.outcomes import Outcome, Status
 from streams.core.receipts import receipt_record, sent_record
 from streams.devtools.demo import source_of
-from streams.devtools.local_stack import Service, start_receipts
+from streams.devtools.local_stack import SANDBOX_PUSH_ENV, Service, start_receipts
 from streams.ops.reading import ReadRecord, end_offsets, read_until
 from tests.factories import SAMPLE_EVENTS, event, fresh_code, to_bytes
 from tests.integration.conftest import SETTLE_SECONDS, Pipeline
@@ -64,6 +65,10 @@ def test_receipts_of_all_three_kinds_mark_their_deliveries(pipeline: Pipeline) -
     [refused] = [o for o in receipts.values() if o.status is Status.NOT_REACHED]
     assert refused.reason == "failed:user block: the user blocked the Official Account's messages"
     assert refused.event_id == blocked["id"]
+    logged = (pipeline.log_dir / "receipts.log").read_text()
+    assert "/receipts/aliyun/***" in logged, "Aliyun's push is in the access log"
+    secret = SANDBOX_PUSH_ENV["MALL_NOTIFY_ALIYUN_REPORT_SECRET"]
+    assert secret not in logged, "the URL secret of Aliyun's reports is in the access log"
 
 
 def test_a_receipt_that_comes_before_its_delivery_is_still_matched(pipeline: Pipeline) -> None:
@@ -80,11 +85,13 @@ def test_a_receipt_that_comes_before_its_delivery_is_still_matched(pipeline: Pip
         provider_message_id="777000111",
         at=now,
     )
-    sent = sent_record(outcome)
+    appid = "wx5f2a9c1d8e7b6a01"
+    sent = sent_record(outcome, appid)
     assert sent is not None
-    receipt = receipt_record(
-        PushedReceipt(ChannelName.WECHAT_OA, "777000111", True, "success", "ok", now.timestamp()), now
+    pushed = PushedReceipt(
+        ChannelName.WECHAT_OA, "777000111", True, "success", "ok", now.timestamp(), account=appid
     )
+    receipt = receipt_record(pushed, now)
     producer = Producer({"bootstrap.servers": pipeline.bootstrap})
     for key, value in (receipt, sent):  # the receipt first, as a fast provider and a slow commit make it
         producer.produce(pipeline.topics.receipts, key=key, value=value)
@@ -130,23 +137,35 @@ def _post(url: str, body: bytes) -> int:
         return int(refused.code)
 
 
+SAFE_MODE_APPID = next(iter(orjson.loads(SANDBOX_PUSH_ENV["MALL_NOTIFY_WECHAT_AES_KEYS"])))
+
+
 def test_forged_or_unsigned_pushes_are_refused_and_counted(endpoint: Service) -> None:
+    now = str(int(time.time()))
     xml = (
-        b"<xml><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>1</MsgID><Status>success</Status></xml>"
-    )
+        f"<xml><CreateTime>{now}</CreateTime><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
+        "<MsgID>1</MsgID><Status>success</Status></xml>"
+    ).encode()
     base = f"{endpoint.url}/receipts/wechat/wx5f2a9c1d8e7b6a01"
+
+    def query(nonce: str, timestamp: str = now, token: str = "sandbox-push-token") -> str:
+        return f"signature={sign(token, timestamp, nonce)}&timestamp={timestamp}&nonce={nonce}"
+
     assert _post(base, xml) == 401  # unsigned
-    forged = sign("not-the-token", "1764230400", "n")
-    assert _post(f"{base}?signature={forged}&timestamp=1764230400&nonce=n", xml) == 401
-    good = sign("sandbox-push-token", "1764230400", "n")
-    assert _post(f"{base}?signature={good}&timestamp=1764230400&nonce=n", xml) == 200
+    assert _post(f"{base}?{query('n1', token='not-the-token')}", xml) == 401
+    assert _post(f"{base}?{query('n2')}", xml) == 200
+    assert _post(f"{base}?{query('n2')}", xml) == 401, "the same signed query again: a replay"
+    stale = str(int(time.time()) - 600)
+    assert _post(f"{base}?{query('n3', timestamp=stale)}", xml) == 401, "ten minutes old"
+    safe_mode = f"{endpoint.url}/receipts/wechat/{SAFE_MODE_APPID}?{query('n4')}"
+    assert _post(safe_mode, xml) == 401, "plaintext to an account in safe mode"
+    invalid = xml.replace(f"<CreateTime>{now}</CreateTime>".encode(), b"<CreateTime>notanumber</CreateTime>")
+    assert _post(f"{base}?{query('n5')}", invalid) == 400
     assert _post(f"{endpoint.url}/receipts/aliyun/a-guessed-secret-000000", b"[]") == 401
-    with urllib.request.urlopen(
-        f"{endpoint.url}/receipts/wechat/wx5f2a9c1d8e7b6a01?signature={good}&timestamp=1764230400&nonce=n&echostr=hello",
-        timeout=5,
-    ) as reply:
+    with urllib.request.urlopen(f"{base}?{query('n6')}&echostr=hello", timeout=5) as reply:
         assert reply.read() == b"hello"  # WeChat's URL check
     with urllib.request.urlopen(f"{endpoint.url}/metrics", timeout=5) as reply:
         metrics = reply.read().decode()
     assert 'mall_notify_receipts_refused_total{provider="wechat",reason="bad signature"} 2.0' in metrics
+    assert "replayed: this timestamp and nonce were seen already" in metrics
     assert 'mall_notify_receipts_refused_total{provider="aliyun",reason="unknown URL secret"} 1.0' in metrics

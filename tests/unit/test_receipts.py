@@ -12,7 +12,17 @@ from prometheus_client import REGISTRY
 
 from channels.aliyun_sms import ReportRefused, parse_reports
 from channels.base import ChannelName, PushedReceipt, SendResult
-from channels.wechat_push import PushRefused, decrypt, encrypt, parse_xml, receipts, sign, signed
+from channels.wechat_push import (
+    PushInvalid,
+    PushRefused,
+    ReplayGuard,
+    decrypt,
+    encrypt,
+    parse_xml,
+    receipts,
+    sign,
+    signed,
+)
 from streams.core.outcomes import Outcome, Status
 from streams.core.receipts import receipt_record, sent_record
 from streams.core.topics import Topics
@@ -54,7 +64,7 @@ def test_safe_mode_messages_decrypt_only_for_their_appid_and_key() -> None:
 
 
 def test_the_template_and_subscribe_send_results_are_receipts() -> None:
-    [oa] = receipts(parse_xml(OA_EVENT))
+    [oa] = receipts(parse_xml(OA_EVENT), APPID)
     assert (oa.channel, oa.message_id, oa.reached, oa.code) == (
         ChannelName.WECHAT_OA,
         "200163836",
@@ -62,9 +72,33 @@ def test_the_template_and_subscribe_send_results_are_receipts() -> None:
         "failed:user block",
     )
     assert oa.reason == "the user blocked the Official Account's messages"
-    [mp] = receipts(parse_xml(MP_EVENT))
+    [mp] = receipts(parse_xml(MP_EVENT), APPID)
     assert (mp.channel, mp.message_id, mp.reached) == (ChannelName.WECHAT_MP, "1864323726461255680", True)
-    assert receipts(parse_xml(b"<xml><Event><![CDATA[subscribe]]></Event></xml>")) == []
+    assert receipts(parse_xml(b"<xml><Event><![CDATA[subscribe]]></Event></xml>"), APPID) == []
+    assert oa.account == APPID
+
+
+@pytest.mark.parametrize("created", [b"notanumber", b"9" * 400, b"", "١٧٦٤٢٣٠٤٠٠".encode()])
+def test_a_receipt_whose_time_is_not_a_number_is_invalid_not_a_crash(created: bytes) -> None:
+    event = OA_EVENT.replace(
+        b"<CreateTime>1764230400</CreateTime>", b"<CreateTime>" + created + b"</CreateTime>"
+    )
+    with pytest.raises(PushInvalid, match="CreateTime"):
+        receipts(parse_xml(event), APPID)
+
+
+def test_a_push_outside_the_window_or_seen_before_is_refused() -> None:
+    guard = ReplayGuard(window_seconds=300)
+    now = 1_764_230_400.0
+    assert guard.refusal("1764230400", "n-1", now) is None
+    assert (
+        guard.refusal("1764230400", "n-1", now + 10) == "replayed: this timestamp and nonce were seen already"
+    )
+    assert guard.refusal("1764230400", "n-2", now + 10) is None
+    assert guard.refusal("1764229800", "n-3", now) == "stale: its timestamp is more than 5 minutes from now"
+    assert guard.refusal("1764231000", "n-4", now) == "stale: its timestamp is more than 5 minutes from now"
+    assert guard.refusal("notanumber", "n-5", now) == "timestamp: seconds since the epoch"
+    assert guard.refusal("1764230400", "n-1", now + 301) is not None  # stale by then, never accepted again
 
 
 def test_xml_with_entities_is_refused_not_expanded() -> None:
@@ -89,7 +123,8 @@ def test_aliyuns_sms_report_is_read_without_the_phone_number() -> None:
     )
     assert report.at == datetime(2026, 11, 27, 8, 0, 5, tzinfo=UTC).timestamp()  # Beijing time
     assert "13912345678" not in repr(report)
-    for broken in (b"{}", b"not json", b'[{"biz_id": "1"}]'):
+    year_one = body.replace(b"2026-11-27 16:00:05", b"0001-01-01 00:00:00")
+    for broken in (b"{}", b"not json", b'[{"biz_id": "1"}]', year_one):
         with pytest.raises(ReportRefused):
             parse_reports(broken)
 
@@ -119,7 +154,7 @@ def _record(topics: Topics, key: bytes, value: bytes, offset: int) -> ConsumedRe
     return ConsumedRecord(topics.receipts, PARTITION, offset, key, value, [])
 
 
-def _receipt(message_id: str, reached: bool) -> tuple[bytes, bytes]:
+def _receipt(message_id: str, reached: bool, appid: str = APPID) -> tuple[bytes, bytes]:
     pushed = PushedReceipt(
         ChannelName.WECHAT_OA,
         message_id,
@@ -127,6 +162,7 @@ def _receipt(message_id: str, reached: bool) -> tuple[bytes, bytes]:
         "success" if reached else "failed:user block",
         "r",
         NOW.timestamp() + 3,
+        account=appid,
     )
     return receipt_record(pushed, NOW)
 
@@ -134,7 +170,7 @@ def _receipt(message_id: str, reached: bool) -> tuple[bytes, bytes]:
 @pytest.mark.parametrize("receipt_first", [False, True])
 def test_a_receipt_and_its_delivery_are_paired_in_either_order(topics: Topics, receipt_first: bool) -> None:
     stage = _stage(topics)
-    sent = sent_record(_delivered(ChannelName.WECHAT_OA, "200163836"))
+    sent = sent_record(_delivered(ChannelName.WECHAT_OA, "200163836"), APPID)
     assert sent is not None
     receipt = _receipt("200163836", reached=False)
     assert sent[0] == receipt[0]  # same key: same partition
@@ -156,13 +192,22 @@ def test_a_receipt_and_its_delivery_are_paired_in_either_order(topics: Topics, r
     assert stage.handle(_record(topics, *receipt, 3)) == []
 
 
+def test_a_receipt_pushed_to_another_accounts_url_never_pairs(topics: Topics) -> None:
+    stage = _stage(topics)
+    sent = sent_record(_delivered(ChannelName.WECHAT_OA, "200163836"), APPID)
+    assert sent is not None
+    forged = _receipt("200163836", reached=False, appid="wx5f2a9c1d8e7b6a01")
+    assert forged[0] != sent[0]
+    stage.handle(_record(topics, *sent, 1))
+    writes = stage.handle(_record(topics, *forged, 2))
+    assert [w.topic for w in writes] == [topics.ledger_topic(topics.receipts)], "kept waiting, not paired"
+
+
 def test_a_delivery_without_a_message_id_expects_no_receipt() -> None:
     outcome = _delivered(ChannelName.WECHAT_OA, "1").model_copy(update={"provider_message_id": None})
-    assert sent_record(outcome) is None
-    assert (
-        sent_record(outcome.model_copy(update={"status": Status.DEAD_LETTERED, "provider_message_id": "1"}))
-        is None
-    )
+    assert sent_record(outcome, APPID) is None
+    dead = outcome.model_copy(update={"status": Status.DEAD_LETTERED, "provider_message_id": "1"})
+    assert sent_record(dead, APPID) is None
     assert SendResult.delivered("1").provider_message_id == "1"
 
 

@@ -61,9 +61,15 @@ def owning(topics: Topics, consumed: list[str], name: str = "ledger") -> Ledger:
     return Ledger(store)
 
 
+_DIRECTORIES: list[tempfile.TemporaryDirectory[str]] = []
+"""the helpers' state directories, deleted when the tests end"""
+
+
 def disk() -> Disk:
     """A state directory of the test's own (tmp_path is not at hand in the helpers)."""
-    return Disk(Path(tempfile.mkdtemp(prefix="mall-notify-state-")), cache_bytes=4 << 20)
+    directory = tempfile.TemporaryDirectory(prefix="mall-notify-state-", ignore_cleanup_errors=True)
+    _DIRECTORIES.append(directory)
+    return Disk(Path(directory.name), cache_bytes=4 << 20)
 
 
 def sender(topics: Topics, channel: ScriptedChannel) -> SenderStage:

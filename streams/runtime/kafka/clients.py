@@ -22,6 +22,10 @@ from streams.runtime.kafka.records import Write
 log = get_logger("kafka")
 LIBRDKAFKA_LOG = get_logger("librdkafka")
 CLIENT_ERRORS = Repeats(log, interval_seconds=30.0)
+PREFETCH_RECORDS = 2_000
+"""records a lane's consumer fetches ahead per partition, at most"""
+PREFETCH_KIB = 8 * 1024
+"""kilobytes a lane's consumer holds fetched ahead, at most"""
 DELIVERY_TIMEOUT_MS = 60_000
 """How long librdkafka keeps retrying a write before it reports it failed (we then try again)."""
 
@@ -101,6 +105,10 @@ def group_consumer_config(bootstrap_servers: str, group_id: str, **extra: Any) -
             "enable_auto_commit": False,
             "isolation_level": "read_committed",
             "partition_assignment_strategy": "cooperative-sticky",
+            # librdkafka prefetches up to 100,000 records a partition and 64 MiB a consumer by
+            # default: with a backlog, that is the worker's memory. A few thousand keep it busy.
+            "queued_min_messages": PREFETCH_RECORDS,
+            "queued_max_messages_kbytes": PREFETCH_KIB,
             **extra,
         },
         on_loop=True,

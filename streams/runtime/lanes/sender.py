@@ -194,7 +194,8 @@ class SenderStage(PipelineStage):
                 attempts=(previous.attempts if previous else 0) + 1,
                 replayed=bool(previous and previous.replays),
             )
-            announced = sent_record(outcome, self._sealed(dispatch))  # paired with its receipt, if one comes
+            account = dispatch.delivery.account
+            announced = sent_record(outcome, account, self._sealed(dispatch))  # paired with its receipt
             sent = [Write(self.topics.receipts, *announced)] if announced else []
             return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge, *sent]
         return [*self._after_failure(record, dispatch, result, previous), *charge]
