@@ -170,6 +170,12 @@ class Repeats:
 
     def warning(self, message: str, **extra: Any) -> bool:
         """Log ``message`` unless it was logged less than an interval ago; True when it was logged."""
+        return self.log(logging.WARNING, message, **extra)
+
+    def log(self, level: int, message: str, **extra: Any) -> bool:
+        """:meth:`warning` at another level."""
+        if not self._logger.isEnabledFor(level):
+            return False
         now = self._clock()
         with self._lock:
             logged_at, left_out = self._last.get(message, (float("-inf"), 0))
@@ -177,5 +183,5 @@ class Repeats:
                 self._last[message] = (logged_at, left_out + 1)
                 return False
             self._last[message] = (now, 0)
-        self._logger.warning(message, extra=fields(repeated=left_out or None, **extra))
+        self._logger.log(level, message, extra=fields(repeated=left_out or None, **extra))
         return True

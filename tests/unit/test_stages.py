@@ -4,12 +4,14 @@ provider call; tests/integration runs the same paths against the real broker."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 from prometheus_client import REGISTRY
 
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult
@@ -18,8 +20,10 @@ from streams.core.failures import Failure, Headers, header_map
 from streams.core.outcomes import Outcome, Status
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics
+from streams.logs import Repeats
 from streams.runtime import metrics
 from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.lanes import sender as sender_lane
 from streams.runtime.lanes.ledger import Ledger
 from streams.runtime.lanes.router import RouterStage
 from streams.runtime.lanes.sender import SenderStage
@@ -214,6 +218,18 @@ async def test_a_transient_failure_goes_to_the_first_retry_tier(topics: Topics) 
     assert failure.origin.topic == topics.send_topic(ChannelName.WECHAT_OA)
     assert failure.origin.partition == PARTITION
     assert outcomes(writes, topics) == [], "in flight: no final outcome yet"
+
+
+async def test_an_outage_is_a_few_log_lines_not_one_per_delivery(
+    topics: Topics, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sender_lane, "SUMMARIES", Repeats(sender_lane.log, interval_seconds=30.0))
+    stage = sender(topics, ScriptedChannel(BUSY))
+    with caplog.at_level(logging.INFO, logger="mall_notify"):
+        for _ in range(500):
+            await stage.handle(send_record(topics, dispatch().to_json()))
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert sorted(lines) == ["wechat_oa: retries scheduled (10s)", "wechat_oa: sends failed (transient, -1)"]
 
 
 async def test_retries_climb_the_tiers_then_dead_letter(topics: Topics) -> None:

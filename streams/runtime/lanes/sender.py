@@ -34,7 +34,7 @@ from streams.core.recipients import is_sealed, seal, unseal
 from streams.core.retry import GiveUp, decide
 from streams.core.sms_quota import QUOTA_EXHAUSTED
 from streams.core.topics import Topics
-from streams.logs import fields, get_logger
+from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.kafka.records import ConsumedRecord, Write
 from streams.runtime.kafka.transactions import Transactions
@@ -47,6 +47,9 @@ from streams.runtime.lanes.stateful_lane import StatefulLane
 from streams.runtime.state.store import NotOwned
 
 log = get_logger("sender")
+SUMMARIES = Repeats(log, interval_seconds=30.0)
+"""failed sends and scheduled retries: one line per channel and cause each 30 s, with how many
+more there were (an outage is a few lines, not one per delivery); each one at DEBUG"""
 TAKE_FRACTION = 8
 BATCH_WAIT_SECONDS = 0.005
 """With fewer than 1/TAKE_FRACTION of its slots free, a lane waits this long before it takes more."""
@@ -263,18 +266,21 @@ class SenderStage(PipelineStage):
             return [self.dead_letter(record, failure), *self.final(record, delivery.delivery_id, outcome)]
         scheduled = failure.model_copy(update={"due_at": decision.due_at})
         metrics.RETRIES_SCHEDULED.labels(delivery.channel.value, decision.tier.name).inc()
-        log.info(
-            "retry scheduled",
-            extra=fields(
-                delivery_id=delivery.delivery_id,
-                event_id=dispatch.event_id,
-                channel=delivery.channel.value,
-                tier=decision.tier.name,
-                attempts=failure.attempts,
-                code=result.code,
-                due_at=decision.due_at.isoformat(),
-            ),
-        )
+        channel = delivery.channel.value
+        SUMMARIES.log(logging.INFO, f"{channel}: retries scheduled ({decision.tier.name})", code=result.code)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "retry scheduled",
+                extra=fields(
+                    delivery_id=delivery.delivery_id,
+                    event_id=dispatch.event_id,
+                    channel=channel,
+                    tier=decision.tier.name,
+                    attempts=failure.attempts,
+                    code=result.code,
+                    due_at=decision.due_at.isoformat(),
+                ),
+            )
         topic = self.topics.retry_topic(delivery.channel, decision.tier)
         return [Write(topic, record.key, record.value, scheduled.headers())]
 
@@ -291,10 +297,14 @@ class SenderStage(PipelineStage):
             metrics.UNKNOWN_PROVIDER_CODES.labels(
                 channel, metrics.unknown_code_label(channel, str(result.code))
             ).inc()
-        level = logging.DEBUG if result.ok else logging.INFO
-        if log.isEnabledFor(level):
-            log.log(
-                level,
+        if not result.ok:
+            SUMMARIES.log(
+                logging.INFO,
+                f"{delivery.channel.value}: sends failed ({result.error_class}, {result.code})",
+                reason=result.reason,
+            )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
                 "sent" if result.ok else "send failed",
                 extra=fields(
                     event_id=dispatch.event_id,
