@@ -51,7 +51,7 @@ from streams.runtime.lanes.router import RouterLane, RouterStage
 from streams.runtime.lanes.sender import SenderLane, SenderStage
 from streams.runtime.lanes.sms_account import SmsQuota
 from streams.runtime.lanes.stage import RetryStage, utc_now
-from streams.runtime.state.store import Disk, Store, lock_directory
+from streams.runtime.state.store import Disk, Store, identity, lock_directory
 from streams.runtime.supervisor import Supervisor
 from streams.runtime.web import pages
 from streams.settings import Settings
@@ -131,7 +131,9 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     book = AccountBook()
     accounts = TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts")
     quota = SmsQuota(book, topics.sms_account, accounts)
-    transactions = Transactions(settings.kafka_bootstrap_servers, _group(settings))
+    transactions = Transactions(
+        settings.kafka_bootstrap_servers, _group(settings), identity=identity(settings.state_dir)
+    )
     disk = Disk(settings.state_dir, cache_bytes=settings.state_cache_mb << 20)
     parts = _Parts(settings, topics, transactions, quota, disk)
     lanes: list[Lane] = []

@@ -254,7 +254,11 @@ def test_malformed_bodies_are_4xx_with_a_problem(
 
 
 def test_a_method_not_allowed_says_which_are(api: Service) -> None:
-    request = urllib.request.Request(f"{api.url}/v1/shops/{SHOP}/settings", method="PATCH")
+    request = urllib.request.Request(
+        f"{api.url}/v1/shops/{SHOP}/settings",
+        method="PATCH",
+        headers={"Authorization": f"Bearer {SHOP_TOKEN}"},
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 405

@@ -102,9 +102,15 @@ class Handed:
 
 
 class Transactions:
-    def __init__(self, bootstrap_servers: str, name: str, interval: float = 0.1) -> None:
+    def __init__(
+        self, bootstrap_servers: str, name: str, interval: float = 0.1, identity: str | None = None
+    ) -> None:
+        """``identity``: the worker's own, kept across its restarts (its state directory's): the
+        producer of a restarted worker then takes over the transactional id of the one that
+        crashed, and its open transaction is aborted at once instead of after the timeout."""
         self._bootstrap = bootstrap_servers
-        self._transactional_id = f"{name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        suffix = identity or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._transactional_id = f"{name}-{suffix}"
         self._interval = interval
         self._lanes: list[Committing] = []
         self._waiting: list[Handed] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,16 @@ class NotOwned(MallNotifyError):
 
 class StateDirInUse(MallNotifyError):
     """Another worker keeps its state in the same directory."""
+
+
+def identity(directory: Path) -> str:
+    """The worker's identity, kept in its state directory (made on first use): one worker, one
+    directory, whatever host or process it runs as."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "worker-id"
+    if not path.exists():
+        path.write_text(uuid.uuid4().hex[:16] + "\n")
+    return path.read_text().strip()
 
 
 def lock_directory(directory: Path) -> TextIO:
