@@ -221,6 +221,7 @@ class _Parts:
             stall_seconds=settings.stall_seconds,
             drain_seconds=settings.shutdown_grace_seconds,
             session_timeout_seconds=settings.kafka_session_timeout,
+            instance_id=identity(settings.state_dir),
         )
 
     def router(self, router: Router, plans: dict[int, ShopPlan], ready: asyncio.Event) -> RouterLane:
