@@ -16,7 +16,6 @@ and an origin digest).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from streams.core.outcomes import Status
+from streams.runtime.lanes.ledger import STATUS_CODES, ledger_key, origin_digest
 from streams.runtime.state.partition import encode
 from streams.runtime.state.recovery import restore
 from streams.runtime.state.store import Disk, Store
@@ -44,9 +45,9 @@ def rss_mib(field: str = "VmRSS") -> float:
 
 
 def ledger_entry(number: int, at: float) -> tuple[bytes, bytes]:
-    key = hashlib.blake2b(f"delivery-{number}".encode(), digest_size=16).digest()
-    origin = hashlib.blake2b(f"mall.orders[0]@{number}".encode(), digest_size=8).digest()
-    return key, encode(0, at, b"\x01" + origin)
+    """A ledger entry as the ledger writes it: a delivered delivery of an event record."""
+    payload = bytes([STATUS_CODES[Status.DELIVERED]]) + origin_digest(f"mall.orders[0]@{number}")
+    return ledger_key(f"delivery-{number}"), encode(0, at, payload)
 
 
 def store_run(directory: Path, entries: int) -> dict[str, float]:

@@ -89,7 +89,7 @@ async def wechat_push(request: web.Request) -> web.Response:
         return _refused("wechat", "a plaintext push to an account in safe mode")
     try:
         root = parse_xml(body)
-        encrypted = root.findtext("Encrypt") or "" if safe_mode else None
+        encrypted = (root.findtext("Encrypt") or "") if safe_mode else None
         if not _wechat_signed(request, context, *([] if encrypted is None else [encrypted])):
             return _refused("wechat", "bad signature")
         if encrypted is not None:

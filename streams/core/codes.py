@@ -24,6 +24,11 @@ class CodeRules:
     validity_seconds: float = 300.0
     limits: tuple[tuple[float, int], ...] = ALIYUN_CODE_LIMITS
 
+    @property
+    def longest_window(self) -> float:
+        """How long a code sent to a phone counts against it."""
+        return max(window for window, _ in self.limits)
+
 
 def expired(event_time: datetime | None, now: datetime, rules: CodeRules) -> bool:
     """Whether a code of ``event_time`` is too old to send at ``now``."""
@@ -41,8 +46,7 @@ def phone_limit(sent: Sequence[float], now: float, rules: CodeRules) -> str | No
 
 def recent(sent: Sequence[float], now: float, rules: CodeRules) -> list[float]:
     """The sends that still count at ``now`` (within the longest window)."""
-    longest = max(window for window, _ in rules.limits)
-    return [at for at in sent if now - at < longest]
+    return [at for at in sent if now - at < rules.longest_window]
 
 
 def _duration(seconds: float) -> str:

@@ -157,9 +157,8 @@ class AccountBook:
     def __len__(self) -> int:
         return len(self._purchases.keys() | self._charged.keys())
 
-    def apply(self, key: bytes | None, value: bytes | None, restore: bool = False) -> int | str:
-        """Take one record of the account topic: the shop it is about, or why it was ignored
-        (``restore``: see :meth:`merge`)."""
+    def apply(self, key: bytes | None, value: bytes | None) -> int | str:
+        """Take one record of the account topic: the shop it is about, or why it was ignored."""
         parts = (key or b"").decode(errors="replace").split("/")
         try:
             if parts[0] == "purchase" and len(parts) == 3:
@@ -169,17 +168,17 @@ class AccountBook:
             if parts[0] == "charged" and len(parts) == 4:
                 charged = _CHARGED.validate_json(value or b"")
                 self._committed.setdefault((parts[2], int(parts[3])), {})[charged.shop_id] = charged
-                return self.merge(parts[2], int(parts[3]), charged, restore)
+                return self.merge(parts[2], int(parts[3]), charged)
         except (ValidationError, ValueError) as exc:
             return f"an unreadable account record {key!r}: {str(exc)[:200]}"
         return f"an account record with an unknown key {key!r}"
 
-    def merge(self, topic: str, partition: int, charged: Charged, restore: bool = False) -> int:
-        """Take a partition's charges unless a later version is known; ``restore`` takes it as the
-        truth (what was committed, read back when the partition is assigned to this process)."""
+    def merge(self, topic: str, partition: int, charged: Charged) -> int:
+        """Take a partition's charges unless a later version is known (:meth:`committed_only` takes
+        what was committed as the truth, when the partition is assigned to this process)."""
         charges = self._charged.setdefault(charged.shop_id, {})
         known = charges.get((topic, partition))
-        if restore or known is None or charged.version >= known.version:
+        if known is None or charged.version >= known.version:
             charges[(topic, partition)] = charged
         return charged.shop_id
 

@@ -22,6 +22,7 @@ from streams.runtime import metrics
 from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.transactions import Transactions
 from streams.runtime.lanes.lane import Lane
+from streams.runtime.state.store import Store
 from streams.runtime.supervisor import Supervisor
 
 log = get_logger("health")
@@ -73,8 +74,10 @@ class Readiness:
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
-        metrics.CONSUMER_LAG.clear()  # partitions handed over since the last report disappear
+        for gauge in (metrics.CONSUMER_LAG, metrics.STATE_ENTRIES, metrics.STATE_DISK_BYTES):
+            gauge.clear()  # partitions handed over since the last report disappear
         lanes = {lane.name: self._lane(lane, now) for lane in self._lanes}
+        _cache_metrics(self._lanes)
         tasks = {
             name: {"running": state.running, "restarts": state.restarts, "last_error": state.last_error}
             for supervisor in self._supervisors
@@ -111,19 +114,10 @@ class Readiness:
     def _lane(self, lane: Lane, now: float) -> dict[str, Any]:
         stalled = sorted(f"{topic}[{number}]" for topic, number in lane.stalled(now))
         status = lane.status
-        entries = sum(store.entries() for store in lane.stores())
         metrics.PARTITIONS_ASSIGNED.labels(lane.name).set(len(status.assigned))
         metrics.PARTITIONS_STALLED.labels(lane.name).set(len(stalled))
         metrics.IN_FLIGHT.labels(lane.name).set(lane.offsets.in_flight())
-        for store in lane.stores():
-            metrics.STATE_CACHE_BYTES.set(store.disk.cache.get_usage())
-            ratio = store.disk.cache_hit_ratio()
-            if ratio is not None:
-                metrics.STATE_CACHE_HIT_RATIO.set(ratio)
-            for (topic, number), state in store.owned():
-                partition = f"{topic}[{number}]"
-                metrics.STATE_ENTRIES.labels(store.name, partition).set(state.entries())
-                metrics.STATE_DISK_BYTES.labels(store.name, partition).set(state.disk_bytes())
+        entries = sum(_state_metrics(store) for store in lane.stores())
         lags = lane.lag()
         for (topic, number), waiting in lags.items():
             metrics.CONSUMER_LAG.labels(lane.name, topic, str(number)).set(waiting)
@@ -136,3 +130,25 @@ class Readiness:
             "lag": sum(lags.values()),
             "state_entries": entries,
         }
+
+
+def _state_metrics(store: Store) -> int:
+    """Set a store's gauges per partition; how many entries it holds in all."""
+    total = 0
+    for (topic, number), state in store.owned():
+        partition, entries = f"{topic}[{number}]", state.entries()
+        metrics.STATE_ENTRIES.labels(store.name, partition).set(entries)
+        metrics.STATE_DISK_BYTES.labels(store.name, partition).set(state.disk_bytes())
+        total += entries
+    return total
+
+
+def _cache_metrics(lanes: list[Lane]) -> None:
+    """The block cache every store of the worker shares: once, from whichever store there is."""
+    disk = next((store.disk for lane in lanes for store in lane.stores()), None)
+    if disk is None:
+        return
+    metrics.STATE_CACHE_BYTES.set(disk.cache.get_usage())
+    ratio = disk.cache_hit_ratio()
+    if ratio is not None:
+        metrics.STATE_CACHE_HIT_RATIO.set(ratio)

@@ -237,8 +237,8 @@ class _Parts:
     def code_sender(self, channel: Channel) -> SenderLane:
         """The verification codes' own lane (SMS): expiry and per-phone limits before sending."""
         rules = CodeRules(validity_seconds=self.settings.code_validity_seconds)
-        longest = max(window for window, _ in rules.limits)
-        store = self.store("send.codes", [self.topics.codes], ttls={SENDS: longest}, tags=(0, SENDS))
+        ttls = {SENDS: rules.longest_window}
+        store = self.store("send.codes", [self.topics.codes], ttls=ttls, tags=(0, SENDS))
         return self._sender("send.codes", store, channel, channel.name, CodeLimits(store, rules))
 
     def _sender(

@@ -202,7 +202,8 @@ async def test_a_delivery_charged_before_a_crash_is_neither_charged_again_nor_re
     sms = _sms(2)
     delivery_id = parse_dispatch(sms).delivery.delivery_id
     before_crash = Charged(shop_id=DEMO_SHOP, segments=2, messages=1, version=1, pending=[delivery_id])
-    book.apply(charged_key(DEMO_SHOP, topic, PARTITION), charged_value(before_crash), restore=True)
+    book.apply(charged_key(DEMO_SHOP, topic, PARTITION), charged_value(before_crash))
+    book.committed_only(topic, PARTITION)  # the partition assigned again after the crash
     refused = SendResult.failed(ErrorClass.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL", "per-phone limit")
     stage, commits = _sms_sender(topics, book, ScriptedChannel(refused))
     writes = await stage.handle(record(sms, topic=topic))

@@ -18,8 +18,7 @@ import hashlib
 
 from streams.core.outcomes import Status
 from streams.runtime.kafka.records import Write
-from streams.runtime.state.partition import encode
-from streams.runtime.state.store import NotOwned, Partition, Store
+from streams.runtime.state.store import Partition, Store
 
 STATUS_CODES = {
     Status.DELIVERED: 1,
@@ -63,12 +62,7 @@ class Ledger:
     def entry(
         self, source: Partition, key: str, status: Status, at: float, origin: str | None = None
     ) -> Write:
-        """Know a final outcome now; the changelog record that keeps it."""
+        """Know a final outcome now; the changelog record that keeps it (NotOwned as :meth:`final`:
+        the record is then its partition's new owner's, who reads it again)."""
         payload = bytes([STATUS_CODES[status]]) + (origin_digest(origin) if origin else b"")
-        try:
-            return self.store.partition(source).put(ledger_key(key), payload, at)
-        except NotOwned:  # lost meanwhile: the record is the new owner's, and this write is dropped
-            topic, number = source
-            return Write(
-                self.store.changelogs[topic], ledger_key(key), encode(0, at, payload), partition=number
-            )
+        return self.store.partition(source).put(ledger_key(key), payload, at)

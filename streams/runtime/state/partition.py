@@ -97,7 +97,11 @@ class StorePartition:
         if value is None:
             return None
         entry = decode(value)
-        return entry if entry.at > self._clock() - self._ttl(entry.tag) else None
+        return entry if self.fresh(entry.tag, entry.at) else None
+
+    def fresh(self, tag: int, at: float) -> bool:
+        """Whether an entry of ``tag`` written at ``at`` is within its TTL now."""
+        return at > self._clock() - self._ttl(tag)
 
     def put(self, key: bytes, payload: bytes, at: float, tag: int = 0) -> Write:
         """Keep ``payload`` under ``key``; the changelog record to write in the same transaction."""
@@ -121,7 +125,7 @@ class StorePartition:
             else:
                 found.append((key, entry))
         self._db.write(stale)
-        return [(key, entry) for key, entry in found if entry.at > self._clock() - self._ttl(tag)]
+        return [(key, entry) for key, entry in found if self.fresh(tag, entry.at)]
 
     # -- what the transactions and the restore write ------------------------------------------------
     def committed(self, changes: Iterable[Change], offset: int | None) -> None:
@@ -197,9 +201,6 @@ class StorePartition:
 
     def disk_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.path.glob("*.sst"))
-
-    def pending(self) -> int:
-        return len(self._pending)
 
     def close(self) -> None:
         """Close the files; what was not committed is forgotten (the changelog never got it)."""

@@ -43,7 +43,7 @@ async def restore(store: Store, bootstrap_servers: str, sources: list[Partition]
     counts: Counter[str] = Counter()
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            counts += await asyncio.to_thread(_restore, store, bootstrap_servers, partitions)
+            counts += await asyncio.to_thread(_restore, bootstrap_servers, partitions)
             break
         except Exception as exc:  # the cluster did not answer: go on from the checkpoint, then give up
             log.warning(
@@ -64,7 +64,7 @@ async def restore(store: Store, bootstrap_servers: str, sources: list[Partition]
     return counts
 
 
-def _restore(store: Store, bootstrap_servers: str, partitions: list[StorePartition]) -> Counter[str]:
+def _restore(bootstrap_servers: str, partitions: list[StorePartition]) -> Counter[str]:
     """Blocking: read each changelog partition from its checkpoint to its end."""
     counts: Counter[str] = Counter()
     consumer = Consumer(reader_config(bootstrap_servers))
@@ -73,15 +73,13 @@ def _restore(store: Store, bootstrap_servers: str, partitions: list[StorePartiti
         for state in partitions:
             by_changelog.setdefault(state.changelog, []).append(state)
         for changelog, states in by_changelog.items():
-            counts += _restore_changelog(store, consumer, changelog, states)
+            counts += _restore_changelog(consumer, changelog, states)
     finally:
         consumer.close()
     return counts
 
 
-def _restore_changelog(
-    store: Store, consumer: Consumer, changelog: str, states: list[StorePartition]
-) -> Counter[str]:
+def _restore_changelog(consumer: Consumer, changelog: str, states: list[StorePartition]) -> Counter[str]:
     counts: Counter[str] = Counter()
     ranges: dict[int, tuple[int, int]] = {}
     by_number = {state.number: state for state in states}
@@ -98,7 +96,7 @@ def _restore_changelog(
     for message in read_between(consumer, changelog, ranges, READ_TIMEOUT_SECONDS):
         number = message.partition() or 0
         batch = batches[number]
-        change = _change(store, message, counts)
+        change = _change(by_number[number], message, counts)
         if change is not None:
             batch.append(change)
         if len(batch) >= BATCH:
@@ -109,7 +107,7 @@ def _restore_changelog(
     return counts
 
 
-def _change(store: Store, message: Message, counts: Counter[str]) -> Change | None:
+def _change(state: StorePartition, message: Message, counts: Counter[str]) -> Change | None:
     """What a changelog record changes, or None (counted) when it changes nothing."""
     counts["records"] += 1
     key, value = message.key(), message.value()
@@ -122,7 +120,7 @@ def _change(store: Store, message: Message, counts: Counter[str]) -> Change | No
         counts["unreadable"] += 1
         return None
     tag, at_ms = HEAD.unpack_from(value)
-    if at_ms / 1000 <= store.clock() - store.ttl_of(tag):
+    if not state.fresh(tag, at_ms / 1000):
         counts["expired"] += 1
         return None
     return key, value
