@@ -3,8 +3,13 @@ of its own, and a rebalance in the middle of a stream neither loses nor repeats 
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -12,7 +17,7 @@ import pytest
 
 from streams.devtools.demo import Settlement, source_of
 from streams.devtools.local_stack import Service, start_worker
-from streams.ops.reading import end_offsets, read_until
+from streams.ops.reading import end_offsets, read_all, read_until
 from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.kafka.clients import idempotent_producer
@@ -21,7 +26,7 @@ from tests.integration.conftest import SETTLE_SECONDS, Pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OA_SEND = "/cgi-bin/message/template/send"
-EVENTS = 1000  # ~10 s at the default 100 sends/s per WeChat app
+EVENTS = 2000  # ~20 s at the default 100 sends/s per WeChat app: time for a rebalance mid-stream
 
 
 def _outcomes_at_least(pipeline: Pipeline, start: dict[int, int], count: int) -> None:
@@ -35,6 +40,9 @@ def test_two_workers_and_rebalances_mid_stream_deliver_each_message_once(pipelin
     published = pipeline.publish([to_bytes(payment_event()) for _ in range(EVENTS)])
     _outcomes_at_least(pipeline, start, EVENTS // 4)
     second = start_worker(pipeline.log_dir, pipeline.worker_env, name=f"worker-b-{uuid.uuid4().hex[:4]}")
+    _until(lambda: _partitions(second) > 0, SETTLE_SECONDS, "the second worker holds partitions")
+    so_far = read_all(pipeline.bootstrap, pipeline.topics.outcomes, timeout=30)
+    assert not Settlement(published)(so_far), "the stream ended before the rebalance: not mid-stream"
     _outcomes_at_least(pipeline, start, 3 * EVENTS // 4)
     assert second.stop() == 0, "the second worker stops cleanly on SIGTERM"
 
@@ -59,14 +67,29 @@ def test_two_workers_and_rebalances_mid_stream_deliver_each_message_once(pipelin
     assert "partitions assigned" in second.log_path.read_text(), "the second worker took partitions over"
 
 
+def _partitions(service: Service) -> int:
+    """How many partitions the worker's lanes hold, as its /readyz says (200 or 503 alike)."""
+    try:
+        with urllib.request.urlopen(f"{service.url}/readyz", timeout=5) as reply:
+            body = json.load(reply)
+    except urllib.error.HTTPError as unready:
+        body = json.load(unready)
+    return sum(lane["partitions"] for lane in body["lanes"].values())
+
+
+def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.2)
+
+
 def _rss_kib(service: Service) -> int:
     status = Path(f"/proc/{service.process.pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
 
 
 def _restored(service: Service) -> float:
-    import urllib.request
-
     with urllib.request.urlopen(f"{service.url}/metrics", timeout=5) as reply:
         text = reply.read().decode()
     return sum(
