@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import aiohttp
 import orjson
@@ -151,8 +151,9 @@ REVIEW_STATUS: dict[int, ReviewState] = {0: "reviewing", 1: "approved", 2: "reje
 TEMPLATE_TYPE = {"verification_code": 0, "notice": 1}
 
 
-class ReviewCallFailed(MallNotifyError):
-    """Aliyun refused a signature or template call, or could not be reached (classified)."""
+class AliyunCallFailed(MallNotifyError):
+    """Aliyun refused a call other than SendSms (signatures, templates, send details), or could not
+    be reached (classified)."""
 
     def __init__(self, result: SendResult) -> None:
         super().__init__(f"{result.code}: {result.reason}")
@@ -167,7 +168,7 @@ class Review:
 
 class AliyunSmsReview:
     """The platform's signature and template applications on Aliyun (AddSmsSign, QuerySmsSign,
-    AddSmsTemplate, QuerySmsTemplate). Every failure is a :class:`ReviewCallFailed`."""
+    AddSmsTemplate, QuerySmsTemplate). Every failure is a :class:`AliyunCallFailed`."""
 
     def __init__(self, config: AliyunSmsConfig) -> None:
         self._client, self._runtime = _client(config)
@@ -199,43 +200,64 @@ class AliyunSmsReview:
 
 
 async def _answered(call: Awaitable[Any]) -> Any:
-    """The body of an Aliyun answer ``OK``; ReviewCallFailed (classified) otherwise."""
+    """The body of an Aliyun answer ``OK``; AliyunCallFailed (classified) otherwise."""
     try:
         response = await call
     except Exception as exc:  # the SDK raises many kinds; classified in one place
-        raise ReviewCallFailed(classify_exception(exc)) from None
+        raise AliyunCallFailed(classify_exception(exc)) from None
     body = response.body
     if body is None:
-        raise ReviewCallFailed(SendResult.failed(T, "bad_reply", "Aliyun answered without a body"))
+        raise AliyunCallFailed(SendResult.failed(T, "bad_reply", "Aliyun answered without a body"))
     if body.code != "OK":
         known = CODES.get(str(body.code))
         error_class = known[0] if known else P
-        raise ReviewCallFailed(SendResult.failed(error_class, str(body.code), str(body.message)))
+        raise AliyunCallFailed(SendResult.failed(error_class, str(body.code), str(body.message)))
     return body
 
 
 SEND_STATUS = {2: False, 3: True}
 """QuerySendDetails' SendStatus: 1 waiting for the carrier, 2 failed, 3 delivered"""
+DETAILS_PAGE_SIZE = 50
+"""QuerySendDetails' PageSize: 1 to 50"""
+DETAILS_PAGES = 10
+"""pages of one phone's day read at most, looking for one delivery (500 SMS)"""
+KEPT_DAYS = 30
+"""QuerySendDetails answers for the last 30 days"""
+Detail: TypeAlias = sms_models.QuerySendDetailsResponseBodySmsSendDetailDTOsSmsSendDetailDTO
+
+
+def send_dates(since: datetime, now: datetime) -> list[str]:
+    """The days (yyyyMMdd, Beijing time, newest first) an SMS sent between ``since`` and ``now`` is
+    filed under, within the 30 days QuerySendDetails keeps."""
+    last = now.astimezone(CHINA).date()
+    first = max(since.astimezone(CHINA).date(), last - timedelta(days=KEPT_DAYS - 1))
+    return [(last - timedelta(days=back)).strftime("%Y%m%d") for back in range((last - first).days + 1)]
 
 
 class AliyunSmsDetails:
-    """``QuerySendDetails``: what became of one SMS, for the SMS whose report never came."""
+    """``QuerySendDetails`` (https://help.aliyun.com/document_detail/419277.html): the SMS sent to
+    one phone on one day, or one of them by BizId. Answers what became of an SMS whose report never
+    came, and whether a send in doubt was already taken (:class:`~channels.base.SentLookup`)."""
 
     def __init__(self, config: AliyunSmsConfig) -> None:
         self._client, self._runtime = _client(config)
 
-    async def report(self, phone: str, sent_on: datetime, biz_id: str) -> PushedReceipt | None:
-        """The SMS's fate as a receipt, or None while the carrier has not answered."""
+    async def _details(self, phone: str, day: str, page: int = 1, biz_id: str | None = None) -> list[Detail]:
         request = sms_models.QuerySendDetailsRequest(
             phone_number=phone,
-            send_date=sent_on.astimezone(CHINA).strftime("%Y%m%d"),
-            page_size=10,
-            current_page=1,
+            send_date=day,
+            page_size=DETAILS_PAGE_SIZE,
+            current_page=page,
             biz_id=biz_id,
         )
         body = await _answered(self._client.query_send_details_with_options_async(request, self._runtime))
-        found = body.sms_send_detail_dtos.sms_send_detail_dto if body.sms_send_detail_dtos else []
-        for detail in found or []:
+        found = body.sms_send_detail_dtos.sms_send_detail_dto if body.sms_send_detail_dtos else None
+        return list(found or [])
+
+    async def report(self, phone: str, sent_on: datetime, biz_id: str) -> PushedReceipt | None:
+        """The SMS's fate as a receipt, or None while the carrier has not answered."""
+        day = sent_on.astimezone(CHINA).strftime("%Y%m%d")
+        for detail in await self._details(phone, day, biz_id=biz_id):
             reached = SEND_STATUS.get(int(detail.send_status or 1))
             if reached is None:
                 return None
@@ -246,6 +268,21 @@ class AliyunSmsDetails:
             return PushedReceipt(
                 ChannelName.ALIYUN_SMS, biz_id, reached, code, reason, at, detail.out_id or None
             )
+        return None
+
+    async def took(self, delivery: Delivery, since: datetime, now: datetime) -> SendResult | None:
+        """Whether Aliyun has an SMS of this delivery: the phone's SMS of each day since ``since``,
+        matched by ``OutId`` (our delivery id). Its details carry no BizId, so the result has none."""
+        try:
+            for day in send_dates(since, now):
+                for page in range(1, DETAILS_PAGES + 1):
+                    details = await self._details(delivery.recipient, day, page)
+                    if any(detail.out_id == delivery.delivery_id for detail in details):
+                        return SendResult(ok=True, reason=f"Aliyun already had it (sent on {day})")
+                    if len(details) < DETAILS_PAGE_SIZE:
+                        break
+        except AliyunCallFailed as failed:
+            return failed.result
         return None
 
 

@@ -8,6 +8,7 @@ and answers with a :class:`SendResult`, its errors already classified.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -79,6 +80,17 @@ class Channel(Protocol):
     name: ChannelName
 
     async def send(self, delivery: Delivery) -> SendResult: ...
+
+
+class SentLookup(Protocol):
+    """A provider that can say whether it already took a delivery (by our delivery id): the answer
+    to a send *in doubt*, one whose earlier attempt may have gone out unseen (a crash before its
+    outcome was written, a timeout)."""
+
+    async def took(self, delivery: Delivery, since: datetime, now: datetime) -> SendResult | None:
+        """Delivered when the provider has the message (sent since ``since``), None when it has
+        none; a failed result (classified) when it could not be asked."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

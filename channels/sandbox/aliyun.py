@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +29,9 @@ _AUTHORIZATION = re.compile(rf"^{ALGORITHM} Credential=([^,]+),SignedHeaders=([^
 _PHONE = re.compile(r"^(\+?86)?1[3-9]\d{9}$")
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
 MAX_PARAM_LENGTH = 35
+CHINA = timezone(timedelta(hours=8))
+"""Aliyun's SendDate and dates in its answers are Beijing time"""
+KEPT_DAYS = 30
 STATUS_CODES = {"reviewing": 0, "approved": 1, "rejected": 2}
 Action = Callable[[AliyunState, Mapping[str, str], float], dict[str, Any]]
 
@@ -130,7 +133,7 @@ def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
     if any(_throttled(state, phone, now) for phone in phones):
         return {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "Flow control triggered for this number."}
     biz_id = f"{next(state.biz_ids)}^0"
-    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+    at = datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
     for phone in phones:
         state.sent_at.setdefault(phone, deque()).append(now)
         sent = {
@@ -234,13 +237,30 @@ def query_template(state: AliyunState, query: Mapping[str, str], now: float) -> 
 
 
 def query_send_details(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
-    """What became of the SMS sent to a phone on a day (optionally one BizId): SendStatus 3
-    delivered, 2 failed (a phone in ``receipts.unreachable_phones``), 1 waiting."""
-    phone, biz_id = query.get("PhoneNumber", ""), query.get("BizId")
-    if not _PHONE.match(phone) or not re.fullmatch(r"\d{8}", query.get("SendDate", "")):
+    """What became of the SMS sent to one phone on one day (Beijing time), or of one of them by
+    ``BizId``, a page at a time, as https://help.aliyun.com/document_detail/419277.html describes
+    it: ``PhoneNumber`` (one number), ``SendDate`` (yyyyMMdd, the last 30 days), ``PageSize`` (1 to
+    50) and ``CurrentPage`` required; each detail has no BizId but its ``OutId``. SendStatus 3
+    delivered, 2 failed (a phone in ``receipts.unreachable_phones``)."""
+    phone, biz_id, day = query.get("PhoneNumber", ""), query.get("BizId"), query.get("SendDate", "")
+    size, page = query.get("PageSize", ""), query.get("CurrentPage", "")
+    today = datetime.now(CHINA).date()
+    try:
+        asked = datetime.strptime(day, "%Y%m%d").date()
+        size_n, page_n = int(size), int(page)
+    except ValueError:
+        asked, size_n, page_n = None, 0, 0
+    if (
+        not _PHONE.match(phone)
+        or asked is None
+        or not 0 <= (today - asked).days < KEPT_DAYS
+        or not 1 <= size_n <= 50
+        or page_n < 1
+    ):
         return {
             "Code": "isv.INVALID_PARAMETERS",
-            "Message": "PhoneNumber and SendDate (yyyyMMdd) are required.",
+            "Message": "PhoneNumber, SendDate (yyyyMMdd, last 30 days), PageSize (1-50) and "
+            "CurrentPage are required.",
         }
     unreachable = phone in state.sent_unreachable
     details = [
@@ -255,13 +275,14 @@ def query_send_details(state: AliyunState, query: Mapping[str, str], _: float) -
             "OutId": sent.get("OutId", ""),
         }
         for sent in state.sent_details.get(phone, [])
-        if biz_id in (None, "", sent["BizId"])
+        if sent["at"][:10].replace("-", "") == day and biz_id in (None, "", sent["BizId"])
     ]
+    shown = details[(page_n - 1) * size_n : page_n * size_n]
     return {
         "Code": "OK",
         "Message": "OK",
         "TotalCount": len(details),
-        "SmsSendDetailDTOs": {"SmsSendDetailDTO": details},
+        "SmsSendDetailDTOs": {"SmsSendDetailDTO": shown},
     }
 
 

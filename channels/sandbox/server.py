@@ -8,7 +8,8 @@ Inspection and control live under ``/__sandbox__/``:
 - ``GET  health``; ``GET requests`` (every call, secrets and tokens masked); ``GET messages``
   (every message accepted: OA, MP and SMS); ``GET stats`` (how many of each, for load runs)
 - ``POST faults`` add a :class:`~channels.sandbox.state.Fault` (error code, HTTP status, latency,
-  connection reset, rate, count, outage window); ``GET faults``; ``DELETE faults``
+  an answer held after the call was carried out, connection reset, rate, count, outage window);
+  ``GET faults``; ``DELETE faults``
 - ``POST tokens/expire`` expire every issued WeChat access token
 - ``POST wechat/subscriptions`` grant an MP user subscriptions ``{appid, openid, template_id, count}``
 - ``POST aliyun/{signs|templates}/{name}?status=approved|rejected|reviewing`` Aliyun's review
@@ -65,7 +66,10 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     if fault.latency_ms:
         await asyncio.sleep(fault.latency_ms / 1000)
-    return _faulty_answer(request, fault) or await handler(request)
+    answer = _faulty_answer(request, fault) or await handler(request)
+    if fault.hold_ms:
+        await asyncio.sleep(fault.hold_ms / 1000)
+    return answer
 
 
 async def _recorded_body(request: web.Request) -> object:

@@ -148,6 +148,13 @@ class Fault(BaseModel):
     http_status: int | None = Field(default=None, ge=400, le=599)
     latency_ms: int = Field(default=0, ge=0, le=120_000, description="answer late (a timeout if long enough)")
     reset: bool = Field(default=False, description="drop the connection without an answer")
+    hold_ms: int = Field(
+        default=0,
+        ge=0,
+        le=120_000,
+        description="carry the call out, then hold its answer this long (the provider acted; the "
+        "caller learns it late, or never if it gives up or dies meanwhile)",
+    )
     rate: float = Field(default=1.0, ge=0, le=1, description="share of matching calls that fail")
     count: int | None = Field(default=None, ge=1, description="how many calls it hits; unlimited if unset")
     duration_seconds: float | None = Field(default=None, gt=0, description="an outage window from now")
@@ -166,7 +173,8 @@ class WeChatState:
     templates: dict[str, dict[str, SeedTemplate]]
     subscriptions: dict[tuple[str, str, str], int]
     tokens: dict[str, Token] = field(default_factory=dict)
-    sent_client_msg_ids: dict[tuple[str, str], int] = field(default_factory=dict)
+    sent_client_msg_ids: dict[tuple[str, str, str], tuple[int, float]] = field(default_factory=dict)
+    """(appid, openid, client_msg_id) -> (msgid, when)"""
 
 
 @dataclass

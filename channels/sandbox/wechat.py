@@ -103,20 +103,28 @@ def _accept(state: State, channel: str, appid: str, body: dict[str, Any]) -> web
     return _ok(msgid=msgid)
 
 
+CLIENT_MSG_ID_SECONDS = 600.0
+"""how long WeChat drops a repeated client_msg_id"""
+
+
 def template_send(state: State, appid: str, body: dict[str, Any]) -> web.Response:
-    """OA template message; ``client_msg_id`` de-duplicates like WeChat does."""
-    if str(body.get("touser", "")) in state.wechat.apps[appid].unfollowed_openids:
+    """OA template message. ``client_msg_id`` de-duplicates as the template message page documents
+    it: one message per openid and ``client_msg_id`` within 10 minutes (a repeat is answered with
+    the first one's msgid); after that, no promise (the sandbox sends it again)."""
+    openid = str(body.get("touser", ""))
+    if openid in state.wechat.apps[appid].unfollowed_openids:
         return _error(43004, "require subscribe")
     _, refusal = _template_refusal(state, appid, body)
     if refusal is not None:
         return refusal
-    client_msg_id = body.get("client_msg_id")
-    sent = state.wechat.sent_client_msg_ids
-    if client_msg_id and (appid, client_msg_id) in sent:
-        return _ok(msgid=sent[(appid, client_msg_id)])
+    client_msg_id = str(body.get("client_msg_id") or "")
+    sent, now = state.wechat.sent_client_msg_ids, state.clock()
+    first = sent.get((appid, openid, client_msg_id)) if client_msg_id else None
+    if first is not None and now - first[1] < CLIENT_MSG_ID_SECONDS:
+        return _ok(msgid=first[0])
     response = _accept(state, "wechat_oa", appid, body)
     if client_msg_id:
-        sent[(appid, client_msg_id)] = state.messages[-1]["msgid"]
+        sent[(appid, openid, client_msg_id)] = (state.messages[-1]["msgid"], now)
     return response
 
 

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from channels.aliyun_sms import AliyunSmsReview, ReviewCallFailed
+from channels.aliyun_sms import AliyunCallFailed, AliyunSmsReview
 from channels.base import ChannelName, ErrorClass, SendResult
 from channels.wechat import CallFailed
 from channels.wechat_templates import AccountTemplates
@@ -141,7 +141,7 @@ def aliyun_refusal(result: SendResult) -> web.Response:
 
 REFUSALS: list[tuple[type[Exception], Callable[[Any], web.Response]]] = [
     (CallFailed, lambda failure: wechat_refusal(failure.result)),
-    (ReviewCallFailed, lambda failure: aliyun_refusal(failure.result)),
+    (AliyunCallFailed, lambda failure: aliyun_refusal(failure.result)),
     (NotYours, lambda refusal: problem(403, str(refusal))),
     (Refused, lambda refusal: problem(409, str(refusal))),
     (NoAliyun, lambda exc: problem(503, str(exc))),

@@ -24,7 +24,7 @@ here. The tree, in one place:
     ├── CallFailed           channels/wechat: a WeChat call gave no usable answer (classified)
     ├── PushRefused          channels/wechat_push: a push that is not WeChat's
     ├── PushInvalid          channels/wechat_push: a verified push with a field WeChat never sends
-    ├── ReviewCallFailed     channels/aliyun_sms: a signature or template call failed (classified)
+    ├── AliyunCallFailed     channels/aliyun_sms: a call other than SendSms failed (classified)
     └── ReportRefused        channels/aliyun_sms: a body that is not Aliyun's SmsReport
 
 Provider errors never reach the runtime as exceptions: channels answer with a classified

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from channels.aliyun_sms import AliyunSmsReview, ReviewCallFailed
+from channels.aliyun_sms import AliyunCallFailed, AliyunSmsReview
 from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.shop_checks import parse_shop_rules
@@ -183,7 +183,7 @@ def _change(
         raise fail(str(exc), ExitCode.FAILED) from None
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.FAILED) from None
-    except ReviewCallFailed as exc:
+    except AliyunCallFailed as exc:
         raise fail(f"Aliyun: {exc.result.code}: {exc.result.reason}", ExitCode.FAILED) from None
     if changed != shop:
         save(settings, [changed], action)

@@ -4,7 +4,7 @@ it can before Aliyun is asked.
 
 Errors: :class:`~streams.core.sms_signatures.Refused` (a rule of the review),
 :class:`~streams.core.errors.ConfigError` (the settings would be invalid), and
-:class:`~channels.aliyun_sms.ReviewCallFailed` (Aliyun refused or did not answer).
+:class:`~channels.aliyun_sms.AliyunCallFailed` (Aliyun refused or did not answer).
 """
 
 from __future__ import annotations

@@ -105,6 +105,12 @@ CODES_NOT_SENT = Counter(
     "Verification codes skipped before Aliyun was asked: expired, or over a phone's limit",
     ["reason"],
 )
+SENDS_IN_DOUBT = Counter(
+    "mall_notify_sends_in_doubt_total",
+    "Deliveries whose earlier attempt may have gone out unseen, by what the provider answered when "
+    "asked: taken (not sent again), not_taken (sent), unknown (asked again later)",
+    ["channel", "answer"],
+)
 DUPLICATES_SUPPRESSED = Counter(
     "mall_notify_duplicates_suppressed_total",
     "Deliveries not sent because the ledger shows them delivered (redelivery after a crash, replay)",

@@ -247,8 +247,15 @@ class _Parts:
         quota = self.quota if name is ChannelName.ALIYUN_SMS else None
         key = self.settings.recipient_key
         recipient_key = key.get_secret_value().encode() if key else None
+        aliyun = self.settings.aliyun_sms() if name is ChannelName.ALIYUN_SMS else None
         stage = SenderStage(
-            self.topics, channel, Ledger(store), codes=codes, quota=quota, recipient_key=recipient_key
+            self.topics,
+            channel,
+            Ledger(store),
+            codes=codes,
+            quota=quota,
+            recipient_key=recipient_key,
+            lookup=AliyunSmsDetails(aliyun) if aliyun else None,
         )
         config = self.config(f"{_group(self.settings)}.{lane}", list(store.changelogs))
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))

@@ -22,6 +22,7 @@ from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
 from tests.integration.test_admin_api import SHOP, SHOP_TOKEN, TOKENS, call, shop_settings
 
 pytestmark = pytest.mark.integration
+FINAL = {"delivered", "skipped", "dead_lettered"}
 CODES = 200
 
 
@@ -57,11 +58,47 @@ def test_a_sigkill_mid_stream_leaves_every_balance_exact(pipeline: Pipeline) -> 
         o["delivery_id"] for o in mine
     }
     assert len(sent) == CODES, Counter((o["status"], o.get("reason")) for o in mine)
-    assert delivered <= sent
+    # a code in flight when the worker died was asked about (QuerySendDetails) before it was sent
+    # again: what Aliyun took is delivered, not dead-lettered by its flow control's answer
+    assert delivered == sent, Counter((o["status"], o.get("reason")) for o in mine)
     after = balance(pipeline, DEMO_SHOP)
     assert after.purchased == before.purchased
     assert after.used - before.used == len(sent)  # one segment each: charged exactly once, none free
     assert after.sent - before.sent == len(sent)
+
+
+@pytest.mark.slow
+def test_a_code_aliyun_took_just_before_a_sigkill_is_delivered_sent_once_and_charged_once(
+    pipeline: Pipeline,
+) -> None:
+    """Aliyun takes the code and its answer is held: the worker dies before it hears it. The next
+    worker finds the code in doubt, asks Aliyun (QuerySendDetails by phone, day and OutId), and
+    records it delivered without sending it again."""
+    before = balance(pipeline, DEMO_SHOP)
+    pipeline.add_fault(target="SendSms", hold_ms=60_000, count=1)
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    code = fresh_code()
+    published = pipeline.publish([to_bytes(code)])
+    phone = code["data"]["user"]["phone"]
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while not (
+        taken := [m for m in pipeline.sandbox_messages("aliyun_sms") if m["query"]["PhoneNumbers"] == phone]
+    ):
+        assert time.monotonic() < deadline, "Aliyun never got the code"
+        time.sleep(0.1)
+    pipeline.restart_worker(signal.SIGKILL)  # while Aliyun's answer is held
+    records = read_until(
+        pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement(published), 3 * SETTLE_SECONDS
+    )
+    [delivery_id] = {delivery_of(m) for m in taken}
+    outcomes = [orjson.loads(r.value or b"") for r in records]
+    mine = [o for o in outcomes if o.get("delivery_id") == delivery_id and o["status"] in FINAL]
+    assert [o["status"] for o in mine] == ["delivered"], mine
+    assert "already had it" in mine[0]["reason"]
+    sends = [r for r in pipeline.sandbox_requests("SendSms") if r["query"].get("OutId") == delivery_id]
+    assert len(sends) == 1, "sent again after the crash"
+    after = balance(pipeline, DEMO_SHOP)
+    assert (after.used - before.used, after.sent - before.sent) == (1, 1)
 
 
 @pytest.fixture(scope="module")

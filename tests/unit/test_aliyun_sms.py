@@ -3,6 +3,8 @@ the signature/template review state, template variables and Aliyun's per-phone f
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import aiohttp
 import orjson
 import pytest
@@ -11,7 +13,7 @@ from alibabacloud_dysmsapi20170525.client import Client
 from alibabacloud_tea_openapi import utils_models
 from pydantic import SecretStr
 
-from channels.aliyun_sms import CODES, AliyunSmsChannel, AliyunSmsConfig
+from channels.aliyun_sms import CODES, AliyunSmsChannel, AliyunSmsConfig, AliyunSmsDetails, send_dates
 from channels.base import ChannelName, Delivery, ErrorClass
 from channels.sandbox.state import Fault
 from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
@@ -166,3 +168,56 @@ async def test_signatures_and_templates_go_through_review(sandbox: Sandbox) -> N
     query_template = sms_models.QuerySmsTemplateRequest(template_code=code)
     assert (await client.query_sms_template_async(query_template)).body.template_status == 1
     assert (await channel(sandbox).send(sms_delivery(account="新店铺", template_id=code))).ok
+
+
+def details(sandbox: Sandbox) -> AliyunSmsDetails:
+    key = SANDBOX_ALIYUN_KEY
+    return AliyunSmsDetails(AliyunSmsConfig(key[0], SecretStr(key[1]), sandbox.endpoint, "http", 1000, 1000))
+
+
+def test_an_sms_is_looked_for_on_each_beijing_day_since_it_could_have_been_sent() -> None:
+    late_utc = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)  # 23:30 in Beijing
+    assert send_dates(late_utc, late_utc) == ["20261127"]
+    assert send_dates(late_utc, late_utc + timedelta(hours=1)) == ["20261128", "20261127"]
+    assert len(send_dates(late_utc - timedelta(days=90), late_utc)) == 30  # Aliyun keeps 30 days
+
+
+async def test_aliyun_is_asked_whether_it_already_took_a_delivery_by_its_out_id(sandbox: Sandbox) -> None:
+    sent, other = sms_delivery(), sms_delivery(fields={"code": "111111"}, delivery_id="another-delivery")
+    now = datetime.now(UTC)
+    assert await details(sandbox).took(sent, now, now) is None
+    assert (await channel(sandbox).send(sent)).ok
+    taken = await details(sandbox).took(sent, now - timedelta(minutes=1), datetime.now(UTC))
+    assert taken is not None
+    assert taken.ok
+    assert await details(sandbox).took(other, now, datetime.now(UTC)) is None
+    [asked, *_] = [r for r in sandbox.state.requests if r["path"] == "QuerySendDetails"]
+    assert asked["query"]["PhoneNumber"] == sent.recipient
+    assert asked["query"]["SendDate"] == now.astimezone(timezone(timedelta(hours=8))).strftime("%Y%m%d")
+    assert "BizId" not in asked["query"]
+
+
+async def test_an_sms_among_many_to_one_phone_is_found_on_a_later_page(sandbox: Sandbox) -> None:
+    sent = sms_delivery()
+    at = datetime.now(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
+    earlier = [
+        {"BizId": f"{n}^0", "TemplateCode": sent.template_id, "OutId": f"earlier-{n}", "at": at}
+        for n in range(60)
+    ]
+    mine = {"BizId": "99^0", "TemplateCode": sent.template_id, "OutId": sent.delivery_id, "at": at}
+    sandbox.state.aliyun.sent_details[sent.recipient] = [*earlier, mine]
+    now = datetime.now(UTC)
+    taken = await details(sandbox).took(sent, now, now)
+    assert taken is not None
+    assert taken.ok
+    pages = [r["query"]["CurrentPage"] for r in sandbox.state.requests if r["path"] == "QuerySendDetails"]
+    assert pages == ["1", "2"]
+
+
+async def test_aliyun_down_leaves_a_delivery_in_doubt(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="QuerySendDetails", http_status=503))
+    now = datetime.now(UTC)
+    answer = await details(sandbox).took(sms_delivery(), now, now)
+    assert answer is not None
+    assert not answer.ok
+    assert answer.error_class is ErrorClass.TRANSIENT

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.base import ChannelName, ErrorClass, SendResult
+from channels.base import ChannelName, Delivery, ErrorClass, SendResult
 from streams.core.catalog import Catalog
 from streams.core.dispatch import parse_dispatch
 from streams.core.events import parse_event
+from streams.core.failures import header_map
 from streams.core.outcomes import Status
 from streams.core.render_plan import compile_shop
 from streams.core.routing import Router
@@ -133,10 +134,26 @@ class CommitLog:
             self.committed.append((len(self.channel.sent), Charged.model_validate_json(write.value or b"")))
 
 
-def _sms_sender(topics: Topics, book: AccountBook, channel: ScriptedChannel) -> tuple[SenderStage, CommitLog]:
+class ScriptedLookup:
+    """Stands in for QuerySendDetails: answers in turn whether Aliyun already took a delivery."""
+
+    def __init__(self, *answers: SendResult | None) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, datetime, datetime]] = []
+
+    async def took(self, delivery: Delivery, since: datetime, now: datetime) -> SendResult | None:
+        self.asked.append((delivery.delivery_id, since, now))
+        return self.answers.pop(0)
+
+
+def _sms_sender(
+    topics: Topics, book: AccountBook, channel: ScriptedChannel, lookup: ScriptedLookup | None = None
+) -> tuple[SenderStage, CommitLog]:
     topic = topics.send_topic(ChannelName.ALIYUN_SMS)
     quota = SmsQuota(book, topics.sms_account, TableFollower("unused:9092", topics.sms_account, book))
-    stage = SenderStage(topics, channel, owning(topics, [topic]), clock=lambda: NOW, quota=quota)
+    stage = SenderStage(
+        topics, channel, owning(topics, [topic]), clock=lambda: NOW, quota=quota, lookup=lookup
+    )
     stage.commit_first = commits = CommitLog(channel)
     return stage, commits
 
@@ -192,18 +209,24 @@ async def test_an_sms_aliyun_did_not_send_is_refunded(
     assert book.balance(DEMO_SHOP).available == (3 if refunded else 1)
 
 
-async def test_a_delivery_charged_before_a_crash_is_neither_charged_again_nor_refunded(
-    topics: Topics,
-) -> None:
-    """Read again after a crash, its charge is committed and its outcome is not: Aliyun may have
-    sent it, so whatever Aliyun answers now, the shop pays for it once."""
-    book = _book(TRIAL)
+def _charged_before_a_crash(topics: Topics, book: AccountBook, sms: bytes) -> None:
+    """The partition's committed record after a crash: the SMS charged, its outcome never written."""
     topic = topics.send_topic(ChannelName.ALIYUN_SMS)
-    sms = _sms(2)
     delivery_id = parse_dispatch(sms).delivery.delivery_id
     before_crash = Charged(shop_id=DEMO_SHOP, segments=2, messages=1, version=1, pending=[delivery_id])
     book.apply(charged_key(DEMO_SHOP, topic, PARTITION), charged_value(before_crash))
     book.committed_only(topic, PARTITION)  # the partition assigned again after the crash
+
+
+async def test_a_delivery_charged_before_a_crash_is_neither_charged_again_nor_refunded(
+    topics: Topics,
+) -> None:
+    """Read again after a crash, its charge is committed and its outcome is not: with no way to
+    ask Aliyun, it may have sent it, so whatever Aliyun answers now, the shop pays for it once."""
+    book = _book(TRIAL)
+    topic = topics.send_topic(ChannelName.ALIYUN_SMS)
+    sms = _sms(2)
+    _charged_before_a_crash(topics, book, sms)
     refused = SendResult.failed(ErrorClass.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL", "per-phone limit")
     stage, commits = _sms_sender(topics, book, ScriptedChannel(refused))
     writes = await stage.handle(record(sms, topic=topic))
@@ -244,3 +267,106 @@ def test_a_purchase_records_when_what_and_who() -> None:
     [kept] = book.purchases(DEMO_SHOP)
     recorded = (kept.package, kept.messages, kept.price_fen, kept.at, kept.who)
     assert recorded == ("basic", 1000, 4500, at, "shop:9001")
+
+
+TAKEN = SendResult(ok=True, reason="Aliyun already had it (sent on 20261127)")
+
+
+async def test_an_sms_aliyun_took_before_a_crash_is_delivered_without_a_second_send_or_charge(
+    topics: Topics,
+) -> None:
+    book = _book(TRIAL)
+    sms = _sms(2)
+    _charged_before_a_crash(topics, book, sms)
+    channel, lookup = ScriptedChannel(SendResult.delivered("biz-2")), ScriptedLookup(TAKEN)
+    stage, commits = _sms_sender(topics, book, channel, lookup)
+    writes = await stage.handle(record(sms, topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
+    assert channel.sent == []
+    assert [lookup_id for lookup_id, _, _ in lookup.asked] == [parse_dispatch(sms).delivery.delivery_id]
+    [outcome] = outcomes(writes, topics)
+    assert (outcome.status, outcome.reason) == (Status.DELIVERED, TAKEN.reason)
+    assert commits.committed == []
+    assert _charged(writes, topics) == Charged(shop_id=DEMO_SHOP, segments=2, messages=1, version=2)
+    assert book.balance(DEMO_SHOP).available == 1  # charged once
+
+
+@pytest.mark.parametrize(
+    ("answer", "available"),
+    [
+        (SendResult.delivered("biz-2"), 1),  # sent now, paid by the charge before the crash
+        (SendResult.failed(ErrorClass.PERMANENT, "isv.MOBILE_NUMBER_ILLEGAL", "bad number"), 3),
+    ],
+)
+async def test_an_sms_aliyun_never_took_is_sent_after_the_crash_on_the_charge_it_had(
+    topics: Topics, answer: SendResult, available: int
+) -> None:
+    book = _book(TRIAL)
+    sms = _sms(2)
+    _charged_before_a_crash(topics, book, sms)
+    channel = ScriptedChannel(answer)
+    stage, commits = _sms_sender(topics, book, channel, ScriptedLookup(None))
+    writes = await stage.handle(record(sms, topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
+    assert len(channel.sent) == 1
+    assert commits.committed == []  # not charged twice
+    assert _charged(writes, topics).pending == []
+    assert book.balance(DEMO_SHOP).available == available  # refunded only what Aliyun refused
+
+
+async def test_an_sms_in_doubt_that_aliyun_cannot_be_asked_about_waits_for_a_retry_unsent(
+    topics: Topics,
+) -> None:
+    book = _book(TRIAL)
+    sms = _sms(2)
+    _charged_before_a_crash(topics, book, sms)
+    unreachable = SendResult.failed(ErrorClass.TRANSIENT, "connection", "Aliyun call failed")
+    channel, lookup = ScriptedChannel(SendResult.delivered("biz-2")), ScriptedLookup(unreachable, TAKEN)
+    stage, _ = _sms_sender(topics, book, channel, lookup)
+    topic = topics.send_topic(ChannelName.ALIYUN_SMS)
+    writes = await stage.handle(record(sms, topic=topic))
+    assert channel.sent == []
+    assert outcomes(writes, topics) == []
+    [retry] = [w for w in writes if w.topic.startswith(topics.name("notify.retry"))]
+    assert header_map(retry.headers)["x-notify-provider-code"] == "in_doubt"
+    assert book.balance(DEMO_SHOP).available == 1  # the charge stands while in doubt
+    # the retry is still in doubt: asked again, and this time Aliyun has it
+    again = await stage.handle(record(sms, topic=topic, headers=retry.headers, offset=121))
+    assert channel.sent == []
+    [outcome] = outcomes(again, topics)
+    assert outcome.status is Status.DELIVERED
+    assert book.balance(DEMO_SHOP).available == 1
+
+
+async def test_the_retry_of_a_timed_out_sms_asks_aliyun_first_and_is_not_charged_again(
+    topics: Topics,
+) -> None:
+    book = _book(TRIAL)
+    sms = _sms(1)
+    timeout = SendResult.failed(ErrorClass.TRANSIENT, "timeout", "Aliyun did not answer in time")
+    channel, lookup = ScriptedChannel(timeout), ScriptedLookup(TAKEN)
+    stage, commits = _sms_sender(topics, book, channel, lookup)
+    topic = topics.send_topic(ChannelName.ALIYUN_SMS)
+    first = await stage.handle(record(sms, topic=topic))
+    [retry] = [w for w in first if w.topic.startswith(topics.name("notify.retry"))]
+    assert lookup.asked == []  # a first attempt is not in doubt
+    assert book.balance(DEMO_SHOP).available == 2  # the timeout may have gone out: charged
+    again = await stage.handle(record(sms, topic=topic, headers=retry.headers, offset=121))
+    assert len(channel.sent) == 1
+    assert len(lookup.asked) == 1
+    [outcome] = outcomes(again, topics)
+    assert outcome.status is Status.DELIVERED
+    assert len(commits.committed) == 1
+    assert book.balance(DEMO_SHOP).available == 2  # one SMS, one charge
+
+
+@pytest.mark.parametrize(("answer", "status"), [(TAKEN, Status.DELIVERED), (None, Status.DEAD_LETTERED)])
+async def test_aliyuns_flow_control_answer_is_checked_against_what_aliyun_already_took(
+    topics: Topics, answer: SendResult | None, status: Status
+) -> None:
+    """BUSINESS_LIMIT_CONTROL is also Aliyun's answer to a copy of a code it took moments ago."""
+    book = _book(TRIAL)
+    limited = SendResult.failed(ErrorClass.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL", "per-phone limit")
+    stage, _ = _sms_sender(topics, book, ScriptedChannel(limited), ScriptedLookup(answer))
+    writes = await stage.handle(record(_sms(1), topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
+    [outcome] = outcomes(writes, topics)
+    assert outcome.status is status
+    assert book.balance(DEMO_SHOP).available == (2 if status is Status.DELIVERED else 3)

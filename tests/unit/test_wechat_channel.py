@@ -43,6 +43,12 @@ async def test_the_same_delivery_twice_is_delivered_once(sandbox: Sandbox) -> No
     first, second = await channel.send(sent), await channel.send(sent)
     assert first.provider_message_id == second.provider_message_id
     assert len(state.messages) == 1
+    # WeChat promises it for 10 minutes only
+    started = time.monotonic()
+    state.clock = lambda: started + 601
+    third = await channel.send(sent)
+    assert third.provider_message_id != first.provider_message_id
+    assert len(state.messages) == 2
 
 
 @pytest.mark.parametrize(

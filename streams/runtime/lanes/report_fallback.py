@@ -16,7 +16,7 @@ import contextlib
 import time
 from datetime import UTC, datetime
 
-from channels.aliyun_sms import AliyunSmsDetails, ReviewCallFailed
+from channels.aliyun_sms import AliyunCallFailed, AliyunSmsDetails
 from channels.base import ChannelName
 from streams.core.receipts import parse_receipts_record, receipt_record
 from streams.core.recipients import unseal
@@ -86,7 +86,7 @@ class ReportFallback:
         try:
             phone = unseal(self.key, record.sealed_address)
             receipt = await self.details.report(phone, sent.at, sent.provider_message_id)
-        except (ReviewCallFailed, ValueError) as exc:
+        except (AliyunCallFailed, ValueError) as exc:
             log.warning("SMS report not asked", extra=fields(key=key, detail=str(exc)[:200]))
             return False
         if receipt is None:

@@ -17,9 +17,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 
-from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
+from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult, SentLookup
 from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
 from streams.core.failures import Failure, Stage
 from streams.core.outcomes import (
@@ -77,6 +78,7 @@ class SenderStage(PipelineStage):
         codes: CodeLimits | None = None,
         quota: SmsQuota | None = None,
         recipient_key: bytes | None = None,
+        lookup: SentLookup | None = None,
     ) -> None:
         super().__init__(topics, ledger, clock)
         self.channel = channel
@@ -86,6 +88,8 @@ class SenderStage(PipelineStage):
         self.quota = quota
         """SMS: the shops' balances, charged for what is sent"""
         self.recipient_key = recipient_key
+        self.lookup = lookup
+        """asks the provider whether it already took a delivery in doubt (Aliyun: QuerySendDetails)"""
         self.commit_first: CommitFirst = _no_transactions
         """commits writes before the provider is asked (set by the lane)"""
 
@@ -124,7 +128,7 @@ class SenderStage(PipelineStage):
             if refused is not None:
                 return self._code_refused(record, dispatch, refused)
         if self.quota is None:
-            result = await self._send(delivery)
+            result = await self._send_once(dispatch, _in_doubt(record))
             return [
                 *admitted,
                 *self._after_send(record, dispatch, result, self._unsent(record, dispatch, result)),
@@ -154,11 +158,11 @@ class SenderStage(PipelineStage):
         """An SMS: charged to the shop's balance and that charge committed (with the count of a
         code against its phone), then sent, then settled with its outcome (see
         :mod:`~streams.runtime.lanes.sms_account`); ``sms_quota_exhausted`` when the balance cannot
-        cover it."""
+        cover it. A delivery in doubt was charged by its earlier attempt: it is not charged again."""
         delivery = dispatch.delivery
         cost = max(dispatch.sms_segments, 1)
         source = (record.topic, record.partition)
-        in_doubt = quota.in_doubt(source, dispatch.shop_id, delivery.delivery_id)
+        in_doubt = quota.in_doubt(source, dispatch.shop_id, delivery.delivery_id) or _in_doubt(record)
         if not in_doubt:
             charge = quota.charge_ahead(source, dispatch.shop_id, delivery.delivery_id, cost)
             if charge is None:
@@ -166,11 +170,48 @@ class SenderStage(PipelineStage):
                 return [*admitted, *unsent, *self._quota_exhausted(record, dispatch, quota)]
             await self.commit_first(record, [*admitted, charge])
             admitted = []
-        result = await self._send(delivery)
-        refund = cost if not in_doubt and _surely_not_sent(result) else 0
+        result = await self._send_once(dispatch, in_doubt)
+        # in doubt and not asked, the earlier attempt may have gone out: its charge stands
+        known = not in_doubt or self.lookup is not None
+        refund = cost if known and _surely_not_sent(result) else 0
         settle = quota.settle(source, dispatch.shop_id, delivery.delivery_id, refund)
         unsent = self._unsent(record, dispatch, result)
         return [*admitted, *self._after_send(record, dispatch, result, [settle, *unsent])]
+
+    async def _send_once(self, dispatch: Dispatch, in_doubt: bool) -> SendResult:
+        """The provider's answer for a delivery sent at most once. One in doubt is asked about
+        first and sent only when the provider has none of it; a refusal that a repeat would get
+        (Aliyun's per-phone flow control) is asked about too, as the earlier copy may be unseen."""
+        if in_doubt and self.lookup is not None:
+            known = await self._took(dispatch)
+            if known is not None:
+                return known
+        result = await self._send(dispatch.delivery)
+        if result.code in REPEAT_REFUSALS and self.lookup is not None:
+            known = await self._took(dispatch)
+            if known is not None and known.ok:
+                return known
+        return result
+
+    async def _took(self, dispatch: Dispatch) -> SendResult | None:
+        """What the provider knows of a delivery: delivered, None (not taken), or a failure that
+        keeps it in doubt (the provider could not be asked)."""
+        assert self.lookup is not None
+        delivery, now = dispatch.delivery, self.clock()
+        since = dispatch.event_time or now - timedelta(days=1)
+        try:
+            known = await self.lookup.took(delivery, min(since, now), now)
+        except Exception as exc:  # a lookup bug: still in doubt, never let it out
+            log.exception("send lookup raised", extra=fields(delivery_id=delivery.delivery_id))
+            known = SendResult.failed(ErrorClass.TRANSIENT, "internal_error", repr(exc))
+        answer = "taken" if known is not None and known.ok else "not_taken" if known is None else "unknown"
+        metrics.SENDS_IN_DOUBT.labels(delivery.channel.value, answer).inc()
+        log.info("send in doubt", extra=fields(delivery_id=delivery.delivery_id, answer=answer))
+        if known is None or known.ok:
+            return known
+        return SendResult.failed(
+            ErrorClass.TRANSIENT, IN_DOUBT, f"not known whether it went out: {known.code} {known.reason}"
+        )
 
     def _quota_exhausted(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
         metrics.SMS_QUOTA_EXHAUSTED.inc()
@@ -428,8 +469,18 @@ class SenderLane(StatefulLane):
             self._tasks.pop(partition, None)
 
 
-UNCERTAIN_CODES = frozenset({"timeout", "connection", "sdk_error", "bad_reply", "internal_error"})
+IN_DOUBT = "in_doubt"
+"""the code of a delivery in doubt whose provider could not be asked whether it went out"""
+UNCERTAIN_CODES = frozenset({"timeout", "connection", "sdk_error", "bad_reply", "internal_error", IN_DOUBT})
 """failures that are no answer from the provider: the message may have gone out all the same"""
+REPEAT_REFUSALS = frozenset({"isv.BUSINESS_LIMIT_CONTROL"})
+"""what a provider answers to a repeat of a message it took moments ago"""
+
+
+def _in_doubt(record: ConsumedRecord) -> bool:
+    """Whether the delivery's last attempt may have gone out unseen (a timeout, say)."""
+    previous = record.history
+    return previous is not None and previous.provider_code in UNCERTAIN_CODES
 
 
 def _surely_not_sent(result: SendResult) -> bool:
