@@ -10,6 +10,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,13 +140,20 @@ def pipeline(
     kafka_bootstrap: str, session_prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
     config = config_with_tiers(tmp_path_factory.mktemp("config") / "config", (1, 2, 3))
-    topics = load_topics(config / "topics.yaml", session_prefix)
+    with pipeline_on(kafka_bootstrap, session_prefix, config, tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@contextmanager
+def pipeline_on(kafka_bootstrap: str, prefix: str, config: Path, log_dir: Path) -> Iterator[Pipeline]:
+    """Topics under ``prefix`` with the sample shops, and a stack (receipts endpoint, sandbox,
+    worker) of its own writing its logs to ``log_dir``."""
+    topics = load_topics(config / "topics.yaml", prefix)
     ensure_topics(kafka_bootstrap, topics.all())
     save_sample_shops(kafka_bootstrap, topics, config)
-    log_dir: Path = tmp_path_factory.mktemp("stack")
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MALL_NOTIFY_TOPIC_PREFIX": session_prefix,
+        "MALL_NOTIFY_TOPIC_PREFIX": prefix,
         "MALL_NOTIFY_CONFIG_DIR": str(config),
         "MALL_NOTIFY_KAFKA_SESSION_TIMEOUT": "6",
         "MALL_NOTIFY_API_PLATFORM_TOKEN": PLATFORM_TOKEN,  # the worker's shop pages want it

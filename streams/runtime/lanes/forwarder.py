@@ -85,7 +85,7 @@ class ForwarderLane(Lane):
         for topic, count in Counter(record.topic for record, _ in forwards).items():
             metrics.RETRIES_FORWARDED.labels(topic).inc(count)
         if forwards:
-            log.info("retries forwarded", extra=fields(count=len(forwards)))
+            log.debug("retries forwarded", extra=fields(count=len(forwards)))  # counted in metrics
 
     def _back(self, record: ConsumedRecord, history: Failure | None) -> Write:
         """The record on its way back, to the send topic and partition it was first read from (a

@@ -145,4 +145,4 @@ class RouterLane(StatefulLane):
         for record in records:
             self.finish(record, self.stage.handle(record))
         counts, self.stage.counts = self.stage.counts, Counter()
-        log.info("routed a batch", extra=fields(events=len(records), **dict(counts)))
+        log.debug("routed a batch", extra=fields(events=len(records), **dict(counts)))

@@ -49,8 +49,9 @@ from streams.runtime.state.store import NotOwned
 
 log = get_logger("sender")
 SUMMARIES = Repeats(log, interval_seconds=30.0)
-"""failed sends and scheduled retries: one line per channel and cause each 30 s, with how many
-more there were (an outage is a few lines, not one per delivery); each one at DEBUG"""
+"""what happens to single deliveries (failed sends, scheduled retries, sends in doubt, codes and
+SMS not sent, duplicates): one line per channel and cause each 30 s, with how many more there
+were (an outage is a few lines, not one per delivery); each failed send at DEBUG"""
 TAKE_FRACTION = 8
 BATCH_WAIT_SECONDS = 0.005
 """With fewer than 1/TAKE_FRACTION of its slots free, a lane waits this long before it takes more."""
@@ -112,12 +113,7 @@ class SenderStage(PipelineStage):
                 return [
                     self.outcome(skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False))
                 ]
-            log.info(
-                "already final, not sent again",
-                extra=fields(
-                    delivery_id=delivery.delivery_id, event_id=dispatch.event_id, source=str(record.source)
-                ),
-            )
+            SUMMARIES.log(logging.INFO, f"{delivery.channel.value}: already final, not sent again")
             return []
         admitted: list[Write] = []
         if self.codes is not None:
@@ -137,7 +133,7 @@ class SenderStage(PipelineStage):
 
     def _code_refused(self, record: ConsumedRecord, dispatch: Dispatch, refused: str) -> list[Write]:
         metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
-        log.info("code not sent", extra=fields(delivery_id=dispatch.delivery.delivery_id, reason=refused))
+        SUMMARIES.log(logging.INFO, f"codes not sent ({refused.partition(':')[0]})")
         replayed = bool(record.history and record.history.replays)
         skipped = skipped_delivery(dispatch, refused, self.clock(), replayed=replayed)
         return self.final(record, dispatch.delivery.delivery_id, skipped)
@@ -206,7 +202,7 @@ class SenderStage(PipelineStage):
             known = SendResult.failed(ErrorClass.TRANSIENT, "internal_error", repr(exc))
         answer = "taken" if known is not None and known.ok else "not_taken" if known is None else "unknown"
         metrics.SENDS_IN_DOUBT.labels(delivery.channel.value, answer).inc()
-        log.info("send in doubt", extra=fields(delivery_id=delivery.delivery_id, answer=answer))
+        SUMMARIES.log(logging.INFO, f"{delivery.channel.value}: sends in doubt asked about ({answer})")
         if known is None or known.ok:
             return known
         return SendResult.failed(
@@ -215,10 +211,7 @@ class SenderStage(PipelineStage):
 
     def _quota_exhausted(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
         metrics.SMS_QUOTA_EXHAUSTED.inc()
-        log.info(
-            "SMS not sent: the shop's balance is used up",
-            extra=fields(delivery_id=dispatch.delivery.delivery_id, shop_id=dispatch.shop_id),
-        )
+        SUMMARIES.log(logging.INFO, "SMS not sent: a shop's balance is used up", shop_id=dispatch.shop_id)
         replayed = bool(record.history and record.history.replays)
         skipped = skipped_delivery(dispatch, QUOTA_EXHAUSTED, self.clock(), replayed=replayed)
         final = self.final(record, dispatch.delivery.delivery_id, skipped)

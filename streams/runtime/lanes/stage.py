@@ -10,6 +10,7 @@ the reason ``too_large``, so no record can stall a partition by being too large 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -18,13 +19,16 @@ import orjson
 from streams.core.failures import TOO_LARGE, Failure, Stage
 from streams.core.outcomes import Outcome, Status, event_outcome
 from streams.core.topics import Topics
-from streams.logs import fields, get_logger
+from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.kafka.records import ConsumedRecord, Write
 from streams.runtime.lanes.ledger import Ledger
 
 Clock = Callable[[], datetime]
 log = get_logger("stage")
+DEAD_LETTERS = Repeats(log, interval_seconds=30.0)
+"""one line per stage and reason each 30 s, the first with its details, then how many more (each
+one at DEBUG; every one is in the dead-letter topic)"""
 MAX_RECORD_BYTES = 1_000_000
 """The producer's limit (librdkafka's ``message.max.bytes``): larger records are refused at once."""
 RECORD_OVERHEAD_BYTES = 1024
@@ -110,18 +114,20 @@ class PipelineStage:
         headers = failure.headers()
         value = reference(record) if failure.reason == TOO_LARGE else record.value
         metrics.DEAD_LETTERED.labels(failure.stage.value, failure.reason).inc()
-        log.warning(
-            "dead-lettered",
-            extra=fields(
-                stage=failure.stage.value,
-                reason=failure.reason,
-                detail=failure.detail,
-                attempts=failure.attempts,
-                event_id=failure.event_id,
-                delivery_id=failure.delivery_id,
-                source=str(record.source),
-            ),
-        )
+        about = {
+            "stage": failure.stage.value,
+            "reason": failure.reason,
+            "detail": failure.detail,
+            "attempts": failure.attempts,
+            "event_id": failure.event_id,
+            "delivery_id": failure.delivery_id,
+            "source": str(record.source),
+        }
+        DEAD_LETTERS.warning(f"dead-lettered ({failure.stage.value}, {failure.reason})", **about)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "dead-lettered", extra=fields(stage=failure.stage.value, reason=failure.reason, **about)
+            )
         return Write(self.topics.dead_letter, record.key, value, headers)
 
     def failure(
