@@ -170,6 +170,10 @@ class ReplayGuard:
         self._seen[key] = at
         return None
 
+    def forget(self, timestamp: str, nonce: str) -> None:
+        """A push that was not kept (answered 503): WeChat's retry of it is not a replay."""
+        self._seen.pop(f"{timestamp}:{nonce}", None)
+
     def _forget(self, now: float) -> None:
         while self._seen and (
             len(self._seen) >= self.most or now - next(iter(self._seen.values())) > self.window

@@ -3,7 +3,9 @@
 ``subscribe_msg_sent_event``; signed with the Token, encrypted for the accounts with an
 EncodingAESKey) and ``<receipts_url>/receipts/aliyun/<secret>`` (SmsReport), after
 ``delay_seconds``; a share ``loss_rate`` is never pushed. Users in ``blocked_openids`` and phones in
-``unreachable_phones`` get failure receipts.
+``unreachable_phones`` get failure receipts. A push not answered 200 is pushed again as the
+providers do: WeChat at once, three times, after 5 s without an answer; Aliyun after 1, 5 and 10
+minutes.
 """
 
 from __future__ import annotations
@@ -106,9 +108,20 @@ def _wechat_request(state: State, push: dict[str, Any]) -> tuple[str, dict[str, 
     return f"/receipts/wechat/{appid}", query, body.encode()
 
 
-async def _push(session: aiohttp.ClientSession, state: State, push: dict[str, Any]) -> None:
+WECHAT_RETRIES = 3
+"""WeChat drops a push not answered in 5 s and pushes it again, three times in all (消息推送:
+"微信服务器在五秒内收不到响应会断掉连接，并且重新发起请求，总共重试三次")"""
+PUSH_TIMEOUT_SECONDS = 5.0
+ALIYUN_RETRY_AFTER = (60.0, 300.0, 600.0)
+"""Aliyun's SmsReport (HTTP batch push) is retried after 1, 5 and 10 minutes"""
+
+
+async def _push(session: aiohttp.ClientSession, state: State, push: dict[str, Any]) -> int:
+    """One push attempt: the endpoint's HTTP status, 0 without an answer in time."""
     if push["kind"] == "wechat":
-        path, query, body = _wechat_request(state, push)
+        if "request" not in push:
+            push["request"] = _wechat_request(state, push)
+        path, query, body = push["request"]
         headers = {"Content-Type": "text/xml"}
     else:
         path, query = f"/receipts/aliyun/{state.seed.receipts.aliyun_secret}", {}
@@ -118,27 +131,43 @@ async def _push(session: aiohttp.ClientSession, state: State, push: dict[str, An
             f"{state.receipts_url}{path}", params=query, data=body, headers=headers
         ) as reply:
             status = reply.status
-    except aiohttp.ClientError as exc:
-        status = 0
-        state.pushed.append({"path": path, "status": status, "error": type(exc).__name__})
-        return
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        state.pushed.append({"path": path, "status": 0, "error": type(exc).__name__})
+        return 0
     state.pushed.append({"path": path, "status": status})
+    return status
+
+
+async def _deliver(session: aiohttp.ClientSession, state: State, push: dict[str, Any]) -> None:
+    """A push and the provider's retries of it until it is answered 200. WeChat's retries are the
+    same request (timestamp, nonce and signature)."""
+    waits = (0.0,) * WECHAT_RETRIES if push["kind"] == "wechat" else ALIYUN_RETRY_AFTER
+    for wait in (0.0, *waits):
+        await asyncio.sleep(wait)
+        if await _push(session, state, push) == 200:
+            return
 
 
 async def pushing(app: web.Application, state: State) -> AsyncIterator[None]:
-    """A background task of the sandbox: push what is due."""
+    """A background task of the sandbox: push what is due, each push on its own (a slow answer
+    holds up only its own push)."""
+    running: set[asyncio.Task[None]] = set()
 
     async def run() -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        timeout = aiohttp.ClientTimeout(total=PUSH_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 now = time.monotonic()
                 while state.pushes and state.pushes[0][0] <= now:
                     _, push = state.pushes.popleft()
-                    await _push(session, state, push)
+                    task = asyncio.create_task(_deliver(session, state, push))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
                 await asyncio.sleep(TICK_SECONDS)
 
     task = asyncio.create_task(run())
     yield
-    task.cancel()
+    for pending in (task, *running):
+        pending.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from xml.etree.ElementTree import Element
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -33,14 +34,17 @@ from channels.base import PushedReceipt
 from channels.wechat_push import PushInvalid, PushRefused, ReplayGuard, decrypt, parse_xml, receipts, signed
 from streams.api.context import body_bytes
 from streams.core.receipts import receipt_record
-from streams.logs import fields, get_logger
+from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.kafka.records import Write
 from streams.settings import Settings
 
 log = get_logger("receipts.endpoint")
-WRITE_WAIT_SECONDS = 10.0
+WRITE_WAIT_SECONDS = 4.0
+"""WeChat drops a push unanswered in 5 s and pushes it again: answer (503 if Kafka has not taken it)
+before that"""
+NOT_KEPT = Repeats(log, interval_seconds=30.0)
 ALIYUN_OK = {"code": 0, "msg": "接收成功"}
 
 
@@ -82,7 +86,28 @@ async def wechat_check(request: web.Request) -> web.Response:
 async def wechat_push(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     appid = request.match_info["appid"]
-    body = await body_bytes(request)
+    root = _opened(request, context, appid, await body_bytes(request))
+    if isinstance(root, web.Response):
+        return root
+    timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
+    replay = context.replays.refusal(timestamp, nonce, time.time())
+    if replay is not None:
+        return _refused("wechat", replay)
+    try:
+        pushed = receipts(root, appid)
+    except PushInvalid as exc:
+        metrics.RECEIPTS_REFUSED.labels("wechat", "invalid").inc()
+        return web.json_response({"problems": [str(exc)]}, status=400)
+    answer = await _keep(context, pushed)
+    if answer is not None:  # WeChat pushes it again, with the same timestamp and nonce
+        context.replays.forget(timestamp, nonce)
+    return answer or web.Response(text="success")
+
+
+def _opened(
+    request: web.Request, context: ReceiptsContext, appid: str, body: bytes
+) -> Element | web.Response:
+    """The push's XML, its signature checked and (safe mode) decrypted; a 401 when it is not WeChat's."""
     safe_mode = request.query.get("encrypt_type") == "aes"
     key = context.aes_keys.get(appid)
     if key is not None and not safe_mode:
@@ -92,24 +117,13 @@ async def wechat_push(request: web.Request) -> web.Response:
         encrypted = (root.findtext("Encrypt") or "") if safe_mode else None
         if not _wechat_signed(request, context, *([] if encrypted is None else [encrypted])):
             return _refused("wechat", "bad signature")
-        if encrypted is not None:
-            if key is None:
-                return _refused("wechat", "an encrypted push to an account with no EncodingAESKey")
-            root = parse_xml(decrypt(encrypted, appid, key))
+        if encrypted is None:
+            return root
+        if key is None:
+            return _refused("wechat", "an encrypted push to an account with no EncodingAESKey")
+        return parse_xml(decrypt(encrypted, appid, key))
     except PushRefused as exc:
         return _refused("wechat", str(exc))
-    replay = context.replays.refusal(
-        request.query.get("timestamp", ""), request.query.get("nonce", ""), time.time()
-    )
-    if replay is not None:
-        return _refused("wechat", replay)
-    try:
-        pushed = receipts(root, appid)
-    except PushInvalid as exc:
-        metrics.RECEIPTS_REFUSED.labels("wechat", "invalid").inc()
-        return web.json_response({"problems": [str(exc)]}, status=400)
-    answer = await _keep(context, pushed)
-    return answer or web.Response(text="success")
 
 
 async def aliyun_push(request: web.Request) -> web.Response:
@@ -139,9 +153,9 @@ async def _keep(context: ReceiptsContext, pushed: list[PushedReceipt]) -> web.Re
     except TimeoutError:
         kept = False
     if not kept:
-        log.warning("receipts not kept: Kafka did not acknowledge them", extra=fields(receipts=len(writes)))
+        NOT_KEPT.warning("receipts not kept: Kafka did not acknowledge them", receipts=len(writes))
         return web.json_response({"code": 1, "msg": "not kept, push again"}, status=503)
-    log.info("receipts kept", extra=fields(receipts=len(writes), channel=pushed[0].channel.value))
+    log.debug("receipts kept", extra=fields(receipts=len(writes), channel=pushed[0].channel.value))
     return None
 
 

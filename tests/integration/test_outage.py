@@ -1,6 +1,7 @@
 """A Kafka outage in the middle of a stream, on a broker of this test's own (the session's broker
 keeps serving the other tests): the worker shows it, says so in a few log lines, loses and repeats
-nothing, and carries on by itself when the broker is back. A stop during an outage still ends."""
+nothing, and carries on by itself when the broker is back, receipts pairing again. A stop during
+an outage still ends."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from streams.core.topics import load_topics
-from streams.devtools.demo import Settlement
+from streams.core.topics import Topics, load_topics
+from streams.devtools.demo import Settlement, source_of
 from streams.devtools.local_stack import config_with_tiers, free_port, running_stack
 from streams.devtools.upstream import publish_values
-from streams.ops.reading import end_offsets, read_until
+from streams.ops.reading import ReadRecord, end_offsets, read_until
 from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
 from tests.conftest import KAFKA_SCRIPT
@@ -112,6 +114,7 @@ def test_a_broker_stopped_for_30_s_loses_nothing_and_needs_no_worker_restart(tmp
             wait_for_status(worker.url, 200, 60)
             assert worker.process.poll() is None, "the worker carried on without a restart"
             assert lines_during < 100, f"{lines_during} log lines in a {OUTAGE_SECONDS} s outage"
+            _receipts_pair(bootstrap, topics)
 
             broker.run("down")
             worker.process.send_signal(signal.SIGTERM)
@@ -121,6 +124,29 @@ def test_a_broker_stopped_for_30_s_loses_nothing_and_needs_no_worker_restart(tmp
                 pytest.fail("the worker did not stop on the first SIGTERM during an outage")
     finally:
         broker.run("down")
+
+
+def _receipts_pair(bootstrap: str, topics: Topics) -> None:
+    """The receipts endpoint and lane live through the outage: what is delivered after it gets
+    its receipt (the sandbox pushes one for each message) paired with it."""
+    start = end_offsets(bootstrap, topics.outcomes)
+    published = publish_values(bootstrap, topics, [to_bytes(payment_event()) for _ in range(20)])
+    sources = {source_of(p) for p in published}
+
+    def paired(records: list[ReadRecord]) -> bool:
+        outcomes = [orjson.loads(r.value or b"") for r in records]
+        delivered = {
+            o["delivery_id"] for o in outcomes if o["status"] == "delivered" and _source(o) in sources
+        }
+        reached = {o["delivery_id"] for o in outcomes if o["status"] in RECEIPTS}
+        return len(delivered) >= len(published) and delivered <= reached
+
+    records = read_until(bootstrap, topics.outcomes, start, paired, 90)
+    assert paired(records), "deliveries after the broker came back got no receipt"
+
+
+def _source(outcome: dict[str, Any]) -> str:
+    return "{topic}[{partition}]@{offset}".format(**outcome["source"])
 
 
 def _healthz(url: str) -> int:

@@ -101,6 +101,15 @@ def test_a_push_outside_the_window_or_seen_before_is_refused() -> None:
     assert guard.refusal("1764230400", "n-1", now + 301) is not None  # stale by then, never accepted again
 
 
+def test_wechats_retry_of_a_push_that_was_not_kept_is_not_a_replay() -> None:
+    guard = ReplayGuard(window_seconds=300)
+    now = 1_764_230_400.0
+    assert guard.refusal("1764230400", "n-1", now) is None
+    guard.forget("1764230400", "n-1")  # answered 503: Kafka did not take it
+    assert guard.refusal("1764230400", "n-1", now + 5) is None  # WeChat's retry, the same request
+    assert guard.refusal("1764230400", "n-1", now + 6) is not None  # kept this time: a copy is a replay
+
+
 def test_xml_with_entities_is_refused_not_expanded() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Event>&a;</Event></xml>'
     with pytest.raises(PushRefused):
