@@ -9,12 +9,12 @@ outage is a few lines, not thousands.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any, cast
 
-from confluent_kafka import KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import IsolationLevel, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.logs import Repeats, get_logger
 from streams.runtime.kafka.records import Write
@@ -92,6 +92,27 @@ def idempotent_producer(bootstrap_servers: str, **extra: Any) -> Producer:
 def admin_client(bootstrap_servers: str) -> AdminClient:
     """For topic admin (``topics ensure``, tools): logs like every other client."""
     return AdminClient(_base(bootstrap_servers, {}))
+
+
+def stable_bounds(
+    admin: AdminClient, partitions: Iterable[tuple[str, int]], timeout: float
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """The oldest offset and the last stable offset (what ``read_committed`` readers read up to) of
+    each partition, in two requests for them all. Blocking: run it in a thread. KafkaException when
+    the cluster does not answer."""
+    asked = list(partitions)
+
+    def offsets(spec: OffsetSpec) -> dict[tuple[str, int], int]:
+        answers = admin.list_offsets(
+            {TopicPartition(topic, number): spec for topic, number in asked},
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=timeout,
+        )
+        return {(tp.topic, tp.partition): int(future.result().offset) for tp, future in answers.items()}
+
+    starts = offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+    ends = offsets(OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    return {partition: (starts[partition], ends[partition]) for partition in ends}
 
 
 def group_consumer_config(bootstrap_servers: str, group_id: str, **extra: Any) -> dict[str, Any]:

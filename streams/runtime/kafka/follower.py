@@ -14,11 +14,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer
 
 from streams.core.errors import MallNotifyError
 from streams.logs import Repeats, fields, get_logger
-from streams.runtime.kafka.clients import reader_config
+from streams.runtime.kafka.clients import admin_client, reader_config, stable_bounds
 from streams.runtime.kafka.topic_reader import METADATA_TIMEOUT_SECONDS
 
 log = get_logger("follower")
@@ -62,6 +63,8 @@ class TableFollower:
         self._numbers: list[int] = []
         self._read = asyncio.Event()
         """set after every read from the topic"""
+        self._admin: AdminClient | None = None
+        """asks where the topic's partitions end, in one request (not through the busy consumer)"""
 
     async def run(self, stopping: asyncio.Event) -> None:
         consumer = AIOConsumer(reader_config(self._bootstrap, on_loop=True), max_workers=2)
@@ -85,19 +88,18 @@ class TableFollower:
             await consumer.close()
 
     async def up_to_now(self) -> None:
-        """Return once the table holds everything the topic held when this was called (waits
-        while the table is not loaded; KafkaException when the cluster does not answer)."""
+        """Return once the table holds everything committed to the topic when this was called
+        (waits while the table is not loaded; KafkaException when the cluster does not answer). A
+        transaction still open then (a crashed writer's) is not waited for."""
         await self.loaded.wait()
         consumer = self._consumer
         if consumer is None:
             raise KafkaException(KafkaError(KafkaError._STATE, f"the {self.what} are not followed"))
-        ends: dict[int, int] = {}
-        for number in self._numbers:
-            low, high = await consumer.get_watermark_offsets(
-                TopicPartition(self.topic, number), timeout=METADATA_TIMEOUT_SECONDS
-            )
-            if high > low:
-                ends[number] = high
+        if self._admin is None:
+            self._admin = admin_client(self._bootstrap)
+        asked = [(self.topic, number) for number in self._numbers]
+        bounds = await asyncio.to_thread(stable_bounds, self._admin, asked, METADATA_TIMEOUT_SECONDS)
+        ends = {number: end for (_, number), (start, end) in bounds.items() if end > start}
         while not await self._caught_up(consumer, ends):
             self._read.clear()
             with contextlib.suppress(TimeoutError):

@@ -8,11 +8,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
-from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from streams.logs import Repeats, get_logger
-from streams.runtime.kafka.clients import admin_client
+from streams.runtime.kafka.clients import admin_client, stable_bounds
 from streams.runtime.lanes.lane import Lane, Partition, PartitionEnd
 
 log = get_logger("lag")
@@ -42,14 +42,5 @@ class EndOffsets:
 
     def _ask(self, partitions: set[Partition]) -> dict[Partition, PartitionEnd]:
         """The last stable and the oldest offset of each partition (blocking: run it in a thread)."""
-
-        def offsets(spec: OffsetSpec) -> dict[Partition, int]:
-            asked = {TopicPartition(topic, number): spec for topic, number in partitions}
-            answers = self._admin.list_offsets(
-                asked, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=TIMEOUT_SECONDS
-            )
-            return {(tp.topic, tp.partition): future.result().offset for tp, future in answers.items()}
-
-        ends = offsets(OffsetSpec.latest())  # type: ignore[no-untyped-call]
-        starts = offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        return {partition: PartitionEnd(ends[partition], starts[partition]) for partition in ends}
+        bounds = stable_bounds(self._admin, partitions, TIMEOUT_SECONDS)
+        return {partition: PartitionEnd(end, start) for partition, (start, end) in bounds.items()}
