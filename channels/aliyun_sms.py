@@ -306,16 +306,28 @@ def parse_reports(body: bytes) -> list[PushedReceipt]:
         raise ReportRefused(f"not Aliyun's SmsReport ({exc})") from None
 
 
-def _report(report: dict[str, Any]) -> PushedReceipt:
+def _report(report: object) -> PushedReceipt:
+    if not isinstance(report, dict):
+        raise ValueError("each report is a JSON object")
+    biz_id, out_id, success = report["biz_id"], report.get("out_id"), report["success"]
+    if not (isinstance(biz_id, str) and 1 <= len(biz_id) <= 64):
+        raise ValueError("biz_id: the BizId SendSms answered")
+    if not (out_id is None or (isinstance(out_id, str) and len(out_id) <= 256)):
+        raise ValueError("out_id: the OutId the SMS was sent with")
+    if not isinstance(success, bool):
+        raise ValueError("success: true or false")
+    code, message = report.get("err_code"), report.get("err_msg")
+    if not all(value is None or (isinstance(value, str) and len(value) <= 256) for value in (code, message)):
+        raise ValueError("err_code / err_msg: short texts")
     reported = datetime.strptime(str(report["report_time"]), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
     if not 2000 <= reported.year <= 2100:
         raise ValueError(f"report_time {report['report_time']!r} is not a time an SMS was reported")
     return PushedReceipt(
         channel=ChannelName.ALIYUN_SMS,
-        message_id=str(report["biz_id"]),
-        reached=report["success"] is True,
-        code=str(report.get("err_code") or ""),
-        reason=str(report.get("err_msg") or ""),
+        message_id=biz_id,
+        reached=success,
+        code=code or "",
+        reason=message or "",
         at=reported.timestamp(),
-        delivery_id=str(report["out_id"]) if report.get("out_id") else None,
+        delivery_id=out_id or None,
     )

@@ -24,7 +24,6 @@ from channels.base import ChannelName
 from channels.http import SharedSession
 from streams.api.bodies import SwitchRequest
 from streams.api.context import (
-    BODY_SECONDS,
     CONTEXT,
     MAX_BODY_BYTES,
     PUBLIC,
@@ -43,6 +42,7 @@ from streams.api.context import (
 )
 from streams.api.history import ROUTES as HISTORY_ROUTES
 from streams.api.openapi import OPENAPI
+from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
 from streams.core.catalog import load_catalog
 from streams.core.shop_records import ShopTable
@@ -57,29 +57,6 @@ from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.supervisor import Supervisor
 from streams.settings import Settings
-
-
-@web.middleware
-async def problems_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own refusals (404 no such path, 405, 413 body too large) as JSON problems too."""
-    try:
-        return await handler(request)
-    except web.HTTPException as refusal:
-        if refusal.status < 400:
-            raise
-        messages = {
-            404: f"no such resource: {quote(request.path)} (see /openapi.json)",
-            405: f"{request.method} is not allowed on {quote(request.path)}",
-            408: f"the body did not arrive within {BODY_SECONDS:.0f} s",
-            413: f"the body is larger than {MAX_BODY_BYTES // 1024} KiB",
-        }
-        answer = problem(refusal.status, messages.get(refusal.status, refusal.reason))
-        if isinstance(refusal, web.HTTPMethodNotAllowed):
-            answer.headers["Allow"] = ", ".join(sorted(refusal.allowed_methods))
-        return answer
-    except Exception:  # a bug: logged, and answered as JSON like everything else
-        log.exception("the admin API failed", extra={"path": quote(request.path)})
-        return problem(500, "internal error: the API's log says more")
 
 
 @web.middleware
@@ -296,6 +273,7 @@ def serve_api(app: web.Application, settings: Settings) -> None:
         port=settings.api_port,
         print=lambda _: log.info("admin API listening", extra={"url": url, "tokens": len(context.tokens)}),
         access_log=get_logger("api.access"),
+        **HANDLER_ARGS,
     )
 
 

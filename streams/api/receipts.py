@@ -33,6 +33,7 @@ from channels.aliyun_sms import ReportRefused, parse_reports
 from channels.base import PushedReceipt
 from channels.wechat_push import PushInvalid, PushRefused, ReplayGuard, decrypt, parse_xml, receipts, signed
 from streams.api.context import body_bytes
+from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.core.receipts import receipt_record
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
@@ -135,7 +136,7 @@ async def aliyun_push(request: web.Request) -> web.Response:
         reports = parse_reports(await body_bytes(request))
     except ReportRefused as exc:
         metrics.RECEIPTS_REFUSED.labels("aliyun", "unreadable").inc()
-        return web.json_response({"code": 1, "msg": str(exc)}, status=400)
+        return web.json_response({"code": 1, "msg": str(exc), "problems": [str(exc)]}, status=400)
     answer = await _keep(context, reports)
     return answer or web.json_response(ALIYUN_OK)
 
@@ -154,7 +155,8 @@ async def _keep(context: ReceiptsContext, pushed: list[PushedReceipt]) -> web.Re
         kept = False
     if not kept:
         NOT_KEPT.warning("receipts not kept: Kafka did not acknowledge them", receipts=len(writes))
-        return web.json_response({"code": 1, "msg": "not kept, push again"}, status=503)
+        refusal = "not kept: Kafka did not take it in time, push again"
+        return web.json_response({"code": 1, "msg": refusal, "problems": [refusal]}, status=503)
     log.debug("receipts kept", extra=fields(receipts=len(writes), channel=pushed[0].channel.value))
     return None
 
@@ -175,7 +177,7 @@ def build_receipts_app(settings: Settings, topic: str) -> web.Application:
         {appid: key.get_secret_value() for appid, key in settings.wechat_aes_keys.items()},
         settings.aliyun_report_secret.get_secret_value() if settings.aliyun_report_secret else None,
     )
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[problems_as_json], client_max_size=1024 * 1024)
     app[CONTEXT] = context
 
     async def publishing(_: web.Application) -> AsyncIterator[None]:
@@ -208,4 +210,5 @@ def serve_receipts(app: web.Application, settings: Settings) -> None:
         port=settings.receipts_port,
         print=lambda _: log.info("receipts endpoint listening", extra={"url": url}),
         access_log=get_logger("receipts.access"),
+        **HANDLER_ARGS,
     )

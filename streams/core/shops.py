@@ -46,7 +46,7 @@ class SmsTemplate(Frozen):
 
     name: str = Field(min_length=1, max_length=30)
     scene: str = Field(max_length=64, description="send condition: the scene it is sent for")
-    template_code: str = Field(pattern=r"^SMS_\d{1,20}$", description="the code Aliyun gave it")
+    template_code: str = Field(pattern=r"^SMS_[0-9]{1,20}$", description="the code Aliyun gave it")
     content: str = Field(
         min_length=1, max_length=500, description="as submitted to Aliyun, with ${variable} parameters"
     )
@@ -77,7 +77,7 @@ SignatureStatus = Literal["reviewing", "submitted", "approved", "rejected"]
 class Signature(Frozen):
     """An SMS signature the shop applied for (短信签名), as the platform and Aliyun reviewed it."""
 
-    name: str = Field(min_length=2, max_length=12, pattern=r"^[\w\u4e00-\u9fff]+$")
+    name: str = Field(min_length=2, max_length=12, pattern=r"^[A-Za-z0-9\u4e00-\u9fff]+$")
     status: SignatureStatus = "reviewing"
     reason: str | None = Field(default=None, max_length=200, description="why it was rejected")
     applied_at: datetime | None = None

@@ -235,12 +235,17 @@ def test_paths_that_are_not_the_apis_are_json_404s(api: Service, path: str) -> N
     assert answer["problems"][0].startswith("no such resource")
 
 
+def test_an_over_long_url_is_a_json_414(api: Service) -> None:
+    status, answer = call(api, "GET", "/v1/history?phone=" + "1" * 20_000, PLATFORM_TOKEN)
+    assert (status, answer) == (414, {"problems": ["the URL is longer than 8 KiB"]})
+
+
 @pytest.mark.parametrize(
     ("body", "status", "problem"),
     [
         (b"[" * 100_000 + b"]" * 100_000, 400, "depth limit exceeded"),
         (b'{"shop_id": 3003, "name": "\\ud800"}', 400, "the body must be JSON in UTF-8"),
-        (b'{"shop_id": 3003, "name": "' + b"x" * 300_000 + b'"}', 413, "larger than 256 KiB"),
+        (b'{"shop_id": 3003, "name": "' + b"x" * 300_000 + b'"}', 413, "body size 262144 exceeded"),
         (b"not json", 400, "the body must be JSON"),
     ],
     ids=["nested-100000-deep", "lone-surrogate", "huge-name", "not-json"],

@@ -77,6 +77,17 @@ def test_aliyuns_rejection_keeps_its_reason(shop: ShopRules) -> None:
     assert rejected.account(ChannelName.ALIYUN_SMS) is None
 
 
+@pytest.mark.parametrize("name", ["ｂａｉｋｅ", "百客_商城", "百客٣", "A", "百客商城百客商城百客商城百"])
+def test_a_signature_is_2_to_12_chinese_characters_ascii_letters_or_digits(
+    shop: ShopRules, name: str
+) -> None:
+    """As the published pattern says it: fullwidth letters, other scripts' digits and underscores
+    (which Python's \\w and \\d take) are refused like Aliyun refuses them."""
+    with pytest.raises(Refused, match="2 to 12 characters"):
+        apply_signature(shop, name, NOW)
+    assert apply_signature(shop, "Baike百客2", NOW).sms.signature("Baike百客2") is not None
+
+
 def test_a_shop_holds_ten_signatures_at_most(shop: ShopRules) -> None:
     for number in range(9):  # the demo shop has one already
         shop = apply_signature(shop, f"签名{number}", NOW)
