@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer
 
 from streams.core.errors import MallNotifyError
@@ -63,8 +62,6 @@ class TableFollower:
         self._numbers: list[int] = []
         self._read = asyncio.Event()
         """set after every read from the topic"""
-        self._admin: AdminClient | None = None
-        """asks where the topic's partitions end, in one request (not through the busy consumer)"""
 
     async def run(self, stopping: asyncio.Event) -> None:
         consumer = AIOConsumer(reader_config(self._bootstrap, on_loop=True), max_workers=2)
@@ -95,10 +92,11 @@ class TableFollower:
         consumer = self._consumer
         if consumer is None:
             raise KafkaException(KafkaError(KafkaError._STATE, f"the {self.what} are not followed"))
-        if self._admin is None:
-            self._admin = admin_client(self._bootstrap)
         asked = [(self.topic, number) for number in self._numbers]
-        bounds = await asyncio.to_thread(stable_bounds, self._admin, asked, METADATA_TIMEOUT_SECONDS)
+        # a client of its own each time: fresh metadata (after a broker restart a long-lived one
+        # asks with a stale leader epoch and is refused)
+        admin = admin_client(self._bootstrap)
+        bounds = await asyncio.to_thread(stable_bounds, admin, asked, METADATA_TIMEOUT_SECONDS)
         ends = {number: end for (_, number), (start, end) in bounds.items() if end > start}
         while not await self._caught_up(consumer, ends):
             self._read.clear()

@@ -24,6 +24,7 @@ TIMEOUT_SECONDS = 5.0
 class EndOffsets:
     def __init__(self, bootstrap_servers: str, lanes: Iterable[Lane]) -> None:
         self._lanes = list(lanes)
+        self._bootstrap = bootstrap_servers
         self._admin: AdminClient = admin_client(bootstrap_servers)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -34,6 +35,9 @@ class EndOffsets:
                     ends = await asyncio.to_thread(self._ask, owned)
                 except KafkaException as exc:
                     REPEATS.warning("partition ends unknown", detail=str(exc.args[0] if exc.args else exc))
+                    # fresh metadata: after a broker restart the old client asks with a stale
+                    # leader epoch and keeps being refused (FENCED_LEADER_EPOCH)
+                    self._admin = admin_client(self._bootstrap)
                 else:
                     for lane in self._lanes:
                         lane.ends = {p: ends[p] for p in lane.status.assigned if p in ends}

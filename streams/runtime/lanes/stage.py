@@ -125,9 +125,7 @@ class PipelineStage:
         }
         DEAD_LETTERS.warning(f"dead-lettered ({failure.stage.value}, {failure.reason})", **about)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "dead-lettered", extra=fields(stage=failure.stage.value, reason=failure.reason, **about)
-            )
+            log.debug("dead-lettered", extra=fields(**about))
         return Write(self.topics.dead_letter, record.key, value, headers)
 
     def failure(
