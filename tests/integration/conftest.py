@@ -167,3 +167,12 @@ def pipeline_on(kafka_bootstrap: str, prefix: str, config: Path, log_dir: Path) 
         )
         yield pipeline
         pipeline.worker.stop()
+
+
+@pytest.fixture(scope="module")
+def api(pipeline: Pipeline) -> Iterator[Service]:
+    """The admin API of a test module (see :mod:`tests.integration.admin`)."""
+    from tests.integration.admin import running_api  # admin imports this module
+
+    with running_api(pipeline) as service:
+        yield service

@@ -9,57 +9,26 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.core.tokens import hash_token
-from streams.devtools.local_stack import Service, start_api
-from tests.factories import ROOT, SAMPLE_EVENTS, event, to_bytes
+from streams.devtools.local_stack import Service
+from tests.factories import SAMPLE_EVENTS, event, to_bytes
+from tests.integration.admin import (
+    OTHER_TOKEN,
+    ROTATED_TOKEN,
+    SHOP,
+    SHOP_TOKEN,
+    call,
+    shop_settings,
+    wait_for_settings,
+)
 from tests.integration.conftest import PLATFORM_TOKEN, Pipeline
 
 pytestmark = pytest.mark.integration
-SHOP = 3003
-SHOP_TOKEN, OTHER_TOKEN, ROTATED_TOKEN = "shop-3003-secret-01", "shop-9001-secret-01", "shop-3003-secret-02"
-TOKENS = {
-    "MALL_NOTIFY_API_PLATFORM_TOKEN": hash_token(PLATFORM_TOKEN),
-    "MALL_NOTIFY_API_SHOP_TOKENS": json.dumps(
-        {str(SHOP): [SHOP_TOKEN, hash_token(ROTATED_TOKEN)], "9001": OTHER_TOKEN}
-    ),
-}
-
-
-@pytest.fixture(scope="module")
-def api(pipeline: Pipeline) -> Iterator[Service]:
-    service = start_api(pipeline.log_dir, {**pipeline.worker_env, **TOKENS})
-    status, _ = call(service, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())
-    assert status == 200, "the platform records the shop's accounts first"
-    yield service
-    service.stop()
-
-
-def call(
-    api: Service, method: str, path: str, token: str | None = None, body: dict[str, Any] | bytes | None = None
-) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(api.url + path, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, json.load(reply)
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.load(refused)
-
-
-def shop_settings(**oa_rule: Any) -> dict[str, Any]:
-    shop = copy.deepcopy(yaml.safe_load((ROOT / "config" / "shops" / "demo.yaml").read_text()))
-    shop["shop_id"] = SHOP
-    shop["scenes"]["buyer_order_paid"]["wechat_oa"].update(oa_rule)
-    return shop
 
 
 def test_the_openapi_document_describes_the_api(api: Service) -> None:
@@ -121,14 +90,6 @@ def test_invalid_settings_are_refused_naming_the_field(api: Service) -> None:
     assert answer["problems"] == ["scenes.buyer_order_paid.wechat_oa: fields.thing3: unknown variable goods"]
 
 
-def _wait_for_settings(pipeline: Pipeline, expected: dict[str, Any]) -> None:
-    """Until the running worker routes with ``expected`` (it follows the settings topic)."""
-    deadline = time.monotonic() + 20
-    while call(pipeline.worker, "GET", f"/shops/{SHOP}/settings", PLATFORM_TOKEN)[1] != expected:
-        assert time.monotonic() < deadline, "the worker never took the change"
-        time.sleep(0.1)
-
-
 def _paid_order(pipeline: Pipeline) -> dict[str, Any]:
     data = copy.deepcopy(SAMPLE_EVENTS["payment.succeeded"]["data"]) | {
         "order_no": f"E-API-{time.monotonic_ns()}"
@@ -153,7 +114,7 @@ def test_saved_settings_apply_to_the_next_event_without_a_restart(api: Service, 
         shop_settings(template="custom", fields=custom),
     )
     assert status == 200
-    _wait_for_settings(pipeline, saved)
+    wait_for_settings(pipeline, saved)
     first = _paid_order(pipeline)
     assert set(first) == {
         "buyer_order_paid/wechat_oa",
@@ -170,7 +131,7 @@ def test_saved_settings_apply_to_the_next_event_without_a_restart(api: Service, 
         api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings(enabled=False)
     )
     assert status == 200
-    _wait_for_settings(pipeline, saved)
+    wait_for_settings(pipeline, saved)
     assert set(_paid_order(pipeline)) == {"buyer_order_paid/wechat_mp", "seller_order_paid/wechat_oa"}
 
 
@@ -188,7 +149,7 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
     shop["scenes"]["buyer_coupon_issued"]["wechat_oa"] = {"enabled": False}
     status, saved = call(api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop)
     assert status == 200
-    _wait_for_settings(pipeline, saved)
+    wait_for_settings(pipeline, saved)
     status, enabled = call(
         api, "POST", f"/v1/shops/{SHOP}/scenes/buyer_coupon_issued/wechat_oa/enable", SHOP_TOKEN
     )
@@ -199,7 +160,7 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
     assert status == 200
     [added] = [t for t in templates if t["template_id"] == template_id]
     assert added["used_by"] == ["buyer_coupon_issued/wechat_oa"]
-    _wait_for_settings(pipeline, enabled)
+    wait_for_settings(pipeline, enabled)
     sent = _coupon(pipeline)
     assert sent.status.value == "delivered"
     [message] = [
@@ -211,7 +172,7 @@ def test_enabling_a_default_template_adds_it_to_the_oa_and_deleting_it_turns_the
     assert status == 200, after
     rule = after["scenes"]["buyer_coupon_issued"]["wechat_oa"]
     assert (rule["enabled"], rule["disabled_reason"]) == (False, f"its template {template_id} was deleted")
-    _wait_for_settings(pipeline, after)
+    wait_for_settings(pipeline, after)
     skipped = _coupon(pipeline)
     assert skipped.status.value == "skipped"
     assert (

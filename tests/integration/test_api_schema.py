@@ -6,8 +6,6 @@ invalid."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -15,9 +13,9 @@ from hypothesis import strategies as st
 from schemathesis import Config, GenerationMode
 
 from streams.api.openapi import OPENAPI
-from streams.devtools.local_stack import Service, start_api
-from tests.integration.conftest import PLATFORM_TOKEN, Pipeline
-from tests.integration.test_admin_api import SHOP, SHOP_TOKEN, TOKENS, call, shop_settings
+from streams.devtools.local_stack import Service
+from tests.integration.admin import SHOP_TOKEN, call
+from tests.integration.conftest import PLATFORM_TOKEN
 
 pytestmark = pytest.mark.integration
 CONFIG = {
@@ -33,15 +31,6 @@ CONFIG = {
 SCHEMA = schemathesis.openapi.from_dict(OPENAPI, config=Config.from_dict(CONFIG))
 """the document the API serves at /openapi.json (a test checks they are the same)"""
 OPERATIONS = sorted(result.ok().label for result in SCHEMA.get_all_operations())
-
-
-@pytest.fixture(scope="module")
-def api(pipeline: Pipeline) -> Iterator[Service]:
-    service = start_api(pipeline.log_dir, {**pipeline.worker_env, **TOKENS})
-    status, _ = call(service, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())
-    assert status == 200
-    yield service
-    service.stop()
 
 
 def test_the_api_serves_the_document_tested_here(api: Service) -> None:

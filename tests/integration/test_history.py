@@ -13,23 +13,23 @@ import orjson
 import pytest
 
 from streams.devtools.demo import source_of
-from streams.devtools.local_stack import Service, start_api
+from streams.devtools.local_stack import Service
 from streams.ops.reading import end_offsets, read_until
 from tests.factories import ROOT, SAMPLE_EVENTS, event, fresh_code, to_bytes
+from tests.integration.admin import SHOP, SHOP_TOKEN, call, running_api
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
-from tests.integration.test_admin_api import SHOP, SHOP_TOKEN, TOKENS, call, shop_settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def api(pipeline: Pipeline) -> Iterator[Service]:
-    service = start_api(pipeline.log_dir, {**pipeline.worker_env, **TOKENS})
-    assert call(service, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())[0] == 200
-    status, _ = call(service, "POST", f"/v1/shops/{SHOP}/sms/purchases", PLATFORM_TOKEN, {"package": "basic"})
-    assert status == 201
-    yield service
-    service.stop()
+    with running_api(pipeline) as service:
+        status, _ = call(
+            service, "POST", f"/v1/shops/{SHOP}/sms/purchases", PLATFORM_TOKEN, {"package": "basic"}
+        )
+        assert status == 201
+        yield service
 
 
 def paid_orders_to(pipeline: Pipeline, openid: str, shops: list[int]) -> set[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -15,11 +14,11 @@ import pytest
 
 from streams.core.sms_quota import AccountBook, Balance
 from streams.devtools.demo import Settlement, delivery_of, source_of
-from streams.devtools.local_stack import Service, start_api
+from streams.devtools.local_stack import Service
 from streams.ops.reading import end_offsets, read_all, read_until
 from tests.factories import DEMO_SHOP, fresh_code, to_bytes
+from tests.integration.admin import SHOP, SHOP_TOKEN, call
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
-from tests.integration.test_admin_api import SHOP, SHOP_TOKEN, TOKENS, call, shop_settings
 
 pytestmark = pytest.mark.integration
 FINAL = {"delivered", "skipped", "dead_lettered"}
@@ -99,15 +98,6 @@ def test_a_code_aliyun_took_just_before_a_sigkill_is_delivered_sent_once_and_cha
     assert len(sends) == 1, "sent again after the crash"
     after = balance(pipeline, DEMO_SHOP)
     assert (after.used - before.used, after.sent - before.sent) == (1, 1)
-
-
-@pytest.fixture(scope="module")
-def api(pipeline: Pipeline) -> Iterator[Service]:
-    service = start_api(pipeline.log_dir, {**pipeline.worker_env, **TOKENS})
-    status, _ = call(service, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())
-    assert status == 200
-    yield service
-    service.stop()
 
 
 def until_status(api: Service, path: str, name: str, wanted: str) -> dict[str, Any]:

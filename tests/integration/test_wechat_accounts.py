@@ -9,28 +9,19 @@ import os
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from streams.devtools.demo import source_of
-from streams.devtools.local_stack import Service, start_api
+from streams.devtools.local_stack import Service
 from tests.factories import ROOT, SAMPLE_EVENTS, event, to_bytes
+from tests.integration.admin import SHOP, SHOP_TOKEN, call, shop_settings, wait_for_settings
 from tests.integration.conftest import PLATFORM_TOKEN, Pipeline
-from tests.integration.test_admin_api import SHOP, SHOP_TOKEN, TOKENS, _wait_for_settings, call, shop_settings
 
 pytestmark = pytest.mark.integration
 OTHER_SHOP, OTHER_OA = 3005, "wx25c0ffee0a1b2c3d4e"
 MISCONFIGURED_SHOP = 3006
-
-
-@pytest.fixture(scope="module")
-def api(pipeline: Pipeline) -> Iterator[Service]:
-    service = start_api(pipeline.log_dir, {**pipeline.worker_env, **TOKENS})
-    assert call(service, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())[0] == 200
-    yield service
-    service.stop()
 
 
 def put_as_platform(api: Service, shop: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +101,7 @@ def test_a_custom_template_on_a_library_template_renders_and_is_sent(
     path = f"/v1/shops/{SHOP}/scenes/buyer_order_paid/wechat_oa/enable"
     status, enabled = call(api, "POST", path, SHOP_TOKEN, body)
     assert status == 200, enabled
-    _wait_for_settings(pipeline, enabled)
+    wait_for_settings(pipeline, enabled)
     data = SAMPLE_EVENTS["payment.succeeded"]["data"] | {"order_no": "E-LIB-0001"}
     _, outcomes = pipeline.run([to_bytes(event("payment.succeeded", data, shop=SHOP))])
     [oa] = [

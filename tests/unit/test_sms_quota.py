@@ -209,13 +209,16 @@ async def test_an_sms_aliyun_did_not_send_is_refunded(
     assert book.balance(DEMO_SHOP).available == (3 if refunded else 1)
 
 
-def _charged_before_a_crash(topics: Topics, book: AccountBook, sms: bytes) -> None:
-    """The partition's committed record after a crash: the SMS charged, its outcome never written."""
+def _charged_before_a_crash(topics: Topics) -> tuple[AccountBook, bytes]:
+    """A book of the trial package and an SMS of two segments, as the partition's committed
+    record has them after a crash: the SMS charged, its outcome never written."""
+    book, sms = _book(TRIAL), _sms(2)
     topic = topics.send_topic(ChannelName.ALIYUN_SMS)
     delivery_id = parse_dispatch(sms).delivery.delivery_id
     before_crash = Charged(shop_id=DEMO_SHOP, segments=2, messages=1, version=1, pending=[delivery_id])
     book.apply(charged_key(DEMO_SHOP, topic, PARTITION), charged_value(before_crash))
     book.committed_only(topic, PARTITION)  # the partition assigned again after the crash
+    return book, sms
 
 
 async def test_a_delivery_charged_before_a_crash_is_neither_charged_again_nor_refunded(
@@ -223,10 +226,8 @@ async def test_a_delivery_charged_before_a_crash_is_neither_charged_again_nor_re
 ) -> None:
     """Read again after a crash, its charge is committed and its outcome is not: with no way to
     ask Aliyun, it may have sent it, so whatever Aliyun answers now, the shop pays for it once."""
-    book = _book(TRIAL)
+    book, sms = _charged_before_a_crash(topics)
     topic = topics.send_topic(ChannelName.ALIYUN_SMS)
-    sms = _sms(2)
-    _charged_before_a_crash(topics, book, sms)
     refused = SendResult.failed(ErrorClass.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL", "per-phone limit")
     stage, commits = _sms_sender(topics, book, ScriptedChannel(refused))
     writes = await stage.handle(record(sms, topic=topic))
@@ -275,9 +276,7 @@ TAKEN = SendResult(ok=True, reason="Aliyun already had it (sent on 20261127)")
 async def test_an_sms_aliyun_took_before_a_crash_is_delivered_without_a_second_send_or_charge(
     topics: Topics,
 ) -> None:
-    book = _book(TRIAL)
-    sms = _sms(2)
-    _charged_before_a_crash(topics, book, sms)
+    book, sms = _charged_before_a_crash(topics)
     channel, lookup = ScriptedChannel(SendResult.delivered("biz-2")), ScriptedLookup(TAKEN)
     stage, commits = _sms_sender(topics, book, channel, lookup)
     writes = await stage.handle(record(sms, topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
@@ -300,9 +299,7 @@ async def test_an_sms_aliyun_took_before_a_crash_is_delivered_without_a_second_s
 async def test_an_sms_aliyun_never_took_is_sent_after_the_crash_on_the_charge_it_had(
     topics: Topics, answer: SendResult, available: int
 ) -> None:
-    book = _book(TRIAL)
-    sms = _sms(2)
-    _charged_before_a_crash(topics, book, sms)
+    book, sms = _charged_before_a_crash(topics)
     channel = ScriptedChannel(answer)
     stage, commits = _sms_sender(topics, book, channel, ScriptedLookup(None))
     writes = await stage.handle(record(sms, topic=topics.send_topic(ChannelName.ALIYUN_SMS)))
@@ -315,9 +312,7 @@ async def test_an_sms_aliyun_never_took_is_sent_after_the_crash_on_the_charge_it
 async def test_an_sms_in_doubt_that_aliyun_cannot_be_asked_about_waits_for_a_retry_unsent(
     topics: Topics,
 ) -> None:
-    book = _book(TRIAL)
-    sms = _sms(2)
-    _charged_before_a_crash(topics, book, sms)
+    book, sms = _charged_before_a_crash(topics)
     unreachable = SendResult.failed(ErrorClass.TRANSIENT, "connection", "Aliyun call failed")
     channel, lookup = ScriptedChannel(SendResult.delivered("biz-2")), ScriptedLookup(unreachable, TAKEN)
     stage, _ = _sms_sender(topics, book, channel, lookup)
