@@ -29,7 +29,12 @@ class ErrorClass(StrEnum):
     REAUTH = "reauth"
     """The access token is invalid or expired: refresh it and try once more."""
     PERMANENT = "permanent"
-    """Trying again cannot help (user unsubscribed, bad template, bad data)."""
+    """Trying again cannot help (bad template, bad data, bad settings): dead-lettered."""
+    UNREACHABLE = "unreachable"
+    """The person cannot be reached on this channel now (unfollowed the Official Account, no Mini
+    Program subscription, blocked the account): routine buyer behaviour, not a failure; the
+    delivery ends skipped with the reason (``not_following``, ``no_subscription``,
+    ``blocked_by_user``)."""
 
 
 @dataclass(frozen=True, slots=True)

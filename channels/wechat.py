@@ -35,8 +35,6 @@ ERRCODES: dict[int, tuple[ErrorClass, str]] = {
     40125: (P, "invalid app secret"),
     40037: (P, "invalid template id"),
     41030: (P, "invalid page path"),
-    43004: (P, "user does not follow the Official Account"),
-    43101: (P, "user has not subscribed to this message"),
     47003: (P, "template data does not fit the keyword types"),
     45026: (P, "the account holds 25 templates, WeChat's limit"),
     48001: (P, "the account may not call this API (wrong kind of account, or not authorized)"),
@@ -47,6 +45,14 @@ ERRCODES: dict[int, tuple[ErrorClass, str]] = {
     200014: (P, "no such library template (tid)"),
     200020: (P, "invalid keyword list (kidList: 2 to 5 keywords of the template)"),
 }
+UNREACHABLE: dict[int, str] = {
+    43004: "not_following",  # 需要接收者关注: the user does not follow the Official Account
+    43101: "no_subscription",  # user refuse to accept the msg: no Mini Program subscription left
+    43019: "blocked_by_user",  # require remove blacklist: the user is in the account's blacklist
+}
+"""WeChat's answers that the person cannot be reached (global return codes,
+https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html, and the
+subscribe message page): the delivery's skip reason"""
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 
 
@@ -58,6 +64,8 @@ def classify(errcode: int, errmsg: str) -> SendResult:
     """A WeChat ``errcode`` as a send result. Unknown codes are transient: retries are bounded."""
     if errcode == 0:
         return SendResult.delivered(None)
+    if errcode in UNREACHABLE:
+        return SendResult.failed(ErrorClass.UNREACHABLE, str(errcode), UNREACHABLE[errcode])
     known = ERRCODES.get(errcode)
     if known is None:
         return SendResult.failed(

@@ -106,11 +106,26 @@ def delivery_outcome(
     )
 
 
-def skipped_delivery(dispatch: Dispatch, reason: str, at: datetime, *, replayed: bool) -> Outcome:
+def skipped_delivery(
+    dispatch: Dispatch,
+    reason: str,
+    at: datetime,
+    *,
+    replayed: bool,
+    provider_code: str | None = None,
+    attempts: int = 0,
+) -> Outcome:
     """A delivery its sender decided not to send (a code expired, a phone over its limit, a copy
-    of an event already delivered)."""
+    of an event already delivered), or whose person the provider said it cannot reach (with the
+    provider's code: not following, no subscription, blocked)."""
     return Outcome(
-        status=Status.SKIPPED, reason=reason, attempts=0, replayed=replayed, at=at, **_about(dispatch)
+        status=Status.SKIPPED,
+        reason=reason,
+        provider_code=provider_code,
+        attempts=attempts,
+        replayed=replayed,
+        at=at,
+        **_about(dispatch),
     )
 
 

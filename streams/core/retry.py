@@ -43,8 +43,8 @@ def decide(
     its refresh) go through the tiers in order; an unknown provider code only through the first
     ``unknown_code_max_retries`` tiers, since nobody knows yet whether waiting helps.
     """
-    if result.error_class is ErrorClass.PERMANENT:
-        return GiveUp("permanent")
+    if result.error_class in (ErrorClass.PERMANENT, ErrorClass.UNREACHABLE):
+        return GiveUp(str(result.error_class))
     allowed = min(len(tiers), unknown_code_max_retries) if result.unknown_code else len(tiers)
     if attempts > allowed:
         return GiveUp("retries_exhausted")

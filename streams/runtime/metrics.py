@@ -105,6 +105,12 @@ CODES_NOT_SENT = Counter(
     "Verification codes skipped before Aliyun was asked: expired, or over a phone's limit",
     ["reason"],
 )
+UNREACHABLE = Counter(
+    "mall_notify_unreachable_total",
+    "Deliveries skipped because the provider cannot reach the person on that channel: "
+    "not_following (unfollowed the OA), no_subscription (no MP subscription), blocked_by_user",
+    ["channel", "reason"],
+)
 SENDS_IN_DOUBT = Counter(
     "mall_notify_sends_in_doubt_total",
     "Deliveries whose earlier attempt may have gone out unseen, by what the provider answered when "

@@ -86,7 +86,9 @@ def test_a_null_record_is_dead_lettered_as_null(pipeline: Pipeline) -> None:
 def test_replay_asks_before_replaying_permanent_failures_and_never_picks_up_its_own_output(
     pipeline: Pipeline,
 ) -> None:
-    pipeline.add_fault(target=SEND, errcode=43004, count=2)  # the buyer unfollowed, still after a replay
+    pipeline.add_fault(
+        target=SEND, errcode=40003, count=2
+    )  # an openid of another account, still after a replay
     _, outcomes = pipeline.run([to_bytes(payment_event())])
     [[failed]] = outcomes.values()
     delivery = str(failed.delivery_id)
@@ -94,7 +96,7 @@ def test_replay_asks_before_replaying_permanent_failures_and_never_picks_up_its_
 
     refused = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery)
     assert refused.returncode == 2
-    assert "1 of them failed permanently (43004)" in refused.stderr
+    assert "1 of them failed permanently (40003)" in refused.stderr
     assert "Add --yes to replay them." in refused.stderr
 
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)

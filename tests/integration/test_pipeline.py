@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import orjson
 import pytest
 from confluent_kafka import Producer
 
@@ -96,27 +95,25 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_origin(
     assert after == before + 1
 
 
-def test_a_user_who_unfollowed_is_dead_lettered_with_wechats_code(pipeline: Pipeline) -> None:
-    event = payment_event(buyer={"user_id": "u-9", "oa_openid": UNFOLLOWED_OPENID})
-    start = end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter)
-    [_], outcomes = pipeline.run([to_bytes(event)])
-    [outcome] = next(iter(outcomes.values()))
-    assert (outcome.status.value, outcome.provider_code) == ("dead_lettered", "43004")
-    [letter] = pipeline.dead_letters_from(start, 1)
-    headers = header_map(letter.headers)
-    assert headers["x-notify-stage"] == "send"
-    assert headers["x-notify-reason"] == "permanent"
-    assert headers["x-notify-error-class"] == "permanent"
-    assert headers["x-notify-provider-code"] == "43004"
-    assert headers["x-notify-event-id"] == event["id"]
-    assert headers["x-notify-attempts"] == "1"
-    assert orjson.loads(letter.value)["delivery"]["delivery_id"] == outcome.delivery_id
+def test_buyers_who_unfollowed_are_skipped_not_dead_lettered(pipeline: Pipeline) -> None:
+    """1,000 buyers who unfollowed the OA: 1,000 skipped outcomes with WeChat's code, each sent
+    once and never retried, and not one dead letter."""
+    events = [payment_event(buyer={"user_id": f"u-{n}", "oa_openid": UNFOLLOWED_OPENID}) for n in range(1000)]
+    letters = end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter)
+    _, outcomes = pipeline.run([to_bytes(event) for event in events])
+    buyers = [o for found in outcomes.values() for o in found if o.scene == "buyer_order_paid"]
+    assert len(buyers) == 1000
+    assert {(o.status.value, o.reason, o.provider_code, o.attempts) for o in buyers} == {
+        ("skipped", "not_following", "43004", 1)
+    }
+    assert end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter) == letters
+    asked = {o.delivery_id for o in buyers}
     sends = [
         r
         for r in pipeline.sandbox_requests("/cgi-bin/message/template/send")
-        if r["body"]["client_msg_id"] == outcome.delivery_id
+        if r["body"]["client_msg_id"] in asked
     ]
-    assert len(sends) == 1, "a permanent error is not retried"
+    assert len(sends) == 1000, "an unreachable buyer is not asked again"
 
 
 def test_the_worker_keeps_going_after_bad_input(pipeline: Pipeline) -> None:

@@ -14,7 +14,9 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+import streams.runtime.lanes.stage as stage_module
 from channels.base import ChannelName, Delivery, ErrorClass, SendResult
+from channels.wechat import classify
 from streams.core.dispatch import parse_dispatch
 from streams.core.failures import Failure, Headers, header_map
 from streams.core.outcomes import Outcome, Status
@@ -103,6 +105,19 @@ def test_a_paid_order_goes_to_the_oa_send_topic_keyed_like_the_event(
     assert oa.key == b"E1"
     assert parse_dispatch(oa.value).delivery.fields["character_string1"] == "E1"
     assert outcomes(writes, topics) == [], "the final outcome is the sender's to write"
+
+
+def test_dead_letters_are_logged_once_per_cause_and_each_at_debug(
+    router: RouterStage, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stage_module, "DEAD_LETTERS", Repeats(stage_module.log, interval_seconds=30.0))
+    with caplog.at_level(logging.DEBUG, logger="mall_notify"):
+        for offset in range(3):
+            router.handle(record(b"not json", key=b"E9", offset=offset))
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG and r.getMessage() == "dead-lettered"]
+    assert [(r.stage, r.reason) for r in debug] == [("parse", "invalid_json")] * 3  # type: ignore[attr-defined]
+    summaries = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in summaries] == ["dead-lettered (parse, invalid_json)"]
 
 
 def test_a_malformed_event_is_dead_lettered_byte_for_byte(router: RouterStage, topics: Topics) -> None:
@@ -258,16 +273,43 @@ async def test_retries_climb_the_tiers_then_dead_letter(topics: Topics) -> None:
 
 
 async def test_a_permanent_failure_is_not_retried(topics: Topics) -> None:
-    failure = SendResult.failed(ErrorClass.PERMANENT, "43004", "user does not follow the Official Account")
+    failure = SendResult.failed(ErrorClass.PERMANENT, "40003", "invalid openid")
     channel = ScriptedChannel(failure)
     sent = dispatch()
     writes = await sender(topics, channel).handle(send_record(topics, sent.to_json()))
     assert len(channel.sent) == 1
     [letter] = on(writes, topics.dead_letter)
-    assert header_map(letter.headers)["x-notify-provider-code"] == "43004"
+    assert header_map(letter.headers)["x-notify-provider-code"] == "40003"
     assert header_map(letter.headers)["x-notify-reason"] == "permanent"
     assert header_map(letter.headers)["x-notify-delivery-id"] == sent.delivery.delivery_id
     assert not any(write.topic.startswith(topics.name("notify.retry")) for write in writes)
+
+
+@pytest.mark.parametrize(
+    ("errcode", "reason"), [(43004, "not_following"), (43101, "no_subscription"), (43019, "blocked_by_user")]
+)
+async def test_a_buyer_wechat_cannot_reach_is_skipped_not_dead_lettered(
+    topics: Topics, errcode: int, reason: str
+) -> None:
+    """Routine buyer behaviour (unfollowed, no subscription, blocked): nothing to replay or retry."""
+    before = REGISTRY.get_sample_value(
+        "mall_notify_unreachable_total", {"channel": "wechat_oa", "reason": reason}
+    )
+    channel = ScriptedChannel(classify(errcode, "from WeChat"))
+    writes = await sender(topics, channel).handle(send_record(topics, dispatch().to_json()))
+    [outcome] = outcomes(writes, topics)
+    assert (outcome.status, outcome.reason, outcome.provider_code, outcome.attempts) == (
+        Status.SKIPPED,
+        reason,
+        str(errcode),
+        1,
+    )
+    assert on(writes, topics.dead_letter) == []
+    assert not any(write.topic.startswith(topics.name("notify.retry")) for write in writes)
+    after = REGISTRY.get_sample_value(
+        "mall_notify_unreachable_total", {"channel": "wechat_oa", "reason": reason}
+    )
+    assert (after or 0) - (before or 0) == 1
 
 
 def _replayed(topics: Topics, raw: bytes) -> Headers:

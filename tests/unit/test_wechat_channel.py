@@ -54,7 +54,6 @@ async def test_the_same_delivery_twice_is_delivered_once(sandbox: Sandbox) -> No
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"recipient": UNFOLLOWED_OPENID}, "43004"),
         ({"template_id": "no-such-template"}, "40037"),
         ({"fields": {"thing3": "这是一个超过二十个字符的非常非常长的商品名称啊"}}, "47003"),
         ({"recipient": "bad openid!"}, "40003"),
@@ -67,6 +66,16 @@ async def test_permanent_errors_are_classified(
     result = await channel.send(delivery(**change))
     assert (result.ok, result.error_class, result.code) == (False, ErrorClass.PERMANENT, code)
     assert result.reason
+
+
+async def test_a_buyer_who_unfollowed_the_account_is_unreachable_not_a_failure(sandbox: Sandbox) -> None:
+    channel = WeChatOaChannel(sandbox.wechat_api())
+    result = await channel.send(delivery(recipient=UNFOLLOWED_OPENID))
+    assert (result.error_class, result.code, result.reason) == (
+        ErrorClass.UNREACHABLE,
+        "43004",
+        "not_following",
+    )
 
 
 async def test_an_expired_token_is_refreshed_once_and_the_send_retried(sandbox: Sandbox) -> None:

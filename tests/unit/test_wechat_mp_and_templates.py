@@ -47,14 +47,13 @@ async def test_each_subscription_allows_one_message(sandbox: Sandbox) -> None:
     channel = WeChatMpChannel(sandbox.wechat_api())
     results = [await channel.send(mp_delivery()) for _ in range(4)]
     assert [r.ok for r in results] == [True, True, True, False]
-    assert (results[-1].error_class, results[-1].code) == (ErrorClass.PERMANENT, "43101")
-    assert results[-1].reason == "user has not subscribed to this message"
+    assert (results[-1].error_class, results[-1].code) == (ErrorClass.UNREACHABLE, "43101")
+    assert results[-1].reason == "no_subscription"
 
 
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"recipient": "oMpNeverSubscribed00000000000"}, "43101"),
         ({"link": "pages/does/not/exist"}, "41030"),
         ({"template_id": "unknown"}, "40037"),
     ],

@@ -235,7 +235,27 @@ class SenderStage(PipelineStage):
             announced = sent_record(outcome, account, self._sealed(dispatch))  # paired with its receipt
             sent = [Write(self.topics.receipts, *announced)] if announced else []
             return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge, *sent]
+        if result.error_class is ErrorClass.UNREACHABLE:
+            return [*self._unreachable(record, dispatch, result), *charge]
         return [*self._after_failure(record, dispatch, result, previous), *charge]
+
+    def _unreachable(self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult) -> list[Write]:
+        """The person cannot be reached on this channel (unfollowed, no subscription, blocked): the
+        delivery ends skipped with the reason, neither retried nor dead-lettered."""
+        reason = result.reason or str(result.code)
+        channel = dispatch.delivery.channel.value
+        metrics.UNREACHABLE.labels(channel, reason).inc()
+        SUMMARIES.log(logging.INFO, f"{channel}: recipients not reachable ({reason})")
+        previous = record.history
+        skipped = skipped_delivery(
+            dispatch,
+            reason,
+            self.clock(),
+            replayed=bool(previous and previous.replays),
+            provider_code=result.code,
+            attempts=(previous.attempts if previous else 0) + 1,
+        )
+        return self.final(record, dispatch.delivery.delivery_id, skipped)
 
     def _opened(self, dispatch: Dispatch) -> Dispatch:
         """The dispatch with its recipient's address opened (the send topics carry it sealed);
@@ -331,7 +351,7 @@ class SenderStage(PipelineStage):
             metrics.UNKNOWN_PROVIDER_CODES.labels(
                 channel, metrics.unknown_code_label(channel, str(result.code))
             ).inc()
-        if not result.ok:
+        if not result.ok and result.error_class is not ErrorClass.UNREACHABLE:
             SUMMARIES.log(
                 logging.INFO,
                 f"{delivery.channel.value}: sends failed ({result.error_class}, {result.code})",
