@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from channels.base import ChannelName
 from channels.sandbox.pushes import queue_wechat
 from channels.sandbox.state import SeedTemplate, State
-from channels.wechat_values import problem
+from channels.wechat_values import problem, shown
 
 STATE_KEY: web.AppKey[State] = web.AppKey("state", State)
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
@@ -72,12 +73,14 @@ def with_token(handler: Handler) -> Callable[[web.Request], Awaitable[web.Respon
     return endpoint
 
 
-def _data_problem(template: SeedTemplate, data: object) -> web.Response | None:
+def _data_problem(template: SeedTemplate, data: object, channel: ChannelName) -> web.Response | None:
+    """47003 for a value of the wrong type; on the Official Account a value too long or with a line
+    break is not refused but cut (see :func:`shown`), on the Mini Program it is refused."""
     if not isinstance(data, dict):
         return _error(47003, "argument invalid! data is empty")
     for keyword in template.keywords:
         field = data.get(keyword)
-        value = str(field.get("value", "")) if isinstance(field, dict) else ""
+        value = shown(str(field.get("value", "")), channel) if isinstance(field, dict) else ""
         reason = problem(keyword, value) if value else None
         if reason is not None:
             return _error(47003, f"argument invalid! data.{keyword}.value invalid: {reason}")
@@ -85,7 +88,7 @@ def _data_problem(template: SeedTemplate, data: object) -> web.Response | None:
 
 
 def _template_refusal(
-    state: State, appid: str, body: dict[str, Any]
+    state: State, appid: str, body: dict[str, Any], channel: ChannelName
 ) -> tuple[SeedTemplate | None, web.Response | None]:
     touser = str(body.get("touser", ""))
     if not _OPENID.match(touser):
@@ -93,12 +96,20 @@ def _template_refusal(
     template = state.wechat.templates.get(appid, {}).get(str(body.get("template_id")))
     if template is None:
         return None, _error(40037, "invalid template_id")
-    return template, _data_problem(template, body.get("data"))
+    return template, _data_problem(template, body.get("data"), channel)
 
 
 def _accept(state: State, channel: str, appid: str, body: dict[str, Any]) -> web.Response:
     msgid = state.next_msgid()
-    state.messages.append({"channel": channel, "appid": appid, "msgid": msgid, "body": body})
+    message: dict[str, Any] = {"channel": channel, "appid": appid, "msgid": msgid, "body": body}
+    data = body.get("data")
+    if channel == "wechat_oa" and isinstance(data, dict):  # what the buyer sees of each field
+        message["shown"] = {
+            key: shown(str(field.get("value", "")), ChannelName.WECHAT_OA)
+            for key, field in data.items()
+            if isinstance(field, dict)
+        }
+    state.messages.append(message)
     queue_wechat(state, channel, appid, body, msgid)
     return _ok(msgid=msgid)
 
@@ -114,7 +125,7 @@ def template_send(state: State, appid: str, body: dict[str, Any]) -> web.Respons
     openid = str(body.get("touser", ""))
     if openid in state.wechat.apps[appid].unfollowed_openids:
         return _error(43004, "require subscribe")
-    _, refusal = _template_refusal(state, appid, body)
+    _, refusal = _template_refusal(state, appid, body, ChannelName.WECHAT_OA)
     if refusal is not None:
         return refusal
     client_msg_id = str(body.get("client_msg_id") or "")
@@ -136,7 +147,7 @@ def subscribe_send(state: State, appid: str, body: dict[str, Any]) -> web.Respon
     app = state.wechat.apps[appid]
     if page and str(page).split("?")[0] not in app.pages:
         return _error(41030, "invalid page")
-    _, refusal = _template_refusal(state, appid, body)
+    _, refusal = _template_refusal(state, appid, body, ChannelName.WECHAT_MP)
     if refusal is not None:
         return refusal
     key = (appid, str(body["touser"]), str(body["template_id"]))

@@ -142,7 +142,8 @@ def _step(shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName) ->
         template_id=template_id,
         address=ADDRESS_FIELD[channel],
         keywords=tuple(
-            KeywordPlan(keyword, compile_text(text), fitter(keyword)) for keyword, text in texts.items()
+            KeywordPlan(keyword, compile_text(text), fitter(keyword, channel))
+            for keyword, text in texts.items()
         ),
         link=compile_text(default.link) if default is not None and default.link else None,
         billed=_billed(shop, scene_id, account) if channel is ChannelName.ALIYUN_SMS else None,

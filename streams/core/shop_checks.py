@@ -90,7 +90,7 @@ def _custom_field_problems(scene: Scene, channel: ChannelName, rule: ChannelRule
         if unknown:
             problems.append(f"fields.{keyword}: unknown variable {', '.join(unknown)}")
         elif keyword in keywords and channel in WECHAT:
-            rejected = problem(keyword, render_text(text, samples))
+            rejected = problem(keyword, render_text(text, samples), channel)
             if rejected:
                 problems.append(
                     f"fields.{keyword}: WeChat would reject it even with the shortest values ({rejected})"

@@ -269,15 +269,15 @@ def test_the_workers_shop_pages_need_the_platforms_token(pipeline: Pipeline) -> 
 
 def test_every_change_is_audited_and_every_request_logged(api: Service) -> None:
     shop = shop_settings()
-    shop["shop_id"], shop["name"] = 3005, "审计店"
-    assert call(api, "PUT", "/v1/shops/3005/settings", PLATFORM_TOKEN, shop)[0] == 200
+    shop["shop_id"], shop["name"] = 3015, "审计店"
+    assert call(api, "PUT", "/v1/shops/3015/settings", PLATFORM_TOKEN, shop)[0] == 200
 
     def logged() -> list[dict[str, Any]]:
         return [json.loads(line) for line in api.log_path.read_text().splitlines() if line.startswith("{")]
 
     def accessed(lines: list[dict[str, Any]]) -> bool:  # written just after the answer went out
         return any(
-            line["name"] == "mall_notify.api.access" and "PUT /v1/shops/3005/settings" in line["message"]
+            line["name"] == "mall_notify.api.access" and "PUT /v1/shops/3015/settings" in line["message"]
             for line in lines
         )
 
@@ -285,7 +285,7 @@ def test_every_change_is_audited_and_every_request_logged(api: Service) -> None:
     while not accessed(lines := logged()):
         assert time.monotonic() < deadline, "no access-log line for the request"
         time.sleep(0.1)
-    [audit] = [line for line in lines if line["name"] == "mall_notify.audit" and line.get("shop_id") == 3005]
+    [audit] = [line for line in lines if line["name"] == "mall_notify.audit" and line.get("shop_id") == 3015]
     assert (audit["who"], audit["action"]) == ("platform", "put settings")
     assert "name: None -> 审计店" in audit["changes"]
     assert PLATFORM_TOKEN not in api.log_path.read_text()

@@ -55,7 +55,17 @@ async def test_the_same_delivery_twice_is_delivered_once(sandbox: Sandbox) -> No
     ("change", "code"),
     [
         ({"template_id": "no-such-template"}, "40037"),
-        ({"fields": {"thing3": "这是一个超过二十个字符的非常非常长的商品名称啊"}}, "47003"),
+        (
+            {
+                "fields": {
+                    "character_string1": "E1",
+                    "amount2": "十二元",
+                    "thing3": "T恤",
+                    "time4": "2026-11-25 20:03",
+                }
+            },
+            "47003",
+        ),
         ({"recipient": "bad openid!"}, "40003"),
     ],
 )
@@ -66,6 +76,23 @@ async def test_permanent_errors_are_classified(
     result = await channel.send(delivery(**change))
     assert (result.ok, result.error_class, result.code) == (False, ErrorClass.PERMANENT, code)
     assert result.reason
+
+
+async def test_the_official_account_cuts_a_long_field_and_what_follows_a_line_break(sandbox: Sandbox) -> None:
+    """WeChat's 2023 rules, as the sandbox plays them: accepted, and the buyer sees less."""
+    fields = {
+        "character_string1": "E1",
+        "amount2": "1.00元",
+        "thing3": "一二三四五六七八九十一二三四五六七八九十多",
+        "time4": "2026-11-25 20:03",
+    }
+    channel = WeChatOaChannel(sandbox.wechat_api())
+    assert (await channel.send(delivery(fields=fields))).ok
+    assert (await channel.send(delivery(fields=fields | {"thing3": "第一行\n第二行"}))).ok
+    assert [m["shown"]["thing3"] for m in sandbox.state.messages] == [
+        "一二三四五六七八九十一二三四五六七八九十",
+        "第一行",
+    ]
 
 
 async def test_a_buyer_who_unfollowed_the_account_is_unreachable_not_a_failure(sandbox: Sandbox) -> None:

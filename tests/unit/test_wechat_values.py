@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.wechat_values import ELLIPSIS, fit, problem, value_type
+from channels.base import ChannelName
+from channels.wechat_values import ELLIPSIS, OA_FIELD_LIMIT, clean, fit, problem, shown, value_type
 from streams.core.catalog import ValueFormat
 from streams.core.rendering import format_value
 
@@ -17,7 +18,8 @@ from streams.core.rendering import format_value
 def test_any_text_fits_a_thing_keyword(text: str) -> None:
     value = fit("thing3", text)
     assert problem("thing3", value) is None
-    assert value == text or (value.endswith(ELLIPSIS) and text.startswith(value[:-1]))
+    visible = clean(text) or "-"
+    assert value == visible or (value.endswith(ELLIPSIS) and visible.startswith(value[:-1]))
 
 
 @given(st.integers(min_value=0, max_value=99_999_999_99))
@@ -73,3 +75,48 @@ FITTABLE = [
 @given(st.sampled_from(FITTABLE), st.text(min_size=1, max_size=300))
 def test_any_text_is_made_acceptable_for_every_text_type(keyword: str, text: str) -> None:
     assert problem(keyword, fit(keyword, text)) is None
+
+
+CORPUS = [
+    "第一行\n第二行😀",
+    "纯棉短袖T恤 白色 L码\r\n限时特惠🔥🔥",
+    "iPhone 15 Pro Max 256GB 钛金属 ✅ 正品行货",
+    "双十二店铺券\t满100减20",
+    "𠀀𠀁 罕见字的店名",  # CJK extension B: letters, kept
+    "👍🏻 好评返现 ❤️ ⭐⭐⭐⭐⭐",
+    "订单E2026-001号\u200b\u2028已发货",
+    "🇨🇳 国货 1️⃣ 号",
+    "   前后 空格   ",
+    "😀😀😀",
+]
+
+
+@pytest.mark.parametrize("text", CORPUS)
+@pytest.mark.parametrize("channel", [ChannelName.WECHAT_OA, ChannelName.WECHAT_MP])
+@pytest.mark.parametrize("keyword", FITTABLE)
+def test_real_looking_values_are_fitted_to_the_2023_rules(
+    keyword: str, text: str, channel: ChannelName
+) -> None:
+    value = fit(keyword, text, channel)
+    assert problem(keyword, value, channel) is None
+    assert value == clean(value), "no line break, emoji or invisible character, no outer space"
+    assert shown(value, channel) == value, "the buyer sees all of it"
+    if channel is ChannelName.WECHAT_OA:
+        assert len(value) <= OA_FIELD_LIMIT
+
+
+def test_line_breaks_fold_and_emoji_go_but_letters_of_every_script_stay() -> None:
+    assert fit("thing2", "第一行\n第二行😀") == "第一行 第二行"
+    assert clean("👍🏻 好评 ❤️ ⭐") == "好评"
+    assert clean("𠀀 ©2026 ℃") == "𠀀 ©2026 ℃"
+    assert fit("thing3", "😀😀😀") == "-"  # nothing left to show: a dash, not an empty value WeChat refuses
+
+
+def test_the_official_account_shows_20_characters_of_any_field() -> None:
+    order = "E2026112500010001ABCDEF"  # 23 characters: a character_string may hold 32 on the MP
+    assert fit("character_string1", order, ChannelName.WECHAT_MP) == order
+    assert fit("character_string1", order, ChannelName.WECHAT_OA) == order[:20]
+    assert fit("first", "x" * 50, ChannelName.WECHAT_OA) == "x" * 19 + ELLIPSIS
+    assert "the Official Account shows at most 20" in (
+        problem("character_string1", order, ChannelName.WECHAT_OA) or ""
+    )
