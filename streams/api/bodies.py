@@ -18,6 +18,12 @@ class PurchaseRequest(Body):
     package: str = Field(max_length=32)
 
 
+class PaymentRequest(Body):
+    """The platform confirms that a purchase order was paid (offline), saying how."""
+
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class SignatureRequest(Body):
     name: str = Field(max_length=64)
 

@@ -18,6 +18,7 @@ from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema
 from pydantic import BaseModel, RootModel
 
 from streams.api.bodies import (
+    PaymentRequest,
     PurchaseRequest,
     ReviewRequest,
     SignatureRequest,
@@ -28,7 +29,7 @@ from streams.core.catalog import Catalog
 from streams.core.history import HistoryLine
 from streams.core.settings_history import SettingsChange
 from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
-from streams.core.sms_quota import Balance, Purchase
+from streams.core.sms_quota import Balance, Order
 
 
 class Problems(BaseModel):
@@ -51,7 +52,7 @@ class SmsTemplates(RootModel[list[SmsTemplate]]):
     pass
 
 
-class Purchases(RootModel[list[Purchase]]):
+class Purchases(RootModel[list[Order]]):
     pass
 
 
@@ -162,9 +163,29 @@ def sms_paths() -> dict[str, PathItem]:
                 "The shop's purchases, oldest first", {**_answer("purchases", Purchases), **REFUSED}
             ),
             post=_operation(
-                "Buy a package: its messages are added to the shop's balance",
-                {**_created("the purchase", Purchase), **REFUSED, **INVALID},
+                "Order a package: pending until it is paid, its messages credited then (the trial "
+                "package once per shop)",
+                {
+                    **_created("the purchase order", Order),
+                    **REFUSED,
+                    **INVALID,
+                    "409": _problem("the shop already bought the trial package"),
+                },
                 requestBody=_body(PurchaseRequest),
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/purchases/{purchase_id}/payment": PathItem(
+            parameters=[SHOP_ID, _path("purchase_id", r"^[A-Za-z0-9_-]{1,64}$")],
+            post=_operation(
+                "The platform confirms an order's offline payment, with the reason (platform token): "
+                "the balance is credited once however often it is confirmed",
+                {
+                    **_answer("the paid order", Order),
+                    **REFUSED,
+                    **INVALID,
+                    "409": _problem("the order expired unpaid"),
+                },
+                requestBody=_body(PaymentRequest),
             ),
         ),
         "/v1/shops/{shop_id}/sms/balance": PathItem(

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from channels.aliyun_sms import AliyunSmsReview
 from streams.api.bodies import (
+    PaymentRequest,
     PurchaseRequest,
     ReviewRequest,
     SignatureRequest,
@@ -26,6 +27,7 @@ from streams.api.context import (
     ApiContext,
     NoAliyun,
     acknowledged,
+    audit,
     for_shop,
     problem,
     quote,
@@ -33,7 +35,7 @@ from streams.api.context import (
     save,
 )
 from streams.core.shops import ShopRules, SmsTemplate
-from streams.core.sms_quota import new_purchase, purchase_record
+from streams.core.sms_quota import new_purchase, payment_record, purchase_record
 from streams.core.sms_signatures import activate_signature, review_signature
 from streams.core.tokens import PLATFORM
 from streams.ops import sms_reviews
@@ -50,7 +52,8 @@ async def get_packages(request: web.Request) -> web.Response:
 
 
 async def buy(request: web.Request) -> web.Response:
-    """A shop buys a package: its messages are added to the balance, the purchase is recorded."""
+    """A shop orders a package: a purchase order, pending until it is paid (the balance is credited
+    then); the trial package once per shop."""
     context = request.app[CONTEXT]
     body = await read_body(request, PurchaseRequest)
     if isinstance(body, web.Response):
@@ -59,20 +62,54 @@ async def buy(request: web.Request) -> web.Response:
     if package is None:
         known = ", ".join(context.sms.packages)
         return problem(422, f"package: no package {quote(body.package)} (packages: {known})")
-    shop_id = int(request.match_info["shop_id"])
-    purchase = new_purchase(shop_id, package, request[WHO], _now())
+    shop_id, now = int(request.match_info["shop_id"]), _now()
+    refused = context.sms.book.purchase_refusal(shop_id, package.id, now)
+    if refused is not None:
+        return problem(409, refused)
+    purchase = new_purchase(shop_id, package, request[WHO], now)
     key, value = purchase_record(purchase)
     refusal = await acknowledged(context, [Write(context.sms.account_topic, key, value)], "purchase")
     if refusal is not None:
         return refusal
     context.sms.book.apply(key, value)  # read your own write; the follower brings it again
-    return web.json_response(purchase.model_dump(mode="json"), status=201)
+    audit.info(
+        "purchase ordered", extra={"who": request[WHO], "shop_id": shop_id, "purchase": purchase.purchase_id}
+    )
+    return web.json_response(context.sms.book.order(purchase, now).model_dump(mode="json"), status=201)
+
+
+async def pay(request: web.Request) -> web.Response:
+    """The platform confirms an order's (offline) payment, with the reason: the balance is credited
+    once, however often this is called. A shop's token may not credit its own balance."""
+    context = request.app[CONTEXT]
+    if request[WHO] != PLATFORM:
+        return problem(403, "a payment is confirmed by the platform (platform token), never by the shop")
+    body = await read_body(request, PaymentRequest)
+    if isinstance(body, web.Response):
+        return body
+    shop_id, purchase_id, now = int(request.match_info["shop_id"]), request.match_info["purchase_id"], _now()
+    purchase = context.sms.book.purchase(shop_id, purchase_id)
+    if purchase is None:
+        return problem(404, f"shop {shop_id} has no purchase {quote(purchase_id)}")
+    refused = context.sms.book.payment_refusal(purchase, now)
+    if refused is not None:
+        return problem(409, refused)
+    payment = context.sms.book.paying(purchase, PLATFORM, body.reason, now)
+    key, value = payment_record(payment)
+    refusal = await acknowledged(context, [Write(context.sms.account_topic, key, value)], "payment")
+    if refusal is not None:
+        return refusal
+    context.sms.book.apply(key, value)
+    audit.info(
+        "purchase paid",
+        extra={"who": PLATFORM, "shop_id": shop_id, "purchase": purchase_id, "reason": body.reason},
+    )
+    return web.json_response(context.sms.book.order(purchase, now).model_dump(mode="json"))
 
 
 async def get_purchases(request: web.Request) -> web.Response:
-    book = request.app[CONTEXT].sms.book
-    bought = book.purchases(int(request.match_info["shop_id"]))
-    return web.json_response([purchase.model_dump(mode="json") for purchase in bought])
+    orders = request.app[CONTEXT].sms.book.orders(int(request.match_info["shop_id"]), _now())
+    return web.json_response([order.model_dump(mode="json") for order in orders])
 
 
 async def get_balance(request: web.Request) -> web.Response:
@@ -170,6 +207,7 @@ async def _saved(request: web.Request, shop: ShopRules, action: str, status: int
 ROUTES = [
     web.get("/v1/sms/packages", get_packages),
     web.post(f"/v1/shops/{SHOP_ID}/sms/purchases", buy),
+    web.post(f"/v1/shops/{SHOP_ID}/sms/purchases/{{purchase_id}}/payment", pay),
     web.get(f"/v1/shops/{SHOP_ID}/sms/purchases", get_purchases),
     web.get(f"/v1/shops/{SHOP_ID}/sms/balance", get_balance),
     web.get(f"/v1/shops/{SHOP_ID}/sms/signatures", get_signatures),

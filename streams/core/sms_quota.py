@@ -8,22 +8,26 @@ encoding carriers use): up to 70 is one segment, a longer message is split into 
 
 The balance lives in the compacted topic ``notify.sms.account`` as two kinds of records:
 
-- ``purchase/<shop>/<id>``: one purchase (time, package, messages, price, who);
+- ``purchase/<shop>/<id>``: one purchase order (time, package, messages, price, who, when it
+  expires unpaid); its messages count only once it is paid;
+- ``paid/<shop>/<id>``: the payment of that order (when, how much, who confirmed it, why), under
+  the order's id, so a payment applied twice credits once;
 - ``charged/<shop>/<topic>/<partition>``: what the deliveries of one send-topic partition have
   cost the shop so far (cumulative segments and messages, and a version that grows with each write).
   Only the owner of that partition writes it, in the same transaction as the outcomes it counts.
 
-So a balance is purchases minus charges; every writer's records are idempotent (a purchase by its
-id, a charge by its version), and :class:`AccountBook` takes them in any order, any number of times.
+So a balance is paid purchases minus charges; every writer's records are idempotent (a purchase
+and its payment by the order's id, a charge by its version), and :class:`AccountBook` takes them
+in any order, any number of times.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
@@ -82,7 +86,17 @@ def load_packages(path: Path) -> dict[str, Package]:
     return packages
 
 
+ORDER_HOURS = 24
+"""how long a purchase order waits for its payment"""
+TRIAL = "trial"
+"""the package a shop may buy once"""
+PurchaseStatus = Literal["pending", "paid", "expired"]
+
+
 class Purchase(Frozen):
+    """A purchase order of a package (短信购买): pending until it is paid, its messages credited
+    only then; expired when its payment did not come in time."""
+
     purchase_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     shop_id: int = Field(gt=0, lt=10**18)
     package: str
@@ -90,10 +104,37 @@ class Purchase(Frozen):
     price_fen: int = Field(ge=0)
     at: datetime
     who: str = Field(max_length=64, description="the token's owner: platform, or the shop")
+    expires_at: datetime | None = Field(
+        default=None,
+        description="unpaid after this, the order is expired; none: paid when it was recorded "
+        "(seeded by the platform, or recorded before orders were paid for)",
+    )
 
 
-def new_purchase(shop_id: int, package: Package, who: str, at: datetime) -> Purchase:
-    """A shop's purchase of a package, with an id of its own (a purchase is never merged with another)."""
+class Payment(Frozen):
+    """The payment of a purchase order: confirmed by the platform (an offline payment, with the
+    reason). Recorded under the order's key, so a payment applied twice credits once."""
+
+    purchase_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    shop_id: int = Field(gt=0, lt=10**18)
+    amount_fen: int = Field(ge=0)
+    at: datetime
+    who: str = Field(max_length=64, description="who confirmed it")
+    reason: str = Field(min_length=1, max_length=200, description="why: the transfer's reference, say")
+
+
+class Order(Purchase):
+    """A purchase order as a shop and the platform see it: its status and its payment."""
+
+    status: PurchaseStatus
+    payment: Payment | None = None
+
+
+def new_purchase(
+    shop_id: int, package: Package, who: str, at: datetime, *, prepaid: bool = False
+) -> Purchase:
+    """A shop's purchase order of a package, with an id of its own (never merged with another),
+    pending for :data:`ORDER_HOURS` unless ``prepaid`` (the platform seeding a development setup)."""
     return Purchase(
         purchase_id=uuid.uuid4().hex,
         shop_id=shop_id,
@@ -102,6 +143,7 @@ def new_purchase(shop_id: int, package: Package, who: str, at: datetime) -> Purc
         price_fen=package.price_fen,
         at=at,
         who=who,
+        expires_at=None if prepaid else at + timedelta(hours=ORDER_HOURS),
     )
 
 
@@ -121,12 +163,18 @@ class Charged(Frozen):
 
 
 _PURCHASE: TypeAdapter[Purchase] = TypeAdapter(Purchase)
+_PAYMENT: TypeAdapter[Payment] = TypeAdapter(Payment)
 _CHARGED: TypeAdapter[Charged] = TypeAdapter(Charged)
 
 
 def purchase_record(purchase: Purchase) -> tuple[bytes, bytes]:
     key = f"purchase/{purchase.shop_id}/{purchase.purchase_id}"
     return key.encode(), purchase.model_dump_json().encode()
+
+
+def payment_record(payment: Payment) -> tuple[bytes, bytes]:
+    key = f"paid/{payment.shop_id}/{payment.purchase_id}"
+    return key.encode(), payment.model_dump_json().encode()
 
 
 def charged_key(shop_id: int, topic: str, partition: int) -> bytes:
@@ -150,12 +198,13 @@ class AccountBook:
 
     def __init__(self) -> None:
         self._purchases: dict[int, dict[str, Purchase]] = {}
+        self._payments: dict[int, dict[str, Payment]] = {}
         self._charged: dict[int, dict[tuple[str, int], Charged]] = {}
         self._committed: dict[tuple[str, int], dict[int, Charged]] = {}
         """per send-topic partition and shop, the charges as last read from the topic"""
 
     def __len__(self) -> int:
-        return len(self._purchases.keys() | self._charged.keys())
+        return len(self._purchases.keys() | self._charged.keys() | self._payments.keys())
 
     def apply(self, key: bytes | None, value: bytes | None) -> int | str:
         """Take one record of the account topic: the shop it is about, or why it was ignored."""
@@ -165,6 +214,10 @@ class AccountBook:
                 purchase = _PURCHASE.validate_json(value or b"")
                 self._purchases.setdefault(purchase.shop_id, {})[purchase.purchase_id] = purchase
                 return purchase.shop_id
+            if parts[0] == "paid" and len(parts) == 3:
+                payment = _PAYMENT.validate_json(value or b"")
+                self._payments.setdefault(payment.shop_id, {})[payment.purchase_id] = payment
+                return payment.shop_id
             if parts[0] == "charged" and len(parts) == 4:
                 charged = _CHARGED.validate_json(value or b"")
                 self._committed.setdefault((parts[2], int(parts[3])), {})[charged.shop_id] = charged
@@ -196,9 +249,53 @@ class AccountBook:
         known = self._charged.get(shop_id, {}).get((topic, partition))
         return known or Charged(shop_id=shop_id, segments=0, messages=0, version=0)
 
+    def paid(self, purchase: Purchase) -> bool:
+        return purchase.expires_at is None or purchase.purchase_id in self._payments.get(purchase.shop_id, {})
+
+    def status(self, purchase: Purchase, now: datetime) -> PurchaseStatus:
+        if self.paid(purchase):
+            return "paid"
+        assert purchase.expires_at is not None
+        return "expired" if now >= purchase.expires_at else "pending"
+
+    def payment(self, purchase: Purchase) -> Payment | None:
+        return self._payments.get(purchase.shop_id, {}).get(purchase.purchase_id)
+
+    def purchase(self, shop_id: int, purchase_id: str) -> Purchase | None:
+        return self._purchases.get(shop_id, {}).get(purchase_id)
+
+    def payment_refusal(self, purchase: Purchase, now: datetime) -> str | None:
+        """Why the order cannot be paid now (it expired), or None (a paid one may be paid again:
+        it credits once)."""
+        if self.status(purchase, now) == "expired":
+            expired = f"{purchase.expires_at:%Y-%m-%d %H:%M} UTC"
+            return f"purchase {purchase.purchase_id} expired unpaid at {expired}; buy again"
+        return None
+
+    def paying(self, purchase: Purchase, who: str, reason: str, now: datetime) -> Payment:
+        """The payment record of an order: the one already recorded (a second confirmation changes
+        nothing), or a new one for its price."""
+        return self.payment(purchase) or Payment(
+            purchase_id=purchase.purchase_id,
+            shop_id=purchase.shop_id,
+            amount_fen=purchase.price_fen,
+            at=now,
+            who=who[:64],
+            reason=reason,
+        )
+
+    def purchase_refusal(self, shop_id: int, package: str, now: datetime) -> str | None:
+        """Why the shop may not buy ``package`` now: the trial package once per shop."""
+        if package != TRIAL:
+            return None
+        earlier = [p for p in self._purchases.get(shop_id, {}).values() if p.package == TRIAL]
+        if any(self.status(p, now) != "expired" for p in earlier):
+            return f"shop {shop_id} already bought the {TRIAL} package, which a shop buys once"
+        return None
+
     def balance(self, shop_id: int) -> Balance:
         charges = self._charged.get(shop_id, {}).values()
-        purchased = sum(p.messages for p in self._purchases.get(shop_id, {}).values())
+        purchased = sum(p.messages for p in self._purchases.get(shop_id, {}).values() if self.paid(p))
         used = sum(c.segments for c in charges)
         return Balance(
             shop_id=shop_id,
@@ -211,6 +308,15 @@ class AccountBook:
 
     def purchases(self, shop_id: int) -> list[Purchase]:
         return sorted(self._purchases.get(shop_id, {}).values(), key=lambda p: p.at)
+
+    def orders(self, shop_id: int, now: datetime) -> list[Order]:
+        """The shop's purchase orders, oldest first, each with its status and payment."""
+        return [self.order(purchase, now) for purchase in self.purchases(shop_id)]
+
+    def order(self, purchase: Purchase, now: datetime) -> Order:
+        return Order(
+            **purchase.model_dump(), status=self.status(purchase, now), payment=self.payment(purchase)
+        )
 
 
 def charged_value(charged: Charged) -> bytes:

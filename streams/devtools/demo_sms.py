@@ -1,6 +1,7 @@
-"""The SMS part of ``make demo``: the demo shop buys a package, applies for a signature that the
-platform approves and Aliyun (the sandbox) reviews, activates it, and later sees its balance go
-down by what its SMS cost. Every step is the same code the CLI and the admin API run."""
+"""The SMS part of ``make demo``: the demo shop orders a package whose payment the platform
+confirms, applies for a signature that the platform approves and Aliyun (the sandbox) reviews,
+activates it, and later sees its balance go down by what its SMS cost. Every step is the same
+code the CLI and the admin API run."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from streams.core.topics import Topics
 from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
 from streams.ops import sms_reviews
 from streams.ops.reading import read_all
-from streams.ops.shop_store import publish_purchases, publish_shops
+from streams.ops.shop_store import publish_payment, publish_purchases, publish_shops
 from streams.settings import Settings
 
 DEMO_SIGNATURE = "百客优选"
@@ -35,15 +36,21 @@ def sms_balance(settings: Settings, topics: Topics, shop_id: int) -> Balance:
 
 
 def buy_package(settings: Settings, topics: Topics, shop_id: int, console: Console) -> Balance:
-    """The shop buys the trial package; its balance before and after."""
+    """The shop orders the trial package, and the platform confirms its payment; the balance
+    before the order, while it is pending, and once it is paid."""
     before = sms_balance(settings, topics, shop_id)
     package = load_packages(settings.config_dir / "sms_packages.yaml")[DEMO_PACKAGE]
-    purchase = new_purchase(shop_id, package, f"shop {shop_id} (demo)", datetime.now(UTC))
+    now = datetime.now(UTC)
+    purchase = new_purchase(shop_id, package, f"shop {shop_id} (demo)", now)
     publish_purchases(settings.kafka_bootstrap_servers, topics.sms_account, [purchase])
+    pending = sms_balance(settings, topics, shop_id)
+    payment = AccountBook().paying(purchase, "platform (demo)", "the demo's offline payment", now)
+    publish_payment(settings.kafka_bootstrap_servers, topics.sms_account, payment)
     after = sms_balance(settings, topics, shop_id)
     console.print(
-        f"[bold]SMS[/] shop {shop_id} bought {package.name} ({package.messages} messages): "
-        f"balance {before.available} -> {after.available}"
+        f"[bold]SMS[/] shop {shop_id} ordered {package.name} ({package.messages} messages): "
+        f"balance {before.available} -> {pending.available} while pending; "
+        f"the platform confirmed its payment: balance {pending.available} -> {after.available}"
     )
     return after
 

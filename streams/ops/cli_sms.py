@@ -21,7 +21,7 @@ from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import ShopRules, SmsTemplate
-from streams.core.sms_quota import AccountBook, Package, load_packages, new_purchase
+from streams.core.sms_quota import AccountBook, Package, Payment, load_packages, new_purchase
 from streams.core.sms_signatures import Refused, activate_signature, review_signature
 from streams.core.validation import problems
 from streams.ops import sms_reviews
@@ -38,7 +38,7 @@ from streams.ops.cli_common import (
 )
 from streams.ops.cli_settings import catalog_of, save, settings_topic, shop_of
 from streams.ops.reading import read_all
-from streams.ops.shop_store import publish_purchases, read_shops
+from streams.ops.shop_store import publish_payment, publish_purchases, read_shops
 from streams.settings import Settings
 
 sms_app = typer.Typer(help="SMS packages, balances, signatures and templates.", no_args_is_help=True)
@@ -86,27 +86,88 @@ def packages(as_json: JsonOption = False) -> None:
 def buy(
     shop_id: ShopArgument,
     package: Annotated[str, typer.Option("--package", help="package id, see `mall-notify sms packages`")],
+    paid: Annotated[
+        str | None,
+        typer.Option(
+            "--paid", help="the order is already paid offline: the reason, e.g. the transfer's reference"
+        ),
+    ] = None,
 ) -> None:
-    """Record a shop's purchase of a package: its messages are added to the shop's balance."""
+    """Order a package for a shop: pending until its payment is confirmed (`sms pay`, or `--paid`
+    now), its messages credited then; the trial package once per shop."""
     settings = load_cli_settings()
     offered = packages_of(settings).get(package)
     if offered is None:
         known = ", ".join(packages_of(settings))
         raise fail(f"--package: no package {package!r} (packages: {known})")
+    if paid is not None and not 1 <= len(paid) <= 200:
+        raise fail("--paid: 1 to 200 characters")
     bootstrap, topic = _account(settings)
-    purchase = new_purchase(shop_id, offered, f"platform:{getpass.getuser()}", datetime.now(UTC))
+    book, now = _book(settings), datetime.now(UTC)
+    refused = book.purchase_refusal(shop_id, offered.id, now)
+    if refused is not None:
+        raise fail(refused, ExitCode.FAILED)
+    purchase = new_purchase(shop_id, offered, _operator(), now)
     try:
         publish_purchases(bootstrap, topic, [purchase])
     except RuntimeError:
         raise fail(
-            "Kafka did not acknowledge the purchase; nothing was bought", ExitCode.UNREACHABLE
+            "Kafka did not acknowledge the purchase; nothing was ordered", ExitCode.UNREACHABLE
         ) from None
-    balance = _book(settings).balance(shop_id)
     console.print(
-        f"shop {shop_id} bought {offered.name} ({offered.messages} messages, {yuan(offered.price_fen)}); "
-        f"balance: {balance.available} messages",
+        f"shop {shop_id} ordered {offered.name} ({offered.messages} messages, {yuan(offered.price_fen)}): "
+        f"purchase {purchase.purchase_id}",
         markup=False,
     )
+    if paid is None:
+        console.print(
+            f"pending until paid; confirm its payment with `mall-notify sms pay {shop_id} "
+            f"{purchase.purchase_id} --reason ...`",
+            markup=False,
+        )
+        return
+    _confirm(settings, book.paying(purchase, _operator(), paid, now))
+
+
+def _operator() -> str:
+    return f"platform:{getpass.getuser()}"[:64]
+
+
+def _confirm(settings: Settings, payment: Payment) -> None:
+    bootstrap, topic = _account(settings)
+    try:
+        publish_payment(bootstrap, topic, payment)
+    except RuntimeError:
+        raise fail(
+            "Kafka did not acknowledge the payment; nothing was credited", ExitCode.UNREACHABLE
+        ) from None
+    available = _book(settings).balance(payment.shop_id).available
+    console.print(
+        f"shop {payment.shop_id}: purchase {payment.purchase_id} paid ({payment.reason}); "
+        f"balance: {available} messages",
+        markup=False,
+    )
+
+
+@sms_app.command("pay")
+def pay(
+    shop_id: ShopArgument,
+    purchase_id: Annotated[str, typer.Argument(help="the purchase, see `mall-notify sms purchases`")],
+    reason: Annotated[str, typer.Option("--reason", help="how it was paid: the transfer's reference, say")],
+) -> None:
+    """The platform confirms a purchase order's offline payment: the shop's balance is credited
+    (once, however often it is confirmed)."""
+    settings = load_cli_settings()
+    if not 1 <= len(reason) <= 200:
+        raise fail("--reason: 1 to 200 characters")
+    book, now = _book(settings), datetime.now(UTC)
+    purchase = book.purchase(shop_id, purchase_id)
+    if purchase is None:
+        raise fail(f"shop {shop_id} has no purchase {purchase_id!r}", ExitCode.FAILED)
+    refused = book.payment_refusal(purchase, now)
+    if refused is not None:
+        raise fail(refused, ExitCode.FAILED)
+    _confirm(settings, book.paying(purchase, _operator(), reason, now))
 
 
 @sms_app.command("balance")
@@ -130,20 +191,23 @@ def balance(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
 
 @sms_app.command("purchases")
 def purchases(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
-    """A shop's purchases, oldest first: when, which package, how many messages, who."""
-    bought = _book(load_cli_settings()).purchases(shop_id)
+    """A shop's purchase orders, oldest first: when, which package, how many messages, who, and
+    whether it is paid, pending or expired."""
+    orders = _book(load_cli_settings()).orders(shop_id, datetime.now(UTC))
     if as_json:
-        print_json([purchase.model_dump(mode="json") for purchase in bought])
+        print_json([order.model_dump(mode="json") for order in orders])
         return
-    title = f"shop {shop_id}: {len(bought)} purchases"
-    rows = table("time", "package", "messages", "price", "who", title=title)
-    for purchase in bought:
+    title = f"shop {shop_id}: {len(orders)} purchases"
+    rows = table("time", "purchase", "package", "messages", "price", "who", "status", title=title)
+    for order in orders:
         rows.add_row(
-            purchase.at.isoformat(timespec="seconds"),
-            purchase.package,
-            str(purchase.messages),
-            yuan(purchase.price_fen),
-            purchase.who,
+            order.at.isoformat(timespec="seconds"),
+            order.purchase_id,
+            order.package,
+            str(order.messages),
+            yuan(order.price_fen),
+            order.who,
+            order.status if order.payment is None else f"paid ({order.payment.reason})",
         )
     console.print(rows)
 

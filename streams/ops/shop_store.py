@@ -10,7 +10,14 @@ from streams.core.settings_history import SettingsChange, history_record, parse_
 from streams.core.shop_checks import load_shop_files
 from streams.core.shop_records import ShopTable, settings_record
 from streams.core.shops import ShopRules
-from streams.core.sms_quota import Purchase, load_packages, new_purchase, purchase_record
+from streams.core.sms_quota import (
+    Payment,
+    Purchase,
+    load_packages,
+    new_purchase,
+    payment_record,
+    purchase_record,
+)
 from streams.core.topics import Topics
 from streams.ops.reading import read_all
 from streams.runtime.kafka.clients import idempotent_producer
@@ -67,20 +74,25 @@ def read_shops(bootstrap_servers: str, topic: str, catalog: Catalog) -> dict[int
 
 
 def publish_purchases(bootstrap_servers: str, topic: str, purchases: list[Purchase]) -> None:
-    """Save SMS purchases to the account topic, acknowledged by Kafka."""
+    """Save SMS purchase orders to the account topic, acknowledged by Kafka."""
     _write(bootstrap_servers, [(topic, purchase_record(purchase)) for purchase in purchases], "purchases")
+
+
+def publish_payment(bootstrap_servers: str, topic: str, payment: Payment) -> None:
+    """Save the payment of a purchase order to the account topic, acknowledged by Kafka."""
+    _write(bootstrap_servers, [(topic, payment_record(payment))], "payment")
 
 
 def save_sample_shops(
     bootstrap_servers: str, topics: Topics, config_dir: Path, package: str = "large"
 ) -> None:
     """The sample shops of ``config/shops/`` saved as settings, each with an SMS package bought
-    (what the tests and benchmarks start from)."""
+    and paid (what the tests and benchmarks start from: the platform seeding a development setup)."""
     shops = load_config_shops(config_dir)
     publish_shops(bootstrap_servers, topics.settings, shops)
     bought = load_packages(config_dir / "sms_packages.yaml")[package]
     now = datetime.now(UTC)
-    purchases = [new_purchase(shop.shop_id, bought, "platform:samples", now) for shop in shops]
+    purchases = [new_purchase(shop.shop_id, bought, "platform:samples", now, prepaid=True) for shop in shops]
     publish_purchases(bootstrap_servers, topics.sms_account, purchases)
 
 

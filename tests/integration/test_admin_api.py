@@ -45,6 +45,7 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/templates/{template_id}",
         "/v1/sms/packages",
         "/v1/shops/{shop_id}/sms/purchases",
+        "/v1/shops/{shop_id}/sms/purchases/{purchase_id}/payment",
         "/v1/shops/{shop_id}/sms/balance",
         "/v1/shops/{shop_id}/sms/signatures",
         "/v1/shops/{shop_id}/sms/signatures/{name}/review",

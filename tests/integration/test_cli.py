@@ -69,7 +69,12 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> No
     assert "mall-notify history --openid (the demo buyer)" in out
     assert re.search(r"buyer_order_paid\s*│ wechat_oa │ oR8s\*\*\*jKlM │ delivered │ reached", out)
     # the SMS business: a package bought, a signature approved and activated, the balance down
-    assert re.search(r"SMS shop 9001 bought 体验包 \(100 messages\): balance (\d+) -> (\d+)", out)
+    # the order credits nothing until the platform confirms its payment
+    assert re.search(
+        r"SMS shop 9001 ordered 体验包 \(100 messages\): balance 0 -> 0 while pending; "
+        r"the platform confirmed its payment: balance 0 -> 100",
+        out,
+    )
     assert "SMS Aliyun approved it (QuerySmsSign: approved); the shop activated it" in out
     assert '"SignName": "百客优选"' in out
     spent = re.search(r"SMS shop 9001: balance (\d+) -> (\d+) \(2 SMS sent, 2 segments\)", out)

@@ -25,10 +25,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def api(pipeline: Pipeline) -> Iterator[Service]:
     with running_api(pipeline) as service:
-        status, _ = call(
+        status, order = call(
             service, "POST", f"/v1/shops/{SHOP}/sms/purchases", PLATFORM_TOKEN, {"package": "basic"}
         )
         assert status == 201
+        payment = f"/v1/shops/{SHOP}/sms/purchases/{order['purchase_id']}/payment"
+        assert call(service, "POST", payment, PLATFORM_TOKEN, {"reason": "tests"})[0] == 200
         yield service
 
 

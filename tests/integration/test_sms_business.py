@@ -3,6 +3,7 @@ and packages, signatures and templates through the admin API and their reviews."
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from streams.ops.reading import end_offsets, read_all, read_until
 from tests.factories import DEMO_SHOP, fresh_code, to_bytes
 from tests.integration.admin import SHOP, SHOP_TOKEN, call
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
+from tests.integration.test_operations import _cli, _ok
 
 pytestmark = pytest.mark.integration
 FINAL = {"delivered", "skipped", "dead_lettered"}
@@ -118,14 +120,33 @@ def test_a_shop_buys_a_package_and_sees_its_balance_and_purchases(api: Service) 
     assert status == 200
     assert {p["id"] for p in packages} >= {"trial", "basic"}
     _, was = call(api, "GET", f"/v1/shops/{SHOP}/sms/balance", SHOP_TOKEN)
-    status, purchase = call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN, {"package": "basic"})
+    status, order = call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN, {"package": "basic"})
     assert status == 201
-    assert (purchase["messages"], purchase["price_fen"], purchase["who"]) == (1000, 4500, str(SHOP))
+    assert (order["messages"], order["price_fen"], order["who"], order["status"]) == (
+        1000,
+        4500,
+        str(SHOP),
+        "pending",
+    )
+    _, pending = call(api, "GET", f"/v1/shops/{SHOP}/sms/balance", SHOP_TOKEN)
+    assert pending["purchased"] == was["purchased"], "an unpaid order credits nothing"
+    # the shop cannot pay its own order; the platform confirms the payment, twice: credited once
+    payment = f"/v1/shops/{SHOP}/sms/purchases/{order['purchase_id']}/payment"
+    assert call(api, "POST", payment, SHOP_TOKEN, {"reason": "trust me"})[0] == 403
+    for _ in range(2):
+        status, paid = call(api, "POST", payment, PLATFORM_TOKEN, {"reason": "transfer 20261204-01"})
+        assert (status, paid["status"], paid["payment"]["reason"]) == (200, "paid", "transfer 20261204-01")
     _, now = call(api, "GET", f"/v1/shops/{SHOP}/sms/balance", SHOP_TOKEN)
     assert now["purchased"] - was["purchased"] == 1000
     assert now["available"] == now["purchased"] - now["used"]
     _, bought = call(api, "GET", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN)
-    assert purchase in bought
+    assert paid in bought
+    unknown = f"/v1/shops/{SHOP}/sms/purchases/no-such-order/payment"
+    assert call(api, "POST", unknown, PLATFORM_TOKEN, {"reason": "x"})[0] == 404
+    # the trial package once per shop
+    assert call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN, {"package": "trial"})[0] == 201
+    again = call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN, {"package": "trial"})
+    assert again[0] == 409
     refused = call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN, {"package": "gold"})
     assert refused[0] == 422
     assert refused[1]["problems"] == ["package: no package gold (packages: trial, basic, standard, large)"]
@@ -207,3 +228,27 @@ def test_a_template_is_submitted_to_aliyun_and_used_once_approved(api: Service) 
     status, answer = call(api, "POST", path, SHOP_TOKEN, template | {"enabled": True})
     assert status == 409
     assert "already has the enabled template" in answer["problems"][0]
+
+
+def test_the_platform_orders_and_confirms_payments_from_the_command_line(pipeline: Pipeline) -> None:
+    shop = "9001"
+    before = balance(pipeline, DEMO_SHOP).available
+    ordered = _ok(_cli(pipeline, "sms", "buy", shop, "--package", "basic"))
+    assert "pending until paid" in ordered
+    purchase_id = ordered.split("purchase ")[1].split()[0].rstrip(",")
+    assert balance(pipeline, DEMO_SHOP).available == before
+    paid = _ok(_cli(pipeline, "sms", "pay", shop, purchase_id, "--reason", "transfer 20261204-02"))
+    assert f"purchase {purchase_id} paid (transfer 20261204-02)" in paid
+    _ok(_cli(pipeline, "sms", "pay", shop, purchase_id, "--reason", "again"))  # credits once
+    assert balance(pipeline, DEMO_SHOP).available == before + 1000
+    _ok(_cli(pipeline, "sms", "buy", shop, "--package", "basic", "--paid", "cash at the counter"))
+    assert balance(pipeline, DEMO_SHOP).available == before + 2000
+    orders = json.loads(_ok(_cli(pipeline, "sms", "purchases", shop, "--json")))
+    mine = [
+        o
+        for o in orders
+        if o["payment"] and o["payment"]["reason"] in ("transfer 20261204-02", "cash at the counter")
+    ]
+    assert [o["status"] for o in mine] == ["paid", "paid"]
+    refused = _cli(pipeline, "sms", "pay", shop, "no-such-order", "--reason", "x")
+    assert (refused.returncode, refused.stderr.strip()) == (1, "shop 9001 has no purchase 'no-such-order'")

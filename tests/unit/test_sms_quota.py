@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -17,6 +17,7 @@ from streams.core.outcomes import Status
 from streams.core.render_plan import compile_shop
 from streams.core.routing import Router
 from streams.core.sms_quota import (
+    ORDER_HOURS,
     AccountBook,
     Charged,
     Package,
@@ -24,6 +25,7 @@ from streams.core.sms_quota import (
     charged_key,
     charged_value,
     new_purchase,
+    payment_record,
     purchase_record,
     segments,
 )
@@ -80,12 +82,13 @@ def test_segments_grow_with_the_text_and_never_undercount(text: str) -> None:
 def _book(*packages: Package) -> AccountBook:
     book = AccountBook()
     for package in packages:
-        assert book.apply(*purchase_record(new_purchase(DEMO_SHOP, package, "platform", NOW))) == DEMO_SHOP
+        paid = new_purchase(DEMO_SHOP, package, "platform", NOW, prepaid=True)
+        assert book.apply(*purchase_record(paid)) == DEMO_SHOP
     return book
 
 
 def test_a_balance_is_purchases_minus_charges_whatever_the_order_and_repeats() -> None:
-    purchase = purchase_record(new_purchase(DEMO_SHOP, BASIC, "platform", NOW))
+    purchase = purchase_record(new_purchase(DEMO_SHOP, BASIC, "platform", NOW, prepaid=True))
     charges = [
         (
             charged_key(DEMO_SHOP, "notify.send.aliyun_sms", 0),
@@ -258,6 +261,40 @@ def test_a_long_sms_template_costs_more_segments(catalog: Catalog) -> None:
     [code] = routing.dispatches
     # 6 + 19 (with a 6-digit code) + 50 = 75 characters: two segments of 67
     assert code.sms_segments == 2
+
+
+def test_an_order_credits_its_messages_only_once_paid_and_once_however_often_paid() -> None:
+    book = AccountBook()
+    order = new_purchase(DEMO_SHOP, BASIC, "shop:9001", NOW)
+    book.apply(*purchase_record(order))
+    assert (book.status(order, NOW), book.balance(DEMO_SHOP).available) == ("pending", 0)
+    payment = book.paying(order, "platform", "transfer 20261127-01", NOW)
+    for _ in range(3):  # the same confirmation delivered three times
+        book.apply(*payment_record(book.paying(order, "platform", "again", NOW)))
+        book.apply(*payment_record(payment))
+    assert (book.status(order, NOW), book.balance(DEMO_SHOP).available) == ("paid", 1000)
+    [shown] = book.orders(DEMO_SHOP, NOW)
+    assert shown.payment is not None
+    assert shown.payment.reason == "transfer 20261127-01"
+
+
+def test_an_unpaid_order_expires_and_cannot_be_paid_then() -> None:
+    book = AccountBook()
+    order = new_purchase(DEMO_SHOP, BASIC, "shop:9001", NOW)
+    book.apply(*purchase_record(order))
+    later = NOW + timedelta(hours=ORDER_HOURS)
+    assert book.status(order, later) == "expired"
+    assert "expired unpaid" in (book.payment_refusal(order, later) or "")
+    assert book.payment_refusal(order, NOW) is None
+
+
+def test_the_trial_package_is_sold_once_per_shop_unless_its_order_expired() -> None:
+    book = AccountBook()
+    assert book.purchase_refusal(DEMO_SHOP, TRIAL.id, NOW) is None
+    book.apply(*purchase_record(new_purchase(DEMO_SHOP, TRIAL, "shop:9001", NOW)))
+    assert "buys once" in (book.purchase_refusal(DEMO_SHOP, TRIAL.id, NOW) or "")
+    assert book.purchase_refusal(DEMO_SHOP, BASIC.id, NOW) is None
+    assert book.purchase_refusal(DEMO_SHOP, TRIAL.id, NOW + timedelta(hours=ORDER_HOURS)) is None
 
 
 def test_a_purchase_records_when_what_and_who() -> None:
