@@ -6,6 +6,9 @@ Topics get a per-session prefix so that runs never see each other's records.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -31,6 +34,7 @@ from streams.devtools.upstream import Published, publish_values
 from streams.ops.reading import ReadRecord, end_offsets, read_until
 from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
+from streams.settings import PROJECT_ROOT
 
 SETTLE_SECONDS = 60.0
 
@@ -176,3 +180,26 @@ def api(pipeline: Pipeline) -> Iterator[Service]:
 
     with running_api(pipeline) as service:
         yield service
+
+
+def run_cli(
+    pipeline: Pipeline, *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """A command as an operator runs it against the pipeline, without a terminal: nothing can be
+    asked interactively."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        cwd=PROJECT_ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **pipeline.worker_env, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """The output of a command that must succeed."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout

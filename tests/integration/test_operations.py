@@ -4,9 +4,6 @@ their text, replay safely, read the books, publish by hand, and never create a t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,35 +19,14 @@ from streams.ops.reading import end_offsets
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.kafka.clients import admin_client
 from tests.factories import ROOT, payment_event, to_bytes
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, ok, run_cli
 
 pytestmark = pytest.mark.integration
 SEND = "/cgi-bin/message/template/send"
 
 
-def _cli(
-    pipeline: Pipeline, *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """The command as an operator runs it, without a terminal: nothing can be asked interactively."""
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        cwd=ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **pipeline.worker_env, **(env or {})},
-        timeout=120,
-        check=False,
-    )
-
-
-def _ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
 def _dead_letter_of(pipeline: Pipeline, **fields: str) -> dict[str, Any]:
-    listing = json.loads(_ok(_cli(pipeline, "dlq", "list", "--json", *_options(fields))))
+    listing = json.loads(ok(run_cli(pipeline, "dlq", "list", "--json", *_options(fields))))
     return listing[-1]  # type: ignore[no-any-return]
 
 
@@ -65,11 +41,11 @@ def test_a_dead_letter_with_markup_in_its_text_can_be_shown_as_json_and_as_text(
     [[failed]] = outcomes.values()
     letter = _dead_letter_of(pipeline, delivery_id=str(failed.delivery_id))
 
-    shown = json.loads(_ok(_cli(pipeline, "dlq", "show", letter["at"], "--json")))
+    shown = json.loads(ok(run_cli(pipeline, "dlq", "show", letter["at"], "--json")))
     assert shown["failure"]["provider_code"] == "40037"
     assert shown["headers"]["x-notify-delivery-id"] == failed.delivery_id
     assert goods in shown["value"]["delivery"]["fields"].values()
-    text = _ok(_cli(pipeline, "dlq", "show", letter["at"]))
+    text = ok(run_cli(pipeline, "dlq", "show", letter["at"]))
     assert json.dumps(goods, ensure_ascii=False)[1:-1] in text  # the payload as it is, markup and all
 
 
@@ -94,13 +70,13 @@ def test_replay_asks_before_replaying_permanent_failures_and_never_picks_up_its_
     delivery = str(failed.delivery_id)
     first_letter = _dead_letter_of(pipeline, delivery_id=delivery)
 
-    refused = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery)
+    refused = run_cli(pipeline, "dlq", "replay", "--delivery-id", delivery)
     assert refused.returncode == 2
     assert "1 of them failed permanently (40003)" in refused.stderr
     assert "Add --yes to replay them." in refused.stderr
 
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
-    assert "replayed 1 of 1" in _ok(_cli(pipeline, "dlq", "replay", "--delivery-id", delivery, "--yes"))
+    assert "replayed 1 of 1" in ok(run_cli(pipeline, "dlq", "replay", "--delivery-id", delivery, "--yes"))
     [again] = pipeline.outcomes_from(start, lambda o: o.delivery_id == delivery)
     assert Outcome.model_validate_json(again.value or b"").status.value == "dead_lettered"
 
@@ -109,7 +85,7 @@ def test_replay_asks_before_replaying_permanent_failures_and_never_picks_up_its_
     assert second["failure"]["replays"] == 1
     assert second["failure"]["first_failed_at"] == first_letter["failure"]["first_failed_at"]
     assert second["failure"]["replayed_at"]
-    dry = _ok(_cli(pipeline, "dlq", "replay", "--delivery-id", delivery, "--dry-run"))
+    dry = ok(run_cli(pipeline, "dlq", "replay", "--delivery-id", delivery, "--dry-run"))
     assert "would replay 1 of 1 matching dead letters" in dry
     assert "1 older letters left out" in dry
 
@@ -119,11 +95,11 @@ def test_a_replayed_event_keeps_when_it_first_failed(pipeline: Pipeline) -> None
     pipeline.run([f'{{"id": "{marker}"'.encode()])
     [letter] = [
         entry
-        for entry in json.loads(_ok(_cli(pipeline, "dlq", "list", "--json", "--code", "invalid_json")))
+        for entry in json.loads(ok(run_cli(pipeline, "dlq", "list", "--json", "--code", "invalid_json")))
         if entry["key"] is None and marker in json.dumps(_show(pipeline, entry["at"])["value"])
     ]
     start = end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter)
-    _ok(_cli(pipeline, "dlq", "replay", "--code", "invalid_json", "--since", "10m", "--yes"))
+    ok(run_cli(pipeline, "dlq", "replay", "--code", "invalid_json", "--since", "10m", "--yes"))
     replayed = [
         r for r in pipeline.dead_letters_from(start, 1) if marker in (r.value or b"").decode(errors="replace")
     ]
@@ -137,11 +113,11 @@ def test_a_replayed_event_keeps_when_it_first_failed(pipeline: Pipeline) -> None
 
 
 def _show(pipeline: Pipeline, at: str) -> dict[str, Any]:
-    return json.loads(_ok(_cli(pipeline, "dlq", "show", at, "--json")))  # type: ignore[no-any-return]
+    return json.loads(ok(run_cli(pipeline, "dlq", "show", at, "--json")))  # type: ignore[no-any-return]
 
 
 def test_replay_without_a_filter_asks_first(pipeline: Pipeline) -> None:
-    refused = _cli(pipeline, "dlq", "replay")
+    refused = run_cli(pipeline, "dlq", "replay")
     assert refused.returncode == 2
     assert "no filter given: replay all" in refused.stderr
 
@@ -154,7 +130,7 @@ def test_an_event_published_twice_is_settled_not_in_flight_forever(pipeline: Pip
     [[duplicate]] = second.values()
     assert original.status.value == "delivered"
     assert (duplicate.status.value, duplicate.reason) == ("skipped", "duplicate_event")
-    books = json.loads(_ok(_cli(pipeline, "stats", "--json")))
+    books = json.loads(ok(run_cli(pipeline, "stats", "--json")))
     assert (
         books["consumed"]
         == books["delivered"] + books["skipped"] + books["dead_lettered"] + books["in_flight"]
@@ -167,15 +143,15 @@ def test_stats_shows_events_waiting_unread(pipeline: Pipeline) -> None:
     ensure_topics(pipeline.bootstrap, topics.all())
     env = {"MALL_NOTIFY_TOPIC_PREFIX": prefix}
     events = "\n".join(to_bytes(payment_event()).decode() for _ in range(3))
-    published = _ok(_cli(pipeline, "publish", "-", env=env, stdin=events))
+    published = ok(run_cli(pipeline, "publish", "-", env=env, stdin=events))
     assert published.count(f"-> {prefix}mall.payments[") == 3
-    books = json.loads(_ok(_cli(pipeline, "stats", "--json", env=env)))
+    books = json.loads(ok(run_cli(pipeline, "stats", "--json", env=env)))
     assert (books["consumed"], books["unread"]) == (0, 3)
 
 
 def test_saving_settings_before_the_topics_exist_is_refused_and_creates_nothing(pipeline: Pipeline) -> None:
     prefix = f"fresh{uuid.uuid4().hex[:6]}."
-    result = _cli(
+    result = run_cli(
         pipeline, "settings", "load", "config/shops/demo.yaml", env={"MALL_NOTIFY_TOPIC_PREFIX": prefix}
     )
     assert result.returncode == 3
@@ -186,7 +162,7 @@ def test_saving_settings_before_the_topics_exist_is_refused_and_creates_nothing(
 
 
 def test_publish_sends_the_sample_event_to_its_topic(pipeline: Pipeline) -> None:
-    out = _ok(_cli(pipeline, "publish", "config/samples/event.json"))
+    out = ok(run_cli(pipeline, "publish", "config/samples/event.json"))
     assert out.startswith(
         f"payment.succeeded evt-pay-20261125-0001 -> {pipeline.topics.event_topic_for('payment.succeeded')}["
     )
@@ -198,7 +174,7 @@ def test_topics_ensure_says_how_to_fix_a_topic_auto_create_made(pipeline: Pipeli
     admin = admin_client(pipeline.bootstrap)
     for future in admin.create_topics([NewTopic(settings_topic, 1, 1)]).values():
         future.result(10)  # what a broker's auto-create makes: 1 partition, not compacted
-    result = _cli(pipeline, "topics", "ensure", env={"MALL_NOTIFY_TOPIC_PREFIX": prefix})
+    result = run_cli(pipeline, "topics", "ensure", env={"MALL_NOTIFY_TOPIC_PREFIX": prefix})
     assert result.returncode == 3
     assert "drift" in result.stdout
     assert "must be deleted and created again by `mall-notify topics ensure`" in result.stderr

@@ -3,9 +3,6 @@ and exhausted retries land in the dead-letter topic, and a replay after the fix 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime
 
 import pytest
@@ -13,8 +10,8 @@ import pytest
 from streams.core.failures import header_map
 from streams.core.outcomes import Outcome
 from streams.ops.reading import end_offsets
-from tests.factories import ROOT, payment_event, to_bytes
-from tests.integration.conftest import Pipeline
+from tests.factories import payment_event, to_bytes
+from tests.integration.conftest import Pipeline, ok, run_cli
 
 pytestmark = pytest.mark.integration
 SEND = "/cgi-bin/message/template/send"
@@ -27,20 +24,6 @@ def _only(outcomes: dict[str, list[Outcome]]) -> Outcome:
 
 def _send_times(pipeline: Pipeline, delivery_id: str | None) -> list[float]:
     return [r["at"] for r in pipeline.sandbox_requests(SEND) if r["body"]["client_msg_id"] == delivery_id]
-
-
-def _cli(pipeline: Pipeline, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **pipeline.worker_env},
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def test_a_transient_outage_is_retried_through_the_tiers_and_delivered(pipeline: Pipeline) -> None:
@@ -79,12 +62,12 @@ def test_a_replay_after_the_fix_delivers_exactly_once(pipeline: Pipeline) -> Non
     assert failed.status.value == "dead_lettered"
     delivery_id = str(failed.delivery_id)
 
-    dry = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--dry-run")  # asks nothing
+    dry = ok(run_cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--dry-run"))  # asks nothing
     assert "would replay 1 of 1 matching dead letters" in dry
     assert len(_send_times(pipeline, delivery_id)) == 1, "a dry run sends nothing"
 
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
-    out = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--rate", "20", "--yes")
+    out = ok(run_cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--rate", "20", "--yes"))
     assert "replayed 1 of 1 matching dead letters" in out
     records = pipeline.outcomes_from(start, lambda o: o.delivery_id == delivery_id)
     [replayed] = [Outcome.model_validate_json(r.value) for r in records]
@@ -92,7 +75,7 @@ def test_a_replay_after_the_fix_delivers_exactly_once(pipeline: Pipeline) -> Non
     assert len(_send_times(pipeline, delivery_id)) == 2
 
     suppressed = pipeline.metric_total("mall_notify_duplicates_suppressed_total")
-    again = _cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--yes")
+    again = ok(run_cli(pipeline, "dlq", "replay", "--delivery-id", delivery_id, "--yes"))
     assert "replayed 1 of 1" in again
     pipeline.wait_for_metric_above("mall_notify_duplicates_suppressed_total", suppressed)
     assert len(_send_times(pipeline, delivery_id)) == 2, "the second replay sends nothing"
@@ -106,18 +89,18 @@ def test_dlq_list_filters_by_code(pipeline: Pipeline) -> None:
     pipeline.add_fault(target=SEND, errcode=47003, count=1)
     _, outcomes = pipeline.run([to_bytes(payment_event())])
     failed = _only(outcomes)
-    listing = _cli(pipeline, "dlq", "list", "--code", "47003", "--since", "1h")
+    listing = ok(run_cli(pipeline, "dlq", "list", "--code", "47003", "--since", "1h"))
     assert "47003" in listing
     assert "buyer_order_paid" in listing
     assert "1 dead letters" in listing or "dead letters" in listing
-    none = _cli(pipeline, "dlq", "list", "--code", "47003", "--shop", "999999")
+    none = ok(run_cli(pipeline, "dlq", "list", "--code", "47003", "--shop", "999999"))
     assert "0 dead letters" in none
     assert failed.provider_code == "47003"
 
 
 def test_stats_balance_the_books(pipeline: Pipeline) -> None:
     pipeline.run([to_bytes(payment_event()), b"not json"])
-    out = _cli(pipeline, "stats")
+    out = ok(run_cli(pipeline, "stats"))
     consumed, delivered, skipped, dead, in_flight = (int(x) for x in _invariant(out))
     assert consumed == delivered + skipped + dead + in_flight
     assert consumed >= 2

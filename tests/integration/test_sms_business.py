@@ -19,8 +19,7 @@ from streams.devtools.local_stack import Service
 from streams.ops.reading import end_offsets, read_all, read_until
 from tests.factories import DEMO_SHOP, fresh_code, to_bytes
 from tests.integration.admin import SHOP, SHOP_TOKEN, call
-from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
-from tests.integration.test_operations import _cli, _ok
+from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline, ok, run_cli
 
 pytestmark = pytest.mark.integration
 FINAL = {"delivered", "skipped", "dead_lettered"}
@@ -233,22 +232,22 @@ def test_a_template_is_submitted_to_aliyun_and_used_once_approved(api: Service) 
 def test_the_platform_orders_and_confirms_payments_from_the_command_line(pipeline: Pipeline) -> None:
     shop = "9001"
     before = balance(pipeline, DEMO_SHOP).available
-    ordered = _ok(_cli(pipeline, "sms", "buy", shop, "--package", "basic"))
+    ordered = ok(run_cli(pipeline, "sms", "buy", shop, "--package", "basic"))
     assert "pending until paid" in ordered
     purchase_id = ordered.split("purchase ")[1].split()[0].rstrip(",")
     assert balance(pipeline, DEMO_SHOP).available == before
-    paid = _ok(_cli(pipeline, "sms", "pay", shop, purchase_id, "--reason", "transfer 20261204-02"))
+    paid = ok(run_cli(pipeline, "sms", "pay", shop, purchase_id, "--reason", "transfer 20261204-02"))
     assert f"purchase {purchase_id} paid (transfer 20261204-02)" in paid
-    _ok(_cli(pipeline, "sms", "pay", shop, purchase_id, "--reason", "again"))  # credits once
+    ok(run_cli(pipeline, "sms", "pay", shop, purchase_id, "--reason", "again"))  # credits once
     assert balance(pipeline, DEMO_SHOP).available == before + 1000
-    _ok(_cli(pipeline, "sms", "buy", shop, "--package", "basic", "--paid", "cash at the counter"))
+    ok(run_cli(pipeline, "sms", "buy", shop, "--package", "basic", "--paid", "cash at the counter"))
     assert balance(pipeline, DEMO_SHOP).available == before + 2000
-    orders = json.loads(_ok(_cli(pipeline, "sms", "purchases", shop, "--json")))
+    orders = json.loads(ok(run_cli(pipeline, "sms", "purchases", shop, "--json")))
     mine = [
         o
         for o in orders
         if o["payment"] and o["payment"]["reason"] in ("transfer 20261204-02", "cash at the counter")
     ]
     assert [o["status"] for o in mine] == ["paid", "paid"]
-    refused = _cli(pipeline, "sms", "pay", shop, "no-such-order", "--reason", "x")
+    refused = run_cli(pipeline, "sms", "pay", shop, "no-such-order", "--reason", "x")
     assert (refused.returncode, refused.stderr.strip()) == (1, "shop 9001 has no purchase 'no-such-order'")
