@@ -155,6 +155,16 @@ class CodeRequested(Model):
     expires_in_minutes: Minutes = 5
 
 
+class SmsPackagePaid(Model):
+    """The mall's payment service took the payment of an SMS package order (短信购买): the order is
+    credited, once however often this is delivered."""
+
+    purchase_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the order's id")]
+    amount_fen: Fen
+    payment_no: Text = Field(description="the payment service's reference")
+    paid_at: Time
+
+
 class Envelope(Model):
     specversion: Literal["1.0"]
     id: Text
@@ -210,6 +220,11 @@ class CodeRequestedEvent(Envelope):
     data: CodeRequested
 
 
+class SmsPackagePaidEvent(Envelope):
+    type: Literal["sms_package.paid"]
+    data: SmsPackagePaid
+
+
 Event = Annotated[
     OrderSubmittedEvent
     | PaymentSucceededEvent
@@ -219,7 +234,8 @@ Event = Annotated[
     | WithdrawalSucceededEvent
     | RechargeSucceededEvent
     | CouponIssuedEvent
-    | CodeRequestedEvent,
+    | CodeRequestedEvent
+    | SmsPackagePaidEvent,
     Field(discriminator="type"),
 ]
 EVENT_MODELS: dict[str, type[Envelope]] = {
@@ -232,6 +248,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     "wallet.recharge_succeeded": RechargeSucceededEvent,
     "coupon.issued": CouponIssuedEvent,
     "auth.code_requested": CodeRequestedEvent,
+    "sms_package.paid": SmsPackagePaidEvent,
 }
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -226,7 +226,8 @@ class _Parts:
 
     def router(self, router: Router, plans: dict[int, ShopPlan], ready: asyncio.Event) -> RouterLane:
         events = self.topics.event_topics
-        stage = RouterStage(self.topics, router, plans, Ledger(self.store("router", events)))
+        ledger = Ledger(self.store("router", events))
+        stage = RouterStage(self.topics, router, plans, ledger, book=self.quota.book)
         config = self.config(_group(self.settings), events, wait=0.05)
         return RouterLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
 

@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +18,7 @@ from streams.core.sms_quota import AccountBook, Balance
 from streams.devtools.demo import Settlement, delivery_of, source_of
 from streams.devtools.local_stack import Service
 from streams.ops.reading import end_offsets, read_all, read_until
-from tests.factories import DEMO_SHOP, fresh_code, to_bytes
+from tests.factories import DEMO_SHOP, event, fresh_code, to_bytes
 from tests.integration.admin import SHOP, SHOP_TOKEN, call
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline, ok, run_cli
 
@@ -251,3 +252,32 @@ def test_the_platform_orders_and_confirms_payments_from_the_command_line(pipelin
     assert [o["status"] for o in mine] == ["paid", "paid"]
     refused = run_cli(pipeline, "sms", "pay", shop, "no-such-order", "--reason", "x")
     assert (refused.returncode, refused.stderr.strip()) == (1, "shop 9001 has no purchase 'no-such-order'")
+
+
+def test_the_mall_payment_services_event_credits_an_order_once_however_often_delivered(
+    api: Service, pipeline: Pipeline
+) -> None:
+    status, order = call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN, {"package": "standard"})
+    assert (status, order["status"]) == (201, "pending")
+    _, was = call(api, "GET", f"/v1/shops/{SHOP}/sms/balance", SHOP_TOKEN)
+    time.sleep(2)  # the worker follows the account topic: the order reaches it within a moment
+    paid = {
+        "purchase_id": order["purchase_id"],
+        "amount_fen": order["price_fen"],
+        "payment_no": f"PAY-{order['purchase_id'][:8]}",
+        "paid_at": datetime.now(UTC).isoformat(),
+    }
+    events = [to_bytes(event("sms_package.paid", paid, shop=SHOP)) for _ in range(2)]  # delivered twice
+    _, outcomes = pipeline.run(events)
+    reasons = [o.reason for found in outcomes.values() for o in found]
+    assert reasons == [f"sms_purchase_paid: {order['messages']} messages credited"] * 2, reasons
+    deadline = time.monotonic() + 15
+    while (now := call(api, "GET", f"/v1/shops/{SHOP}/sms/balance", SHOP_TOKEN)[1])["purchased"] == was[
+        "purchased"
+    ]:
+        assert time.monotonic() < deadline, "the API never saw the payment"
+        time.sleep(0.2)
+    assert now["purchased"] - was["purchased"] == order["messages"]
+    _, orders = call(api, "GET", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN)
+    [shown] = [o for o in orders if o["purchase_id"] == order["purchase_id"]]
+    assert (shown["status"], shown["payment"]["who"]) == ("paid", f"payment:PAY-{order['purchase_id'][:8]}")

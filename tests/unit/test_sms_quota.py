@@ -21,6 +21,7 @@ from streams.core.sms_quota import (
     AccountBook,
     Charged,
     Package,
+    Purchase,
     billed_text,
     charged_key,
     charged_value,
@@ -38,7 +39,7 @@ from streams.runtime.lanes.router import RouterStage
 from streams.runtime.lanes.sender import SenderStage
 from streams.runtime.lanes.sms_account import SmsQuota
 from streams.settings import PROJECT_ROOT
-from tests.factories import DEMO_SHOP, SAMPLE_EVENTS, delivery, dispatch, to_bytes
+from tests.factories import DEMO_SHOP, SAMPLE_EVENTS, delivery, dispatch, event, to_bytes
 from tests.unit.test_stages import NOW, PARTITION, ScriptedChannel, on, outcomes, owning, record
 
 BASIC = Package(id="basic", name="基础包", messages=1000, price_fen=4500)
@@ -402,3 +403,57 @@ async def test_aliyuns_flow_control_answer_is_checked_against_what_aliyun_alread
     [outcome] = outcomes(writes, topics)
     assert outcome.status is status
     assert book.balance(DEMO_SHOP).available == (2 if status is Status.DELIVERED else 3)
+
+
+def _package_paid(order: Purchase, amount_fen: int | None = None, at: datetime = NOW) -> bytes:
+    data = {
+        "purchase_id": order.purchase_id,
+        "amount_fen": order.price_fen if amount_fen is None else amount_fen,
+        "payment_no": "PAY-20261127-0001",
+        "paid_at": at.isoformat(),
+    }
+    return to_bytes(event("sms_package.paid", data))
+
+
+def _paid_router(router: RouterStage, book: AccountBook) -> RouterStage:
+    router.book = book
+    return router
+
+
+def test_the_payment_services_event_credits_an_order_once_however_often_delivered(
+    router: RouterStage, topics: Topics
+) -> None:
+    book = AccountBook()
+    order = new_purchase(DEMO_SHOP, BASIC, "shop:9001", NOW)
+    book.apply(*purchase_record(order))
+    stage = _paid_router(router, book)
+    for offset in range(2):  # the payment service delivers it twice, as two events
+        writes = stage.handle(record(_package_paid(order), topic="mall.payments", offset=offset))
+        [credit] = on(writes, topics.sms_account)
+        book.apply(credit.key, credit.value)
+        [outcome] = outcomes(writes, topics)
+        assert (outcome.status, outcome.reason) == (
+            Status.SKIPPED,
+            "sms_purchase_paid: 1000 messages credited",
+        )
+    assert book.balance(DEMO_SHOP).available == 1000
+
+
+@pytest.mark.parametrize(
+    ("amount", "late", "reason"),
+    [(1, False, "payment_mismatch"), (None, True, "purchase_expired")],
+)
+def test_a_payment_that_does_not_match_its_order_is_dead_lettered_for_an_operator(
+    router: RouterStage, topics: Topics, amount: int | None, late: bool, reason: str
+) -> None:
+    book = AccountBook()
+    order = new_purchase(DEMO_SHOP, BASIC, "shop:9001", NOW)
+    book.apply(*purchase_record(order))
+    at = NOW + timedelta(hours=ORDER_HOURS + 1) if late else NOW
+    writes = _paid_router(router, book).handle(
+        record(_package_paid(order, amount, at), topic="mall.payments")
+    )
+    assert on(writes, topics.sms_account) == []
+    [letter] = on(writes, topics.dead_letter)
+    assert header_map(letter.headers)["x-notify-reason"] == reason
+    assert book.balance(DEMO_SHOP).available == 0

@@ -17,11 +17,12 @@ from collections import Counter
 from collections.abc import Mapping
 
 from streams.core.errors import EventRejected
-from streams.core.events import parse_event
+from streams.core.events import Event, SmsPackagePaidEvent, parse_event
 from streams.core.failures import Failure, Stage
 from streams.core.outcomes import DUPLICATE_EVENT, Outcome, Status, event_outcome
 from streams.core.render_plan import ShopPlan
 from streams.core.routing import Router
+from streams.core.sms_quota import AccountBook, payment_record
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
@@ -33,6 +34,8 @@ from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
 from streams.runtime.lanes.stateful_lane import StatefulLane
 
 log = get_logger("router")
+SMS_PURCHASE_PAID = "sms_purchase_paid"
+"""the reason of a payment event's outcome: no message to send, an order credited"""
 
 
 class RouterStage(PipelineStage):
@@ -45,10 +48,13 @@ class RouterStage(PipelineStage):
         plans: Mapping[int, ShopPlan],
         ledger: Ledger,
         clock: Clock = utc_now,
+        book: AccountBook | None = None,
     ) -> None:
         super().__init__(topics, ledger, clock)
         self.router = router
         self.plans = plans
+        self.book = book
+        """the SMS purchase orders (the worker's one follower of the account topic), for payments"""
         self.counts: Counter[str] = Counter()
         """what the records handled since the last batch line became"""
 
@@ -64,6 +70,12 @@ class RouterStage(PipelineStage):
             return self._count("dead_lettered", self._dead_letter(record, failure, key, outcome))
         if self.already_final(event.id, record):  # an event skipped or dead-lettered, published again
             return self._count("duplicate", self._duplicate(record, event.id, event.shop_id))
+        if isinstance(event, SmsPackagePaidEvent):
+            return self._count("payments", self._paid(record, event))
+        return self._route(record, event)
+
+    def _route(self, record: ConsumedRecord, event: Event) -> list[Write]:
+        """The dispatches of an event, or its skip with the reasons."""
         try:
             routing = self.router.route(event, self.plans.get(event.shop_id), record.source, self.clock())
         except Exception as exc:  # a routing bug must dead-letter the event, not lose it
@@ -90,6 +102,42 @@ class RouterStage(PipelineStage):
             Status.SKIPPED, reasons, record.source, self.clock(), event_id=event.id, shop_id=event.shop_id
         )
         return self._count("skipped", self.final(record, event.id, outcome))
+
+    def _paid(self, record: ConsumedRecord, event: SmsPackagePaidEvent) -> list[Write]:
+        """An SMS package order paid through the mall's payment service: its payment recorded on
+        the account topic in this batch's transaction, under the order's key (delivered twice, it
+        credits once). A payment for no known order, for another amount, or made after the order
+        expired is dead-lettered for an operator (replayable once the order is known)."""
+        paid = event.data
+        purchase = self.book.purchase(event.shop_id, paid.purchase_id) if self.book else None
+        if purchase is None:
+            problem = ("unknown_purchase", f"shop {event.shop_id} has no purchase {paid.purchase_id}")
+        elif paid.amount_fen != purchase.price_fen:
+            problem = ("payment_mismatch", f"{paid.amount_fen} fen paid for an order of {purchase.price_fen}")
+        else:
+            assert self.book is not None
+            refused = self.book.payment_refusal(purchase, paid.paid_at)
+            if refused is None:
+                reason = f"paid through the mall: {paid.payment_no}"[:200]
+                payment = self.book.paying(purchase, f"payment:{paid.payment_no}", reason, paid.paid_at)
+                outcome = event_outcome(
+                    Status.SKIPPED,
+                    f"{SMS_PURCHASE_PAID}: {purchase.messages} messages credited",
+                    record.source,
+                    self.clock(),
+                    event_id=event.id,
+                    shop_id=event.shop_id,
+                )
+                return [
+                    Write(self.topics.sms_account, *payment_record(payment)),
+                    *self.final(record, event.id, outcome),
+                ]
+            problem = ("purchase_expired", refused)
+        failure = self.failure(record, problem[0], problem[1], event.id, Stage.ROUTE)
+        outcome = event_outcome(
+            Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=event.shop_id
+        )
+        return self._dead_letter(record, failure, event.id, outcome)
 
     def _duplicate(self, record: ConsumedRecord, event_id: str, shop_id: int) -> list[Write]:
         """An event id already skipped or dead-lettered, on another record: upstream published it
