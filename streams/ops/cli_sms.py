@@ -1,4 +1,4 @@
-"""The SMS business from the command line: ``mall-notify sms packages|buy|balance|purchases``,
+"""The SMS business from the command line: ``mall-notify sms packages|buy|pay|balance|purchases``,
 ``sms signatures apply|review|activate|list`` and ``sms templates submit|list``.
 
 These are the platform operator's commands (the admin API gives shops the same, each its own);
