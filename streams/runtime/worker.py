@@ -165,9 +165,14 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         Supervisor(),
         Tokens.configured(settings.api_platform_token, {}),
         EndOffsets(settings.kafka_bootstrap_servers, lanes),
-        accounts if any(isinstance(lane, SenderLane) and lane.stage.quota for lane in lanes) else None,
+        accounts if any(_follows_accounts(lane) for lane in lanes) else None,
         _report_fallback(settings, lanes),
     )
+
+
+def _follows_accounts(lane: Lane) -> bool:
+    """SMS senders charge the shops' balances; the router applies the payments of their orders."""
+    return isinstance(lane, RouterLane) or (isinstance(lane, SenderLane) and lane.stage.quota is not None)
 
 
 def _report_fallback(settings: Settings, lanes: list[Lane]) -> ReportFallback | None:
@@ -229,7 +234,14 @@ class _Parts:
         ledger = Ledger(self.store("router", events))
         stage = RouterStage(self.topics, router, plans, ledger, book=self.quota.book)
         config = self.config(_group(self.settings), events, wait=0.05)
-        return RouterLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
+        return RouterLane(
+            config,
+            stage,
+            self.transactions,
+            batch=self.settings.router_batch,
+            ready=ready,
+            accounts=self.quota.follower,
+        )
 
     def sender(self, name: ChannelName, channel: Channel) -> SenderLane:
         lane = f"send.{name.value}"

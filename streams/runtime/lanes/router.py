@@ -26,6 +26,7 @@ from streams.core.sms_quota import AccountBook, payment_record
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
+from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.records import ConsumedRecord, Write
 from streams.runtime.kafka.transactions import Transactions
 from streams.runtime.lanes.lane import LaneConfig
@@ -35,6 +36,9 @@ from streams.runtime.lanes.stateful_lane import StatefulLane
 
 log = get_logger("router")
 SMS_PURCHASE_PAID = "sms_purchase_paid"
+PAYMENT_TYPE = b'"sms_package.paid"'
+"""how a batch with a payment event is told apart before it is parsed"""
+ACCOUNTS_WAIT_SECONDS = 30.0
 """the reason of a payment event's outcome: no message to send, an order credited"""
 
 
@@ -170,12 +174,15 @@ class RouterLane(StatefulLane):
         *,
         batch: int,
         ready: asyncio.Event,
+        accounts: TableFollower | None = None,
     ) -> None:
         super().__init__("router", config, transactions)
         self.stage = stage
         self.batch = batch
         self._ready = ready
         """set once the shops' settings are loaded: nothing is routed before"""
+        self.accounts = accounts
+        """the worker's follower of the account topic (the SMS orders the payments pay)"""
 
     async def room(self, stopping: asyncio.Event) -> int:
         if not self._ready.is_set():
@@ -190,6 +197,10 @@ class RouterLane(StatefulLane):
         per_topic = Counter(record.topic for record in records)
         for topic, count in per_topic.items():
             metrics.EVENTS_CONSUMED.labels(topic).inc(count)
+        if self.accounts is not None and any(PAYMENT_TYPE in (record.value or b"") for record in records):
+            # an order is acknowledged before it can be paid: read the orders up to now first, so a
+            # payment is never dead-lettered for an order this worker has not read yet
+            await asyncio.wait_for(self.accounts.up_to_now(), ACCOUNTS_WAIT_SECONDS)
         for record in records:
             self.finish(record, self.stage.handle(record))
         counts, self.stage.counts = self.stage.counts, Counter()
