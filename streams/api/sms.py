@@ -35,7 +35,7 @@ from streams.api.context import (
     save,
 )
 from streams.core.shops import ShopRules, SmsTemplate
-from streams.core.sms_quota import new_purchase, payment_record, purchase_record
+from streams.core.sms_quota import PaymentRefused, new_purchase, payment_record, purchase_record
 from streams.core.sms_signatures import activate_signature, review_signature
 from streams.core.tokens import PLATFORM
 from streams.ops import sms_reviews
@@ -88,13 +88,9 @@ async def pay(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     shop_id, purchase_id, now = int(request.match_info["shop_id"]), request.match_info["purchase_id"], _now()
-    purchase = context.sms.book.purchase(shop_id, purchase_id)
-    if purchase is None:
-        return problem(404, f"shop {shop_id} has no purchase {quote(purchase_id)}")
-    refused = context.sms.book.payment_refusal(purchase, now)
-    if refused is not None:
-        return problem(409, refused)
-    payment = context.sms.book.paying(purchase, PLATFORM, body.reason, now)
+    payment = context.sms.book.pay(shop_id, purchase_id, PLATFORM, body.reason, now)
+    if isinstance(payment, PaymentRefused):
+        return problem(404 if payment.reason == "unknown_purchase" else 409, payment.detail)
     key, value = payment_record(payment)
     refusal = await acknowledged(context, [Write(context.sms.account_topic, key, value)], "payment")
     if refusal is not None:
@@ -104,6 +100,8 @@ async def pay(request: web.Request) -> web.Response:
         "purchase paid",
         extra={"who": PLATFORM, "shop_id": shop_id, "purchase": purchase_id, "reason": body.reason},
     )
+    purchase = context.sms.book.purchase(shop_id, purchase_id)
+    assert purchase is not None  # it was just paid
     return web.json_response(context.sms.book.order(purchase, now).model_dump(mode="json"))
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -121,6 +122,14 @@ class Payment(Frozen):
     at: datetime
     who: str = Field(max_length=64, description="who confirmed it")
     reason: str = Field(min_length=1, max_length=200, description="why: the transfer's reference, say")
+
+
+@dataclass(frozen=True)
+class PaymentRefused:
+    """Why an order cannot be paid (:meth:`AccountBook.pay`)."""
+
+    reason: Literal["unknown_purchase", "payment_mismatch", "purchase_expired"]
+    detail: str
 
 
 class Order(Purchase):
@@ -264,22 +273,34 @@ class AccountBook:
     def purchase(self, shop_id: int, purchase_id: str) -> Purchase | None:
         return self._purchases.get(shop_id, {}).get(purchase_id)
 
-    def payment_refusal(self, purchase: Purchase, now: datetime) -> str | None:
-        """Why the order cannot be paid now (it expired), or None (a paid one may be paid again:
-        it credits once)."""
-        if self.status(purchase, now) == "expired":
+    def pay(
+        self,
+        shop_id: int,
+        purchase_id: str,
+        who: str,
+        reason: str,
+        at: datetime,
+        amount_fen: int | None = None,
+    ) -> Payment | PaymentRefused:
+        """The record that pays an order at ``at``: the one already recorded when it was paid
+        before (a second payment credits nothing more), or a new one for its price; or why it
+        cannot be paid: no such order, another amount (when the payer says how much), expired."""
+        purchase = self.purchase(shop_id, purchase_id)
+        if purchase is None:
+            return PaymentRefused("unknown_purchase", f"shop {shop_id} has no purchase {purchase_id[:64]!r}")
+        if amount_fen is not None and amount_fen != purchase.price_fen:
+            detail = f"{amount_fen} fen paid for an order of {purchase.price_fen}"
+            return PaymentRefused("payment_mismatch", detail)
+        if self.status(purchase, at) == "expired":
             expired = f"{purchase.expires_at:%Y-%m-%d %H:%M} UTC"
-            return f"purchase {purchase.purchase_id} expired unpaid at {expired}; buy again"
-        return None
-
-    def paying(self, purchase: Purchase, who: str, reason: str, now: datetime) -> Payment:
-        """The payment record of an order: the one already recorded (a second confirmation changes
-        nothing), or a new one for its price."""
+            return PaymentRefused(
+                "purchase_expired", f"purchase {purchase_id} expired unpaid at {expired}; buy again"
+            )
         return self.payment(purchase) or Payment(
-            purchase_id=purchase.purchase_id,
-            shop_id=purchase.shop_id,
+            purchase_id=purchase_id,
+            shop_id=shop_id,
             amount_fen=purchase.price_fen,
-            at=now,
+            at=at,
             who=who[:64],
             reason=reason,
         )

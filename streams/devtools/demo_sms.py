@@ -14,7 +14,7 @@ from rich.console import Console
 
 from channels.aliyun_sms import AliyunSmsConfig, AliyunSmsReview
 from streams.core.shops import ShopRules
-from streams.core.sms_quota import AccountBook, Balance, load_packages, new_purchase
+from streams.core.sms_quota import AccountBook, Balance, Payment, load_packages, new_purchase, purchase_record
 from streams.core.sms_signatures import activate_signature
 from streams.core.topics import Topics
 from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
@@ -44,7 +44,10 @@ def buy_package(settings: Settings, topics: Topics, shop_id: int, console: Conso
     purchase = new_purchase(shop_id, package, f"shop {shop_id} (demo)", now)
     publish_purchases(settings.kafka_bootstrap_servers, topics.sms_account, [purchase])
     pending = sms_balance(settings, topics, shop_id)
-    payment = AccountBook().paying(purchase, "platform (demo)", "the demo's offline payment", now)
+    book = AccountBook()
+    book.apply(*purchase_record(purchase))
+    payment = book.pay(shop_id, purchase.purchase_id, "platform (demo)", "the demo's offline payment", now)
+    assert isinstance(payment, Payment)  # an order just placed is payable
     publish_payment(settings.kafka_bootstrap_servers, topics.sms_account, payment)
     after = sms_balance(settings, topics, shop_id)
     console.print(

@@ -21,7 +21,15 @@ from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import ShopRules, SmsTemplate
-from streams.core.sms_quota import AccountBook, Package, Payment, load_packages, new_purchase
+from streams.core.sms_quota import (
+    AccountBook,
+    Package,
+    Payment,
+    PaymentRefused,
+    load_packages,
+    new_purchase,
+    purchase_record,
+)
 from streams.core.sms_signatures import Refused, activate_signature, review_signature
 from streams.core.validation import problems
 from streams.ops import sms_reviews
@@ -126,11 +134,18 @@ def buy(
             markup=False,
         )
         return
-    _confirm(settings, book.paying(purchase, _operator(), paid, now))
+    book.apply(*purchase_record(purchase))  # read your own write
+    _confirm(settings, _payment(book.pay(shop_id, purchase.purchase_id, _operator(), paid, now)))
 
 
 def _operator() -> str:
     return f"platform:{getpass.getuser()}"[:64]
+
+
+def _payment(paid: Payment | PaymentRefused) -> Payment:
+    if isinstance(paid, PaymentRefused):
+        raise fail(paid.detail, ExitCode.FAILED)
+    return paid
 
 
 def _confirm(settings: Settings, payment: Payment) -> None:
@@ -160,14 +175,8 @@ def pay(
     settings = load_cli_settings()
     if not 1 <= len(reason) <= 200:
         raise fail("--reason: 1 to 200 characters")
-    book, now = _book(settings), datetime.now(UTC)
-    purchase = book.purchase(shop_id, purchase_id)
-    if purchase is None:
-        raise fail(f"shop {shop_id} has no purchase {purchase_id!r}", ExitCode.FAILED)
-    refused = book.payment_refusal(purchase, now)
-    if refused is not None:
-        raise fail(refused, ExitCode.FAILED)
-    _confirm(settings, book.paying(purchase, _operator(), reason, now))
+    payment = _book(settings).pay(shop_id, purchase_id, _operator(), reason, datetime.now(UTC))
+    _confirm(settings, _payment(payment))
 
 
 @sms_app.command("balance")

@@ -21,6 +21,8 @@ from streams.core.sms_quota import (
     AccountBook,
     Charged,
     Package,
+    Payment,
+    PaymentRefused,
     Purchase,
     billed_text,
     charged_key,
@@ -264,14 +266,19 @@ def test_a_long_sms_template_costs_more_segments(catalog: Catalog) -> None:
     assert code.sms_segments == 2
 
 
+def _paid(payment: Payment | PaymentRefused) -> Payment:
+    assert isinstance(payment, Payment), payment
+    return payment
+
+
 def test_an_order_credits_its_messages_only_once_paid_and_once_however_often_paid() -> None:
     book = AccountBook()
     order = new_purchase(DEMO_SHOP, BASIC, "shop:9001", NOW)
     book.apply(*purchase_record(order))
     assert (book.status(order, NOW), book.balance(DEMO_SHOP).available) == ("pending", 0)
-    payment = book.paying(order, "platform", "transfer 20261127-01", NOW)
+    payment = _paid(book.pay(DEMO_SHOP, order.purchase_id, "platform", "transfer 20261127-01", NOW))
     for _ in range(3):  # the same confirmation delivered three times
-        book.apply(*payment_record(book.paying(order, "platform", "again", NOW)))
+        book.apply(*payment_record(_paid(book.pay(DEMO_SHOP, order.purchase_id, "platform", "again", NOW))))
         book.apply(*payment_record(payment))
     assert (book.status(order, NOW), book.balance(DEMO_SHOP).available) == ("paid", 1000)
     [shown] = book.orders(DEMO_SHOP, NOW)
@@ -285,8 +292,10 @@ def test_an_unpaid_order_expires_and_cannot_be_paid_then() -> None:
     book.apply(*purchase_record(order))
     later = NOW + timedelta(hours=ORDER_HOURS)
     assert book.status(order, later) == "expired"
-    assert "expired unpaid" in (book.payment_refusal(order, later) or "")
-    assert book.payment_refusal(order, NOW) is None
+    refused = book.pay(DEMO_SHOP, order.purchase_id, "platform", "late", later)
+    assert isinstance(refused, PaymentRefused)
+    assert "expired unpaid" in refused.detail
+    assert isinstance(book.pay(DEMO_SHOP, order.purchase_id, "platform", "in time", NOW), Payment)
 
 
 def test_the_trial_package_is_sold_once_per_shop_unless_its_order_expired() -> None:

@@ -22,7 +22,7 @@ from streams.core.failures import Failure, Stage
 from streams.core.outcomes import DUPLICATE_EVENT, Outcome, Status, event_outcome
 from streams.core.render_plan import ShopPlan
 from streams.core.routing import Router
-from streams.core.sms_quota import AccountBook, payment_record
+from streams.core.sms_quota import AccountBook, PaymentRefused, payment_record
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
@@ -36,10 +36,10 @@ from streams.runtime.lanes.stateful_lane import StatefulLane
 
 log = get_logger("router")
 SMS_PURCHASE_PAID = "sms_purchase_paid"
+"""the reason of a payment event's outcome: no message to send, an order credited"""
 PAYMENT_TYPE = b'"sms_package.paid"'
 """how a batch with a payment event is told apart before it is parsed"""
 ACCOUNTS_WAIT_SECONDS = 30.0
-"""the reason of a payment event's outcome: no message to send, an order credited"""
 
 
 class RouterStage(PipelineStage):
@@ -113,35 +113,35 @@ class RouterStage(PipelineStage):
         credits once). A payment for no known order, for another amount, or made after the order
         expired is dead-lettered for an operator (replayable once the order is known)."""
         paid = event.data
-        purchase = self.book.purchase(event.shop_id, paid.purchase_id) if self.book else None
-        if purchase is None:
-            problem = ("unknown_purchase", f"shop {event.shop_id} has no purchase {paid.purchase_id}")
-        elif paid.amount_fen != purchase.price_fen:
-            problem = ("payment_mismatch", f"{paid.amount_fen} fen paid for an order of {purchase.price_fen}")
-        else:
-            assert self.book is not None
-            refused = self.book.payment_refusal(purchase, paid.paid_at)
-            if refused is None:
-                reason = f"paid through the mall: {paid.payment_no}"[:200]
-                payment = self.book.paying(purchase, f"payment:{paid.payment_no}", reason, paid.paid_at)
-                outcome = event_outcome(
-                    Status.SKIPPED,
-                    f"{SMS_PURCHASE_PAID}: {purchase.messages} messages credited",
-                    record.source,
-                    self.clock(),
-                    event_id=event.id,
-                    shop_id=event.shop_id,
-                )
-                return [
-                    Write(self.topics.sms_account, *payment_record(payment)),
-                    *self.final(record, event.id, outcome),
-                ]
-            problem = ("purchase_expired", refused)
-        failure = self.failure(record, problem[0], problem[1], event.id, Stage.ROUTE)
-        outcome = event_outcome(
-            Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=event.shop_id
+        book = self.book or AccountBook()  # a router that does not follow the orders knows none
+        payment = book.pay(
+            event.shop_id,
+            paid.purchase_id,
+            f"payment:{paid.payment_no}",
+            f"paid through the mall: {paid.payment_no}"[:200],
+            paid.paid_at,
+            amount_fen=paid.amount_fen,
         )
-        return self._dead_letter(record, failure, event.id, outcome)
+        if isinstance(payment, PaymentRefused):
+            failure = self.failure(record, payment.reason, payment.detail, event.id, Stage.ROUTE)
+            outcome = event_outcome(
+                Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=event.shop_id
+            )
+            return self._dead_letter(record, failure, event.id, outcome)
+        purchase = book.purchase(event.shop_id, paid.purchase_id)
+        assert purchase is not None  # it was just paid
+        outcome = event_outcome(
+            Status.SKIPPED,
+            f"{SMS_PURCHASE_PAID}: {purchase.messages} messages credited",
+            record.source,
+            self.clock(),
+            event_id=event.id,
+            shop_id=event.shop_id,
+        )
+        return [
+            Write(self.topics.sms_account, *payment_record(payment)),
+            *self.final(record, event.id, outcome),
+        ]
 
     def _duplicate(self, record: ConsumedRecord, event_id: str, shop_id: int) -> list[Write]:
         """An event id already skipped or dead-lettered, on another record: upstream published it
