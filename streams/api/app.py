@@ -41,10 +41,12 @@ from streams.api.context import (
     save,
 )
 from streams.api.history import ROUTES as HISTORY_ROUTES
+from streams.api.mp import ROUTES as MP_ROUTES
 from streams.api.openapi import OPENAPI
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
 from streams.core.catalog import load_catalog
+from streams.core.mp_subscriptions import ANSWER_TYPE
 from streams.core.shop_records import ShopTable
 from streams.core.shops import ShopRules
 from streams.core.sms_quota import AccountBook, load_packages
@@ -212,6 +214,7 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         wechat_accounts(settings, session),
         session.close,
         sms,
+        topics.event_topic_for(ANSWER_TYPE),
     )
 
 
@@ -248,6 +251,7 @@ def build_app(context: ApiContext) -> web.Application:
             web.delete(f"/v1/shops/{SHOP_ID}/templates/{{template_id}}", delete_template),
             *SMS_ROUTES,
             *HISTORY_ROUTES,
+            *MP_ROUTES,
         ]
     )
     return app

@@ -1,4 +1,5 @@
-"""The bodies the admin API's SMS endpoints take (and its OpenAPI document describes)."""
+"""The bodies the admin API's SMS and Mini Program endpoints take and answer (and its OpenAPI
+document describes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-BodyT = TypeVar("BodyT", bound=Body)
+BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 class PurchaseRequest(Body):
@@ -47,3 +48,15 @@ class SwitchRequest(Body):
     template: Literal["default", "custom"] | None = None
     library_id: str | None = Field(default=None, max_length=32)
     fields: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+class SubscribeTemplates(BaseModel):
+    templates: dict[str, str]
+    """scene -> the template id to ask for (tmplIds of wx.requestSubscribeMessage, at most 5 a call)"""
+    not_offered: list[str]
+    """scenes the shop does not send on its Mini Program (off there, or no template)"""
+
+
+class Answered(BaseModel):
+    event_id: str
+    """the mp_subscription.answered event published"""

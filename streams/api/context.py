@@ -80,6 +80,8 @@ class ApiContext:
     """the templates of the shops' WeChat accounts, per channel"""
     close: Callable[[], Awaitable[None]]
     sms: SmsDesk
+    mp_answers_topic: str | None
+    """where the buyers' answers to the Mini Program's subscription panel are published"""
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)

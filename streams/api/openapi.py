@@ -18,14 +18,17 @@ from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema
 from pydantic import BaseModel, RootModel
 
 from streams.api.bodies import (
+    Answered,
     PaymentRequest,
     PurchaseRequest,
     ReviewRequest,
     SignatureRequest,
+    SubscribeTemplates,
     SwitchRequest,
     TemplateRequest,
 )
 from streams.core.catalog import Catalog
+from streams.core.events import MpSubscriptionAnswered
 from streams.core.history import HistoryLine
 from streams.core.settings_history import SettingsChange
 from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
@@ -237,6 +240,35 @@ def sms_paths() -> dict[str, PathItem]:
     }
 
 
+def mp_paths() -> dict[str, PathItem]:
+    return {
+        "/v1/shops/{shop_id}/mp/subscribe-templates": PathItem(
+            parameters=[
+                SHOP_ID,
+                _query("scenes", "comma-separated scene ids (default: every scene of the shop)"),
+            ],
+            get=_operation(
+                "The template ids the mall's Mini Program asks the buyer to accept "
+                "(wx.requestSubscribeMessage), per scene the shop sends there",
+                {**_answer("per scene", SubscribeTemplates), **REFUSED, "422": _problem("an unknown scene")},
+            ),
+        ),
+        "/v1/shops/{shop_id}/mp/subscriptions": PathItem(
+            parameters=[SHOP_ID],
+            post=_operation(
+                "Record a buyer's answers to the subscription panel (published as the event "
+                "mp_subscription.answered): each one-time acceptance allows one message",
+                {
+                    "202": Response(description="published", content=_json_of(Answered)),
+                    **REFUSED,
+                    **INVALID,
+                },
+                requestBody=_body(MpSubscriptionAnswered),
+            ),
+        ),
+    }
+
+
 def _operation(summary: str, responses: dict[str, Response], **extra: object) -> Operation:
     return Operation(summary=summary, responses=responses, security=[{"bearer": []}], **extra)
 
@@ -321,6 +353,7 @@ def openapi_document() -> OpenAPI:
             ),
             **sms_paths(),
             **history_paths(),
+            **mp_paths(),
         },
     )
     return construct_open_api_with_schema_class(document)

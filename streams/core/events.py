@@ -165,6 +165,31 @@ class SmsPackagePaid(Model):
     paid_at: Time
 
 
+TemplateId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+SubscribeAnswer = Literal["accept", "acceptWithAudio", "acceptWithAlert", "reject", "ban", "filter"]
+
+
+class MpSubscriptionAnswered(Model):
+    """A buyer answered the Mini Program's subscription panel (``wx.requestSubscribeMessage``,
+    https://developers.weixin.qq.com/miniprogram/dev/api/open-api/subscribe-message/wx.requestSubscribeMessage.html):
+    its ``success`` result per template id, as the mall's backend got it from its front end."""
+
+    openid: Text = Field(description="the buyer's openid under the shop's Mini Program")
+    results: dict[TemplateId, SubscribeAnswer] = Field(
+        min_length=1,
+        max_length=5,
+        description="template id -> accept (or acceptWithAudio / acceptWithAlert), reject, ban "
+        "(banned by WeChat) or filter (a template of the same title was asked for too); one call "
+        "asks for at most 5",
+    )
+    long_term: bool = Field(
+        default=False,
+        description="the templates asked for are long-term (长期订阅): one acceptance allows every "
+        "later message; else one-time, each acceptance allows one message. One call cannot mix both",
+    )
+    answered_at: Time
+
+
 class Envelope(Model):
     specversion: Literal["1.0"]
     id: Text
@@ -225,6 +250,11 @@ class SmsPackagePaidEvent(Envelope):
     data: SmsPackagePaid
 
 
+class MpSubscriptionAnsweredEvent(Envelope):
+    type: Literal["mp_subscription.answered"]
+    data: MpSubscriptionAnswered
+
+
 Event = Annotated[
     OrderSubmittedEvent
     | PaymentSucceededEvent
@@ -235,7 +265,8 @@ Event = Annotated[
     | RechargeSucceededEvent
     | CouponIssuedEvent
     | CodeRequestedEvent
-    | SmsPackagePaidEvent,
+    | SmsPackagePaidEvent
+    | MpSubscriptionAnsweredEvent,
     Field(discriminator="type"),
 ]
 EVENT_MODELS: dict[str, type[Envelope]] = {
@@ -249,6 +280,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     "coupon.issued": CouponIssuedEvent,
     "auth.code_requested": CodeRequestedEvent,
     "sms_package.paid": SmsPackagePaidEvent,
+    "mp_subscription.answered": MpSubscriptionAnsweredEvent,
 }
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -94,3 +94,14 @@ def unseal(key: bytes, sealed: str) -> str:
         return _cipher(key).decrypt(raw[:12], raw[12:], None).decode()
     except (InvalidTag, ValueError, UnicodeDecodeError):
         raise ValueError("the sealed address does not open with this key") from None
+
+
+def person_key(key: bytes | None, channel: ChannelName, address: str) -> bytes:
+    """The Kafka key of everything about one person on a channel (their verification codes, their
+    Mini Program deliveries and subscriptions), so it all lands on one partition in order: the
+    keyed hash with the platform's key, else a plain digest (the topics then carry the address
+    anyway)."""
+    kind = kind_of(channel)
+    if key is not None:
+        return recipient_hash(key, kind, address).encode()
+    return hashlib.blake2b(address_text(kind, address).encode(), digest_size=16).hexdigest().encode()

@@ -18,7 +18,7 @@ from streams.core.catalog import Catalog, ValueFormat, when_text
 from streams.core.dispatch import Dispatch
 from streams.core.errors import MissingVariable
 from streams.core.events import Event
-from streams.core.recipients import Recipient, recipient, seal
+from streams.core.recipients import Recipient, person_key, recipient, seal
 from streams.core.render_plan import ChannelPlan, Path, ScenePlan, ShopPlan, Skip
 from streams.core.rendering import fill, format_value
 from streams.core.sms_quota import segments
@@ -116,6 +116,16 @@ class Router:
             for scene, step, recipient, fields, link in planned
         ]
         return Routing(dispatches, skips)
+
+    def address_key(self, channel: ChannelName, address: str) -> bytes:
+        """The Kafka key of a person's records on a channel (see :func:`person_key`)."""
+        return person_key(self._recipient_key, channel, address)
+
+    def person_key(self, dispatch: Dispatch) -> bytes:
+        """The key of a dispatch's recipient, as :meth:`address_key` gives it for the address."""
+        if dispatch.recipient is not None:
+            return dispatch.recipient.hash.encode()
+        return person_key(None, dispatch.delivery.channel, dispatch.delivery.recipient)
 
     def _address(self, address: str) -> str:
         """The address as the send topics carry it: sealed when the platform has a recipient key."""

@@ -49,6 +49,13 @@ class LedgerTopics(Frozen):
     config: dict[str, str] = Field(default_factory=dict)
 
 
+class StateTopic(Frozen):
+    """The changelog of a lane's own state, partitioned like the topic the lane consumes."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    config: dict[str, str] = Field(default_factory=dict)
+
+
 class Defaults(Frozen):
     replication_factor: int = Field(ge=1)
     config: dict[str, str] = Field(default_factory=dict)
@@ -71,6 +78,8 @@ class TopicsFile(Frozen):
     """who changed which shop's settings, when, and what"""
     sms_account: TopicSpec
     """SMS purchases and what each send partition's deliveries cost (compacted)"""
+    mp_subscriptions: StateTopic
+    """what buyers accepted on the Mini Program, partitioned like its send topic (compacted)"""
 
 
 def _retry_name(channel: ChannelName, tier: RetryTier) -> str:
@@ -152,6 +161,10 @@ class Topics:
     def sms_account(self) -> str:
         return self.name(self.spec.sms_account.name)
 
+    @property
+    def mp_subscriptions(self) -> str:
+        return self.name(self.spec.mp_subscriptions.name)
+
     def all(self) -> list[TopicSpec]:
         """Every topic with defaults filled in and the prefix applied."""
         senders = [*self.spec.send.values(), self.spec.codes]
@@ -167,7 +180,10 @@ class Topics:
             TopicSpec(name=_ledger_name(source.name), partitions=source.partitions, config=ledger.config)
             for source in [*self.spec.events, *senders, self.spec.receipts]
         ]
+        mp = self.spec.mp_subscriptions
+        mp_send = self.spec.send[ChannelName.WECHAT_MP]
         specs += [
+            TopicSpec(name=mp.name, partitions=mp_send.partitions, config=mp.config),
             self.spec.dead_letter,
             self.spec.outcomes,
             self.spec.settings,

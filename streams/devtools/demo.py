@@ -27,10 +27,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from streams.core.catalog import load_catalog
 from streams.core.errors import ConfigError, MallNotifyError, TopicsError
 from streams.core.outcomes import FINAL_STATUSES, Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
+from streams.devtools.demo_mp import buyer_accepts, print_mp_spending
 from streams.devtools.demo_receipts import (
     DEMO_RECIPIENT_KEY,
     buyer_openid,
@@ -189,6 +191,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         bought = buy_package(settings, topics, shop.shop_id, console)
         signed = new_signature(settings, topics, shop, sandbox.url, console)
         wait_for_settings(worker.url, token, signed)
+        buyer_accepts(bootstrap, topics, signed, load_catalog(settings.config_dir / "catalog.yaml"), console)
         start, began = end_offsets(bootstrap, topics.outcomes), datetime.now(UTC)
         published = publish_values(bootstrap, topics, setup.events)
         console.print(f"published {len(published)} sample events from {escape(str(setup.samples))}")
@@ -208,6 +211,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         receipts = wait_for_receipts(bootstrap, topics, start, delivered)
     console.print(_outcome_table(published, grouped))
     _print_summary(console, topics, grouped, messages)
+    print_mp_spending(console, grouped)
     print_receipts(console, receipts, len(delivered))
     openid = buyer_openid(setup.events)
     if openid is not None:

@@ -1,7 +1,7 @@
-"""The SMS part of ``make demo``: the demo shop orders a package whose payment the platform
-confirms, applies for a signature that the platform approves and Aliyun (the sandbox) reviews,
-activates it, and later sees its balance go down by what its SMS cost. Every step is the same
-code the CLI and the admin API run."""
+"""The SMS part of ``make demo``: the demo shop orders a package which the mall's payment service
+pays (its ``sms_package.paid`` event delivered twice, credited once), applies for a signature that
+the platform approves and Aliyun (the sandbox) reviews, activates it, and later sees its balance
+go down by what its SMS cost. Every step is the same code the CLI and the admin API run."""
 
 from __future__ import annotations
 
@@ -9,22 +9,27 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import orjson
 from pydantic import SecretStr
 from rich.console import Console
 
 from channels.aliyun_sms import AliyunSmsConfig, AliyunSmsReview
+from streams.core.outcomes import Outcome
 from streams.core.shops import ShopRules
-from streams.core.sms_quota import AccountBook, Balance, Payment, load_packages, new_purchase, purchase_record
+from streams.core.sms_quota import AccountBook, Balance, Purchase, load_packages, new_purchase
 from streams.core.sms_signatures import activate_signature
 from streams.core.topics import Topics
 from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
+from streams.devtools.upstream import publish_values
 from streams.ops import sms_reviews
-from streams.ops.reading import read_all
-from streams.ops.shop_store import publish_payment, publish_purchases, publish_shops
+from streams.ops.reading import ReadRecord, end_offsets, read_all, read_until
+from streams.ops.shop_store import publish_purchases, publish_shops
 from streams.settings import Settings
 
 DEMO_SIGNATURE = "百客优选"
-DEMO_PACKAGE = "trial"
+DEMO_PACKAGE = "basic"
+WAIT = 60.0
+"""how long the demo waits for the payment's outcomes"""
 REVIEW_WAIT_SECONDS = 15.0
 
 
@@ -36,26 +41,54 @@ def sms_balance(settings: Settings, topics: Topics, shop_id: int) -> Balance:
 
 
 def buy_package(settings: Settings, topics: Topics, shop_id: int, console: Console) -> Balance:
-    """The shop orders the trial package, and the platform confirms its payment; the balance
-    before the order, while it is pending, and once it is paid."""
+    """The shop orders a package, and the mall's payment service pays it: its payment event comes
+    twice (as an at-least-once publisher may send it) and is credited once. The balance before the
+    order, while it is pending, and once it is paid."""
+    bootstrap = settings.kafka_bootstrap_servers
     before = sms_balance(settings, topics, shop_id)
     package = load_packages(settings.config_dir / "sms_packages.yaml")[DEMO_PACKAGE]
     now = datetime.now(UTC)
     purchase = new_purchase(shop_id, package, f"shop {shop_id} (demo)", now)
-    publish_purchases(settings.kafka_bootstrap_servers, topics.sms_account, [purchase])
+    publish_purchases(bootstrap, topics.sms_account, [purchase])
     pending = sms_balance(settings, topics, shop_id)
-    book = AccountBook()
-    book.apply(*purchase_record(purchase))
-    payment = book.pay(shop_id, purchase.purchase_id, "platform (demo)", "the demo's offline payment", now)
-    assert isinstance(payment, Payment)  # an order just placed is payable
-    publish_payment(settings.kafka_bootstrap_servers, topics.sms_account, payment)
+    paid = _paid_event(purchase, now)
+    start = end_offsets(bootstrap, topics.outcomes)
+    publish_values(bootstrap, topics, [paid, paid])
+    event_id = orjson.loads(paid)["id"]
+
+    def reasons(records: list[ReadRecord]) -> list[str]:
+        outcomes = (Outcome.model_validate_json(record.value or b"") for record in records)
+        return [str(o.reason) for o in outcomes if o.event_id == event_id]
+
+    copies = reasons(read_until(bootstrap, topics.outcomes, start, lambda rs: len(reasons(rs)) >= 2, WAIT))
     after = sms_balance(settings, topics, shop_id)
     console.print(
-        f"[bold]SMS[/] shop {shop_id} ordered {package.name} ({package.messages} messages): "
-        f"balance {before.available} -> {pending.available} while pending; "
-        f"the platform confirmed its payment: balance {pending.available} -> {after.available}"
+        f"[bold]SMS[/] shop {shop_id} ordered {package.name} ({package.messages} messages, "
+        f"{package.price_fen / 100:.2f} yuan): balance {before.available} -> {pending.available} while "
+        f"pending; the mall's payment service paid it (sms_package.paid, delivered twice: "
+        f"{'; '.join(sorted(copies, reverse=True))}): balance {pending.available} -> {after.available}"
     )
     return after
+
+
+def _paid_event(purchase: Purchase, now: datetime) -> bytes:
+    """The payment service's event for a purchase order, as it publishes it on the payments topic."""
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"evt-smspay-{purchase.purchase_id}",
+            "type": "sms_package.paid",
+            "source": "/mall/payment",
+            "time": now.isoformat(),
+            "shopid": purchase.shop_id,
+            "data": {
+                "purchase_id": purchase.purchase_id,
+                "amount_fen": purchase.price_fen,
+                "payment_no": f"WX{purchase.purchase_id[:20]}",
+                "paid_at": now.isoformat(),
+            },
+        }
+    )
 
 
 def new_signature(

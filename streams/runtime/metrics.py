@@ -111,6 +111,17 @@ UNREACHABLE = Counter(
     "not_following (unfollowed the OA), no_subscription (no MP subscription), blocked_by_user",
     ["channel", "reason"],
 )
+MP_ANSWERS = Counter(
+    "mall_notify_mp_subscription_answers_total",
+    "Buyers' answers to the Mini Program's subscription panel kept by its sender, per template: "
+    "accept (and its variants), reject, ban, filter",
+    ["answer"],
+)
+MP_NOT_ASKED = Counter(
+    "mall_notify_mp_not_asked_total",
+    "Mini Program deliveries skipped as no_subscription before any call: the buyer had no "
+    "acceptance left for the template (a subset of mall_notify_unreachable_total)",
+)
 SENDS_IN_DOUBT = Counter(
     "mall_notify_sends_in_doubt_total",
     "Deliveries whose earlier attempt may have gone out unseen, by what the provider answered when "

@@ -51,6 +51,7 @@ from streams.runtime.lanes.router import RouterLane, RouterStage
 from streams.runtime.lanes.sender import SenderLane, SenderStage
 from streams.runtime.lanes.sms_account import SmsQuota
 from streams.runtime.lanes.stage import RetryStage, utc_now
+from streams.runtime.lanes.subscriptions import Subscriptions
 from streams.runtime.state.store import Disk, Store, identity, lock_directory
 from streams.runtime.supervisor import Supervisor
 from streams.runtime.web import pages
@@ -247,6 +248,14 @@ class _Parts:
         lane = f"send.{name.value}"
         return self._sender(lane, self.store(lane, [self.topics.send_topic(name)]), channel, name)
 
+    def subscriptions(self) -> Subscriptions:
+        """What buyers accepted on the Mini Program: kept as long as WeChat honours it (no end)."""
+        send = self.topics.send_topic(ChannelName.WECHAT_MP)
+        changelogs = {send: self.topics.mp_subscriptions}
+        return Subscriptions(
+            Store("send.wechat_mp.subscriptions", changelogs, self.disk, ACCEPTANCE_TTL_SECONDS)
+        )
+
     def code_sender(self, channel: Channel) -> SenderLane:
         """The verification codes' own lane (SMS): expiry and per-phone limits before sending."""
         rules = CodeRules(validity_seconds=self.settings.code_validity_seconds)
@@ -269,6 +278,7 @@ class _Parts:
             quota=quota,
             recipient_key=recipient_key,
             lookup=AliyunSmsDetails(aliyun) if aliyun else None,
+            subscriptions=self.subscriptions() if name is ChannelName.WECHAT_MP else None,
         )
         config = self.config(f"{_group(self.settings)}.{lane}", list(store.changelogs))
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
@@ -283,6 +293,10 @@ class _Parts:
         stage = RetryStage(self.topics, None, utc_now)
         config = self.config(f"{_group(self.settings)}.retry", sorted(routes))
         return ForwarderLane(config, routes, stage, self.transactions, send_topics=self.topics.send_topics)
+
+
+ACCEPTANCE_TTL_SECONDS = 3 * 365 * 86400.0
+"""a Mini Program acceptance left untouched this long is forgotten (WeChat sets it no end)"""
 
 
 def retry_routes(topics: Topics, channels: list[ChannelName]) -> dict[str, str]:

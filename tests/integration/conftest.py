@@ -15,11 +15,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streams.core.events import MpSubscriptionAnswered
+from streams.core.mp_subscriptions import answered_event
 from streams.core.outcomes import FINAL_STATUSES, Outcome
 from streams.core.topics import Topics, load_topics
 from streams.devtools.demo import Settlement, group_outcomes, source_of
@@ -35,6 +38,7 @@ from streams.ops.reading import ReadRecord, end_offsets, read_until
 from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
 from streams.settings import PROJECT_ROOT
+from tests.factories import DEMO_SHOP, MP_OPENID
 
 SETTLE_SECONDS = 60.0
 
@@ -120,7 +124,7 @@ class Pipeline:
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in self.metrics().splitlines()
-            if line.startswith(name + "{")
+            if line.startswith((name + "{", name + " "))
         )
 
     def sandbox_messages(self, channel: str = "") -> list[dict[str, Any]]:
@@ -128,6 +132,30 @@ class Pipeline:
         with urllib.request.urlopen(f"{self.sandbox.url}/__sandbox__/messages{query}", timeout=5) as response:
             messages: list[dict[str, Any]] = json.load(response)
             return messages
+
+    def mp_accepts(
+        self,
+        template_ids: list[str],
+        times: int = 1,
+        openid: str = MP_OPENID,
+        long_term: bool = False,
+        shop: int = DEMO_SHOP,
+    ) -> None:
+        """The buyer accepts the Mini Program's templates on its subscription panel ``times`` times,
+        as the mall's backend tells the pipeline; returns once each answer is recorded."""
+        now = datetime.now(UTC)
+        answered = MpSubscriptionAnswered.model_validate(
+            {
+                "openid": openid,
+                "results": dict.fromkeys(template_ids, "accept"),
+                "long_term": long_term,
+                "answered_at": now.isoformat().replace("+00:00", "Z"),
+            }
+        )
+        values = [answered_event(shop, answered, "/mall/test", now)[1] for _ in range(times)]
+        _, outcomes = self.run(values)
+        reasons = [o.reason for found in outcomes.values() for o in found]
+        assert all(reason.startswith("mp_subscription_answered") for reason in reasons), reasons
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.worker.url}/metrics", timeout=5) as response:

@@ -58,23 +58,28 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> No
         out + result.stderr + _demo_logs() + _our_topics(kafka_bootstrap, f"{prefix}demo.")
     )
     assert "What happened to each event" in out
-    assert "outcomes: delivered 8, skipped 2, dead_lettered 3" in out
+    assert "outcomes: delivered 10, skipped 3, dead_lettered 3" in out
     assert "seller_order_paid" in out  # one paid order notifies buyer (OA, MP) and seller (OA)
     assert "buyer_coupon_issued" in out
     assert "code_register" in out
-    assert "the sandbox accepted: 2 aliyun_sms, 1 wechat_mp, 5 wechat_oa" in out
+    assert "the sandbox accepted: 2 aliyun_sms, 3 wechat_mp, 5 wechat_oa" in out
     # the receipts, one of them from a user who blocked the Official Account, and the buyer's history
-    assert "receipts: 8 of 8 delivered messages: 7 reached, 1 not reached" in out
+    assert "receipts: 10 of 10 delivered messages: 9 reached, 1 not reached" in out
     assert "not reached: buyer_coupon_issued/wechat_oa to oBLo***0000: failed:user block" in out
     assert "mall-notify history --openid (the demo buyer)" in out
     assert re.search(r"buyer_order_paid\s*│ wechat_oa │ oR8s\*\*\*jKlM │ delivered │ reached", out)
-    # the SMS business: a package bought, a signature approved and activated, the balance down
-    # the order credits nothing until the platform confirms its payment
-    assert re.search(
-        r"SMS shop 9001 ordered 体验包 \(100 messages\): balance 0 -> 0 while pending; "
-        r"the platform confirmed its payment: balance 0 -> 100",
-        out,
-    )
+    # the SMS business: a package bought, a signature approved and activated, the balance down;
+    # the order credits nothing until it is paid, and its payment delivered twice credits once
+    assert (
+        "SMS shop 9001 ordered 基础包 (1000 messages, 45.00 yuan): balance 0 -> 0 while pending; the mall's "
+        "payment service paid it (sms_package.paid, delivered twice: sms_purchase_paid: 1000 messages "
+        "credited; duplicate_event): balance 0 -> 1000"
+    ) in out
+    # the buyer accepted the shipping notice twice on the Mini Program: the third parcel's is not sent
+    assert (
+        "Mini Program shipping notices: 2 sent on the buyer's 2 acceptances, 1 skipped as "
+        "no_subscription without asking WeChat"
+    ) in out
     assert "SMS Aliyun approved it (QuerySmsSign: approved); the shop activated it" in out
     assert '"SignName": "百客优选"' in out
     spent = re.search(r"SMS shop 9001: balance (\d+) -> (\d+) \(2 SMS sent, 2 segments\)", out)

@@ -11,9 +11,10 @@ from confluent_kafka import Producer
 from channels.base import ChannelName, Delivery
 from streams.core.failures import header_map
 from streams.core.outcomes import Outcome
+from streams.core.recipients import person_key
 from streams.ops.reading import end_offsets, read_until
 from tests.factories import UNFOLLOWED_OPENID, delivery, dispatch, payment_event, to_bytes, with_changes
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import RECIPIENT_KEY, Pipeline
 from tests.unit.test_wechat_mp_and_templates import mp_delivery
 
 pytestmark = pytest.mark.integration
@@ -136,9 +137,8 @@ def _send_directly(pipeline: Pipeline, delivery: Delivery) -> Outcome:
     """Put a rendered delivery on its channel's send topic, as the router would, and await its outcome."""
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
     producer = Producer({"bootstrap.servers": pipeline.bootstrap})
-    producer.produce(
-        pipeline.topics.send_topic(delivery.channel), dispatch(delivery).to_json(), key=b"E-direct"
-    )
+    key = person_key(RECIPIENT_KEY.encode(), delivery.channel, delivery.recipient)  # as the router keys it
+    producer.produce(pipeline.topics.send_topic(delivery.channel), dispatch(delivery).to_json(), key=key)
     producer.flush(10)
     records = read_until(
         pipeline.bootstrap,
@@ -164,6 +164,7 @@ def test_the_sender_delivers_mini_program_and_sms_messages(pipeline: Pipeline) -
         template_id="SMS_480000002",
         fields={"code": "620417"},
     )
+    pipeline.mp_accepts([mp.template_id], openid=mp.recipient)
     assert _send_directly(pipeline, mp).status.value == "delivered"
     assert _send_directly(pipeline, sms).status.value == "delivered"
     channels = {

@@ -221,6 +221,7 @@ def test_only_a_manual_refund_notifies_the_buyer(pipeline: Pipeline) -> None:
         to_bytes(event("order.refunded", SAMPLE_EVENTS["order.refunded"]["data"] | {"manual": manual}))
         for manual in (True, False)
     ]
+    pipeline.mp_accepts(["mp-buyer-order-refunded-v1"])  # the buyer asked to be told on the Mini Program
     published, outcomes = pipeline.run(refunds)
     by_hand, automatic = (outcomes[source_of(p)] for p in published)
     assert {(o.status.value, o.channel.value if o.channel else None) for o in by_hand} == {

@@ -4,8 +4,10 @@ once and the batch's offsets move on when all are acknowledged. One log line per
 
 The dispatches of an event are keyed like the event (its order number), so one order's messages
 stay in order through the send topics; a verification code is keyed by its recipient, so every
-code of a phone is on one partition of the codes topic, with that phone's limits. A dispatch and
-its sender's ledger entry share the send topic's partition. What a batch leads to is committed
+code of a phone is on one partition of the codes topic, with that phone's limits; a Mini Program
+delivery is keyed by its buyer too, and so are the buyer's answers to the subscription panel,
+forwarded to the Mini Program's send topic, where its sender keeps what each buyer accepted. A
+dispatch and its sender's ledger entry share the send topic's partition. What a batch leads to is committed
 with the batch's offsets, in one transaction.
 """
 
@@ -16,9 +18,11 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 
+from channels.base import ChannelName
 from streams.core.errors import EventRejected
-from streams.core.events import Event, SmsPackagePaidEvent, parse_event
+from streams.core.events import Event, MpSubscriptionAnsweredEvent, SmsPackagePaidEvent, parse_event
 from streams.core.failures import Failure, Stage
+from streams.core.mp_subscriptions import ANSWER_KIND, KIND_HEADER, Answers
 from streams.core.outcomes import DUPLICATE_EVENT, Outcome, Status, event_outcome
 from streams.core.render_plan import ShopPlan
 from streams.core.routing import Router
@@ -40,6 +44,8 @@ SMS_PURCHASE_PAID = "sms_purchase_paid"
 PAYMENT_TYPE = b'"sms_package.paid"'
 """how a batch with a payment event is told apart before it is parsed"""
 ACCOUNTS_WAIT_SECONDS = 30.0
+BY_PERSON = frozenset({ChannelName.WECHAT_MP})
+"""channels whose deliveries are keyed by their recipient (their sender keeps state per person)"""
 
 
 class RouterStage(PipelineStage):
@@ -76,6 +82,8 @@ class RouterStage(PipelineStage):
             return self._count("duplicate", self._duplicate(record, event.id, event.shop_id))
         if isinstance(event, SmsPackagePaidEvent):
             return self._count("payments", self._paid(record, event))
+        if isinstance(event, MpSubscriptionAnsweredEvent):
+            return self._count("mp_answers", self._answered(record, event))
         return self._route(record, event)
 
     def _route(self, record: ConsumedRecord, event: Event) -> list[Write]:
@@ -96,7 +104,7 @@ class RouterStage(PipelineStage):
             writes = []
             for d in routing.dispatches:
                 code = d.scene in code_scenes
-                by = d.recipient.hash.encode() if code and d.recipient else send_key
+                by = self.router.person_key(d) if code or d.delivery.channel in BY_PERSON else send_key
                 writes.append(Write(self.topics.send_topic_for(d.delivery.channel, code), by, d.to_json()))
             return self._count("routed", writes)
         reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
@@ -142,6 +150,35 @@ class RouterStage(PipelineStage):
             Write(self.topics.sms_account, *payment_record(payment)),
             *self.final(record, event.id, outcome),
         ]
+
+    def _answered(self, record: ConsumedRecord, event: MpSubscriptionAnsweredEvent) -> list[Write]:
+        """A buyer's answers to the Mini Program's subscription panel: forwarded to the Mini
+        Program's send topic under the buyer's key (where that buyer's deliveries go, in order), in
+        this batch's transaction; the event ends skipped, saying what was answered."""
+        answered = event.data
+        answers = Answers(
+            event_id=event.id,
+            shop_id=event.shop_id,
+            results=dict(answered.results),
+            long_term=answered.long_term,
+            answered_at=answered.answered_at,
+        )
+        buyer = self.router.address_key(ChannelName.WECHAT_MP, answered.openid)
+        outcome = event_outcome(
+            Status.SKIPPED,
+            answers.summary(),
+            record.source,
+            self.clock(),
+            event_id=event.id,
+            shop_id=event.shop_id,
+        )
+        forward = Write(
+            self.topics.send_topic(ChannelName.WECHAT_MP),
+            buyer,
+            answers.to_json(),
+            [(KIND_HEADER, ANSWER_KIND)],
+        )
+        return [forward, *self.final(record, event.id, outcome)]
 
     def _duplicate(self, record: ConsumedRecord, event_id: str, shop_id: int) -> list[Write]:
         """An event id already skipped or dead-lettered, on another record: upstream published it

@@ -23,6 +23,7 @@ from functools import partial
 from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult, SentLookup
 from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
 from streams.core.failures import Failure, Stage
+from streams.core.mp_subscriptions import ANSWER_KIND, KIND_HEADER, NO_SUBSCRIPTION, Answers
 from streams.core.outcomes import (
     DUPLICATE_EVENT,
     Status,
@@ -45,7 +46,8 @@ from streams.runtime.lanes.ledger import Ledger
 from streams.runtime.lanes.sms_account import SmsQuota
 from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
 from streams.runtime.lanes.stateful_lane import StatefulLane
-from streams.runtime.state.store import NotOwned
+from streams.runtime.lanes.subscriptions import Subscriptions
+from streams.runtime.state.store import NotOwned, Store
 
 log = get_logger("sender")
 SUMMARIES = Repeats(log, interval_seconds=30.0)
@@ -80,6 +82,7 @@ class SenderStage(PipelineStage):
         quota: SmsQuota | None = None,
         recipient_key: bytes | None = None,
         lookup: SentLookup | None = None,
+        subscriptions: Subscriptions | None = None,
     ) -> None:
         super().__init__(topics, ledger, clock)
         self.channel = channel
@@ -91,30 +94,21 @@ class SenderStage(PipelineStage):
         self.recipient_key = recipient_key
         self.lookup = lookup
         """asks the provider whether it already took a delivery in doubt (Aliyun: QuerySendDetails)"""
+        self.subscriptions = subscriptions
+        """Mini Program: what each buyer accepted, checked before WeChat is called"""
         self.commit_first: CommitFirst = _no_transactions
         """commits writes before the provider is asked (set by the lane)"""
 
     async def handle(self, record: ConsumedRecord) -> list[Write]:
+        if self.subscriptions is not None and (KIND_HEADER, ANSWER_KIND) in record.headers:
+            return self._answered(record, self.subscriptions)
         try:
             dispatch = self._opened(parse_dispatch(record.value))
         except (ValidationError, ValueError) as exc:
-            key = str(record.source)
-            if self.already_final(key, record):
-                return []
-            failure = self.failure(record, "invalid_delivery", str(exc)[:500])
-            outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
-            return [self.dead_letter(record, failure), *self.final(record, key, outcome)]
+            return self._invalid(record, exc)
         delivery = dispatch.delivery
         if self.already_final(delivery.delivery_id, record):
-            metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
-            source = (record.topic, record.partition)
-            if not self.ledger.same_origin(source, delivery.delivery_id, str(dispatch.source)):
-                # upstream published the event again: this copy ends skipped, with its own outcome
-                return [
-                    self.outcome(skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False))
-                ]
-            SUMMARIES.log(logging.INFO, f"{delivery.channel.value}: already final, not sent again")
-            return []
+            return self._final_already(record, dispatch)
         admitted: list[Write] = []
         if self.codes is not None:
             source = (record.topic, record.partition)
@@ -123,6 +117,8 @@ class SenderStage(PipelineStage):
             )
             if refused is not None:
                 return self._code_refused(record, dispatch, refused)
+        if self.subscriptions is not None:
+            return await self._send_subscribed(record, dispatch, self.subscriptions)
         if self.quota is None:
             result = await self._send_once(dispatch, _in_doubt(record))
             return [
@@ -130,6 +126,65 @@ class SenderStage(PipelineStage):
                 *self._after_send(record, dispatch, result, self._unsent(record, dispatch, result)),
             ]
         return await self._send_charged(record, dispatch, self.quota, admitted)
+
+    def _final_already(self, record: ConsumedRecord, dispatch: Dispatch) -> list[Write]:
+        """A delivery read again after its outcome: not sent again."""
+        delivery = dispatch.delivery
+        metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
+        source = (record.topic, record.partition)
+        if not self.ledger.same_origin(source, delivery.delivery_id, str(dispatch.source)):
+            # upstream published the event again: this copy ends skipped, with its own outcome
+            return [self.outcome(skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False))]
+        SUMMARIES.log(logging.INFO, f"{delivery.channel.value}: already final, not sent again")
+        return []
+
+    async def _send_subscribed(
+        self, record: ConsumedRecord, dispatch: Dispatch, subscriptions: Subscriptions
+    ) -> list[Write]:
+        """A Mini Program delivery: sent only when its buyer has an acceptance left for its template,
+        which the message then uses; a 43101 from WeChat sets what is left to nothing."""
+        buyer, template_id = record.key or b"", dispatch.delivery.template_id
+        source = (record.topic, record.partition)
+        if not subscriptions.allowance(source, buyer, template_id).allows:
+            return self._not_asked(record, dispatch)
+        result = await self._send_once(dispatch, _in_doubt(record))
+        if result.ok:
+            spent = subscriptions.used(source, buyer, template_id)
+        elif result.reason == NO_SUBSCRIPTION:
+            spent = subscriptions.none_left(source, buyer, template_id)
+        else:
+            spent = []
+        return self._after_send(record, dispatch, result, spent)
+
+    def _answered(self, record: ConsumedRecord, subscriptions: Subscriptions) -> list[Write]:
+        """A buyer's answers to the subscription panel, forwarded by the router: kept. (The event's
+        outcome is the router's; a record that is not answers is dead-lettered.)"""
+        try:
+            answers = Answers.model_validate_json(record.value or b"")
+        except ValueError as exc:
+            return self._invalid(record, exc)
+        for answer in answers.results.values():
+            metrics.MP_ANSWERS.labels(answer).inc()
+        return subscriptions.answered((record.topic, record.partition), record.key or b"", answers)
+
+    def _invalid(self, record: ConsumedRecord, exc: Exception) -> list[Write]:
+        """A record of the send topic that is not what the router writes: dead-lettered."""
+        key = str(record.source)
+        if self.already_final(key, record):
+            return []
+        failure = self.failure(record, "invalid_delivery", str(exc)[:500])
+        outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
+        return [self.dead_letter(record, failure), *self.final(record, key, outcome)]
+
+    def _not_asked(self, record: ConsumedRecord, dispatch: Dispatch) -> list[Write]:
+        """A Mini Program delivery whose buyer has no acceptance left for its template: skipped as
+        no_subscription without calling WeChat (it would refuse with 43101)."""
+        metrics.MP_NOT_ASKED.inc()
+        metrics.UNREACHABLE.labels(dispatch.delivery.channel.value, NO_SUBSCRIPTION).inc()
+        SUMMARIES.log(logging.INFO, "wechat_mp: no acceptance left, WeChat not asked")
+        replayed = bool(record.history and record.history.replays)
+        skipped = skipped_delivery(dispatch, NO_SUBSCRIPTION, self.clock(), replayed=replayed)
+        return self.final(record, dispatch.delivery.delivery_id, skipped)
 
     def _code_refused(self, record: ConsumedRecord, dispatch: Dispatch, refused: str) -> list[Write]:
         metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
@@ -220,7 +275,8 @@ class SenderStage(PipelineStage):
     def _after_send(
         self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, charge: list[Write]
     ) -> list[Write]:
-        """The outcome of a provider call (and, for an SMS, what settles its charge, written with it)."""
+        """The outcome of a provider call, and the state writes that go with it (an SMS's charge
+        settled, a code uncounted, a Mini Program acceptance spent)."""
         self._count(dispatch, result)
         previous = record.history
         if result.ok:
@@ -398,6 +454,10 @@ class SenderLane(StatefulLane):
         self._tasks: dict[Partition, set[asyncio.Task[None]]] = {}
         self._last_of_key: dict[tuple[Partition, bytes | None], asyncio.Task[None]] = {}
         self._crash: BaseException | None = None
+
+    def stores(self) -> list[Store]:
+        subscriptions = self.stage.subscriptions
+        return [*super().stores(), *([subscriptions.store] if subscriptions is not None else [])]
 
     async def room(self, stopping: asyncio.Event) -> int:
         """Free slots. A nearly full lane lets a few more deliveries finish first, so that it takes
