@@ -22,6 +22,7 @@ from streams.devtools.local_stack import SANDBOX_PUSH_ENV, Service, start_receip
 from streams.ops.reading import ReadRecord, end_offsets, read_until
 from tests.factories import SAMPLE_EVENTS, event, fresh_code, to_bytes
 from tests.integration.conftest import SETTLE_SECONDS, Pipeline
+from tests.unit.test_wechat_mp_and_templates import MP_TEMPLATE
 
 pytestmark = pytest.mark.integration
 BLOCKED = "oBLocked00000000000000000000"  # config/sandbox.yaml: blocked the OA's messages
@@ -45,6 +46,7 @@ def test_receipts_of_all_three_kinds_mark_their_deliveries(pipeline: Pipeline) -
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
     paid = SAMPLE_EVENTS["payment.succeeded"]
     blocked = event("payment.succeeded", paid["data"] | {"buyer": {"user_id": "u-b", "oa_openid": BLOCKED}})
+    pipeline.mp_accepts([MP_TEMPLATE])  # the buyer accepted the payment notice on the Mini Program
     published, outcomes = pipeline.run([to_bytes(paid), to_bytes(blocked), to_bytes(fresh_code())])
     delivered = {
         o.delivery_id: o
