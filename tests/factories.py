@@ -194,4 +194,8 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
     "auth.code_requested": event(
         "auth.code_requested", {"user": BUYER, "purpose": "register", "code": "482913"}
     ),
+    "sms_balance.low": event(
+        "sms_balance.low",
+        {"seller": SELLER, "available": 37, "threshold": 100, "purchased": 1000, "fell_at": AT},
+    ),
 }

@@ -17,6 +17,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -165,6 +166,17 @@ class SmsPackagePaid(Model):
     paid_at: Time
 
 
+class SmsBalanceLow(Model):
+    """The pipeline's own event: a shop's SMS balance fell below its threshold (published by the
+    SMS sender that charged the message which crossed it, once per crossing)."""
+
+    seller: Party
+    available: Annotated[int, Field(ge=0, description="segments left (0 when overdrawn)")]
+    threshold: Annotated[int, Field(ge=0)]
+    purchased: Annotated[int, Field(ge=0, description="segments bought so far, paid")]
+    fell_at: Time
+
+
 TemplateId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 SubscribeAnswer = Literal["accept", "acceptWithAudio", "acceptWithAlert", "reject", "ban", "filter"]
 
@@ -250,6 +262,11 @@ class SmsPackagePaidEvent(Envelope):
     data: SmsPackagePaid
 
 
+class SmsBalanceLowEvent(Envelope):
+    type: Literal["sms_balance.low"]
+    data: SmsBalanceLow
+
+
 class MpSubscriptionAnsweredEvent(Envelope):
     type: Literal["mp_subscription.answered"]
     data: MpSubscriptionAnswered
@@ -266,7 +283,8 @@ Event = Annotated[
     | CouponIssuedEvent
     | CodeRequestedEvent
     | SmsPackagePaidEvent
-    | MpSubscriptionAnsweredEvent,
+    | MpSubscriptionAnsweredEvent
+    | SmsBalanceLowEvent,
     Field(discriminator="type"),
 ]
 EVENT_MODELS: dict[str, type[Envelope]] = {
@@ -281,6 +299,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     "auth.code_requested": CodeRequestedEvent,
     "sms_package.paid": SmsPackagePaidEvent,
     "mp_subscription.answered": MpSubscriptionAnsweredEvent,
+    "sms_balance.low": SmsBalanceLowEvent,
 }
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -304,6 +323,24 @@ def _rejected(exc: ValidationError) -> EventRejected:
         return EventRejected(RejectReason.UNKNOWN_TYPE, f"unknown event type {tag!r}")
     # the first path part is the union tag (the event type): leave it out of the message
     return EventRejected(RejectReason.SCHEMA_INVALID, describe(exc, skip_first=1, limit=5))
+
+
+def envelope(
+    event_id: str, event_type: str, source: str, shop_id: int, data: dict[str, Any], now: datetime
+) -> bytes:
+    """An event as a publisher writes it (CloudEvents structured JSON), times in UTC."""
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "type": event_type,
+            "source": source,
+            "time": now,
+            "shopid": shop_id,
+            "data": data,
+        },
+        option=orjson.OPT_UTC_Z,
+    )
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

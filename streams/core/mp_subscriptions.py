@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from channels.base import ChannelName
 from streams.core.catalog import Catalog
-from streams.core.events import MpSubscriptionAnswered
+from streams.core.events import MpSubscriptionAnswered, envelope
 from streams.core.shops import ShopRules
 
 ACCEPTED = frozenset({"accept", "acceptWithAudio", "acceptWithAlert"})
@@ -131,13 +131,5 @@ def answered_event(
     """The ``mp_subscription.answered`` event of a buyer's answers, as the mall's backend publishes
     it: its id, and the record's value."""
     event_id = f"mps-{uuid.uuid4().hex}"
-    document = {
-        "specversion": "1.0",
-        "id": event_id,
-        "type": ANSWER_TYPE,
-        "source": source,
-        "time": now.isoformat().replace("+00:00", "Z"),
-        "shopid": shop_id,
-        "data": answered.model_dump(mode="json"),
-    }
-    return event_id, orjson.dumps(document)
+    data = answered.model_dump(mode="json")
+    return event_id, envelope(event_id, ANSWER_TYPE, source, shop_id, data, now)

@@ -96,6 +96,10 @@ class SmsAccount(Frozen):
         return active.name if active is not None and active.status == "approved" else None
 
 
+LOW_BALANCE_DEFAULT = 100
+"""segments left below which a shop's seller is told, unless the shop says otherwise"""
+
+
 class ShopRules(Frozen):
     shop_id: int = Field(gt=0, lt=10**18)
     name: str = Field(min_length=1, max_length=64)
@@ -103,6 +107,20 @@ class ShopRules(Frozen):
     wechat_mp: WeChatAccount | None = None
     sms: SmsAccount | None = None
     sms_templates: list[SmsTemplate] = Field(default_factory=list, max_length=100)
+    sms_low_balance: int = Field(
+        default=LOW_BALANCE_DEFAULT,
+        ge=0,
+        le=10**9,
+        description="when the SMS balance falls below this many segments, the seller is told "
+        "(scene seller_sms_balance_low, once per crossing); 0: never",
+    )
+    seller_openid: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the shop owner's openid under the shop's Official Account: where the "
+        "platform's notices to the seller go (SMS balance low)",
+    )
     scenes: dict[Annotated[str, Field(max_length=64)], dict[ChannelName, ChannelRule]] = Field(
         default_factory=dict, max_length=100
     )

@@ -327,6 +327,10 @@ class AccountBook:
             available=purchased - used,
         )
 
+    def shop_ids(self) -> set[int]:
+        """Every shop with a purchase or a charge."""
+        return set(self._purchases) | set(self._charged)
+
     def purchases(self, shop_id: int) -> list[Purchase]:
         return sorted(self._purchases.get(shop_id, {}).values(), key=lambda p: p.at)
 

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from channels.aliyun_sms import AliyunSmsConfig, AliyunSmsReview
+from streams.core.events import envelope
 from streams.core.outcomes import Outcome
 from streams.core.shops import ShopRules
 from streams.core.sms_quota import AccountBook, Balance, Purchase, load_packages, new_purchase
@@ -73,22 +74,14 @@ def buy_package(settings: Settings, topics: Topics, shop_id: int, console: Conso
 
 def _paid_event(purchase: Purchase, now: datetime) -> bytes:
     """The payment service's event for a purchase order, as it publishes it on the payments topic."""
-    return orjson.dumps(
-        {
-            "specversion": "1.0",
-            "id": f"evt-smspay-{purchase.purchase_id}",
-            "type": "sms_package.paid",
-            "source": "/mall/payment",
-            "time": now.isoformat(),
-            "shopid": purchase.shop_id,
-            "data": {
-                "purchase_id": purchase.purchase_id,
-                "amount_fen": purchase.price_fen,
-                "payment_no": f"WX{purchase.purchase_id[:20]}",
-                "paid_at": now.isoformat(),
-            },
-        }
-    )
+    data = {
+        "purchase_id": purchase.purchase_id,
+        "amount_fen": purchase.price_fen,
+        "payment_no": f"WX{purchase.purchase_id[:20]}",
+        "paid_at": now.isoformat(),
+    }
+    event_id = f"evt-smspay-{purchase.purchase_id}"
+    return envelope(event_id, "sms_package.paid", "/mall/payment", purchase.shop_id, data, now)
 
 
 def new_signature(

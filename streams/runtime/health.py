@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,7 @@ class Readiness:
         transactions: Transactions,
         stall_seconds: float,
         channels_off: list[str] | None = None,
+        sms_bands: Callable[[], Counter[str]] | None = None,
     ) -> None:
         self._supervisors = supervisors
         self._lanes = lanes
@@ -71,6 +73,8 @@ class Readiness:
         self._transactions = transactions
         self._stall_seconds = stall_seconds
         self._channels_off = channels_off or []
+        self._sms_bands = sms_bands
+        """how many shops' SMS balances are used up, low, ok (a worker that sends SMS)"""
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
@@ -78,6 +82,8 @@ class Readiness:
             gauge.clear()  # partitions handed over since the last report disappear
         lanes = {lane.name: self._lane(lane, now) for lane in self._lanes}
         _cache_metrics(self._lanes)
+        for band, shops in (self._sms_bands() if self._sms_bands else {}).items():
+            metrics.SMS_SHOPS.labels(band).set(shops)
         tasks = {
             name: {"running": state.running, "restarts": state.restarts, "last_error": state.last_error}
             for supervisor in self._supervisors

@@ -111,6 +111,16 @@ UNREACHABLE = Counter(
     "not_following (unfollowed the OA), no_subscription (no MP subscription), blocked_by_user",
     ["channel", "reason"],
 )
+SMS_SHOPS = Gauge(
+    "mall_notify_sms_shops",
+    "Shops with SMS bought, by the band of their balance now: exhausted (0 or below), low (below "
+    "the shop's threshold), ok",
+    ["band"],
+)
+SMS_LOW_BALANCE = Counter(
+    "mall_notify_sms_low_balance_total",
+    "Shops' SMS balances that fell below their threshold, each told to its seller once",
+)
 MP_ANSWERS = Counter(
     "mall_notify_mp_subscription_answers_total",
     "Buyers' answers to the Mini Program's subscription panel kept by its sender, per template: "

@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +30,7 @@ from channels.registry import Channels, ChannelsConfig
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.codes import CodeRules
 from streams.core.errors import MallNotifyError
+from streams.core.low_balance import LOW_BALANCE_TYPE, shop_bands
 from streams.core.render_plan import ShopPlan, compile_shop
 from streams.core.routing import Router
 from streams.core.shop_records import ShopTable
@@ -98,6 +100,8 @@ class Worker:
     accounts: TableFollower | None = None
     """the SMS balances (purchases, other workers' charges), when this worker sends SMS"""
     reports: ReportFallback | None = None
+    sms_bands: Callable[[], Counter[str]] | None = None
+    """how many shops' SMS balances are used up, low, ok (when this worker follows them)"""
     """asks Aliyun for the SMS reports that did not come, when this worker pairs receipts"""
 
     @property
@@ -110,6 +114,7 @@ class Worker:
             self.transactions,
             self.settings.stall_seconds,
             [channel.value for channel in self.channels.off],
+            self.sms_bands,
         )
 
 
@@ -131,7 +136,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     follower = TableFollower(settings.kafka_bootstrap_servers, topics.settings, shops, recompile)
     book = AccountBook()
     accounts = TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts")
-    quota = SmsQuota(book, topics.sms_account, accounts)
+    quota = SmsQuota(book, topics.sms_account, accounts, shops.get, topics.event_topic_for(LOW_BALANCE_TYPE))
     transactions = Transactions(
         settings.kafka_bootstrap_servers, _group(settings), identity=identity(settings.state_dir)
     )
@@ -153,6 +158,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     if settings.runs("receipts"):
         lanes.append(parts.receipts())
     probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
+    follows_accounts = any(_follows_accounts(lane) for lane in lanes)
     return Worker(
         settings,
         topics,
@@ -166,8 +172,9 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         Supervisor(),
         Tokens.configured(settings.api_platform_token, {}),
         EndOffsets(settings.kafka_bootstrap_servers, lanes),
-        accounts if any(_follows_accounts(lane) for lane in lanes) else None,
+        accounts if follows_accounts else None,
         _report_fallback(settings, lanes),
+        partial(shop_bands, book, shops.get) if follows_accounts else None,
     )
 
 

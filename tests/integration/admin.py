@@ -61,9 +61,9 @@ def shop_settings(**oa_rule: Any) -> dict[str, Any]:
     return shop
 
 
-def wait_for_settings(pipeline: Pipeline, expected: dict[str, Any]) -> None:
+def wait_for_settings(pipeline: Pipeline, expected: dict[str, Any], shop: int = SHOP) -> None:
     """Until the running worker routes with ``expected`` (it follows the settings topic)."""
     deadline = time.monotonic() + 20
-    while call(pipeline.worker, "GET", f"/shops/{SHOP}/settings", PLATFORM_TOKEN)[1] != expected:
+    while call(pipeline.worker, "GET", f"/shops/{shop}/settings", PLATFORM_TOKEN)[1] != expected:
         assert time.monotonic() < deadline, "the worker never took the change"
         time.sleep(0.1)

@@ -110,6 +110,15 @@ EXPECTED = {
     ],
     "coupon.issued": [("buyer_coupon_issued", OA, BUYER_OPENID, COUPON, None)],
     "auth.code_requested": [("code_register", SMS, "13812345678", {"code": "482913"}, None)],
+    "sms_balance.low": [
+        (
+            "seller_sms_balance_low",
+            OA,
+            SELLER_OPENID,
+            {"thing1": "短信套餐余额", "number2": "37", "number3": "100", "time4": "2026-11-25 12:06"},
+            None,
+        )
+    ],
 }
 
 

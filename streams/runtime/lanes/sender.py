@@ -219,8 +219,13 @@ class SenderStage(PipelineStage):
             if charge is None:
                 unsent = self._unsent(record, dispatch, None)
                 return [*admitted, *unsent, *self._quota_exhausted(record, dispatch, quota)]
-            await self.commit_first(record, [*admitted, charge])
+            low = quota.low_balance(dispatch.shop_id, self.clock())
+            await self.commit_first(record, [*admitted, charge, *([low[1]] if low else [])])
             admitted = []
+            if low is not None:
+                quota.told(low[0])
+                metrics.SMS_LOW_BALANCE.inc()
+                log.info("SMS balance low: the seller is told", extra=fields(shop_id=dispatch.shop_id))
         result = await self._send_once(dispatch, in_doubt)
         # in doubt and not asked, the earlier attempt may have gone out: its charge stands
         known = not in_doubt or self.lookup is not None

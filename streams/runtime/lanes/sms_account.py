@@ -17,14 +17,23 @@ to the topic's end and the partition's committed charges replace whatever this p
 
 Two workers may spend a shop's last segments at the same moment: the overdraft is at most what
 was being sent for that shop then, it is charged, and the balance shows it below zero.
+
+The charge that takes a shop's balance below its threshold is committed with the event that tells
+the seller (:mod:`streams.core.low_balance`); the lane remembers the crossings it told (a bounded
+number), and a copy told by another worker or after a restart is a duplicate downstream.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
 
 from confluent_kafka import KafkaException
 
+from streams.core.low_balance import low_balance_event
+from streams.core.shops import ShopRules
 from streams.core.sms_quota import AccountBook, Charged, charged_key, charged_value
 from streams.logs import fields, get_logger
 from streams.runtime.kafka.follower import TableFollower
@@ -34,14 +43,45 @@ log = get_logger("sms_account")
 Partition = tuple[str, int]
 READ_TIMEOUT_SECONDS = 120.0
 ATTEMPTS = 3
+TOLD_KEPT = 10_000
+"""crossings a worker remembers having told (a copy beyond is a duplicate downstream)"""
 
 
 class SmsQuota:
-    def __init__(self, book: AccountBook, account_topic: str, follower: TableFollower) -> None:
+    def __init__(
+        self,
+        book: AccountBook,
+        account_topic: str,
+        follower: TableFollower,
+        shops: Callable[[int], ShopRules | None] = lambda _: None,
+        events_topic: str | None = None,
+    ) -> None:
         self.book = book
         self.topic = account_topic
         self.follower = follower
         """the worker's one reader of the account topic (purchases, every worker's charges)"""
+        self.shops = shops
+        """the shops' settings (their low-balance thresholds, their sellers)"""
+        self.events_topic = events_topic
+        """where the pipeline's own events go (``sms_balance.low``)"""
+        self._told: OrderedDict[str, None] = OrderedDict()
+
+    def low_balance(self, shop_id: int, now: datetime) -> tuple[str, Write] | None:
+        """The event that tells the seller the balance fell below the threshold, with its id, when
+        it did and this worker has not told it yet (commit it with the charge, then :meth:`told`)."""
+        shop = self.shops(shop_id)
+        if shop is None or self.events_topic is None:
+            return None
+        found = low_balance_event(shop, self.book.balance(shop_id), now)
+        if found is None or found[0] in self._told:
+            return None
+        event_id, value = found
+        return event_id, Write(self.events_topic, f"shop/{shop_id}".encode(), value)
+
+    def told(self, event_id: str) -> None:
+        self._told[event_id] = None
+        if len(self._told) > TOLD_KEPT:
+            self._told.popitem(last=False)
 
     def in_doubt(self, source: Partition, shop_id: int, delivery_id: str) -> bool:
         """Whether the delivery was charged before a crash and its outcome never written."""
