@@ -4,7 +4,9 @@
 2. a faust agent passing each record through (`await topic.send`);
 3. our router alone (`MALL_NOTIFY_LANES=router`): parse, route, render, 3 dispatches per event;
 4. the pipeline end to end with the provider sandbox, until every delivery's outcome is written;
-5. WeChat OA throughput while Aliyun SMS answers in 2 s, next to it with SMS answering at once.
+5. WeChat OA throughput while Aliyun SMS answers in 2 s, next to it with SMS answering at once;
+6. Mini Program deliveries/s when every buyer accepted the template, and when 90% did not (those
+   are skipped without a call to WeChat).
 
 Rates come from the Kafka timestamps of what each one wrote (first to last record), and a figure
 is only reported after checking that what it measured happened: every record passed through,
@@ -40,6 +42,8 @@ from state_bench import fill_changelog, measure
 
 from channels.base import ChannelName, Delivery
 from streams.core.dispatch import Dispatch
+from streams.core.events import MpSubscriptionAnswered, envelope
+from streams.core.mp_subscriptions import ANSWER_TYPE, answered_event
 from streams.core.sms_quota import load_packages, new_purchase
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics, load_topics
@@ -56,6 +60,7 @@ from streams.settings import PROJECT_ROOT
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 OA_EVENTS = int(os.environ.get("BENCH_OA", "20000"))
 SMS_EVENTS = int(os.environ.get("BENCH_SMS", "2000"))
+MP_EVENTS = int(os.environ.get("BENCH_MP", "20000"))
 BULK_SMS = int(os.environ.get("BENCH_BULK_SMS", "100000"))
 CODES = int(os.environ.get("BENCH_CODES", "50"))
 STORE_ENTRIES = int(os.environ.get("BENCH_STORE_ENTRIES", "5000000"))
@@ -63,11 +68,7 @@ CHANGELOG_ENTRIES = int(os.environ.get("BENCH_CHANGELOG_ENTRIES", "1000000"))
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 CONFIG = PROJECT_ROOT / "config"
 MP_APPID, MP_TEMPLATE = "wx9c3e7a1b5d2f4e6a08", "mP-OrderPaid-4d2c9a7e1b3f5a6c8e0d2b4f6a8c"
-BUYER = {
-    "user_id": "u-bench",
-    "oa_openid": "oBenchBuyer0000000000000001",
-    "mp_openid": "oBenchBuyerMp00000000000001",
-}
+MP_SHIPPED = "mp-buyer-order-shipped-v1"
 SELLER = {"user_id": "s-bench", "oa_openid": "oBenchSeller000000000000001"}
 UNLIMITED = {
     "MALL_NOTIFY_WECHAT_APP_RATE_PER_SECOND": "1000000",
@@ -84,6 +85,44 @@ def local_broker_pid() -> int | None:
     except (OSError, ValueError):
         return None
     return pid if address == BOOTSTRAP and Path(f"/proc/{pid}").exists() else None
+
+
+def buyer(index: int) -> dict[str, str]:
+    """A buyer of their own per order, as on a real mall (one buyer's Mini Program messages go one
+    after the other, on their partition)."""
+    return {
+        "user_id": f"u-bench-{index}",
+        "oa_openid": f"oBenchBuyer{index:017d}",
+        "mp_openid": f"oBenchBuyerMp{index:015d}",
+    }
+
+
+def buyers_accept(topics: Topics, sandbox_url: str, openids: list[str], template_id: str) -> None:
+    """The buyers accepted the template on the Mini Program: WeChat (the sandbox) records it, and
+    the mall's backend tells the pipeline (one mp_subscription.answered event each)."""
+    for start in range(0, len(openids), 10_000):
+        grant = {"appid": MP_APPID, "openids": openids[start : start + 10_000], "template_id": template_id}
+        tell_sandbox(sandbox_url, "wechat/subscriptions", grant)
+    now = datetime.now(UTC)
+    answers = [
+        answered_event(
+            9001,
+            MpSubscriptionAnswered.model_validate(
+                {"openid": openid, "results": {template_id: "accept"}, "answered_at": now.isoformat()}
+            ),
+            "/bench",
+            now,
+        )[1]
+        for openid in openids
+    ]
+    publish_values(BOOTSTRAP, topics, answers)
+
+
+def answers_routed(topics: Topics) -> None:
+    """Until the router has read every answer (the buyers' deliveries come after them)."""
+    topic = topics.event_topic_for(ANSWER_TYPE) or ""
+    wanted = end_count(topic)
+    wait_until(lambda: committed(topics.prefix + "mall-notify", topic) >= wanted, 600, "answers routed")
 
 
 def paid_order(index: int, buyer: dict[str, str], seller: dict[str, str] | None) -> bytes:
@@ -280,11 +319,6 @@ def tell_sandbox(url: str, path: str, body: dict[str, object]) -> None:
     urllib.request.urlopen(request, timeout=10).close()
 
 
-def subscribe(url: str, openid: str, count: int) -> None:
-    grant = {"appid": MP_APPID, "openid": openid, "template_id": MP_TEMPLATE, "count": count}
-    tell_sandbox(url, "wechat/subscriptions", grant)
-
-
 @dataclass
 class Spent:
     """Where the end-to-end run's CPU went."""
@@ -296,11 +330,14 @@ class Spent:
     rss_done_mib: float = 0.0
 
 
-def end_to_end(topics: Topics, scratch: Path) -> tuple[Measured, Spent]:
+def end_to_end(events: list[bytes], scratch: Path) -> tuple[Measured, Spent]:
+    topics = fresh("e2e")
     sandbox = start_sandbox(scratch)
     try:
-        subscribe(sandbox.url, BUYER["mp_openid"], EVENTS)
+        buyers_accept(topics, sandbox.url, [buyer(i)["mp_openid"] for i in range(EVENTS)], MP_TEMPLATE)
         worker = start_worker(scratch, worker_env(topics, sandbox.url), name="e2e")
+        answers_routed(topics)
+        publish_values(BOOTSTRAP, topics, events)
         broker = local_broker_pid()
         pids = {"worker": worker.process.pid, "sandbox": sandbox.process.pid} | (
             {"broker": broker} if broker else {}
@@ -321,6 +358,64 @@ def end_to_end(topics: Topics, scratch: Path) -> tuple[Measured, Spent]:
         f"{delivered} delivered, {accepted} accepted, {3 * EVENTS} wanted"
     )
     return Measured(EVENTS, seconds), spent
+
+
+def shipped(index: int) -> bytes:
+    """A parcel shipped to a buyer who is only on the Mini Program: one MP message."""
+    data = {
+        "order_no": f"S{index:08d}-{uuid.uuid4().hex[:6]}",
+        "buyer": {"user_id": f"u-mp-{index}", "mp_openid": f"oBenchMpOnly{index:016d}"},
+        "goods_name": "基准测试商品",
+        "express_company": "顺丰速运",
+        "tracking_no": f"SF{index:010d}",
+        "shipped_at": "2026-11-25T12:00:00Z",
+    }
+    return envelope(
+        f"bench-{uuid.uuid4().hex}", "shipment.dispatched", "/bench", 9001, data, datetime.now(UTC)
+    )
+
+
+def mp_done(worker_url: str) -> float:
+    """Mini Program deliveries the worker finished: sent (or failed), or skipped without a call."""
+    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=10) as reply:
+        lines = reply.read().decode().splitlines()
+    wanted = ('mall_notify_deliveries_total{channel="wechat_mp"', "mall_notify_mp_not_asked_total ")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(wanted))
+
+
+def mp_deliveries(scratch: Path, accepting: float) -> Measured:
+    """MP_EVENTS Mini Program deliveries/s (delivered or skipped) when a share of the buyers
+    accepted the template; the rest are skipped as no_subscription without a call to WeChat."""
+    topics = fresh(f"mp{int(accepting * 100)}")
+    sandbox = start_sandbox(scratch)
+    takers = int(MP_EVENTS * accepting)
+    try:
+        openids = [f"oBenchMpOnly{index:016d}" for index in range(takers)]
+        buyers_accept(topics, sandbox.url, openids, MP_SHIPPED)
+        worker = start_worker(scratch, worker_env(topics, sandbox.url), name=f"mp{takers}")
+        try:
+            answers_routed(topics)
+            publish_values(BOOTSTRAP, topics, [shipped(index) for index in range(MP_EVENTS)])
+            wait_until(lambda: mp_done(worker.url) >= MP_EVENTS, 1800, "every MP delivery is done")
+        finally:
+            worker.stop()
+        calls = sandbox_stats(sandbox.url)["requests"].get("/cgi-bin/message/subscribe/send", 0)
+    finally:
+        sandbox.stop()
+    statuses: dict[str, int] = {}
+
+    def mine(value: bytes) -> bool:
+        outcome = orjson.loads(value)
+        if outcome.get("channel") != "wechat_mp":
+            return False
+        statuses[outcome["status"]] = statuses.get(outcome["status"], 0) + 1
+        return True
+
+    count, seconds = written(topics.outcomes, mine)
+    wanted = {"delivered": takers} | ({"skipped": MP_EVENTS - takers} if takers < MP_EVENTS else {})
+    assert statuses == wanted, f"{statuses}, wanted {wanted}"
+    assert calls == takers, f"WeChat was called {calls} times for {takers} buyers who accepted"
+    return Measured(count, seconds)
 
 
 def rss_mib(pid: int) -> float:
@@ -359,9 +454,10 @@ def oa_with_sms(scratch: Path, sms_latency_ms: int) -> Measured:
         if sms_latency_ms:
             tell_sandbox(sandbox.url, "faults", {"target": "SendSms", "latency_ms": sms_latency_ms})
         every = max(1, OA_EVENTS // SMS_EVENTS)
-        buyer = {"user_id": "u-oa", "oa_openid": BUYER["oa_openid"]}
         events = [
-            code_requested() if i % every == 0 else paid_order(i, buyer, None)
+            code_requested()
+            if i % every == 0
+            else paid_order(i, {"user_id": "u-oa", "oa_openid": buyer(i)["oa_openid"]}, None)
             for i in range(OA_EVENTS + SMS_EVENTS)
         ]
         publish_values(BOOTSTRAP, topics, events)
@@ -505,6 +601,7 @@ def report(results: dict[str, Measured], spent: Spent, codes: CodeLatency) -> st
     healthy, slow = results["oa_healthy"], results["oa_slow_sms"]
     minimal, ours = results["minimal"].rate, results["e2e"].rate * 3
     p50, p99 = codes.percentile(0.5) * 1000, codes.percentile(0.99) * 1000
+    every, tenth = results["mp_all"].rate, results["mp_tenth"].rate
     code_row = (
         f"| {len(codes.latencies)} | {p50:,.0f} ms | {p99:,.0f} ms | p99 < 300 ms "
         f"| {codes.bulk_sent:,} of {BULK_SMS:,} |"
@@ -517,7 +614,11 @@ Every figure is checked before it is reported: the records passed through, the {
 and outcomes written, the messages accepted by the sandbox. Rates run from the Kafka timestamp of the
 first record written to the last. Numbers vary with the machine: compare ratios within one run.
 
-## Throughput on the same {EVENTS:,} preloaded paid orders (3 deliveries each)
+## Throughput on the same {EVENTS:,} paid orders (3 deliveries each, each order a buyer of its own)
+
+End to end, every buyer has first accepted the Mini Program's payment notice
+(`mp_subscription.answered`, routed before the orders are published); the other rows read the
+orders preloaded.
 
 | what | rate | × the plain loop |
 |---|---|---|
@@ -548,6 +649,18 @@ stream; the SMS lane is busy throughout, its provider answering at once or after
 |---|---|
 | answers at once | {healthy.rate:,.0f} |
 | answers in 2 s | {slow.rate:,.0f} ({slow.rate / healthy.rate:.2f}× ; target ≥ 0.9×) |
+
+## Mini Program buyers who did not accept
+
+{MP_EVENTS:,} parcels shipped to buyers who are only on the Mini Program (one subscribe message each).
+A buyer's acceptance of the template comes first (`mp_subscription.answered`); a delivery whose
+buyer has none left is skipped as `no_subscription` without a call to WeChat (checked: WeChat got
+exactly one call per buyer who accepted).
+
+| buyers who accepted | MP deliveries/s (delivered or skipped) | |
+|---|---|---|
+| all | {every:,.0f} | |
+| 10% | {tenth:,.0f} | {tenth / every:.2f}× ; target ≥ 1× ({_met(tenth >= every)}) |
 
 ## Verification codes behind a bulk SMS backlog
 
@@ -614,7 +727,7 @@ the send topics' partitions; the providers' own limits per account stay the ceil
 
 def main() -> None:
     results: dict[str, Measured] = {}
-    preloaded = [paid_order(i, BUYER, SELLER) for i in range(EVENTS)]
+    preloaded = [paid_order(i, buyer(i), SELLER) for i in range(EVENTS)]
     with tempfile.TemporaryDirectory() as directory:
         scratch = Path(directory)
         for name, run in (
@@ -628,12 +741,16 @@ def main() -> None:
         print(f"router: {results['router'].rate:,.0f}/s", flush=True)
         results["minimal"] = minimal_sender(routed, scratch)
         print(f"minimal sender: {results['minimal'].rate:,.0f} deliveries/s", flush=True)
-        results["e2e"], spent = end_to_end(preloaded_topics("e2e", preloaded), scratch)
+        results["e2e"], spent = end_to_end(preloaded, scratch)
         print(f"e2e: {results['e2e'].rate:,.0f}/s", flush=True)
         results["oa_healthy"] = oa_with_sms(scratch, 0)
         results["oa_slow_sms"] = oa_with_sms(scratch, 2000)
         healthy, slow = results["oa_healthy"].rate, results["oa_slow_sms"].rate
         print(f"OA with healthy SMS {healthy:,.0f}/s, with slow SMS {slow:,.0f}/s")
+        results["mp_all"] = mp_deliveries(scratch, accepting=1.0)
+        results["mp_tenth"] = mp_deliveries(scratch, accepting=0.1)
+        every, tenth = results["mp_all"].rate, results["mp_tenth"].rate
+        print(f"MP: every buyer accepted {every:,.0f}/s, 10% accepted {tenth:,.0f}/s", flush=True)
         codes = codes_behind_bulk(scratch)
         print(
             f"codes behind {BULK_SMS:,} bulk SMS: p50 {codes.percentile(0.5) * 1000:,.0f} ms, "

@@ -11,7 +11,7 @@ Inspection and control live under ``/__sandbox__/``:
   an answer held after the call was carried out, connection reset, rate, count, outage window);
   ``GET faults``; ``DELETE faults``
 - ``POST tokens/expire`` expire every issued WeChat access token
-- ``POST wechat/subscriptions`` grant an MP user subscriptions ``{appid, openid, template_id, count}``
+- ``POST wechat/subscriptions`` grant MP users subscriptions ``{appid, openid or openids, template_id, count}``
 - ``POST aliyun/{signs|templates}/{name}?status=approved|rejected|reviewing`` Aliyun's review
 - ``POST reset`` back to the seed
 - ``POST receipts`` change their delay and loss ``{"delay_seconds", "loss_rate"}``;
@@ -81,8 +81,12 @@ async def _recorded_body(request: web.Request) -> object:
 
 
 class Subscription(BaseModel):
+    """Acceptances of a Mini Program template, as WeChat records them when users accept it: for
+    ``openid``, or for each of ``openids`` (many users at once, for load tests)."""
+
     appid: str
-    openid: str
+    openid: str | None = None
+    openids: list[str] = []
     template_id: str
     count: int = 1
 
@@ -148,9 +152,11 @@ async def grant_subscription(request: web.Request) -> web.Response:
         return grant
     assert isinstance(grant, Subscription)
     subscriptions = request.app[wechat.STATE_KEY].wechat.subscriptions
-    key = (grant.appid, grant.openid, grant.template_id)
-    subscriptions[key] = subscriptions.get(key, 0) + grant.count
-    return web.json_response({"remaining": subscriptions[key]})
+    remaining = {}
+    for openid in [*grant.openids, *([grant.openid] if grant.openid else [])]:
+        key = (grant.appid, openid, grant.template_id)
+        remaining[openid] = subscriptions[key] = subscriptions.get(key, 0) + grant.count
+    return web.json_response({"remaining": remaining[grant.openid] if grant.openid else len(remaining)})
 
 
 async def reset(request: web.Request) -> web.Response:

@@ -14,10 +14,12 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from streams.core.sms_quota import AccountBook, Balance
+from streams.core.sms_quota import AccountBook, Balance, load_packages, new_purchase
 from streams.devtools.demo import Settlement, delivery_of, source_of
 from streams.devtools.local_stack import Service
 from streams.ops.reading import end_offsets, read_all, read_until
+from streams.ops.shop_store import publish_purchases
+from streams.settings import PROJECT_ROOT
 from tests.factories import DEMO_SHOP, event, fresh_code, to_bytes
 from tests.integration.admin import SHOP, SHOP_TOKEN, call
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline, ok, run_cli
@@ -25,6 +27,7 @@ from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline,
 pytestmark = pytest.mark.integration
 FINAL = {"delivered", "skipped", "dead_lettered"}
 CODES = 200
+PAYMENTS = 40
 
 
 def balance(pipeline: Pipeline, shop_id: int) -> Balance:
@@ -66,6 +69,35 @@ def test_a_sigkill_mid_stream_leaves_every_balance_exact(pipeline: Pipeline) -> 
     assert after.purchased == before.purchased
     assert after.used - before.used == len(sent)  # one segment each: charged exactly once, none free
     assert after.sent - before.sent == len(sent)
+
+
+@pytest.mark.slow
+def test_a_sigkill_between_payments_and_their_credit_leaves_the_balance_exact(pipeline: Pipeline) -> None:
+    """Each payment event (delivered twice) credits its order once, whatever the crash cut short."""
+    before = balance(pipeline, DEMO_SHOP)
+    basic = load_packages(PROJECT_ROOT / "config" / "sms_packages.yaml")["basic"]
+    orders = [new_purchase(DEMO_SHOP, basic, "shop 9001", datetime.now(UTC)) for _ in range(PAYMENTS)]
+    publish_purchases(pipeline.bootstrap, pipeline.topics.sms_account, orders)
+    payments = []
+    for order in orders:
+        paid = {
+            "purchase_id": order.purchase_id,
+            "amount_fen": order.price_fen,
+            "payment_no": f"PAY-{order.purchase_id[:12]}",
+            "paid_at": datetime.now(UTC).isoformat(),
+        }
+        payments += [to_bytes(event("sms_package.paid", paid))] * 2
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    published = pipeline.publish(payments)
+    read_until(pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= PAYMENTS // 2, 30)
+    pipeline.restart_worker(signal.SIGKILL)
+    read_until(pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement(published), 3 * SETTLE_SECONDS)
+    after = balance(pipeline, DEMO_SHOP)
+    assert after.purchased - before.purchased == PAYMENTS * basic.messages
+    book = AccountBook()
+    for record in read_all(pipeline.bootstrap, pipeline.topics.sms_account, timeout=30):
+        book.apply(record.key, record.value)
+    assert all(book.paid(order) for order in orders)
 
 
 @pytest.mark.slow
