@@ -11,7 +11,7 @@ Inspection and control live under ``/__sandbox__/``:
   an answer held after the call was carried out, connection reset, rate, count, outage window);
   ``GET faults``; ``DELETE faults``
 - ``POST tokens/expire`` expire every issued WeChat access token
-- ``POST wechat/subscriptions`` grant MP users subscriptions ``{appid, openid or openids, template_id, count}``
+- ``POST wechat/subscriptions`` grant MP users subscriptions ``{appid, openid | openids, template_id, count}``
 - ``POST aliyun/{signs|templates}/{name}?status=approved|rejected|reviewing`` Aliyun's review
 - ``POST reset`` back to the seed
 - ``POST receipts`` change their delay and loss ``{"delay_seconds", "loss_rate"}``;

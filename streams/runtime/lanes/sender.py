@@ -220,10 +220,14 @@ class SenderStage(PipelineStage):
                 unsent = self._unsent(record, dispatch, None)
                 return [*admitted, *unsent, *self._quota_exhausted(record, dispatch, quota)]
             low = quota.low_balance(dispatch.shop_id, self.clock())
-            await self.commit_first(record, [*admitted, charge, *([low[1]] if low else [])])
+            try:
+                await self.commit_first(record, [*admitted, charge, *([low[1]] if low else [])])
+            except BaseException:
+                if low is not None:
+                    quota.untold(low[0])
+                raise
             admitted = []
             if low is not None:
-                quota.told(low[0])
                 metrics.SMS_LOW_BALANCE.inc()
                 log.info("SMS balance low: the seller is told", extra=fields(shop_id=dispatch.shop_id))
         result = await self._send_once(dispatch, in_doubt)

@@ -68,7 +68,8 @@ class SmsQuota:
 
     def low_balance(self, shop_id: int, now: datetime) -> tuple[str, Write] | None:
         """The event that tells the seller the balance fell below the threshold, with its id, when
-        it did and this worker has not told it yet (commit it with the charge, then :meth:`told`)."""
+        it did and no delivery of this worker has told it yet (it is taken at once, so that two
+        deliveries in flight do not both tell it): commit it with the charge, or :meth:`untold`."""
         shop = self.shops(shop_id)
         if shop is None or self.events_topic is None:
             return None
@@ -76,12 +77,14 @@ class SmsQuota:
         if found is None or found[0] in self._told:
             return None
         event_id, value = found
-        return event_id, Write(self.events_topic, f"shop/{shop_id}".encode(), value)
-
-    def told(self, event_id: str) -> None:
         self._told[event_id] = None
         if len(self._told) > TOLD_KEPT:
             self._told.popitem(last=False)
+        return event_id, Write(self.events_topic, f"shop/{shop_id}".encode(), value)
+
+    def untold(self, event_id: str) -> None:
+        """The event was not committed after all: the next charge tells it."""
+        self._told.pop(event_id, None)
 
     def in_doubt(self, source: Partition, shop_id: int, delivery_id: str) -> bool:
         """Whether the delivery was charged before a crash and its outcome never written."""
