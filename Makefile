@@ -10,13 +10,15 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 KAFKA := deploy/kafka-local/kafka.sh
 WITH_BROKER := deploy/kafka-local/with-broker.sh
+WITH_POSTGRES := deploy/postgres-local/with-postgres.sh
+POSTGRES := deploy/postgres-local/postgres.sh
 PROMETHEUS_TOOLS := .local/tools/prometheus/usr/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools demo test bench lint typecheck pytest test-unit test-integration kafka-up kafka-down kafka-status clean
+.PHONY: help venv tools demo test bench lint typecheck pytest test-unit test-integration kafka-up kafka-down kafka-status postgres-up postgres-down clean
 
 help:
-	@echo "make demo | test | test-unit | test-integration | bench | lint | typecheck | kafka-up | kafka-down | clean"
+	@echo "make demo | test | test-unit | test-integration | bench | lint | typecheck | kafka-up | kafka-down | postgres-up | postgres-down | clean"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +45,7 @@ $(BENCH_STAMP): $(STAMP)
 	rm -f $(VENV)/.bench-* && touch $@
 
 demo: venv
-	$(WITH_BROKER) $(BIN)/mall-notify demo
+	$(WITH_BROKER) $(WITH_POSTGRES) $(BIN)/mall-notify demo
 
 test: lint typecheck pytest
 
@@ -79,5 +81,11 @@ kafka-down:
 kafka-status:
 	$(KAFKA) status
 
-clean: kafka-down
+postgres-up:
+	$(POSTGRES) up
+
+postgres-down:
+	$(POSTGRES) down
+
+clean: kafka-down postgres-down
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -55,7 +55,7 @@ from streams.ops.stats import committed_positions
 from streams.ops.topic_admin import ensure_topics
 from streams.runtime.kafka.clients import admin_client, idempotent_producer, reader_config
 from streams.runtime.kafka.topic_reader import read_to_end
-from streams.settings import PROJECT_ROOT
+from streams.settings import PROJECT_ROOT, local_database_url
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 OA_EVENTS = int(os.environ.get("BENCH_OA", "20000"))
@@ -69,6 +69,12 @@ BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 CONFIG = PROJECT_ROOT / "config"
 MP_APPID, MP_TEMPLATE = "wx9c3e7a1b5d2f4e6a08", "mP-OrderPaid-4d2c9a7e1b3f5a6c8e0d2b4f6a8c"
 MP_SHIPPED = "mp-buyer-order-shipped-v1"
+RECIPIENT_KEY = "bench-recipient-key-0001"
+SEND_LOG_NOTE = (
+    "The workers also write the send log to the local PostgreSQL (its send-log lane)."
+    if local_database_url()
+    else "No PostgreSQL ran: the workers wrote no send log."
+)
 SELLER = {"user_id": "s-bench", "oa_openid": "oBenchSeller000000000000001"}
 UNLIMITED = {
     "MALL_NOTIFY_WECHAT_APP_RATE_PER_SECOND": "1000000",
@@ -188,7 +194,7 @@ def fresh(name: str) -> Topics:
     """A prefix of its own, its topics, the demo shop's settings."""
     topics = load_topics(CONFIG / "topics.yaml", f"bench{uuid.uuid4().hex[:6]}{name}.")
     ensure_topics(BOOTSTRAP, topics.all())
-    save_sample_shops(BOOTSTRAP, topics, CONFIG)
+    save_sample_shops(BOOTSTRAP, topics, CONFIG, key=RECIPIENT_KEY.encode())
     return topics
 
 
@@ -277,7 +283,7 @@ def worker_env(topics: Topics, sandbox_url: str, **extra: str) -> dict[str, str]
         **UNLIMITED,
         "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
         "MALL_NOTIFY_TOPIC_PREFIX": topics.prefix,
-        "MALL_NOTIFY_RECIPIENT_KEY": "bench-recipient-key-0001",  # as production: hashed and sealed
+        "MALL_NOTIFY_RECIPIENT_KEY": RECIPIENT_KEY,  # as production: hashed and sealed
         **extra,
     }
 
@@ -610,6 +616,7 @@ def report(results: dict[str, Measured], spent: Spent, codes: CodeLatency) -> st
 
 Written by `make bench` (`bench/pipeline_bench.py`) on {now}: {platform.platform()}, {os.cpu_count()} cores;
 {versions()}. One worker, the provider sandbox on loopback, all on this machine at once.
+{SEND_LOG_NOTE}
 Every figure is checked before it is reported: the records passed through, the {3 * EVENTS:,} dispatches
 and outcomes written, the messages accepted by the sandbox. Rates run from the Kafka timestamp of the
 first record written to the last. Numbers vary with the machine: compare ratios within one run.

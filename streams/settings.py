@@ -34,6 +34,15 @@ def local_broker_address() -> str:
         return DEFAULT_BOOTSTRAP
 
 
+def local_database_url() -> str | None:
+    """Where ``deploy/postgres-local/postgres.sh up`` says its server listens, or None."""
+    state = Path(os.environ.get("POSTGRES_LOCAL_DIR") or PROJECT_ROOT / ".local" / "postgres")
+    try:
+        return (state / "address").read_text().strip() or None
+    except OSError:
+        return None
+
+
 ShopToken = SecretStr | list[SecretStr]
 
 
@@ -48,6 +57,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"),
         description="host:port[,host:port...] of the Kafka cluster; default: the local broker of "
         "deploy/kafka-local/kafka.sh (.local/kafka/bootstrap), else 127.0.0.1:19092",
+    )
+    database_url: SecretStr | None = Field(
+        default_factory=lambda: SecretStr(url) if (url := local_database_url()) else None,
+        description="PostgreSQL, the send log's store (postgresql://user:password@host:port/db); "
+        "default: the local server of deploy/postgres-local/postgres.sh (.local/postgres/address); "
+        "none: no send log",
     )
     topic_prefix: str = Field(
         default="",
@@ -120,9 +135,15 @@ class Settings(BaseSettings):
     )
     lanes: str = Field(
         default="all",
-        pattern=r"^(all|(router|retry|receipts|send\.(wechat_oa|wechat_mp|aliyun_sms|codes))(,(router|retry|receipts|send\.(wechat_oa|wechat_mp|aliyun_sms|codes)))*)$",
+        pattern=r"^(all|(router|retry|receipts|send-log|send\.(wechat_oa|wechat_mp|aliyun_sms|codes))(,(router|retry|receipts|send-log|send\.(wechat_oa|wechat_mp|aliyun_sms|codes)))*)$",
         description="the lanes this worker runs: all, or a comma list of router, send.<channel>, "
-        "send.codes, retry, receipts",
+        "send.codes, retry, receipts, send-log",
+    )
+    send_log_keep_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="days of the send log kept in PostgreSQL (older days are dropped whole)",
     )
     code_validity_seconds: float = Field(
         default=300.0,
@@ -288,6 +309,8 @@ def configuration_reference() -> str:
 def _default_of(name: str, default: object) -> str:
     if name == "kafka_bootstrap_servers":
         return "the local broker, else `127.0.0.1:19092`"
+    if name == "database_url":
+        return "the local server, else none"
     if isinstance(default, Path) and default.is_relative_to(PROJECT_ROOT):
         return f"`<repo>/{default.relative_to(PROJECT_ROOT)}`"
     if isinstance(default, SecretStr):

@@ -46,6 +46,35 @@ def _local_broker() -> Iterator[str]:
         subprocess.run([KAFKA_SCRIPT, "down"], capture_output=True, check=False)
 
 
+POSTGRES_SCRIPT = ROOT / "deploy" / "postgres-local" / "postgres.sh"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A real PostgreSQL for this test session: MALL_NOTIFY_DATABASE_URL, a container when
+    KAFKA_TEST_BROKER=testcontainers, else the project's local server (started here and stopped at
+    the end if we started it)."""
+    if os.environ.get("MALL_NOTIFY_DATABASE_URL"):
+        yield os.environ["MALL_NOTIFY_DATABASE_URL"]
+    elif os.environ.get("KAFKA_TEST_BROKER") == "testcontainers":
+        from testcontainers.community.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15", driver=None) as postgres:
+            yield postgres.get_connection_url()
+    else:
+        status = subprocess.run([POSTGRES_SCRIPT, "status"], capture_output=True, text=True, check=False)
+        if status.returncode == 0:
+            yield status.stdout.strip()
+            return
+        up = subprocess.run([POSTGRES_SCRIPT, "up"], capture_output=True, text=True, check=False)
+        if up.returncode != 0:
+            pytest.fail(f"could not start the local PostgreSQL:\n{up.stderr}")
+        try:
+            yield up.stdout.strip().splitlines()[-1]
+        finally:
+            subprocess.run([POSTGRES_SCRIPT, "down"], capture_output=True, check=False)
+
+
 def _container_broker() -> Iterator[str]:
     from testcontainers.community.kafka import KafkaContainer
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 from aiohttp import web
+from psycopg_pool import ConnectionPool
 
 from channels.aliyun_sms import AliyunSmsReview
 from channels.base import ChannelName
@@ -41,6 +42,7 @@ from streams.api.context import (
     save,
 )
 from streams.api.history import ROUTES as HISTORY_ROUTES
+from streams.api.messages import ROUTES as MESSAGES_ROUTES
 from streams.api.mp import ROUTES as MP_ROUTES
 from streams.api.openapi import OPENAPI
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
@@ -215,6 +217,16 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         session.close,
         sms,
         topics.event_topic_for(ANSWER_TYPE),
+        _pool(settings),
+    )
+
+
+def _pool(settings: Settings) -> ConnectionPool | None:
+    """Connections to the send log's database, opened with the app (not before it serves)."""
+    if settings.database_url is None:
+        return None
+    return ConnectionPool(
+        settings.database_url.get_secret_value(), min_size=1, max_size=8, timeout=5.0, open=False
     )
 
 
@@ -228,12 +240,16 @@ def build_app(context: ApiContext) -> web.Application:
 
     async def follow_settings(app: web.Application) -> AsyncIterator[None]:
         context.publisher.start()
+        if context.database is not None:
+            context.database.open(wait=False)
         context.supervisor.start("settings", context.follower.run)
         context.supervisor.start("sms_accounts", context.sms.follower.run)
         yield
         await context.supervisor.stop(grace_seconds=5.0)
         await context.publisher.close(wait_seconds=5.0)
         await context.close()
+        if context.database is not None:
+            await asyncio.to_thread(context.database.close)
 
     app.cleanup_ctx.append(follow_settings)
     app.add_routes(
@@ -252,6 +268,7 @@ def build_app(context: ApiContext) -> web.Application:
             *SMS_ROUTES,
             *HISTORY_ROUTES,
             *MP_ROUTES,
+            *MESSAGES_ROUTES,
         ]
     )
     return app

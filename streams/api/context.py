@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from channels.aliyun_sms import AliyunCallFailed, AliyunSmsReview
@@ -25,7 +26,7 @@ from streams.core.errors import ConfigError, MallNotifyError
 from streams.core.ownership import record_changes
 from streams.core.settings_history import history_record, settings_change
 from streams.core.shop_checks import shop_problems
-from streams.core.shop_records import ShopTable, settings_record
+from streams.core.shop_records import ShopTable, sealed, settings_record
 from streams.core.shops import ShopRules
 from streams.core.sms_quota import AccountBook, Package
 from streams.core.sms_signatures import NotYours, Refused
@@ -82,6 +83,8 @@ class ApiContext:
     sms: SmsDesk
     mp_answers_topic: str | None
     """where the buyers' answers to the Mini Program's subscription panel are published"""
+    database: ConnectionPool | None = None
+    """the send log's PostgreSQL (None: not configured)"""
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
@@ -199,7 +202,7 @@ async def save(
     context = request.app[CONTEXT]
     previous = context.shops.get(int(shop_id))
     try:
-        shop = ShopRules.model_validate(document)
+        shop = sealed(ShopRules.model_validate(document), context.recipient_key, previous)
     except ValidationError as exc:
         return web.json_response(Problems(problems=validation_problems(exc)).model_dump(), status=422)
     refused = record_changes(previous, shop) if request[WHO] != PLATFORM and not reviewed else []

@@ -30,6 +30,7 @@ from streams.api.bodies import (
 from streams.core.catalog import Catalog
 from streams.core.events import MpSubscriptionAnswered
 from streams.core.history import HistoryLine
+from streams.core.send_log import Page
 from streams.core.settings_history import SettingsChange
 from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
 from streams.core.sms_quota import Balance, Order
@@ -240,6 +241,41 @@ def sms_paths() -> dict[str, PathItem]:
     }
 
 
+SEND_LOG_FILTERS = [
+    _query("since", "2h, 7d, or an ISO time: finished since"),
+    _query("until", "2h, 7d, or an ISO time: finished before"),
+    _query("scene", "only this scene"),
+    _query("channel", "wechat_oa, wechat_mp or aliyun_sms"),
+    _query("status", "delivered, skipped or dead_lettered"),
+    _query("reached", "true or false: what the provider's receipt said"),
+    _query("phone", "only to this phone number (or openid)"),
+    _query("openid", "only to this openid (or phone)"),
+    _query("limit", "messages per page, 1 to 200 (50)"),
+    _query("cursor", "the next page: the `next` of the previous one"),
+]
+
+
+def messages_paths() -> dict[str, PathItem]:
+    answers = {
+        **_answer("a page of the send log, newest first", Page),
+        **REFUSED,
+        "422": _problem("a filter that is not one, or a bad value (naming it)"),
+        "503": _problem("no database configured, or it did not answer"),
+    }
+    return {
+        "/v1/messages": PathItem(
+            parameters=[*SEND_LOG_FILTERS, _query("shop", "only this shop")],
+            get=_operation("The send log of every shop (platform token)", answers),
+        ),
+        "/v1/shops/{shop_id}/messages": PathItem(
+            parameters=[SHOP_ID, *SEND_LOG_FILTERS],
+            get=_operation(
+                "The shop's send log: what was sent to its buyers and sellers, and what became of it", answers
+            ),
+        ),
+    }
+
+
 def mp_paths() -> dict[str, PathItem]:
     return {
         "/v1/shops/{shop_id}/mp/subscribe-templates": PathItem(
@@ -354,6 +390,7 @@ def openapi_document() -> OpenAPI:
             **sms_paths(),
             **history_paths(),
             **mp_paths(),
+            **messages_paths(),
         },
     )
     return construct_open_api_with_schema_class(document)

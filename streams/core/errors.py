@@ -17,6 +17,7 @@ here. The tree, in one place:
     ├── PortInUse            runtime/worker: the worker's web port cannot be listened on
     ├── Unreadable           runtime/state/partition: a stored value or changelog record is no entry
     ├── NoTopic              runtime/follower: the cluster has no such topic (yet)
+    ├── DatabaseUnavailable  runtime/database: PostgreSQL did not answer or refused the connection
     ├── KafkaUnavailable     ops/kafka_check: the cluster did not answer
     ├── MissingTopics        ops/kafka_check: the cluster lacks topics of the spec
     ├── NoAliyun             api/context: a call needs Aliyun and no AccessKey is configured

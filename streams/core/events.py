@@ -171,9 +171,13 @@ class SmsBalanceLow(Model):
     SMS sender that charged the message which crossed it, once per crossing)."""
 
     seller: Party
-    available: Annotated[int, Field(ge=0, description="segments left (0 when overdrawn)")]
-    threshold: Annotated[int, Field(ge=0)]
-    purchased: Annotated[int, Field(ge=0, description="segments bought so far, paid")]
+    available: Annotated[
+        int, Field(ge=0, description="segments left (0 when overdrawn)"), BeforeValidator(_integral)
+    ]
+    threshold: Annotated[int, Field(ge=0), BeforeValidator(_integral)]
+    purchased: Annotated[
+        int, Field(ge=0, description="segments bought so far, paid"), BeforeValidator(_integral)
+    ]
     fell_at: Time
 
 

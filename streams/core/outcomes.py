@@ -62,6 +62,8 @@ class Outcome(BaseModel):
     """who it went to: the keyed hash of the address and its masked form, never the address"""
     provider_message_id: str | None = None
     """WeChat's msgid, Aliyun's BizId: what the provider's receipt names"""
+    routed_at: datetime | None = None
+    """when the router made the delivery (the same in every outcome of it): its day in the send log"""
 
     def key(self) -> bytes:
         """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
@@ -86,6 +88,7 @@ def _about(dispatch: Dispatch) -> dict[str, Any]:
         "source": dispatch.source,
         "fanout": dispatch.fanout,
         "recipient": dispatch.recipient,
+        "routed_at": dispatch.created_at,
     }
 
 

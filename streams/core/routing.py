@@ -18,7 +18,7 @@ from streams.core.catalog import Catalog, ValueFormat, when_text
 from streams.core.dispatch import Dispatch
 from streams.core.errors import MissingVariable
 from streams.core.events import Event
-from streams.core.recipients import Recipient, person_key, recipient, seal
+from streams.core.recipients import Recipient, is_sealed, person_key, recipient, seal, unseal
 from streams.core.render_plan import ChannelPlan, Path, ScenePlan, ShopPlan, Skip
 from streams.core.rendering import fill, format_value
 from streams.core.sms_quota import segments
@@ -89,7 +89,8 @@ class Router:
                 if isinstance(rendered, Skip):
                     skips.append(rendered)
                 else:
-                    planned.append((scene, step, *rendered))
+                    address, fields, link = rendered
+                    planned.append((scene, step, self._opened(address), fields, link))
         fanout = len(planned)
         dispatches = [
             Dispatch(
@@ -126,6 +127,13 @@ class Router:
         if dispatch.recipient is not None:
             return dispatch.recipient.hash.encode()
         return person_key(None, dispatch.delivery.channel, dispatch.delivery.recipient)
+
+    def _opened(self, address: str) -> str:
+        """An address the platform keeps sealed (a seller's openid in the shop's settings), opened:
+        it is sealed again on the send topic, hashed for the outcomes like any other."""
+        if is_sealed(address) and self._recipient_key is not None:
+            return unseal(self._recipient_key, address)
+        return address
 
     def _address(self, address: str) -> str:
         """The address as the send topics carry it: sealed when the platform has a recipient key."""

@@ -14,8 +14,26 @@ import orjson
 
 from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
+from streams.core.recipients import is_sealed, seal, unseal
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import ShopRules
+
+
+def sealed(shop: ShopRules, key: bytes | None, previous: ShopRules | None = None) -> ShopRules:
+    """The settings as the settings topic keeps them: the seller's openid sealed with the
+    platform's recipient key (as the send topics carry addresses), the earlier sealed text kept
+    when the address did not change (so an unchanged save changes nothing). Without a key, as given."""
+    address = shop.seller_openid
+    if key is None or address is None or is_sealed(address):
+        return shop
+    before = previous.seller_openid if previous is not None else None
+    if before is not None and is_sealed(before):
+        try:
+            if unseal(key, before) == address:
+                return shop.model_copy(update={"seller_openid": before})
+        except ValueError:
+            pass  # sealed with another key: seal it again with this one
+    return shop.model_copy(update={"seller_openid": seal(key, address)})
 
 
 def settings_record(shop: ShopRules) -> tuple[bytes, bytes]:

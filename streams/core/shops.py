@@ -117,9 +117,10 @@ class ShopRules(Frozen):
     seller_openid: str | None = Field(
         default=None,
         min_length=1,
-        max_length=64,
+        max_length=256,
         description="the shop owner's openid under the shop's Official Account: where the "
-        "platform's notices to the seller go (SMS balance low)",
+        "platform's notices to the seller go (SMS balance low); kept sealed with the platform's "
+        "recipient key once saved",
     )
     scenes: dict[Annotated[str, Field(max_length=64)], dict[ChannelName, ChannelRule]] = Field(
         default_factory=dict, max_length=100

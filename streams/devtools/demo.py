@@ -40,6 +40,7 @@ from streams.devtools.demo_receipts import (
     print_receipts,
     wait_for_receipts,
 )
+from streams.devtools.demo_send_log import print_send_log
 from streams.devtools.demo_sms import buy_package, new_signature, sms_balance
 from streams.devtools.local_stack import running_stack
 from streams.devtools.upstream import Published, publish_values
@@ -171,7 +172,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         f"[bold]Kafka[/] {bootstrap}: {len(reports)} topics of the demo ensured "
         f"(prefix {escape(settings.topic_prefix)}, consumer group {settings.app_id})"
     )
-    publish_shops(bootstrap, topics.settings, setup.shops)
+    publish_shops(bootstrap, topics.settings, setup.shops, DEMO_RECIPIENT_KEY.encode())
     console.print(
         f"settings of demo shop(s) {', '.join(str(s.shop_id) for s in setup.shops)} "
         f"saved to {topics.settings}"
@@ -212,6 +213,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
     console.print(_outcome_table(published, grouped))
     _print_summary(console, topics, grouped, messages)
     print_mp_spending(console, grouped)
+    print_send_log(console, settings, shop.shop_id, began, _stored(grouped, shop.shop_id))
     print_receipts(console, receipts, len(delivered))
     openid = buyer_openid(setup.events)
     if openid is not None:
@@ -222,6 +224,11 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         f"({spent.sent - bought.sent} SMS sent, {spent.used - bought.used} segments)"
     )
     return 0 if all(settled(outcomes) for outcomes in grouped.values()) else 1
+
+
+def _stored(grouped: dict[str, list[Outcome]], shop_id: int) -> int:
+    """How many rows the send log gets for the shop's outcomes of this run."""
+    return sum(1 for outcomes in grouped.values() for o in outcomes if o.shop_id == shop_id and o.delivery_id)
 
 
 def wait_for_settings(worker_url: str, token: str, shop: ShopRules, seconds: float = 15.0) -> None:

@@ -16,10 +16,12 @@ from rich.console import Console
 from channels.aliyun_sms import AliyunSmsConfig, AliyunSmsReview
 from streams.core.events import envelope
 from streams.core.outcomes import Outcome
+from streams.core.shop_records import sealed
 from streams.core.shops import ShopRules
 from streams.core.sms_quota import AccountBook, Balance, Purchase, load_packages, new_purchase
 from streams.core.sms_signatures import activate_signature
 from streams.core.topics import Topics
+from streams.devtools.demo_receipts import DEMO_RECIPIENT_KEY
 from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
 from streams.devtools.upstream import publish_values
 from streams.ops import sms_reviews
@@ -102,7 +104,7 @@ def new_signature(
             raise RuntimeError(f"Aliyun's review of {DEMO_SIGNATURE} did not approve it ({signature})")
         time.sleep(0.5)
         shop = asyncio.run(sms_reviews.refresh(shop, aliyun, datetime.now(UTC)))
-    shop = activate_signature(shop, DEMO_SIGNATURE)
+    shop = sealed(activate_signature(shop, DEMO_SIGNATURE), DEMO_RECIPIENT_KEY.encode())
     publish_shops(settings.kafka_bootstrap_servers, topics.settings, [shop])
     console.print(f"[bold]SMS[/] Aliyun approved it (QuerySmsSign: {signature}); the shop activated it")
     return shop

@@ -85,7 +85,8 @@ def save(settings: Settings, shops: list[ShopRules], action: str) -> None:
     the platform operator's (``platform:<user>``)."""
     topics = load_cli_topics(settings)
     bootstrap = kafka(settings, topics.settings, topics.settings_history)
-    save_shops(bootstrap, topics, shops, f"platform:{getpass.getuser()}", action, catalog_of(settings))
+    key = settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None
+    save_shops(bootstrap, topics, shops, f"platform:{getpass.getuser()}", action, catalog_of(settings), key)
 
 
 def shop_of(settings: Settings, shop_id: int, catalog: Catalog) -> ShopRules:

@@ -8,7 +8,7 @@ from pathlib import Path
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.settings_history import SettingsChange, history_record, parse_history, settings_change
 from streams.core.shop_checks import load_shop_files
-from streams.core.shop_records import ShopTable, settings_record
+from streams.core.shop_records import ShopTable, sealed, settings_record
 from streams.core.shops import ShopRules
 from streams.core.sms_quota import (
     Payment,
@@ -32,17 +32,28 @@ def _write(bootstrap_servers: str, records: list[tuple[str, tuple[bytes, bytes]]
         raise RuntimeError(f"the {what} were not acknowledged by Kafka")
 
 
-def publish_shops(bootstrap_servers: str, topic: str, shops: list[ShopRules]) -> None:
-    """Save shops' rules (already validated) to the settings topic, acknowledged by Kafka."""
-    _write(bootstrap_servers, [(topic, settings_record(shop)) for shop in shops], "settings")
+def publish_shops(
+    bootstrap_servers: str, topic: str, shops: list[ShopRules], key: bytes | None = None
+) -> None:
+    """Save shops' rules (already validated) to the settings topic, acknowledged by Kafka (the
+    seller's openid sealed with the recipient ``key``)."""
+    _write(bootstrap_servers, [(topic, settings_record(sealed(shop, key))) for shop in shops], "settings")
 
 
 def save_shops(
-    bootstrap_servers: str, topics: Topics, shops: list[ShopRules], who: str, action: str, catalog: Catalog
+    bootstrap_servers: str,
+    topics: Topics,
+    shops: list[ShopRules],
+    who: str,
+    action: str,
+    catalog: Catalog,
+    key: bytes | None = None,
 ) -> None:
-    """Save shops' rules (already validated) with a record of each change in the settings history."""
+    """Save shops' rules (already validated) with a record of each change in the settings history
+    (the seller's openid sealed with the recipient ``key``)."""
     before = read_shops(bootstrap_servers, topics.settings, catalog)
     now = datetime.now(UTC)
+    shops = [sealed(shop, key, before.get(shop.shop_id)) for shop in shops]
     records = [
         record
         for shop in shops
@@ -84,12 +95,12 @@ def publish_payment(bootstrap_servers: str, topic: str, payment: Payment) -> Non
 
 
 def save_sample_shops(
-    bootstrap_servers: str, topics: Topics, config_dir: Path, package: str = "large"
+    bootstrap_servers: str, topics: Topics, config_dir: Path, package: str = "large", key: bytes | None = None
 ) -> None:
     """The sample shops of ``config/shops/`` saved as settings, each with an SMS package bought
     and paid (what the tests and benchmarks start from: the platform seeding a development setup)."""
     shops = load_config_shops(config_dir)
-    publish_shops(bootstrap_servers, topics.settings, shops)
+    publish_shops(bootstrap_servers, topics.settings, shops, key)
     bought = load_packages(config_dir / "sms_packages.yaml")[package]
     now = datetime.now(UTC)
     purchases = [new_purchase(shop.shop_id, bought, "platform:samples", now, prepaid=True) for shop in shops]

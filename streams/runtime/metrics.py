@@ -111,6 +111,16 @@ UNREACHABLE = Counter(
     "not_following (unfollowed the OA), no_subscription (no MP subscription), blocked_by_user",
     ["channel", "reason"],
 )
+SEND_LOG_ROWS = Counter(
+    "mall_notify_send_log_rows_total", "Outcomes written to the send log (PostgreSQL), each exactly once"
+)
+SEND_LOG_SKIPPED = Counter(
+    "mall_notify_send_log_skipped_total", "Records of the outcomes topic that are not outcomes (not stored)"
+)
+SEND_LOG_FAILURES = Counter(
+    "mall_notify_send_log_failures_total",
+    "Times the send-log lane lost PostgreSQL and paused (it goes on from the offsets it stored)",
+)
 SMS_SHOPS = Gauge(
     "mall_notify_sms_shops",
     "Shops with SMS bought, by the band of their balance now: exhausted (0 or below), low (below "

@@ -50,6 +50,7 @@ from streams.runtime.lanes.ledger import Ledger
 from streams.runtime.lanes.receipts import ReceiptsLane, ReceiptsStage
 from streams.runtime.lanes.report_fallback import ReportFallback
 from streams.runtime.lanes.router import RouterLane, RouterStage
+from streams.runtime.lanes.send_log import SendLogLane
 from streams.runtime.lanes.sender import SenderLane, SenderStage
 from streams.runtime.lanes.sms_account import SmsQuota
 from streams.runtime.lanes.stage import RetryStage, utc_now
@@ -102,6 +103,8 @@ class Worker:
     reports: ReportFallback | None = None
     sms_bands: Callable[[], Counter[str]] | None = None
     """how many shops' SMS balances are used up, low, ok (when this worker follows them)"""
+    send_log: SendLogLane | None = None
+    """the outcomes into PostgreSQL (when a database is configured)"""
     """asks Aliyun for the SMS reports that did not come, when this worker pairs receipts"""
 
     @property
@@ -175,12 +178,25 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         accounts if follows_accounts else None,
         _report_fallback(settings, lanes),
         partial(shop_bands, book, shops.get) if follows_accounts else None,
+        _send_log(settings, topics),
     )
 
 
 def _follows_accounts(lane: Lane) -> bool:
     """SMS senders charge the shops' balances; the router applies the payments of their orders."""
     return isinstance(lane, RouterLane) or (isinstance(lane, SenderLane) and lane.stage.quota is not None)
+
+
+def _send_log(settings: Settings, topics: Topics) -> SendLogLane | None:
+    if not settings.runs("send-log") or settings.database_url is None:
+        return None
+    return SendLogLane(
+        settings.kafka_bootstrap_servers,
+        settings.database_url.get_secret_value(),
+        topics.outcomes,
+        f"{_group(settings)}.send-log",
+        settings.send_log_keep_days,
+    )
 
 
 def _report_fallback(settings: Settings, lanes: list[Lane]) -> ReportFallback | None:
@@ -337,6 +353,8 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
         worker.services.start("sms_reports", worker.reports.run)
     for lane in worker.lanes:
         worker.lane_tasks.start(lane.name, lane.run)
+    if worker.send_log is not None:
+        worker.lane_tasks.start(worker.send_log.name, worker.send_log.run)
     log.info(
         "worker started",
         extra=fields(

@@ -169,20 +169,23 @@ def session_prefix() -> str:
 
 @pytest.fixture(scope="session")
 def pipeline(
-    kafka_bootstrap: str, session_prefix: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, database_url: str, session_prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
     config = config_with_tiers(tmp_path_factory.mktemp("config") / "config", (1, 2, 3))
-    with pipeline_on(kafka_bootstrap, session_prefix, config, tmp_path_factory.mktemp("stack")) as running:
+    stack = tmp_path_factory.mktemp("stack")
+    with pipeline_on(kafka_bootstrap, session_prefix, config, stack, database_url) as running:
         yield running
 
 
 @contextmanager
-def pipeline_on(kafka_bootstrap: str, prefix: str, config: Path, log_dir: Path) -> Iterator[Pipeline]:
+def pipeline_on(
+    kafka_bootstrap: str, prefix: str, config: Path, log_dir: Path, database_url: str | None = None
+) -> Iterator[Pipeline]:
     """Topics under ``prefix`` with the sample shops, and a stack (receipts endpoint, sandbox,
     worker) of its own writing its logs to ``log_dir``."""
     topics = load_topics(config / "topics.yaml", prefix)
     ensure_topics(kafka_bootstrap, topics.all())
-    save_sample_shops(kafka_bootstrap, topics, config)
+    save_sample_shops(kafka_bootstrap, topics, config, key=RECIPIENT_KEY.encode())
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MALL_NOTIFY_TOPIC_PREFIX": prefix,
@@ -192,7 +195,7 @@ def pipeline_on(kafka_bootstrap: str, prefix: str, config: Path, log_dir: Path) 
         "MALL_NOTIFY_RECIPIENT_KEY": RECIPIENT_KEY,
         "MALL_NOTIFY_SMS_REPORT_WAIT_SECONDS": "3",  # a lost SMS report is asked about soon
         "MALL_NOTIFY_SMS_REPORT_CHECK_SECONDS": "1",
-    }
+    } | ({"MALL_NOTIFY_DATABASE_URL": database_url} if database_url else {})
     with running_stack(log_dir, env) as (sandbox, worker):
         pipeline = Pipeline(
             kafka_bootstrap, topics, sandbox, worker, {**sandbox_channel_env(sandbox.url), **env}, log_dir

@@ -55,6 +55,8 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/history",
         "/v1/shops/{shop_id}/mp/subscribe-templates",
         "/v1/shops/{shop_id}/mp/subscriptions",
+        "/v1/messages",
+        "/v1/shops/{shop_id}/messages",
     }
     assert "ShopRules" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["bearer"] == {

@@ -40,10 +40,11 @@ def test_topics_ensure_prints_a_table_and_exits_zero(kafka_bootstrap: str) -> No
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> None:
+def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, database_url: str) -> None:
     prefix = f"demo{uuid.uuid4().hex[:6]}."  # topics of its own: only this run's records are read back
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MALL_NOTIFY_DATABASE_URL": database_url,
         "MALL_NOTIFY_TOPIC_PREFIX": prefix,
         "MALL_NOTIFY_APP_ID": "production-group",
         "MALL_NOTIFY_LOG_LEVEL": "debug",
@@ -85,6 +86,8 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str) -> No
     spent = re.search(r"SMS shop 9001: balance (\d+) -> (\d+) \(2 SMS sent, 2 segments\)", out)
     assert spent
     assert int(spent[1]) - int(spent[2]) == 2
+    # the send log in PostgreSQL: the shop's deliveries of the run (the buyer who unfollowed too)
+    assert re.search(r"send log \(PostgreSQL, `mall-notify messages 9001`\): 1[0-9] rows of shop 9001", out)
     assert "43004 not_following" in out  # a buyer who unfollowed: skipped, not a dead letter
     assert "invalid_json" in out
     assert "unknown_type" in out

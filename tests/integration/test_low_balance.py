@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 import pytest
 
 from streams.core.outcomes import FINAL_STATUSES, Outcome, Status
+from streams.core.shops import ShopRules
 from streams.core.sms_quota import Package, new_purchase
 from streams.ops.reading import end_offsets, read_until
 from streams.ops.shop_store import load_config_shops, publish_purchases, publish_shops
 from streams.settings import PROJECT_ROOT
 from tests.factories import DEMO_SHOP, SELLER_OPENID, fresh_code, to_bytes
-from tests.integration.admin import wait_for_settings
-from tests.integration.conftest import Pipeline
+from tests.integration.admin import call
+from tests.integration.conftest import PLATFORM_TOKEN, RECIPIENT_KEY, Pipeline
 
 pytestmark = pytest.mark.integration
 SHOP = 9011
@@ -23,11 +24,23 @@ SMALL = Package(id="small", name="小包", messages=103, price_fen=500)
 NOTICE = "seller_sms_balance_low"
 
 
+def wait_for_sealed_settings(pipeline: Pipeline, shop: ShopRules) -> None:
+    """Until the worker routes with the shop's settings, the seller's openid sealed in them."""
+    deadline = time.monotonic() + 20
+    while True:
+        status, seen = call(pipeline.worker, "GET", f"/shops/{shop.shop_id}/settings", PLATFORM_TOKEN)
+        if status == 200 and seen["name"] == shop.name:
+            assert seen["seller_openid"].startswith("sealed:"), "the settings topic holds no openid in clear"
+            return
+        assert time.monotonic() < deadline, "the worker never took the settings"
+        time.sleep(0.1)
+
+
 def test_the_seller_is_told_once_when_the_sms_balance_falls_below_the_threshold(pipeline: Pipeline) -> None:
     demo = next(shop for shop in load_config_shops(PROJECT_ROOT / "config") if shop.shop_id == DEMO_SHOP)
     shop = demo.model_copy(update={"shop_id": SHOP, "name": "低余额店"})
-    publish_shops(pipeline.bootstrap, pipeline.topics.settings, [shop])
-    wait_for_settings(pipeline, shop.model_dump(mode="json"), SHOP)
+    publish_shops(pipeline.bootstrap, pipeline.topics.settings, [shop], RECIPIENT_KEY.encode())
+    wait_for_sealed_settings(pipeline, shop)
     order = new_purchase(SHOP, SMALL, "platform", datetime.now(UTC), prepaid=True)
     publish_purchases(pipeline.bootstrap, pipeline.topics.sms_account, [order])
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)

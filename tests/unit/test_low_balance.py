@@ -4,9 +4,15 @@ crossed it; the shops counted by band."""
 from __future__ import annotations
 
 from channels.base import ChannelName, SendResult
+from streams.core.catalog import load_catalog
 from streams.core.events import SmsBalanceLowEvent, parse_event
 from streams.core.low_balance import band, low_balance_event, shop_bands
+from streams.core.recipients import recipient_hash, unseal
+from streams.core.render_plan import compile_shop
+from streams.core.routing import Router
+from streams.core.shop_records import sealed
 from streams.core.sms_quota import AccountBook, Balance, Package, new_purchase, purchase_record
+from streams.core.source import SourceRecord
 from streams.core.topics import Topics
 from streams.ops.shop_store import load_config_shops
 from streams.runtime.kafka.follower import TableFollower
@@ -110,3 +116,26 @@ async def test_the_sms_that_crosses_the_threshold_is_committed_with_the_sellers_
     event = parse_event(told.value)
     assert isinstance(event, SmsBalanceLowEvent)
     assert event.data.available == 99, "told with the charge of the SMS that crossed it"
+
+
+def test_the_sellers_openid_is_kept_sealed_and_opened_only_to_route() -> None:
+    key = b"recipient-key-for-the-tests-0001"
+    kept = sealed(SHOP, key)
+    assert kept.seller_openid is not None
+    assert kept.seller_openid.startswith("sealed:")
+    assert SELLER_OPENID not in kept.model_dump_json()
+    again = sealed(SHOP, key, previous=kept)
+    assert again.seller_openid == kept.seller_openid, "an unchanged save changes nothing"
+    assert sealed(kept, key) == kept
+    assert sealed(SHOP, None) == SHOP
+    found = low_balance_event(kept, balance(5), NOW)
+    assert found is not None
+    assert SELLER_OPENID.encode() not in found[1], "the pipeline's own event holds it sealed"
+    catalog = load_catalog(PROJECT_ROOT / "config" / "catalog.yaml")
+    routing = Router(catalog, key).route(
+        parse_event(found[1]), compile_shop(kept, catalog), SourceRecord("notify.events", 0, 1), NOW
+    )
+    [notice] = routing.dispatches
+    assert notice.recipient is not None
+    assert notice.recipient.hash == recipient_hash(key, "openid", SELLER_OPENID)
+    assert unseal(key, notice.delivery.recipient) == SELLER_OPENID

@@ -1,0 +1,100 @@
+"""The admin API's send log: ``GET /v1/shops/{shop_id}/messages`` (a shop's token: its own rows
+only) and ``GET /v1/messages`` (the platform's token: every shop, or ``?shop=``), newest first,
+filtered by ``since``, ``until``, ``scene``, ``channel``, ``status``, ``reached``, ``phone`` or
+``openid`` (through the recipients' keyed hash), ``limit``, paged by ``cursor``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from channels.base import ChannelName
+from streams.api.context import CONTEXT, SHOP_ID, WHO, problem
+from streams.core.moments import parse_moment
+from streams.core.recipients import kind_of, recipient_hash
+from streams.core.send_log import MessageQuery, after_cursor, page_of
+from streams.core.tokens import PLATFORM
+from streams.core.validation import describe
+from streams.runtime.database import query_messages
+
+FILTERS = ("scene", "channel", "status", "reached", "limit")
+
+
+def _query(request: web.Request, shop_id: int | None) -> MessageQuery:
+    """The page asked for; ValueError (or pydantic's ValidationError) naming what is wrong."""
+    asked = request.query
+    unknown = sorted(set(asked) - {*FILTERS, "since", "until", "phone", "openid", "cursor", "shop"})
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not a filter of the send log")
+    now = datetime.now(UTC)
+    return MessageQuery.model_validate(
+        {name: asked[name] for name in FILTERS if name in asked}
+        | {
+            "shop_id": shop_id,
+            "since": parse_moment(asked["since"], now) if "since" in asked else None,
+            "until": parse_moment(asked["until"], now) if "until" in asked else None,
+            "recipient_hash": _recipient(request),
+            "after": after_cursor(asked["cursor"]) if "cursor" in asked else None,
+        }
+    )
+
+
+def _recipient(request: web.Request) -> str | None:
+    phone, openid = request.query.get("phone"), request.query.get("openid")
+    if phone is None and openid is None:
+        return None
+    if phone is not None and openid is not None:
+        raise ValueError("phone, openid: give at most one")
+    key = request.app[CONTEXT].recipient_key
+    if key is None:
+        raise LookupError("MALL_NOTIFY_RECIPIENT_KEY is not set on this API: recipients cannot be searched")
+    channel = ChannelName.ALIYUN_SMS if phone is not None else ChannelName.WECHAT_OA
+    return recipient_hash(key, kind_of(channel), phone or openid or "")
+
+
+async def _page(request: web.Request, shop_id: int | None) -> web.Response:
+    database = request.app[CONTEXT].database
+    if database is None:
+        return problem(503, "no database is configured on this API (MALL_NOTIFY_DATABASE_URL): no send log")
+    try:
+        query = _query(request, shop_id)
+    except ValidationError as exc:
+        return problem(422, describe(exc))
+    except LookupError as exc:
+        return problem(503, str(exc))
+    except ValueError as exc:
+        return problem(422, str(exc))
+
+    def read() -> list[dict[str, object]]:
+        with database.connection() as conn:
+            return query_messages(conn, query)
+
+    try:
+        rows = await asyncio.to_thread(read)
+    except Exception as exc:  # the database is down or timed out: say so, never a 500
+        return problem(503, f"the send log's database did not answer ({type(exc).__name__}); try again")
+    return web.json_response(page_of(rows, query.limit).model_dump(mode="json"))
+
+
+async def shop_messages(request: web.Request) -> web.Response:
+    return await _page(request, int(request.match_info["shop_id"]))
+
+
+async def every_shop(request: web.Request) -> web.Response:
+    if request[WHO] != PLATFORM:
+        return problem(
+            403, "every shop's send log needs the platform token; a shop asks /v1/shops/{shop_id}/messages"
+        )
+    shop = request.query.get("shop")
+    if shop is not None and not (shop.isascii() and shop.isdigit() and 0 < len(shop) <= 18):
+        return problem(422, "shop: a shop id")
+    return await _page(request, int(shop) if shop else None)
+
+
+ROUTES = [
+    web.get("/v1/messages", every_shop),
+    web.get(f"/v1/shops/{SHOP_ID}/messages", shop_messages),
+]

@@ -1,0 +1,142 @@
+"""The send log as rows: what each outcome says of its delivery, and how a page of it is asked
+for. Pure (the SQL is :mod:`streams.runtime.database`).
+
+A delivery is one row, keyed by the day it was routed and its delivery id: its final outcome
+(delivered, skipped, dead-lettered) and its receipt (reached or not) fill different columns of the
+same row, in whichever order they come. An event that sent nothing is a row of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels.base import ChannelName
+from streams.core.outcomes import Outcome, Status
+
+RECEIPTS = (Status.REACHED, Status.NOT_REACHED)
+PAGE_MOST = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    kind: Literal["final", "receipt"]
+    values: dict[str, Any]
+    """column -> value"""
+
+    @property
+    def day(self) -> date:
+        day: date = self.values["day"]
+        return day
+
+
+def row_of(outcome: Outcome) -> Row:
+    """The row an outcome writes (a receipt only its receipt's columns)."""
+    at = outcome.routed_at or outcome.at
+    day = at.astimezone(UTC).date()
+    common = {
+        "day": day,
+        "shop_id": outcome.shop_id,
+        "event_id": outcome.event_id,
+        "delivery_id": outcome.delivery_id,
+        "scene": outcome.scene,
+        "channel": outcome.channel.value if outcome.channel else None,
+        "recipient_hash": outcome.recipient.hash if outcome.recipient else None,
+        "recipient_masked": outcome.recipient.masked if outcome.recipient else None,
+        "routed_at": outcome.routed_at,
+        "attempts": outcome.attempts,
+    }
+    if outcome.status in RECEIPTS:
+        return Row(
+            "receipt",
+            common
+            | {
+                "id": outcome.delivery_id or outcome.key().decode(),
+                "status": Status.DELIVERED.value,
+                "reached": outcome.status is Status.REACHED,
+                "reached_at": outcome.at,
+                "receipt_code": outcome.provider_code,
+            },
+        )
+    return Row(
+        "final",
+        common
+        | {
+            "id": outcome.key().decode(),
+            "status": outcome.status.value,
+            "reason": outcome.reason,
+            "provider_code": outcome.provider_code,
+            "replayed": outcome.replayed,
+            "finished_at": outcome.at,
+        },
+    )
+
+
+class MessageQuery(BaseModel):
+    """A page of the send log: filters, and where the previous page ended."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shop_id: int | None = Field(default=None, gt=0)
+    since: datetime | None = None
+    until: datetime | None = None
+    scene: str | None = Field(default=None, max_length=64)
+    channel: ChannelName | None = None
+    status: Literal["delivered", "skipped", "dead_lettered"] | None = None
+    reached: bool | None = None
+    recipient_hash: str | None = None
+    limit: int = Field(default=50, ge=1, le=PAGE_MOST)
+    after: tuple[datetime, str] | None = None
+    """the last row of the previous page: (finished_at, id)"""
+
+
+class Message(BaseModel):
+    """One row of the send log, as the API and the CLI show it."""
+
+    id: str
+    shop_id: int | None
+    event_id: str | None
+    delivery_id: str | None
+    scene: str | None
+    channel: str | None
+    status: str
+    reason: str | None
+    provider_code: str | None
+    to: str | None
+    """the recipient, masked"""
+    attempts: int
+    routed_at: datetime | None
+    finished_at: datetime | None
+    reached: bool | None
+    reached_at: datetime | None
+
+
+class Page(BaseModel):
+    messages: list[Message]
+    next: str | None
+    """the cursor of the next page (None: this was the last)"""
+
+
+def cursor(message: Message) -> str:
+    finished = message.finished_at.isoformat() if message.finished_at else ""
+    return base64.urlsafe_b64encode(orjson.dumps([finished, message.id])).decode()
+
+
+def after_cursor(text: str) -> tuple[datetime, str]:
+    """The (finished_at, id) a cursor names; ValueError when it is not a cursor of ours."""
+    try:
+        finished, message_id = orjson.loads(base64.urlsafe_b64decode(text.encode()))
+        return datetime.fromisoformat(finished), str(message_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ValueError("cursor: not a cursor this API gave") from None
+
+
+def page_of(rows: list[dict[str, Any]], limit: int) -> Page:
+    """A page of at most ``limit`` messages from the rows read (one more tells there is a next)."""
+    messages = [Message.model_validate(row) for row in rows[:limit]]
+    return Page(messages=messages, next=cursor(messages[-1]) if len(rows) > limit and messages else None)

@@ -1,0 +1,213 @@
+"""PostgreSQL, the send log's store: the schema's migrations, the writes of the send-log lane (rows
+and the offsets they came from, in one transaction), retention, and the queries of the send log.
+
+Migrations are the numbered SQL files of ``migrations/``, applied in order under an advisory lock
+(two processes starting at once apply each once), each in its own transaction, recorded in
+``schema_migrations``. ``messages`` is partitioned by day: a day's partition is created by the
+first write that needs it, and dropped whole when it is older than the retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from streams.core.errors import MallNotifyError
+from streams.core.send_log import MessageQuery, Row
+from streams.settings import PROJECT_ROOT
+
+MIGRATIONS = PROJECT_ROOT / "migrations"
+MIGRATION_LOCK = 72_701_001
+PARTITION_LOCK = 72_701_002
+FINAL_COLUMNS = (
+    "day", "id", "shop_id", "event_id", "delivery_id", "scene", "channel", "status", "reason",
+    "provider_code", "recipient_hash", "recipient_masked", "attempts", "replayed", "routed_at",
+    "finished_at",
+)  # fmt: skip
+RECEIPT_COLUMNS = (
+    "day", "id", "shop_id", "event_id", "delivery_id", "scene", "channel", "status", "recipient_hash",
+    "recipient_masked", "attempts", "routed_at", "reached", "reached_at", "receipt_code",
+)  # fmt: skip
+FINAL_UPDATE = ("status", "reason", "provider_code", "attempts", "replayed", "finished_at")
+RECEIPT_UPDATE = ("reached", "reached_at", "receipt_code")
+
+
+class DatabaseUnavailable(MallNotifyError):
+    """PostgreSQL did not answer, or refused: the message says which and why."""
+
+
+def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(url, connect_timeout=10, **options)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"PostgreSQL at {_where(url)}: {str(exc).strip().splitlines()[0]}"
+        ) from None
+
+
+def _where(url: str) -> str:
+    """The URL without its password."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url
+
+
+def migrations(directory: Path = MIGRATIONS) -> list[tuple[int, Path]]:
+    return sorted((int(path.name.split("_", 1)[0]), path) for path in directory.glob("[0-9]*_*.sql"))
+
+
+def migrate(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS) -> list[int]:
+    """Apply the migrations the database does not have yet; the versions applied."""
+    conn.autocommit = True
+    conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, path in migrations(directory):
+            if version in done:
+                continue
+            with conn.transaction():
+                conn.execute(sql.SQL(path.read_text()))
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
+            applied.append(version)
+        return applied
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
+        conn.autocommit = False
+
+
+def behind(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS) -> list[int]:
+    """The migrations the database lacks."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    done = (
+        {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        if exists and exists[0]
+        else set()
+    )
+    conn.rollback()
+    return [version for version, _ in migrations(directory) if version not in done]
+
+
+def partition_name(day: date) -> str:
+    return f"messages_{day:%Y%m%d}"
+
+
+def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> None:
+    """The day partitions of ``messages`` the rows need (in the caller's transaction)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+    for day in sorted(set(days)):
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF messages FOR VALUES FROM ({}) TO ({})"
+            ).format(
+                sql.Identifier(partition_name(day)), sql.Literal(day), sql.Literal(day + timedelta(days=1))
+            )
+        )
+
+
+def drop_partitions_before(conn: psycopg.Connection[Any], first_kept: date) -> list[str]:
+    """Drop the day partitions older than ``first_kept``; their names."""
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'messages'"
+        )
+    ]
+    dropped = [name for name in names if name.removeprefix("messages_") < f"{first_kept:%Y%m%d}"]
+    for name in dropped:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    conn.commit()
+    return dropped
+
+
+def write_rows(
+    conn: psycopg.Connection[Any], consumer: str, rows: Sequence[Row], offsets: dict[tuple[str, int], int]
+) -> None:
+    """Upsert the rows and record where their topic partitions were read up to, in one transaction."""
+    with conn.transaction():
+        ensure_partitions(conn, (row.day for row in rows))
+        for kind, columns, update in (
+            ("final", FINAL_COLUMNS, FINAL_UPDATE),
+            ("receipt", RECEIPT_COLUMNS, RECEIPT_UPDATE),
+        ):
+            values = [[row.values.get(column) for column in columns] for row in rows if row.kind == kind]
+            if values:
+                with conn.cursor() as cursor:
+                    cursor.executemany(_upsert(columns, update, kind), values)
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO consumed_offsets (consumer, topic, partition, next_offset) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (consumer, topic, partition) "
+                "DO UPDATE SET next_offset = EXCLUDED.next_offset",
+                [[consumer, topic, partition, offset] for (topic, partition), offset in offsets.items()],
+            )
+
+
+def _upsert(columns: tuple[str, ...], update: tuple[str, ...], kind: str) -> sql.Composed:
+    """A final outcome replaces an earlier one (a replay's); a receipt only fills its columns."""
+    newer = sql.SQL(" WHERE messages.finished_at IS NULL OR messages.finished_at <= EXCLUDED.finished_at")
+    return sql.SQL(
+        "INSERT INTO messages ({columns}) VALUES ({values}) "
+        "ON CONFLICT (day, id) DO UPDATE SET {update}{where}"
+    ).format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        update=sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(column)) for column in update
+        ),
+        where=newer if kind == "final" else sql.SQL(""),
+    )
+
+
+def read_offsets(conn: psycopg.Connection[Any], consumer: str, topic: str) -> dict[int, int]:
+    rows = conn.execute(
+        "SELECT partition, next_offset FROM consumed_offsets WHERE consumer = %s AND topic = %s",
+        [consumer, topic],
+    ).fetchall()
+    conn.rollback()
+    return {partition: offset for partition, offset in rows}
+
+
+def query_messages(conn: psycopg.Connection[Any], query: MessageQuery) -> list[dict[str, Any]]:
+    """A page of the send log, newest first (one row more than the limit: whether there is a next)."""
+    where: list[sql.Composable] = [sql.SQL("finished_at IS NOT NULL")]
+    params: list[object] = []
+    for column, value in (
+        ("shop_id", query.shop_id),
+        ("scene", query.scene),
+        ("channel", query.channel.value if query.channel else None),
+        ("status", query.status),
+        ("reached", query.reached),
+        ("recipient_hash", query.recipient_hash),
+    ):
+        if value is not None:
+            where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if query.since is not None:
+        where += [sql.SQL("finished_at >= %s"), sql.SQL("day >= %s")]
+        params += [query.since, query.since.date() - timedelta(days=1)]
+    if query.until is not None:
+        where.append(sql.SQL("finished_at < %s"))
+        params.append(query.until)
+    if query.after is not None:
+        where.append(sql.SQL("(finished_at, id) < (%s, %s)"))
+        params += list(query.after)
+    statement = sql.SQL(
+        "SELECT id, shop_id, event_id, delivery_id, scene, channel, status, reason, provider_code, "
+        "recipient_masked AS to, attempts, routed_at, finished_at, reached, reached_at FROM messages "
+        "WHERE {} ORDER BY finished_at DESC, id DESC LIMIT %s"
+    ).format(sql.SQL(" AND ").join(where))
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(statement, [*params, query.limit + 1]).fetchall()
+    conn.rollback()
+    return rows

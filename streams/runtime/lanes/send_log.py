@@ -1,0 +1,156 @@
+"""The send-log lane: ``notify.outcomes`` into PostgreSQL, each outcome exactly once.
+
+It is a member of its own consumer group (``<app id>.send-log``), so workers share the outcomes'
+partitions. A batch's rows (:mod:`streams.core.send_log`) and the offsets it read up to are written
+in one database transaction; on assignment the lane starts each partition where the database says
+it stopped, not where Kafka's committed offsets say (those are only committed afterwards, for the
+lag metrics). So a crash, a rebalance or a database restart at any moment writes every outcome
+once: a batch either committed with its offsets, or is read again. An upsert is idempotent too, so
+a partition handed over while its last batch was being written gets the same rows again.
+
+It runs in a thread of its own (psycopg's blocking connection, confluent-kafka's blocking
+consumer); a failure of the database stops it for a while, then it reconnects and goes on from the
+offsets the database kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from streams.core.outcomes import Outcome
+from streams.core.send_log import Row, row_of
+from streams.logs import fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.database import (
+    DatabaseUnavailable,
+    behind,
+    connect,
+    drop_partitions_before,
+    migrate,
+    read_offsets,
+    write_rows,
+)
+from streams.runtime.kafka.clients import reader_config
+
+log = get_logger("send_log")
+BATCH = 1_000
+POLL_SECONDS = 0.5
+RETRY_SECONDS = 2.0
+RETENTION_EVERY_SECONDS = 3600.0
+
+
+class SendLogLane:
+    name = "send-log"
+
+    def __init__(
+        self, bootstrap_servers: str, database_url: str, topic: str, group: str, keep_days: int
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.database_url = database_url
+        self.topic = topic
+        self.group = group
+        self.keep_days = keep_days
+        self._stop = threading.Event()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Until ``stopping`` is set (the supervisor restarts it if it raises)."""
+        self._stop.clear()
+        worker = asyncio.create_task(asyncio.to_thread(self._run))
+        stopped = asyncio.create_task(stopping.wait())
+        try:
+            await asyncio.wait([worker, stopped], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stop.set()
+            stopped.cancel()
+            await worker
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._consume()
+            except DatabaseUnavailable as exc:
+                log.warning("send log paused: PostgreSQL unavailable", extra=fields(detail=str(exc)))
+                metrics.SEND_LOG_FAILURES.inc()
+                self._stop.wait(RETRY_SECONDS)
+
+    def _consume(self) -> None:
+        conn = connect(self.database_url)
+        try:
+            if behind(conn):
+                log.info("send log schema migrated", extra=fields(versions=migrate(conn)))
+            consumer = self._consumer(conn)
+            try:
+                self._loop(conn, consumer)
+            finally:
+                consumer.close()
+        except psycopg.OperationalError as exc:  # the server went away mid-way: connect again
+            raise DatabaseUnavailable(str(exc).strip().splitlines()[0] if str(exc) else repr(exc)) from None
+        finally:
+            conn.close()
+
+    def _consumer(self, conn: Any) -> Consumer:
+        """A member of the lane's group that starts each partition it gets where the database says."""
+        config = reader_config(
+            self.bootstrap_servers,
+            group_id=self.group,
+            isolation_level="read_committed",
+            partition_assignment_strategy="cooperative-sticky",
+        )
+        consumer = Consumer(config)
+
+        def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
+            offsets = read_offsets(conn, self.group, self.topic)
+            for partition in partitions:
+                partition.offset = offsets.get(partition.partition, OFFSET_BEGINNING)
+            consumer.incremental_assign(partitions)
+
+        def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
+            consumer.incremental_unassign(partitions)
+
+        consumer.subscribe([self.topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+        return consumer
+
+    def _loop(self, conn: Any, consumer: Consumer) -> None:
+        retained_at = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - retained_at > RETENTION_EVERY_SECONDS:
+                self._retain(conn)
+                retained_at = time.monotonic()
+            messages = [m for m in consumer.consume(BATCH, POLL_SECONDS) if _usable(m)]
+            if messages:
+                self._write(conn, messages)
+                consumer.commit(asynchronous=True)
+
+    def _write(self, conn: Any, messages: list[Any]) -> None:
+        rows: list[Row] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            offsets[(message.topic(), message.partition())] = message.offset() + 1
+            try:
+                rows.append(row_of(Outcome.model_validate_json(message.value() or b"")))
+            except ValueError:
+                metrics.SEND_LOG_SKIPPED.inc()  # not an outcome of ours: nothing to show
+        write_rows(conn, self.group, rows, offsets)
+        metrics.SEND_LOG_ROWS.inc(len(rows))
+
+    def _retain(self, conn: Any) -> None:
+        first_kept = (datetime.now(UTC) - timedelta(days=self.keep_days)).date()
+        dropped = drop_partitions_before(conn, first_kept)
+        if dropped:
+            log.info("send log days dropped", extra=fields(partitions=dropped))
+
+
+def _usable(message: Any) -> bool:
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning("send log read error", extra=fields(detail=str(error)))
+    return False
