@@ -32,18 +32,27 @@ KAFKA_SCRIPT = ROOT / "deploy" / "kafka-local" / "kafka.sh"
 TESTCONTAINERS_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "confluentinc/cp-kafka:8.1.0")
 
 
-def _local_broker() -> Iterator[str]:
-    status = subprocess.run([KAFKA_SCRIPT, "status"], capture_output=True, text=True, check=False)
+def _local(script: Path, what: str) -> Iterator[str]:
+    """The address of the project's local service (``script status``), started here (``up``) and
+    stopped at the end if it was not running."""
+    status = subprocess.run([script, "status"], capture_output=True, text=True, check=False)
     if status.returncode == 0:
         yield status.stdout.strip()
         return
-    up = subprocess.run([KAFKA_SCRIPT, "up"], capture_output=True, text=True, check=False)
+    up = subprocess.run([script, "up"], capture_output=True, text=True, check=False)
     if up.returncode != 0:
-        pytest.fail(f"could not start the local Kafka broker:\n{up.stderr}")
+        pytest.fail(f"could not start the local {what}:\n{up.stderr}")
     try:
         yield up.stdout.strip().splitlines()[-1]
     finally:
-        subprocess.run([KAFKA_SCRIPT, "down"], capture_output=True, check=False)
+        subprocess.run([script, "down"], capture_output=True, check=False)
+
+
+def _container_broker() -> Iterator[str]:
+    from testcontainers.community.kafka import KafkaContainer
+
+    with KafkaContainer(TESTCONTAINERS_IMAGE).with_kraft() as kafka:
+        yield kafka.get_bootstrap_server()
 
 
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres-local" / "postgres.sh"
@@ -62,24 +71,7 @@ def database_url() -> Iterator[str]:
         with PostgresContainer("postgres:15", driver=None) as postgres:
             yield postgres.get_connection_url()
     else:
-        status = subprocess.run([POSTGRES_SCRIPT, "status"], capture_output=True, text=True, check=False)
-        if status.returncode == 0:
-            yield status.stdout.strip()
-            return
-        up = subprocess.run([POSTGRES_SCRIPT, "up"], capture_output=True, text=True, check=False)
-        if up.returncode != 0:
-            pytest.fail(f"could not start the local PostgreSQL:\n{up.stderr}")
-        try:
-            yield up.stdout.strip().splitlines()[-1]
-        finally:
-            subprocess.run([POSTGRES_SCRIPT, "down"], capture_output=True, check=False)
-
-
-def _container_broker() -> Iterator[str]:
-    from testcontainers.community.kafka import KafkaContainer
-
-    with KafkaContainer(TESTCONTAINERS_IMAGE).with_kraft() as kafka:
-        yield kafka.get_bootstrap_server()
+        yield from _local(POSTGRES_SCRIPT, "PostgreSQL")
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +82,7 @@ def kafka_bootstrap() -> Iterator[str]:
     elif os.environ.get("KAFKA_TEST_BROKER") == "testcontainers":
         yield from _container_broker()
     else:
-        yield from _local_broker()
+        yield from _local(KAFKA_SCRIPT, "Kafka broker")
 
 
 WECHAT_SECRETS = {appid: SecretStr(secret) for appid, secret in json.loads(SANDBOX_SECRETS).items()}

@@ -9,7 +9,7 @@ from datetime import datetime
 from rich.console import Console
 
 from streams.core.send_log import MessageQuery, page_of
-from streams.ops.cli_common import table
+from streams.ops.cli_messages import messages_table
 from streams.runtime.database import DatabaseUnavailable, connect, query_messages
 from streams.settings import Settings
 
@@ -34,19 +34,8 @@ def print_send_log(
         console.print(f"send log: {exc}", markup=False, highlight=False)
         return
     page = page_of(rows, len(rows))
-    shown = table("finished", "scene", "channel", "to", "outcome", "reached", "reason")
-    for message in page.messages[:SHOWN]:
-        shown.add_row(
-            message.finished_at.isoformat(timespec="seconds") if message.finished_at else "",
-            message.scene or "",
-            message.channel or "",
-            message.to or "",
-            message.status,
-            "" if message.reached is None else "yes" if message.reached else "no",
-            message.reason or "",
-        )
     console.print(
         f"[bold]send log[/] (PostgreSQL, `mall-notify messages {shop_id}`): {len(page.messages)} rows of "
         f"shop {shop_id} for this run, the newest {min(SHOWN, len(page.messages))}:"
     )
-    console.print(shown)
+    console.print(messages_table(page.messages[:SHOWN]))

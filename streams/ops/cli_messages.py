@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
+from rich.table import Table
 
 from channels.base import ChannelName
 from streams.core.recipients import kind_of, recipient_hash
-from streams.core.send_log import MessageQuery, after_cursor, page_of
+from streams.core.send_log import Message, MessageQuery, after_cursor, page_of
 from streams.core.validation import describe
 from streams.ops.cli_common import ExitCode, JsonOption, console, fail, load_cli_settings, print_json, table
 from streams.ops.cli_dlq import Since, parse_when
@@ -83,8 +84,15 @@ def messages_command(
     if as_json:
         print_json(page.model_dump(mode="json"))
         return
+    rows = messages_table(page.messages)
+    console.print(rows)
+    if page.next:
+        console.print(f"more: --cursor {page.next}", markup=False, highlight=False)
+
+
+def messages_table(messages: list[Message]) -> Table:
     rows = table("finished", "shop", "scene", "channel", "to", "outcome", "reached", "reason")
-    for message in page.messages:
+    for message in messages:
         rows.add_row(
             message.finished_at.isoformat(timespec="seconds") if message.finished_at else "",
             str(message.shop_id or ""),
@@ -95,9 +103,7 @@ def messages_command(
             "" if message.reached is None else "yes" if message.reached else "no",
             message.reason or "",
         )
-    console.print(rows)
-    if page.next:
-        console.print(f"more: --cursor {page.next}", markup=False, highlight=False)
+    return rows
 
 
 def _recipient(settings: Settings, phone: str | None, openid: str | None) -> str | None:

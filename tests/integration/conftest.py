@@ -62,9 +62,13 @@ class Pipeline:
         self.worker = start_worker(self.log_dir, self.worker_env, name=f"worker-{uuid.uuid4().hex[:4]}")
 
     def add_fault(self, **fault: object) -> None:
+        self.tell_sandbox("faults", fault)
+
+    def tell_sandbox(self, path: str, body: dict[str, object]) -> None:
+        """POST to the sandbox's inspection API (``/__sandbox__/<path>``): faults, grants..."""
         request = urllib.request.Request(
-            f"{self.sandbox.url}/__sandbox__/faults",
-            data=json.dumps(fault).encode(),
+            f"{self.sandbox.url}/__sandbox__/{path}",
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )

@@ -4,9 +4,7 @@ message, and a delivery with none left is skipped without calling WeChat."""
 
 from __future__ import annotations
 
-import json
 import signal
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -33,14 +31,7 @@ def new_buyer() -> str:
 def wechat_knows(pipeline: Pipeline, openid: str, count: int) -> None:
     """The buyer's acceptances as WeChat itself records them (the sandbox plays WeChat)."""
     grant = {"appid": MP_APPID, "openid": openid, "template_id": SHIPPED, "count": count}
-    request = urllib.request.Request(
-        f"{pipeline.sandbox.url}/__sandbox__/wechat/subscriptions",
-        data=json.dumps(grant).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=5):
-        pass
+    pipeline.tell_sandbox("wechat/subscriptions", grant)
 
 
 def shipped(openid: str, shop: int = SHOP) -> bytes:
