@@ -675,6 +675,9 @@ exactly one call per buyer who accepted).
 100 ms, while the backlog drains. Codes have a topic and a sender lane of their own, and an SMS
 client of their own (its per-signature limits are not shared with the bulk). Latency runs from
 the code's event time to its outcome `delivered` (the provider accepted it).
+The worker writes the send log too when PostgreSQL runs: the server and the send-log lane then
+take CPU from the codes' lane on a small machine; where codes matter, run the send-log lane in a
+worker of its own (`MALL_NOTIFY_LANES=send-log`).
 
 | codes | p50 | p99 | target | bulk SMS sent meanwhile |
 |---|---|---|---|---|
