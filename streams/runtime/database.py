@@ -194,8 +194,8 @@ def query_messages(conn: psycopg.Connection[Any], query: MessageQuery) -> list[d
             where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
     if query.since is not None:
-        where += [sql.SQL("finished_at >= %s"), sql.SQL("day >= %s")]
-        params += [query.since, query.since.date() - timedelta(days=1)]
+        where.append(sql.SQL("finished_at >= %s"))  # not by day: a replay finishes days after routing
+        params.append(query.since)
     if query.until is not None:
         where.append(sql.SQL("finished_at < %s"))
         params.append(query.until)

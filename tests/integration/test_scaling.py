@@ -102,7 +102,8 @@ def _restored(service: Service) -> float:
 def test_a_workers_start_and_memory_do_not_grow_with_the_outcomes_history(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    """A worker reads the changelogs of its own partitions when it starts, never the outcomes topic."""
+    """A worker restores the changelogs of its own partitions when it starts, never the outcomes
+    topic; its send-log lane reads the outcomes' backlog into PostgreSQL with bounded memory."""
     prefix = f"hist{uuid.uuid4().hex[:6]}."
     topics_env = {**pipeline.worker_env, "MALL_NOTIFY_TOPIC_PREFIX": prefix}
     topics = pipeline.topics.__class__(pipeline.topics.spec, prefix)

@@ -37,7 +37,7 @@ from streams.runtime.database import (
     read_offsets,
     write_rows,
 )
-from streams.runtime.kafka.clients import reader_config
+from streams.runtime.kafka.clients import PREFETCH_KIB, PREFETCH_RECORDS, reader_config
 
 log = get_logger("send_log")
 BATCH = 1_000
@@ -102,6 +102,8 @@ class SendLogLane:
             group_id=self.group,
             isolation_level="read_committed",
             partition_assignment_strategy="cooperative-sticky",
+            queued_min_messages=PREFETCH_RECORDS,  # a backlog of outcomes is not the worker's memory
+            queued_max_messages_kbytes=PREFETCH_KIB,
         )
         consumer = Consumer(config)
 
