@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 MP_APPID = "wx9c3e7a1b5d2f4e6a08"
 SHIPPED = "mp-buyer-order-shipped-v1"
 PAID = "mP-OrderPaid-4d2c9a7e1b3f5a6c8e0d2b4f6a8c"
+BUYERS = 100
 
 
 def new_buyer() -> str:
@@ -102,12 +103,12 @@ def test_the_mini_program_asks_for_the_shops_templates_and_each_acceptance_allow
 
 
 def test_a_buyer_without_acceptance_is_skipped_and_wechat_never_called(pipeline: Pipeline) -> None:
-    buyers = [new_buyer() for _ in range(200)]
+    buyers = [new_buyer() for _ in range(BUYERS)]
     dead_before = end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter)
 
     outcomes = mp_outcomes(pipeline, [shipped(openid) for openid in buyers])
 
-    assert [(o.status, o.reason) for o in outcomes] == [(Status.SKIPPED, "no_subscription")] * 200
+    assert [(o.status, o.reason) for o in outcomes] == [(Status.SKIPPED, "no_subscription")] * BUYERS
     assert not any(sends_to(pipeline, openid) for openid in buyers)
     assert end_offsets(pipeline.bootstrap, pipeline.topics.dead_letter) == dead_before
 

@@ -49,8 +49,8 @@ def paid(shop: int, count: int) -> list[bytes]:
 @pytest.mark.slow
 def test_every_outcome_is_stored_once_across_a_crash_of_the_worker(pipeline: Pipeline) -> None:
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
-    published = pipeline.publish(paid(9001, 300))
-    read_until(pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= 100, SETTLE_SECONDS)
+    published = pipeline.publish(paid(9001, 120))
+    read_until(pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= 40, SETTLE_SECONDS)
     pipeline.restart_worker(signal.SIGKILL)
     records = read_until(
         pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement(published), 3 * SETTLE_SECONDS

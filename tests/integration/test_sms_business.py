@@ -27,7 +27,7 @@ from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline,
 pytestmark = pytest.mark.integration
 FINAL = {"delivered", "skipped", "dead_lettered"}
 CODES = 200
-PAYMENTS = 40
+PAYMENTS = 20
 
 
 def balance(pipeline: Pipeline, shop_id: int) -> Balance:
