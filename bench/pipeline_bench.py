@@ -42,8 +42,8 @@ from state_bench import fill_changelog, measure
 
 from channels.base import ChannelName, Delivery
 from streams.core.dispatch import Dispatch
-from streams.core.events import MpSubscriptionAnswered, envelope
-from streams.core.mp_subscriptions import ANSWER_TYPE, answered_event
+from streams.core.events import envelope
+from streams.core.mp_subscriptions import ANSWER_TYPE, answered_event, answers_of
 from streams.core.sms_quota import load_packages, new_purchase
 from streams.core.source import SourceRecord
 from streams.core.topics import Topics, load_topics
@@ -111,14 +111,7 @@ def buyers_accept(topics: Topics, sandbox_url: str, openids: list[str], template
         tell_sandbox(sandbox_url, "wechat/subscriptions", grant)
     now = datetime.now(UTC)
     answers = [
-        answered_event(
-            9001,
-            MpSubscriptionAnswered.model_validate(
-                {"openid": openid, "results": {template_id: "accept"}, "answered_at": now.isoformat()}
-            ),
-            "/bench",
-            now,
-        )[1]
+        answered_event(9001, answers_of(openid, {template_id: "accept"}, now), "/bench", now)[1]
         for openid in openids
     ]
     publish_values(BOOTSTRAP, topics, answers)

@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 from pydantic import ValidationError
 
-from channels.base import ChannelName
 from streams.api.context import CONTEXT, SHOP_ID, WHO, problem
 from streams.core.moments import parse_moment
-from streams.core.recipients import kind_of, recipient_hash
 from streams.core.send_log import MessageQuery, after_cursor, page_of
 from streams.core.tokens import PLATFORM
 from streams.core.validation import describe
+from streams.ops.recipient_history import recipient_filter
 from streams.runtime.database import query_messages
 
 FILTERS = ("scene", "channel", "status", "reached", "limit")
@@ -46,13 +45,10 @@ def _recipient(request: web.Request) -> str | None:
     phone, openid = request.query.get("phone"), request.query.get("openid")
     if phone is None and openid is None:
         return None
-    if phone is not None and openid is not None:
-        raise ValueError("phone, openid: give at most one")
     key = request.app[CONTEXT].recipient_key
     if key is None:
         raise LookupError("MALL_NOTIFY_RECIPIENT_KEY is not set on this API: recipients cannot be searched")
-    channel = ChannelName.ALIYUN_SMS if phone is not None else ChannelName.WECHAT_OA
-    return recipient_hash(key, kind_of(channel), phone or openid or "")
+    return recipient_filter(key, phone, openid)
 
 
 async def _page(request: web.Request, shop_id: int | None) -> web.Response:

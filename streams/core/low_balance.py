@@ -56,6 +56,6 @@ def low_balance_event(shop: ShopRules, balance: Balance, now: datetime) -> tuple
         "available": max(balance.available, 0),
         "threshold": shop.sms_low_balance,
         "purchased": balance.purchased,
-        "fell_at": now.isoformat().replace("+00:00", "Z"),
+        "fell_at": now,
     }
     return event_id, envelope(event_id, LOW_BALANCE_TYPE, "/mall-notify/sms", shop.shop_id, data, now)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -123,6 +124,15 @@ def subscribe_templates(
         if rule is not None and rule.enabled and rule.template_id:
             templates[scene] = rule.template_id
     return templates, [scene for scene in scenes if scene not in templates]
+
+
+def answers_of(
+    openid: str, results: Mapping[str, str], now: datetime, long_term: bool = False
+) -> MpSubscriptionAnswered:
+    """A buyer's answers as the mall's backend reports them (validated as the event's data)."""
+    return MpSubscriptionAnswered.model_validate(
+        {"openid": openid, "results": dict(results), "long_term": long_term, "answered_at": now.isoformat()}
+    )
 
 
 def answered_event(

@@ -11,8 +11,7 @@ from rich.console import Console
 
 from channels.base import ChannelName
 from streams.core.catalog import Catalog
-from streams.core.events import MpSubscriptionAnswered
-from streams.core.mp_subscriptions import NO_SUBSCRIPTION, answered_event, subscribe_templates
+from streams.core.mp_subscriptions import NO_SUBSCRIPTION, answered_event, answers_of, subscribe_templates
 from streams.core.outcomes import Outcome, Status
 from streams.core.recipients import mask_address
 from streams.core.shops import ShopRules
@@ -35,14 +34,7 @@ def buyer_accepts(
     answers = [{paid: "accept", shipped: "accept"}, {shipped: "accept"}]
     ids, values = zip(
         *(
-            answered_event(
-                shop.shop_id,
-                MpSubscriptionAnswered.model_validate(
-                    {"openid": DEMO_MP_BUYER, "results": results, "answered_at": now.isoformat()}
-                ),
-                "/mall/demo",
-                now,
-            )
+            answered_event(shop.shop_id, answers_of(DEMO_MP_BUYER, results, now), "/mall/demo", now)
             for results in answers
         ),
         strict=True,

@@ -9,7 +9,6 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-import orjson
 from pydantic import SecretStr
 from rich.console import Console
 
@@ -54,10 +53,9 @@ def buy_package(settings: Settings, topics: Topics, shop_id: int, console: Conso
     purchase = new_purchase(shop_id, package, f"shop {shop_id} (demo)", now)
     publish_purchases(bootstrap, topics.sms_account, [purchase])
     pending = sms_balance(settings, topics, shop_id)
-    paid = _paid_event(purchase, now)
+    event_id, paid = _paid_event(purchase, now)
     start = end_offsets(bootstrap, topics.outcomes)
     publish_values(bootstrap, topics, [paid, paid])
-    event_id = orjson.loads(paid)["id"]
 
     def reasons(records: list[ReadRecord]) -> list[str]:
         outcomes = (Outcome.model_validate_json(record.value or b"") for record in records)
@@ -74,8 +72,9 @@ def buy_package(settings: Settings, topics: Topics, shop_id: int, console: Conso
     return after
 
 
-def _paid_event(purchase: Purchase, now: datetime) -> bytes:
-    """The payment service's event for a purchase order, as it publishes it on the payments topic."""
+def _paid_event(purchase: Purchase, now: datetime) -> tuple[str, bytes]:
+    """The payment service's event for a purchase order, as it publishes it on the payments topic:
+    its id, and the record's value."""
     data = {
         "purchase_id": purchase.purchase_id,
         "amount_fen": purchase.price_fen,
@@ -83,7 +82,7 @@ def _paid_event(purchase: Purchase, now: datetime) -> bytes:
         "paid_at": now.isoformat(),
     }
     event_id = f"evt-smspay-{purchase.purchase_id}"
-    return envelope(event_id, "sms_package.paid", "/mall/payment", purchase.shop_id, data, now)
+    return event_id, envelope(event_id, "sms_package.paid", "/mall/payment", purchase.shop_id, data, now)
 
 
 def new_signature(

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from channels.base import ChannelName
-from streams.core.recipients import kind_of, recipient_hash
 from streams.core.send_log import Message, MessageQuery, after_cursor, page_of
 from streams.core.validation import describe
 from streams.ops.cli_common import ExitCode, JsonOption, console, fail, load_cli_settings, print_json, table
 from streams.ops.cli_dlq import Since, parse_when
 from streams.ops.cli_history import recipient_key
+from streams.ops.recipient_history import recipient_filter
 from streams.runtime.database import DatabaseUnavailable, connect, migrate, query_messages
 from streams.settings import Settings
 
@@ -109,9 +109,4 @@ def messages_table(messages: list[Message]) -> Table:
 def _recipient(settings: Settings, phone: str | None, openid: str | None) -> str | None:
     if phone is None and openid is None:
         return None
-    if phone is not None and openid is not None:
-        raise ValueError("give at most one of --phone or --openid")
-    channel = ChannelName.ALIYUN_SMS if phone is not None else ChannelName.WECHAT_OA
-    address = phone if phone is not None else openid
-    assert address is not None
-    return recipient_hash(recipient_key(settings), kind_of(channel), address)
+    return recipient_filter(recipient_key(settings), phone, openid)

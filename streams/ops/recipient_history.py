@@ -32,6 +32,14 @@ def recipient_query(
     return HistoryQuery(recipient_hash(key, kind, address), shop_id, since)
 
 
+def recipient_filter(key: bytes, phone: str | None, openid: str | None) -> str | None:
+    """The keyed hash to filter on for an optional phone number or openid (None: neither given);
+    ValueError as :func:`recipient_query`."""
+    if phone is None and openid is None:
+        return None
+    return recipient_query(key, phone, openid, None, None).recipient_hash
+
+
 def read_recipient_history(
     bootstrap_servers: str, outcomes_topic: str, query: HistoryQuery
 ) -> list[HistoryLine]:

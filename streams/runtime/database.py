@@ -10,7 +10,7 @@ first write that needs it, and dropped whole when it is older than the retention
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,13 @@ def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, connect_timeout=10, **options)
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(
-            f"PostgreSQL at {_where(url)}: {str(exc).strip().splitlines()[0]}"
-        ) from None
+        raise unavailable(exc, url) from None
+
+
+def unavailable(exc: psycopg.OperationalError, url: str) -> DatabaseUnavailable:
+    """What a lost or refused connection says: where (no password) and psycopg's first line."""
+    lines = str(exc).strip().splitlines()
+    return DatabaseUnavailable(f"PostgreSQL at {_where(url)}: {lines[0] if lines else repr(exc)}")
 
 
 def _where(url: str) -> str:
@@ -102,7 +106,8 @@ def partition_name(day: date) -> str:
 
 
 def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> None:
-    """The day partitions of ``messages`` the rows need (in the caller's transaction)."""
+    """The day partitions of ``messages`` the rows need (in the caller's transaction; its lock
+    is held until the transaction ends, so ask only for days not known to exist)."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
     for day in sorted(set(days)):
         conn.execute(
@@ -114,8 +119,8 @@ def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> No
         )
 
 
-def drop_partitions_before(conn: psycopg.Connection[Any], first_kept: date) -> list[str]:
-    """Drop the day partitions older than ``first_kept``; their names."""
+def drop_partitions_before(conn: psycopg.Connection[Any], first_kept: date) -> list[date]:
+    """Drop the day partitions older than ``first_kept``; their days."""
     names = [
         row[0]
         for row in conn.execute(
@@ -123,27 +128,36 @@ def drop_partitions_before(conn: psycopg.Connection[Any], first_kept: date) -> l
             "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'messages'"
         )
     ]
-    dropped = [name for name in names if name.removeprefix("messages_") < f"{first_kept:%Y%m%d}"]
-    for name in dropped:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    days = [datetime.strptime(name.removeprefix("messages_"), "%Y%m%d").date() for name in names]
+    dropped = [day for day in days if day < first_kept]
+    for day in dropped:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition_name(day))))
     conn.commit()
     return dropped
 
 
 def write_rows(
-    conn: psycopg.Connection[Any], consumer: str, rows: Sequence[Row], offsets: dict[tuple[str, int], int]
+    conn: psycopg.Connection[Any],
+    consumer: str,
+    rows: Sequence[Row],
+    offsets: dict[tuple[str, int], int],
+    days: set[date],
 ) -> None:
-    """Upsert the rows and record where their topic partitions were read up to, in one transaction."""
+    """Upsert the rows and record where their topic partitions were read up to, in one transaction.
+    ``days``: the days whose partitions this writer knows exist; a batch with another day creates
+    its partition (under a lock that serializes writers until the commit) and adds it once committed."""
+    new_days = {row.day for row in rows} - days
     with conn.transaction():
-        ensure_partitions(conn, (row.day for row in rows))
-        for kind, columns, update in (
-            ("final", FINAL_COLUMNS, FINAL_UPDATE),
-            ("receipt", RECEIPT_COLUMNS, RECEIPT_UPDATE),
+        if new_days:
+            ensure_partitions(conn, new_days)
+        for kind, columns, upsert in (
+            ("final", FINAL_COLUMNS, FINAL_UPSERT),
+            ("receipt", RECEIPT_COLUMNS, RECEIPT_UPSERT),
         ):
             values = [[row.values.get(column) for column in columns] for row in rows if row.kind == kind]
             if values:
                 with conn.cursor() as cursor:
-                    cursor.executemany(_upsert(columns, update, kind), values)
+                    cursor.executemany(upsert, values)
         with conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO consumed_offsets (consumer, topic, partition, next_offset) "
@@ -151,6 +165,7 @@ def write_rows(
                 "DO UPDATE SET next_offset = EXCLUDED.next_offset",
                 [[consumer, topic, partition, offset] for (topic, partition), offset in offsets.items()],
             )
+    days |= new_days
 
 
 def _upsert(columns: tuple[str, ...], update: tuple[str, ...], kind: str) -> sql.Composed:
@@ -167,6 +182,10 @@ def _upsert(columns: tuple[str, ...], update: tuple[str, ...], kind: str) -> sql
         ),
         where=newer if kind == "final" else sql.SQL(""),
     )
+
+
+FINAL_UPSERT = _upsert(FINAL_COLUMNS, FINAL_UPDATE, "final")
+RECEIPT_UPSERT = _upsert(RECEIPT_COLUMNS, RECEIPT_UPDATE, "receipt")
 
 
 def read_offsets(conn: psycopg.Connection[Any], consumer: str, topic: str) -> dict[int, int]:

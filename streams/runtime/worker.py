@@ -101,11 +101,11 @@ class Worker:
     accounts: TableFollower | None = None
     """the SMS balances (purchases, other workers' charges), when this worker sends SMS"""
     reports: ReportFallback | None = None
+    """asks Aliyun for the SMS reports that did not come, when this worker pairs receipts"""
     sms_bands: Callable[[], Counter[str]] | None = None
     """how many shops' SMS balances are used up, low, ok (when this worker follows them)"""
     send_log: SendLogLane | None = None
     """the outcomes into PostgreSQL (when a database is configured)"""
-    """asks Aliyun for the SMS reports that did not come, when this worker pairs receipts"""
 
     @property
     def readiness(self) -> Readiness:

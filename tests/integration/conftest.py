@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from streams.core.events import MpSubscriptionAnswered
-from streams.core.mp_subscriptions import answered_event
+from streams.core.mp_subscriptions import answered_event, answers_of
 from streams.core.outcomes import FINAL_STATUSES, Outcome
 from streams.core.topics import Topics, load_topics
 from streams.devtools.demo import Settlement, group_outcomes, source_of
@@ -148,14 +147,7 @@ class Pipeline:
         """The buyer accepts the Mini Program's templates on its subscription panel ``times`` times,
         as the mall's backend tells the pipeline; returns once each answer is recorded."""
         now = datetime.now(UTC)
-        answered = MpSubscriptionAnswered.model_validate(
-            {
-                "openid": openid,
-                "results": dict.fromkeys(template_ids, "accept"),
-                "long_term": long_term,
-                "answered_at": now.isoformat().replace("+00:00", "Z"),
-            }
-        )
+        answered = answers_of(openid, dict.fromkeys(template_ids, "accept"), now, long_term)
         values = [answered_event(shop, answered, "/mall/test", now)[1] for _ in range(times)]
         _, outcomes = self.run(values)
         reasons = [o.reason for found in outcomes.values() for o in found]

@@ -115,9 +115,12 @@ def stable_bounds(
     return {partition: (starts[partition], ends[partition]) for partition in ends}
 
 
-def group_consumer_config(bootstrap_servers: str, group_id: str, **extra: Any) -> dict[str, Any]:
-    """A member of a consumer group whose offsets are committed in the worker's transactions
-    (never by the consumer itself); it reads only committed records."""
+def group_consumer_config(
+    bootstrap_servers: str, group_id: str, *, on_loop: bool = True, **extra: Any
+) -> dict[str, Any]:
+    """A member of a consumer group whose offsets are committed with what it wrote (in the worker's
+    transactions, or the send log's database), never automatically; it reads only committed
+    records. ``on_loop``: for an AIOConsumer (the lanes), else a blocking Consumer in a thread."""
     return _base(
         bootstrap_servers,
         {
@@ -132,7 +135,7 @@ def group_consumer_config(bootstrap_servers: str, group_id: str, **extra: Any) -
             "queued_max_messages_kbytes": PREFETCH_KIB,
             **extra,
         },
-        on_loop=True,
+        on_loop=on_loop,
     )
 
 

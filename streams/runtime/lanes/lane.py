@@ -265,7 +265,9 @@ class Lane:
 
     async def run(self, stopping: asyncio.Event) -> None:
         session_ms = int(self.config.session_timeout_seconds * 1000)
-        static = {"group_instance_id": self.config.instance_id} if self.config.instance_id else {}
+        static: dict[str, Any] = (
+            {"group_instance_id": self.config.instance_id} if self.config.instance_id else {}
+        )
         consumer = AIOConsumer(
             group_consumer_config(
                 self.config.bootstrap_servers,

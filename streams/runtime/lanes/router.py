@@ -23,7 +23,7 @@ from streams.core.errors import EventRejected
 from streams.core.events import Event, MpSubscriptionAnsweredEvent, SmsPackagePaidEvent, parse_event
 from streams.core.failures import Failure, Stage
 from streams.core.mp_subscriptions import ANSWER_KIND, KIND_HEADER, Answers
-from streams.core.outcomes import DUPLICATE_EVENT, Outcome, Status, event_outcome
+from streams.core.outcomes import DUPLICATE_EVENT, Status, event_outcome
 from streams.core.render_plan import ShopPlan
 from streams.core.routing import Router
 from streams.core.sms_quota import AccountBook, PaymentRefused, payment_record
@@ -76,8 +76,7 @@ class RouterStage(PipelineStage):
             if self.already_final(key, record):
                 return self._count("already_final", [])
             failure = self.failure(record, exc.reason.value, exc.detail)
-            outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
-            return self._count("dead_lettered", self._dead_letter(record, failure, key, outcome))
+            return self._count("dead_lettered", self._dead_letter(record, failure, key))
         if self.already_final(event.id, record):  # an event skipped or dead-lettered, published again
             return self._count("duplicate", self._duplicate(record, event.id, event.shop_id))
         if isinstance(event, SmsPackagePaidEvent):
@@ -93,10 +92,7 @@ class RouterStage(PipelineStage):
         except Exception as exc:  # a routing bug must dead-letter the event, not lose it
             log.exception("routing failed", extra=fields(event_id=event.id, source=str(record.source)))
             failure = self.failure(record, "internal_error", repr(exc), event.id, Stage.ROUTE)
-            outcome = event_outcome(
-                Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=event.shop_id
-            )
-            return self._count("dead_lettered", self._dead_letter(record, failure, event.id, outcome))
+            return self._count("dead_lettered", self._dead_letter(record, failure, event.id, event.shop_id))
         if routing.dispatches:
             send_key = record.key or event.id.encode()
             self.counts["deliveries"] += len(routing.dispatches)
@@ -110,10 +106,7 @@ class RouterStage(PipelineStage):
         reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
         if log.isEnabledFor(logging.DEBUG):
             log.debug("skipped", extra=fields(event_id=event.id, shop_id=event.shop_id, reason=reasons))
-        outcome = event_outcome(
-            Status.SKIPPED, reasons, record.source, self.clock(), event_id=event.id, shop_id=event.shop_id
-        )
-        return self._count("skipped", self.final(record, event.id, outcome))
+        return self._count("skipped", self._skipped(record, event, reasons))
 
     def _paid(self, record: ConsumedRecord, event: SmsPackagePaidEvent) -> list[Write]:
         """An SMS package order paid through the mall's payment service: its payment recorded on
@@ -132,23 +125,13 @@ class RouterStage(PipelineStage):
         )
         if isinstance(payment, PaymentRefused):
             failure = self.failure(record, payment.reason, payment.detail, event.id, Stage.ROUTE)
-            outcome = event_outcome(
-                Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=event.shop_id
-            )
-            return self._dead_letter(record, failure, event.id, outcome)
+            return self._dead_letter(record, failure, event.id, event.shop_id)
         purchase = book.purchase(event.shop_id, paid.purchase_id)
         assert purchase is not None  # it was just paid
-        outcome = event_outcome(
-            Status.SKIPPED,
-            f"{SMS_PURCHASE_PAID}: {purchase.messages} messages credited",
-            record.source,
-            self.clock(),
-            event_id=event.id,
-            shop_id=event.shop_id,
-        )
+        credited = f"{SMS_PURCHASE_PAID}: {purchase.messages} messages credited"
         return [
             Write(self.topics.sms_account, *payment_record(payment)),
-            *self.final(record, event.id, outcome),
+            *self._skipped(record, event, credited),
         ]
 
     def _answered(self, record: ConsumedRecord, event: MpSubscriptionAnsweredEvent) -> list[Write]:
@@ -164,21 +147,13 @@ class RouterStage(PipelineStage):
             answered_at=answered.answered_at,
         )
         buyer = self.router.address_key(ChannelName.WECHAT_MP, answered.openid)
-        outcome = event_outcome(
-            Status.SKIPPED,
-            answers.summary(),
-            record.source,
-            self.clock(),
-            event_id=event.id,
-            shop_id=event.shop_id,
-        )
         forward = Write(
             self.topics.send_topic(ChannelName.WECHAT_MP),
             buyer,
             answers.to_json(),
             [(KIND_HEADER, ANSWER_KIND)],
         )
-        return [forward, *self.final(record, event.id, outcome)]
+        return [forward, *self._skipped(record, event, answers.summary())]
 
     def _duplicate(self, record: ConsumedRecord, event_id: str, shop_id: int) -> list[Write]:
         """An event id already skipped or dead-lettered, on another record: upstream published it
@@ -190,9 +165,17 @@ class RouterStage(PipelineStage):
         )
         return [self.outcome(outcome)]
 
+    def _skipped(self, record: ConsumedRecord, event: Event, reason: str) -> list[Write]:
+        """An event that sends nothing, with the reason: its final outcome."""
+        outcome = event_outcome(
+            Status.SKIPPED, reason, record.source, self.clock(), event_id=event.id, shop_id=event.shop_id
+        )
+        return self.final(record, event.id, outcome)
+
     def _dead_letter(
-        self, record: ConsumedRecord, failure: Failure, key: str, outcome: Outcome
+        self, record: ConsumedRecord, failure: Failure, key: str, shop_id: int | None = None
     ) -> list[Write]:
+        outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock(), shop_id=shop_id)
         return [self.dead_letter(record, failure), *self.final(record, key, outcome)]
 
     def _count(self, what: str, writes: list[Write]) -> list[Write]:

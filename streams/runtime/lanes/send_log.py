@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -35,9 +35,10 @@ from streams.runtime.database import (
     drop_partitions_before,
     migrate,
     read_offsets,
+    unavailable,
     write_rows,
 )
-from streams.runtime.kafka.clients import PREFETCH_KIB, PREFETCH_RECORDS, reader_config
+from streams.runtime.kafka.clients import group_consumer_config
 
 log = get_logger("send_log")
 BATCH = 1_000
@@ -57,6 +58,8 @@ class SendLogLane:
         self.topic = topic
         self.group = group
         self.keep_days = keep_days
+        self._days: set[date] = set()
+        """the days whose partitions of the send log exist, as far as this lane's session knows"""
         self._stop = threading.Event()
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -82,6 +85,7 @@ class SendLogLane:
 
     def _consume(self) -> None:
         conn = connect(self.database_url)
+        self._days = set()  # known again from this session on (another worker may drop old days)
         try:
             if behind(conn):
                 log.info("send log schema migrated", extra=fields(versions=migrate(conn)))
@@ -91,21 +95,13 @@ class SendLogLane:
             finally:
                 consumer.close()
         except psycopg.OperationalError as exc:  # the server went away mid-way: connect again
-            raise DatabaseUnavailable(str(exc).strip().splitlines()[0] if str(exc) else repr(exc)) from None
+            raise unavailable(exc, self.database_url) from None
         finally:
             conn.close()
 
     def _consumer(self, conn: Any) -> Consumer:
         """A member of the lane's group that starts each partition it gets where the database says."""
-        config = reader_config(
-            self.bootstrap_servers,
-            group_id=self.group,
-            isolation_level="read_committed",
-            partition_assignment_strategy="cooperative-sticky",
-            queued_min_messages=PREFETCH_RECORDS,  # a backlog of outcomes is not the worker's memory
-            queued_max_messages_kbytes=PREFETCH_KIB,
-        )
-        consumer = Consumer(config)
+        consumer = Consumer(group_consumer_config(self.bootstrap_servers, self.group, on_loop=False))
 
         def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
             offsets = read_offsets(conn, self.group, self.topic)
@@ -139,14 +135,15 @@ class SendLogLane:
                 rows.append(row_of(Outcome.model_validate_json(message.value() or b"")))
             except ValueError:
                 metrics.SEND_LOG_SKIPPED.inc()  # not an outcome of ours: nothing to show
-        write_rows(conn, self.group, rows, offsets)
+        write_rows(conn, self.group, rows, offsets, self._days)
         metrics.SEND_LOG_ROWS.inc(len(rows))
 
     def _retain(self, conn: Any) -> None:
         first_kept = (datetime.now(UTC) - timedelta(days=self.keep_days)).date()
         dropped = drop_partitions_before(conn, first_kept)
+        self._days.difference_update(dropped)
         if dropped:
-            log.info("send log days dropped", extra=fields(partitions=dropped))
+            log.info("send log days dropped", extra=fields(days=[f"{day}" for day in dropped]))
 
 
 def _usable(message: Any) -> bool:

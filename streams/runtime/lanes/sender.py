@@ -182,16 +182,18 @@ class SenderStage(PipelineStage):
         metrics.MP_NOT_ASKED.inc()
         metrics.UNREACHABLE.labels(dispatch.delivery.channel.value, NO_SUBSCRIPTION).inc()
         SUMMARIES.log(logging.INFO, "wechat_mp: no acceptance left, WeChat not asked")
+        return self._skipped(record, dispatch, NO_SUBSCRIPTION)
+
+    def _skipped(self, record: ConsumedRecord, dispatch: Dispatch, reason: str) -> list[Write]:
+        """A delivery its sender decided not to send, with the reason: its final outcome."""
         replayed = bool(record.history and record.history.replays)
-        skipped = skipped_delivery(dispatch, NO_SUBSCRIPTION, self.clock(), replayed=replayed)
+        skipped = skipped_delivery(dispatch, reason, self.clock(), replayed=replayed)
         return self.final(record, dispatch.delivery.delivery_id, skipped)
 
     def _code_refused(self, record: ConsumedRecord, dispatch: Dispatch, refused: str) -> list[Write]:
         metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
         SUMMARIES.log(logging.INFO, f"codes not sent ({refused.partition(':')[0]})")
-        replayed = bool(record.history and record.history.replays)
-        skipped = skipped_delivery(dispatch, refused, self.clock(), replayed=replayed)
-        return self.final(record, dispatch.delivery.delivery_id, skipped)
+        return self._skipped(record, dispatch, refused)
 
     def _unsent(self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult | None) -> list[Write]:
         """A code Aliyun surely did not send (``result`` None: not asked) no longer counts against
@@ -276,13 +278,11 @@ class SenderStage(PipelineStage):
     def _quota_exhausted(self, record: ConsumedRecord, dispatch: Dispatch, quota: SmsQuota) -> list[Write]:
         metrics.SMS_QUOTA_EXHAUSTED.inc()
         SUMMARIES.log(logging.INFO, "SMS not sent: a shop's balance is used up", shop_id=dispatch.shop_id)
-        replayed = bool(record.history and record.history.replays)
-        skipped = skipped_delivery(dispatch, QUOTA_EXHAUSTED, self.clock(), replayed=replayed)
-        final = self.final(record, dispatch.delivery.delivery_id, skipped)
-        return [*final, quota.refusal((record.topic, record.partition), dispatch.shop_id)]
+        skipped = self._skipped(record, dispatch, QUOTA_EXHAUSTED)
+        return [*skipped, quota.refusal((record.topic, record.partition), dispatch.shop_id)]
 
     def _after_send(
-        self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, charge: list[Write]
+        self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult, alongside: list[Write]
     ) -> list[Write]:
         """The outcome of a provider call, and the state writes that go with it (an SMS's charge
         settled, a code uncounted, a Mini Program acceptance spent)."""
@@ -299,10 +299,10 @@ class SenderStage(PipelineStage):
             account = dispatch.delivery.account
             announced = sent_record(outcome, account, self._sealed(dispatch))  # paired with its receipt
             sent = [Write(self.topics.receipts, *announced)] if announced else []
-            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *charge, *sent]
+            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *alongside, *sent]
         if result.error_class is ErrorClass.UNREACHABLE:
-            return [*self._unreachable(record, dispatch, result), *charge]
-        return [*self._after_failure(record, dispatch, result, previous), *charge]
+            return [*self._unreachable(record, dispatch, result), *alongside]
+        return [*self._after_failure(record, dispatch, result, previous), *alongside]
 
     def _unreachable(self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult) -> list[Write]:
         """The person cannot be reached on this channel (unfollowed, no subscription, blocked): the

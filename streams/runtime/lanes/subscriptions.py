@@ -10,6 +10,9 @@ caused it, so a crash neither loses an acceptance nor spends one twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from streams.core.mp_subscriptions import NOTHING, Allowance, Answers
 from streams.runtime.kafka.records import Write
 from streams.runtime.state.store import Partition, Store
@@ -34,23 +37,25 @@ class Subscriptions:
         """The writes that keep a buyer's answers."""
         writes = []
         for template_id, answer in answers.results.items():
-            before = self.allowance(source, buyer, template_id)
-            after = before.answered(answer, answers.long_term)
-            if after != before:
-                writes.append(self._keep(source, buyer, template_id, after))
+            step = partial(Allowance.answered, answer=answer, long_term=answers.long_term)
+            writes += self._change(source, buyer, template_id, step)
         return writes
 
     def used(self, source: Partition, buyer: bytes, template_id: str) -> list[Write]:
         """The write that spends one acceptance on a message sent (none for a long-term one)."""
-        before = self.allowance(source, buyer, template_id)
-        after = before.used()
-        return [self._keep(source, buyer, template_id, after)] if after != before else []
+        return self._change(source, buyer, template_id, Allowance.used)
 
     def none_left(self, source: Partition, buyer: bytes, template_id: str) -> list[Write]:
         """WeChat answered 43101: the buyer has no acceptance left, whatever was counted."""
-        if self.allowance(source, buyer, template_id) == NOTHING:
-            return []
-        return [self._keep(source, buyer, template_id, NOTHING)]
+        return self._change(source, buyer, template_id, lambda _: NOTHING)
+
+    def _change(
+        self, source: Partition, buyer: bytes, template_id: str, step: Callable[[Allowance], Allowance]
+    ) -> list[Write]:
+        """The write that keeps what ``step`` makes of the allowance, when it changes it."""
+        before = self.allowance(source, buyer, template_id)
+        after = step(before)
+        return [self._keep(source, buyer, template_id, after)] if after != before else []
 
     def _keep(self, source: Partition, buyer: bytes, template_id: str, allowance: Allowance) -> Write:
         state = self.store.partition(source)
