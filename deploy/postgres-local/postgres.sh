@@ -23,13 +23,8 @@ database="mall_notify"
 
 log() { echo "postgres-local: $*" >&2; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-port_free() {
-    python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
-}
+# shellcheck source=../local-ports.sh
+source "$here/../local-ports.sh"
 
 bindir() {
     local found
