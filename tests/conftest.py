@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
@@ -72,6 +73,20 @@ def database_url() -> Iterator[str]:
             yield postgres.get_connection_url()
     else:
         yield from _local(POSTGRES_SCRIPT, "PostgreSQL")
+
+
+def restart_database(url: str) -> None:
+    """PostgreSQL restarted under the clients (the project's local server), or, for any other,
+    every other connection to the database cut: what its clients see of a restart."""
+    local = subprocess.run([POSTGRES_SCRIPT, "status"], capture_output=True, text=True, check=False)
+    if local.returncode == 0 and local.stdout.strip() == url:
+        subprocess.run([POSTGRES_SCRIPT, "restart"], capture_output=True, check=True, timeout=90)
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 #
 #   postgres.sh up       initialise the data directory (first run), start, wait until it answers
 #   postgres.sh down     stop the server started by `up` (fast shutdown)
+#   postgres.sh restart  stop it (fast: every connection is cut) and start it again, same port
 #   postgres.sh status   print the connection URL and exit 0 if the server answers, 1 otherwise
 #   postgres.sh address  print the connection URL of the running server
 #
@@ -109,6 +110,17 @@ up() {
     cat "$addrfile"
 }
 
+restart() {
+    local bin
+    bin="$(bindir)"
+    status >/dev/null || {
+        log "not running: start it with postgres.sh up"
+        return 1
+    }
+    as_owner "$bin/pg_ctl" -D "$data" -l "$state/server.log" -m fast -w -t 60 restart >/dev/null
+    status
+}
+
 down() {
     local bin
     bin="$(bindir)"
@@ -121,10 +133,11 @@ down() {
 case "${1:-}" in
     up) up ;;
     down) down ;;
+    restart) restart ;;
     status) status ;;
     address) cat "$addrfile" ;;
     *)
-        echo "usage: postgres.sh up|down|status|address" >&2
+        echo "usage: postgres.sh up|down|restart|status|address" >&2
         exit 2
         ;;
 esac

@@ -1,7 +1,7 @@
 """The admin API (aiohttp): the catalog, each shop's settings read and saved, and the SMS
 business (:mod:`streams.api.sms`).
 
-Every call but ``/openapi.json`` and ``/healthz`` needs ``Authorization: Bearer <token>``: the
+Every call but ``/openapi.json``, ``/healthz`` and ``/metrics`` needs ``Authorization: Bearer <token>``: the
 platform's token reaches every shop, a shop's token only its own (401 without a valid token,
 403 for another shop). Saved settings are validated first (422 lists every problem, each naming
 its field) and written to the settings topic, which every worker follows: the next event uses them.
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 from aiohttp import web
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 
 from channels.aliyun_sms import AliyunSmsReview
 from channels.base import ChannelName
@@ -60,6 +60,7 @@ from streams.ops.shop_store import read_settings_history
 from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.supervisor import Supervisor
+from streams.runtime.web import get_metrics
 from streams.settings import Settings
 
 
@@ -221,11 +222,11 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
     )
 
 
-def _pool(settings: Settings) -> ConnectionPool | None:
+def _pool(settings: Settings) -> AsyncConnectionPool | None:
     """Connections to the send log's database, opened with the app (not before it serves)."""
     if settings.database_url is None:
         return None
-    return ConnectionPool(
+    return AsyncConnectionPool(
         settings.database_url.get_secret_value(), min_size=1, max_size=8, timeout=5.0, open=False
     )
 
@@ -241,7 +242,7 @@ def build_app(context: ApiContext) -> web.Application:
     async def follow_settings(app: web.Application) -> AsyncIterator[None]:
         context.publisher.start()
         if context.database is not None:
-            context.database.open(wait=False)
+            await context.database.open(wait=False)
         context.supervisor.start("settings", context.follower.run)
         context.supervisor.start("sms_accounts", context.sms.follower.run)
         yield
@@ -249,13 +250,14 @@ def build_app(context: ApiContext) -> web.Application:
         await context.publisher.close(wait_seconds=5.0)
         await context.close()
         if context.database is not None:
-            await asyncio.to_thread(context.database.close)
+            await context.database.close()
 
     app.cleanup_ctx.append(follow_settings)
     app.add_routes(
         [
             web.get("/openapi.json", get_openapi),
             web.get("/healthz", healthz),
+            web.get("/metrics", get_metrics),
             web.get("/v1/catalog", get_catalog),
             web.get(f"/v1/shops/{SHOP_ID}/settings", get_settings),
             web.put(f"/v1/shops/{SHOP_ID}/settings", put_settings),

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from channels.aliyun_sms import AliyunCallFailed, AliyunSmsReview
@@ -83,13 +83,13 @@ class ApiContext:
     sms: SmsDesk
     mp_answers_topic: str | None
     """where the buyers' answers to the Mini Program's subscription panel are published"""
-    database: ConnectionPool | None = None
+    database: AsyncConnectionPool | None = None
     """the send log's PostgreSQL (None: not configured)"""
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
 WHO: web.RequestKey[str] = web.RequestKey("who", str)
-PUBLIC = frozenset({"/openapi.json", "/healthz"})
+PUBLIC = frozenset({"/openapi.json", "/healthz", "/metrics"})
 
 
 BODY_SECONDS = 10.0

@@ -1,18 +1,21 @@
 """The admin API's per-recipient history: ``GET /v1/history`` (platform token: every shop) and
 ``GET /v1/shops/{shop_id}/history`` (a shop's token: its own shop), with ``phone`` or ``openid``
-and optionally ``since`` (2h, 7d, an ISO time) in the query."""
+and optionally ``since`` (2h, 7d, an ISO time) in the query: the newest 200 lines of the send log
+(PostgreSQL) for that person."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from streams.api.context import CONTEXT, SHOP_ID, WHO, problem
+from streams.api.messages import read_send_log
+from streams.core.history import history_lines
 from streams.core.moments import parse_moment
 from streams.core.tokens import PLATFORM
-from streams.ops.recipient_history import read_recipient_history, recipient_query
+from streams.ops.recipient_history import recipient_query
+from streams.runtime.database import messages_statement
 
 
 async def _history(request: web.Request, shop_id: int | None) -> web.Response:
@@ -27,10 +30,10 @@ async def _history(request: web.Request, shop_id: int | None) -> web.Response:
         )
     except ValueError as exc:
         return problem(422, str(exc))
-    lines = await asyncio.to_thread(
-        read_recipient_history, context.bootstrap_servers, context.outcomes_topic, wanted
-    )
-    return web.json_response([line.model_dump(mode="json") for line in lines])
+    rows = await read_send_log(request, messages_statement(wanted.messages()), "history")
+    if isinstance(rows, web.Response):
+        return rows
+    return web.json_response([line.model_dump(mode="json") for line in history_lines(rows)])
 
 
 async def every_shop(request: web.Request) -> web.Response:

@@ -30,7 +30,7 @@ from streams.api.bodies import (
 from streams.core.catalog import Catalog
 from streams.core.events import MpSubscriptionAnswered
 from streams.core.history import HistoryLine
-from streams.core.send_log import Page
+from streams.core.send_log import Page, Spend
 from streams.core.settings_history import SettingsChange
 from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
 from streams.core.sms_quota import Balance, Order
@@ -138,7 +138,7 @@ def history_paths() -> dict[str, PathItem]:
         **_answer("what was sent to the person, newest first, with receipts", RecipientHistory),
         **REFUSED,
         "422": _problem("neither or both of phone and openid, or a bad since"),
-        "503": _problem("no recipient key is configured"),
+        "503": _problem("no recipient key or database is configured, or the database did not answer"),
     }
     return {
         "/v1/history": PathItem(
@@ -263,6 +263,18 @@ def messages_paths() -> dict[str, PathItem]:
         "503": _problem("no database configured, or it did not answer"),
     }
     return {
+        "/v1/shops/{shop_id}/sms/spend": PathItem(
+            parameters=[SHOP_ID, _query("days", "days up to today, 1 to 90 (7), in the mall's time")],
+            get=_operation(
+                "The shop's SMS balance and the SMS it sent each day, newest first (from the send log)",
+                {
+                    **_answer("balance and days", Spend),
+                    **REFUSED,
+                    "422": _problem("days out of range"),
+                    "503": _problem("no database configured, or it did not answer"),
+                },
+            ),
+        ),
         "/v1/messages": PathItem(
             parameters=[*SEND_LOG_FILTERS, _query("shop", "only this shop")],
             get=_operation("The send log of every shop (platform token)", answers),
@@ -337,6 +349,12 @@ def openapi_document() -> OpenAPI:
             }
         ),
         paths={
+            "/metrics": PathItem(
+                get=Operation(
+                    summary="Prometheus metrics of this API: the send log's query times (no token needed)",
+                    responses={"200": Response(description="the text exposition format")},
+                )
+            ),
             "/healthz": PathItem(
                 get=Operation(
                     summary="Ready when the shops' settings are loaded from Kafka (no token needed)",

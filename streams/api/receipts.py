@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.aliyun_sms import ReportRefused, parse_reports
 from channels.base import PushedReceipt
@@ -39,6 +38,7 @@ from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.kafka.records import Write
+from streams.runtime.web import get_metrics
 from streams.settings import Settings
 
 log = get_logger("receipts.endpoint")
@@ -163,10 +163,6 @@ async def _keep(context: ReceiptsContext, pushed: list[PushedReceipt]) -> web.Re
 
 async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"ready": True})
-
-
-async def get_metrics(_: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
 def build_receipts_app(settings: Settings, topic: str) -> web.Application:

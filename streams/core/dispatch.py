@@ -11,7 +11,7 @@ from datetime import datetime
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from channels.base import Delivery
+from channels.base import ChannelName, Delivery
 from streams.core.recipients import Recipient
 from streams.core.source import SourceRecord
 
@@ -34,6 +34,11 @@ class Dispatch:
     """SMS: the segments Aliyun bills for it (what it costs the shop's balance)"""
     recipient: Recipient | None = None
     """the recipient's keyed hash and masked form, for the outcomes (see :mod:`streams.core.recipients`)"""
+
+    @property
+    def sms_cost(self) -> int | None:
+        """An SMS: the segments it costs the shop's balance (one at least); None for WeChat."""
+        return max(self.sms_segments, 1) if self.delivery.channel is ChannelName.ALIYUN_SMS else None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -1,15 +1,23 @@
-"""What was sent to one person: the outcomes that name a recipient's keyed hash, newest first,
-each with the provider's receipt when one came. Pure."""
+"""What was sent to one person: the send log's rows of a recipient's keyed hash, newest first, each
+with the provider's receipt when one came. Pure (the rows come from PostgreSQL).
+
+An event published again shows its copy's ``duplicate_event`` line next to the original's: the
+copy's outcome is a row of its own in the send log.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from streams.core.outcomes import Outcome, Status
+from streams.core.outcomes import Status
+from streams.core.send_log import PAGE_MOST, Message, MessageQuery
+
+HISTORY_MOST = PAGE_MOST
+"""the newest lines a history shows (the send log pages further back)"""
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,12 @@ class HistoryQuery:
     recipient_hash: str
     shop_id: int | None = None
     since: datetime | None = None
+
+    def messages(self) -> MessageQuery:
+        """The send log's page of this person's newest messages."""
+        return MessageQuery(
+            recipient_hash=self.recipient_hash, shop_id=self.shop_id, since=self.since, limit=HISTORY_MOST
+        )
 
 
 class HistoryLine(BaseModel):
@@ -36,43 +50,24 @@ class HistoryLine(BaseModel):
     delivery_id: str | None = None
 
 
-def history(outcomes: Iterable[Outcome], query: HistoryQuery) -> list[HistoryLine]:
-    """One line per delivery to the recipient and event record it came from (its latest final
-    outcome, and the receipt of a delivered one): an event published again shows its copy's
-    ``duplicate_event`` line next to the original's."""
-    finals: dict[tuple[str, str], Outcome] = {}
-    receipts: dict[str, Outcome] = {}
-    for outcome in outcomes:
-        if outcome.recipient is None or outcome.recipient.hash != query.recipient_hash:
-            continue
-        if query.shop_id is not None and outcome.shop_id != query.shop_id:
-            continue
-        key = outcome.delivery_id or outcome.event_id or str(outcome.source)
-        if outcome.status in RECEIPT_STATUSES:
-            receipts[key] = outcome
-        else:
-            finals[(key, str(outcome.source))] = outcome
-    lines = [
-        _line(final, receipts.get(key) if final.status is Status.DELIVERED else None)
-        for (key, _), final in finals.items()
-        if query.since is None or final.at >= query.since
-    ]
-    return sorted(lines, key=lambda line: line.at, reverse=True)
-
-
-def _line(final: Outcome, receipt: Outcome | None) -> HistoryLine:
+def line_of(message: Message) -> HistoryLine:
+    """A send log row as a line of history (its receipt only on a delivered message)."""
+    status = Status(message.status)
+    delivered = status is Status.DELIVERED and message.reached is not None
     return HistoryLine(
-        at=final.at,
-        shop_id=final.shop_id,
-        scene=final.scene,
-        channel=final.channel.value if final.channel else None,
-        recipient=final.recipient.masked if final.recipient else "",
-        status=final.status,
-        reason=final.reason,
-        receipt=receipt.status.value if receipt else None,
-        receipt_reason=receipt.reason if receipt else None,
-        delivery_id=final.delivery_id,
+        at=message.finished_at,  # the send log lists finished messages only
+        shop_id=message.shop_id,
+        scene=message.scene,
+        channel=message.channel,
+        recipient=message.to or "",
+        status=status,
+        reason=message.reason,
+        receipt=(Status.REACHED if message.reached else Status.NOT_REACHED).value if delivered else None,
+        receipt_reason=message.receipt_reason if delivered else None,
+        delivery_id=message.delivery_id,
     )
 
 
-RECEIPT_STATUSES = frozenset({Status.REACHED, Status.NOT_REACHED})
+def history_lines(rows: list[dict[str, Any]]) -> list[HistoryLine]:
+    """The lines of the send log's rows read for :meth:`HistoryQuery.messages`."""
+    return [line_of(Message.model_validate(row)) for row in rows[:HISTORY_MOST]]

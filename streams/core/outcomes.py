@@ -64,6 +64,8 @@ class Outcome(BaseModel):
     """WeChat's msgid, Aliyun's BizId: what the provider's receipt names"""
     routed_at: datetime | None = None
     """when the router made the delivery (the same in every outcome of it): its day in the send log"""
+    sms_segments: int | None = None
+    """an SMS: the segments Aliyun bills for it, what a delivered one cost its shop's balance"""
 
     def key(self) -> bytes:
         """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
@@ -89,6 +91,7 @@ def _about(dispatch: Dispatch) -> dict[str, Any]:
         "fanout": dispatch.fanout,
         "recipient": dispatch.recipient,
         "routed_at": dispatch.created_at,
+        "sms_segments": dispatch.sms_cost,
     }
 
 

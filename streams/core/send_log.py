@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import ChannelName
 from streams.core.outcomes import Outcome, Status
+from streams.core.rendering import MALL_TIME_ZONE
+from streams.core.sms_quota import Balance
 
 RECEIPTS = (Status.REACHED, Status.NOT_REACHED)
 PAGE_MOST = 200
@@ -61,6 +63,7 @@ def row_of(outcome: Outcome) -> Row:
                 "reached": outcome.status is Status.REACHED,
                 "reached_at": outcome.at,
                 "receipt_code": outcome.provider_code,
+                "receipt_reason": outcome.reason,
             },
         )
     return Row(
@@ -73,6 +76,7 @@ def row_of(outcome: Outcome) -> Row:
             "provider_code": outcome.provider_code,
             "replayed": outcome.replayed,
             "finished_at": outcome.at,
+            "sms_segments": outcome.sms_segments,
         },
     )
 
@@ -114,6 +118,10 @@ class Message(BaseModel):
     finished_at: datetime | None
     reached: bool | None
     reached_at: datetime | None
+    receipt_reason: str | None = None
+    """why it did not reach the person, as the provider's receipt says"""
+    sms_segments: int | None = None
+    """an SMS: the segments it cost the shop"""
 
 
 class Page(BaseModel):
@@ -140,3 +148,44 @@ def page_of(rows: list[dict[str, Any]], limit: int) -> Page:
     """A page of at most ``limit`` messages from the rows read (one more tells there is a next)."""
     messages = [Message.model_validate(row) for row in rows[:limit]]
     return Page(messages=messages, next=cursor(messages[-1]) if len(rows) > limit and messages else None)
+
+
+SPEND_DAYS_MOST = 90
+
+
+class DaySpend(BaseModel):
+    """A shop's SMS delivered on one day (the mall's time, Asia/Shanghai)."""
+
+    day: date
+    messages: int = Field(description="SMS delivered")
+    segments: int = Field(description="segments they cost the shop's balance")
+
+
+class Spend(BaseModel):
+    """A shop's SMS spend: its balance now, and what it sent each day, newest first."""
+
+    shop_id: int
+    balance: Balance
+    days: list[DaySpend]
+
+
+def spend_since(now: datetime, days: int) -> datetime:
+    """The first moment of a spend of ``days`` days up to ``now`` (today included), in the mall's time;
+    ValueError for a number of days out of range."""
+    if not 1 <= days <= SPEND_DAYS_MOST:
+        raise ValueError(f"days: 1 to {SPEND_DAYS_MOST}")
+    today = now.astimezone(MALL_TIME_ZONE).date()
+    first = today - timedelta(days=days - 1)
+    return datetime(first.year, first.month, first.day, tzinfo=MALL_TIME_ZONE)
+
+
+def spend_of(balance: Balance, rows: list[dict[str, Any]], since: datetime, now: datetime) -> Spend:
+    """Every day from ``since`` to ``now``'s (the days without an SMS too), from the rows read."""
+    found = {row["day"]: DaySpend.model_validate(row) for row in rows}
+    first, today = since.astimezone(MALL_TIME_ZONE).date(), now.astimezone(MALL_TIME_ZONE).date()
+    days = [today - timedelta(days=n) for n in range((today - first).days + 1)]
+    return Spend(
+        shop_id=balance.shop_id,
+        balance=balance,
+        days=[found.get(day, DaySpend(day=day, messages=0, segments=0)) for day in days],
+    )

@@ -217,7 +217,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
     print_receipts(console, receipts, len(delivered))
     openid = buyer_openid(setup.events)
     if openid is not None:
-        print_history(console, bootstrap, topics, openid, began)
+        print_history(console, settings, openid, began)
     spent = sms_balance(settings, topics, shop.shop_id)
     console.print(
         f"[bold]SMS[/] shop {shop.shop_id}: balance {bought.available} -> {spent.available} "

@@ -4,6 +4,7 @@ them a user who blocked the Official Account), and what was sent to the demo buy
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from streams.core.topics import Topics
 from streams.ops.cli_history import history_table
 from streams.ops.reading import ReadRecord, read_until
 from streams.ops.recipient_history import read_recipient_history, recipient_query
+from streams.runtime.database import DatabaseUnavailable
+from streams.settings import Settings
 
 DEMO_RECIPIENT_KEY = "demo-recipient-key-not-a-real-secret"
 """the demo's own key for the recipients' hashes (a real platform keeps its own secret)"""
@@ -64,8 +67,21 @@ def buyer_openid(events: list[bytes]) -> str | None:
     return None
 
 
-def print_history(console: Console, bootstrap: str, topics: Topics, openid: str, since: datetime) -> None:
-    """What was sent to the buyer during this run, as `mall-notify history --openid ...` shows it."""
+def print_history(console: Console, settings: Settings, openid: str, since: datetime) -> None:
+    """What was sent to the buyer during this run, as `mall-notify history --openid ...` shows it
+    (from the send log, once its delivered messages have their receipts there)."""
+    if settings.database_url is None:
+        return
     query = recipient_query(DEMO_RECIPIENT_KEY.encode(), None, openid, None, since)
-    lines = read_recipient_history(bootstrap, topics.outcomes, query)
+    deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
+    try:
+        lines = read_recipient_history(settings.database_url.get_secret_value(), query)
+        while any(line.receipt is None for line in lines if line.status is Status.DELIVERED):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+            lines = read_recipient_history(settings.database_url.get_secret_value(), query)
+    except DatabaseUnavailable as exc:
+        console.print(f"history: {exc}", markup=False, highlight=False)
+        return
     console.print(history_table(lines, "mall-notify history --openid (the demo buyer)"))

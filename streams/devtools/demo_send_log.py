@@ -10,7 +10,7 @@ from rich.console import Console
 
 from streams.core.send_log import MessageQuery, page_of
 from streams.ops.cli_messages import messages_table
-from streams.runtime.database import DatabaseUnavailable, connect, query_messages
+from streams.runtime.database import DatabaseUnavailable, connect, fetch, messages_statement
 from streams.settings import Settings
 
 WAIT_SECONDS = 20.0
@@ -24,11 +24,11 @@ def print_send_log(
     if settings.database_url is None:
         console.print("send log: no database (MALL_NOTIFY_DATABASE_URL), nothing stored")
         return
-    query = MessageQuery(shop_id=shop_id, since=began, limit=200)
+    statement = messages_statement(MessageQuery(shop_id=shop_id, since=began, limit=200))
     deadline = time.monotonic() + WAIT_SECONDS
     try:
         with connect(settings.database_url.get_secret_value()) as conn:
-            while len(rows := query_messages(conn, query)) < expected and time.monotonic() < deadline:
+            while len(rows := fetch(conn, statement)) < expected and time.monotonic() < deadline:
                 time.sleep(0.5)
     except DatabaseUnavailable as exc:
         console.print(f"send log: {exc}", markup=False, highlight=False)

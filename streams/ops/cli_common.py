@@ -81,3 +81,14 @@ def kafka(settings: Settings, *needed_topics: str) -> str:
     except MissingTopics as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     return settings.kafka_bootstrap_servers
+
+
+def database_url(settings: Settings) -> str:
+    """The send log's database, or a refusal saying how to have one."""
+    if settings.database_url is None:
+        raise fail(
+            "no database: set MALL_NOTIFY_DATABASE_URL, or start the local one "
+            "(deploy/postgres-local/postgres.sh up)",
+            ExitCode.CONFIG,
+        )
+    return settings.database_url.get_secret_value()

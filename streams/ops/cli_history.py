@@ -1,5 +1,5 @@
 """``mall-notify history``: what was sent to one person (a phone number or an openid), from the
-outcomes topic, found by the recipient's keyed hash."""
+send log in PostgreSQL, found by the recipient's keyed hash."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
     console,
+    database_url,
     fail,
-    kafka,
     load_cli_settings,
-    load_cli_topics,
     print_json,
     table,
 )
 from streams.ops.cli_dlq import Since, parse_when
 from streams.ops.recipient_history import read_recipient_history, recipient_query
+from streams.runtime.database import DatabaseUnavailable
 from streams.settings import Settings
 
 
@@ -43,7 +43,8 @@ def history_command(
     since: Since = None,
     as_json: JsonOption = False,
 ) -> None:
-    """What was sent to one person, newest first: time, shop, scene, channel, outcome, receipt."""
+    """What was sent to one person, newest first (the newest 200): time, shop, scene, channel,
+    outcome, receipt."""
     if (phone is None) == (openid is None):
         raise fail("give one of --phone or --openid")
     settings = load_cli_settings()
@@ -51,8 +52,10 @@ def history_command(
         query = recipient_query(recipient_key(settings), phone, openid, shop, parse_when(since))
     except ValueError as exc:
         raise fail(str(exc)) from None
-    topic = load_cli_topics(settings).outcomes
-    lines = read_recipient_history(kafka(settings, topic), topic, query)
+    try:
+        lines = read_recipient_history(database_url(settings), query)
+    except DatabaseUnavailable as exc:
+        raise fail(str(exc), ExitCode.UNREACHABLE) from None
     if as_json:
         print_json([line.model_dump(mode="json") for line in lines])
         return

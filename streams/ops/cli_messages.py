@@ -12,24 +12,23 @@ from rich.table import Table
 from channels.base import ChannelName
 from streams.core.send_log import Message, MessageQuery, after_cursor, page_of
 from streams.core.validation import describe
-from streams.ops.cli_common import ExitCode, JsonOption, console, fail, load_cli_settings, print_json, table
+from streams.ops.cli_common import (
+    ExitCode,
+    JsonOption,
+    console,
+    database_url,
+    fail,
+    load_cli_settings,
+    print_json,
+    table,
+)
 from streams.ops.cli_dlq import Since, parse_when
 from streams.ops.cli_history import recipient_key
 from streams.ops.recipient_history import recipient_filter
-from streams.runtime.database import DatabaseUnavailable, connect, migrate, query_messages
+from streams.runtime.database import DatabaseUnavailable, connect, fetch, messages_statement, migrate
 from streams.settings import Settings
 
 db_app = typer.Typer(help="The send log's database (PostgreSQL).", no_args_is_help=True)
-
-
-def database_url(settings: Settings) -> str:
-    if settings.database_url is None:
-        raise fail(
-            "no database: set MALL_NOTIFY_DATABASE_URL, or start the local one "
-            "(deploy/postgres-local/postgres.sh up)",
-            ExitCode.CONFIG,
-        )
-    return settings.database_url.get_secret_value()
 
 
 @db_app.command("migrate")
@@ -78,7 +77,7 @@ def messages_command(
         raise fail(str(exc)) from None
     try:
         with connect(url) as conn:
-            page = page_of(query_messages(conn, query), query.limit)
+            page = page_of(fetch(conn, messages_statement(query)), query.limit)
     except DatabaseUnavailable as exc:
         raise fail(str(exc), ExitCode.UNREACHABLE) from None
     if as_json:

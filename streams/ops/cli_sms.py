@@ -1,4 +1,4 @@
-"""The SMS business from the command line: ``mall-notify sms packages|buy|pay|balance|purchases``,
+"""The SMS business from the command line: ``mall-notify sms packages|buy|pay|balance|spend|purchases``,
 ``sms signatures apply|review|activate|list`` and ``sms templates submit|list``.
 
 These are the platform operator's commands (the admin API gives shops the same, each its own);
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from channels.aliyun_sms import AliyunCallFailed, AliyunSmsReview
 from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
+from streams.core.send_log import spend_of, spend_since
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import ShopRules, SmsTemplate
 from streams.core.sms_quota import (
@@ -37,6 +38,7 @@ from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
     console,
+    database_url,
     fail,
     kafka,
     load_cli_settings,
@@ -47,6 +49,7 @@ from streams.ops.cli_common import (
 from streams.ops.cli_settings import catalog_of, save, settings_topic, shop_of
 from streams.ops.reading import read_all
 from streams.ops.shop_store import publish_payment, publish_purchases, read_shops
+from streams.runtime.database import DatabaseUnavailable, connect, fetch, spend_statement
 from streams.settings import Settings
 
 sms_app = typer.Typer(help="SMS packages, balances, signatures and templates.", no_args_is_help=True)
@@ -196,6 +199,36 @@ def balance(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
         str(account.refused),
     )
     console.print(rows)
+
+
+@sms_app.command("spend")
+def spend(
+    shop_id: ShopArgument,
+    days: Annotated[int, typer.Option(help="days up to today, in the mall's time (at most 90)")] = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """A shop's SMS balance, and the SMS it sent each day (from the send log): what to reconcile
+    its spend against."""
+    settings, now = load_cli_settings(), datetime.now(UTC)
+    try:
+        since = spend_since(now, days)
+    except ValueError as exc:
+        raise fail(f"--{exc}") from None
+    try:
+        with connect(database_url(settings)) as conn:
+            rows = fetch(conn, spend_statement(shop_id, since))
+    except DatabaseUnavailable as exc:
+        raise fail(str(exc), ExitCode.UNREACHABLE) from None
+    sent = spend_of(_book(settings).balance(shop_id), rows, since, now)
+    if as_json:
+        print_json(sent.model_dump(mode="json"))
+        return
+    account = sent.balance
+    title = f"shop {shop_id}: {account.available} segments available of {account.purchased} bought"
+    rows_shown = table("day", "SMS delivered", "segments", title=title)
+    for day in sent.days:
+        rows_shown.add_row(day.day.isoformat(), str(day.messages), str(day.segments))
+    console.print(rows_shown)
 
 
 @sms_app.command("purchases")

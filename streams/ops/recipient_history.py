@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from streams.core.history import HistoryLine, HistoryQuery, history
-from streams.core.outcomes import Outcome
+from streams.core.history import HistoryLine, HistoryQuery, history_lines
 from streams.core.recipients import normalized_phone, recipient_hash
-from streams.ops.reading import read_all
-
-READ_TIMEOUT_SECONDS = 120.0
-
+from streams.runtime.database import connect, fetch, messages_statement
 
 MOBILE = re.compile(r"1[3-9][0-9]{9}", re.ASCII)
 OPENID = re.compile(r"[A-Za-z0-9_-]{20,64}", re.ASCII)
@@ -40,10 +36,7 @@ def recipient_filter(key: bytes, phone: str | None, openid: str | None) -> str |
     return recipient_query(key, phone, openid, None, None).recipient_hash
 
 
-def read_recipient_history(
-    bootstrap_servers: str, outcomes_topic: str, query: HistoryQuery
-) -> list[HistoryLine]:
-    """Every outcome the outcomes topic still holds for the query's recipient (blocking: it reads
-    the whole topic, which keeps 14 days)."""
-    records = read_all(bootstrap_servers, outcomes_topic, timeout=READ_TIMEOUT_SECONDS)
-    return history((Outcome.model_validate_json(r.value) for r in records if r.value), query)
+def read_recipient_history(database_url: str, query: HistoryQuery) -> list[HistoryLine]:
+    """The query's lines from the send log (blocking); DatabaseUnavailable when it cannot be read."""
+    with connect(database_url) as conn:
+        return history_lines(fetch(conn, messages_statement(query.messages())))

@@ -10,15 +10,17 @@ first write that needs it, and dropped whole when it is older than the retention
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from streams.core.errors import MallNotifyError
+from streams.core.rendering import MALL_TIME_ZONE
 from streams.core.send_log import MessageQuery, Row
 from streams.settings import PROJECT_ROOT
 
@@ -28,14 +30,16 @@ PARTITION_LOCK = 72_701_002
 FINAL_COLUMNS = (
     "day", "id", "shop_id", "event_id", "delivery_id", "scene", "channel", "status", "reason",
     "provider_code", "recipient_hash", "recipient_masked", "attempts", "replayed", "routed_at",
-    "finished_at",
+    "finished_at", "sms_segments",
 )  # fmt: skip
 RECEIPT_COLUMNS = (
     "day", "id", "shop_id", "event_id", "delivery_id", "scene", "channel", "status", "recipient_hash",
-    "recipient_masked", "attempts", "routed_at", "reached", "reached_at", "receipt_code",
+    "recipient_masked", "attempts", "routed_at", "reached", "reached_at", "receipt_code", "receipt_reason",
 )  # fmt: skip
-FINAL_UPDATE = ("status", "reason", "provider_code", "attempts", "replayed", "finished_at")
-RECEIPT_UPDATE = ("reached", "reached_at", "receipt_code")
+FINAL_UPDATE = ("status", "reason", "provider_code", "attempts", "replayed", "finished_at", "sms_segments")
+RECEIPT_UPDATE = ("reached", "reached_at", "receipt_code", "receipt_reason")
+Statement = tuple[sql.SQL | sql.Composed, list[object]]
+"""a read: its SQL and parameters"""
 
 
 class DatabaseUnavailable(MallNotifyError):
@@ -136,6 +140,11 @@ def drop_partitions_before(conn: psycopg.Connection[Any], first_kept: date) -> l
     return dropped
 
 
+def retain(conn: psycopg.Connection[Any], keep_days: int, now: datetime) -> list[date]:
+    """Drop the days routed more than ``keep_days`` days before ``now`` (UTC days); their days."""
+    return drop_partitions_before(conn, (now.astimezone(UTC) - timedelta(days=keep_days)).date())
+
+
 def write_rows(
     conn: psycopg.Connection[Any],
     consumer: str,
@@ -197,8 +206,9 @@ def read_offsets(conn: psycopg.Connection[Any], consumer: str, topic: str) -> di
     return {partition: offset for partition, offset in rows}
 
 
-def query_messages(conn: psycopg.Connection[Any], query: MessageQuery) -> list[dict[str, Any]]:
-    """A page of the send log, newest first (one row more than the limit: whether there is a next)."""
+def messages_statement(query: MessageQuery) -> Statement:
+    """The SQL of a page of the send log, newest first (one row more than the limit: whether there
+    is a next), and its parameters; rows as :class:`streams.core.send_log.Message` reads them."""
     where: list[sql.Composable] = [sql.SQL("finished_at IS NOT NULL")]
     params: list[object] = []
     for column, value in (
@@ -223,10 +233,39 @@ def query_messages(conn: psycopg.Connection[Any], query: MessageQuery) -> list[d
         params += list(query.after)
     statement = sql.SQL(
         "SELECT id, shop_id, event_id, delivery_id, scene, channel, status, reason, provider_code, "
-        "recipient_masked AS to, attempts, routed_at, finished_at, reached, reached_at FROM messages "
-        "WHERE {} ORDER BY finished_at DESC, id DESC LIMIT %s"
+        "recipient_masked AS to, attempts, routed_at, finished_at, reached, reached_at, receipt_reason, "
+        "sms_segments FROM messages WHERE {} ORDER BY finished_at DESC, id DESC LIMIT %s"
     ).format(sql.SQL(" AND ").join(where))
-    with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(statement, [*params, query.limit + 1]).fetchall()
-    conn.rollback()
+    return statement, [*params, query.limit + 1]
+
+
+def fetch(conn: psycopg.Connection[Any], statement: Statement) -> list[dict[str, Any]]:
+    """The rows of a read (a blocking connection: the commands, the demo); the transaction ends."""
+    try:
+        with conn.cursor(row_factory=dict_row) as cursor:
+            rows = cursor.execute(statement[0], statement[1]).fetchall()
+        conn.rollback()
+    except psycopg.OperationalError as exc:  # the server went away mid-way
+        raise unavailable(exc, f"postgresql://{conn.info.host}:{conn.info.port}/{conn.info.dbname}") from None
     return rows
+
+
+async def fetch_async(pool: AsyncConnectionPool, statement: Statement) -> list[dict[str, Any]]:
+    """The rows of a read, from the admin API's pool of async connections."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(statement[0], statement[1])
+        return await cursor.fetchall()
+
+
+def spend_statement(shop_id: int, since: datetime) -> Statement:
+    """A shop's SMS delivered per day (the mall's time) since a moment, newest day first: the rows
+    :class:`streams.core.send_log.DaySpend` reads."""
+    return SPEND, [MALL_TIME_ZONE.key, shop_id, since]
+
+
+SPEND = sql.SQL(
+    "SELECT (finished_at AT TIME ZONE %s)::date AS day, count(*) AS messages, "
+    "coalesce(sum(coalesce(sms_segments, 1)), 0) AS segments FROM messages "  # one at least
+    "WHERE shop_id = %s AND channel = 'aliyun_sms' AND status = 'delivered' AND finished_at >= %s "
+    "GROUP BY 1 ORDER BY 1 DESC"
+)

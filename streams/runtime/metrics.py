@@ -121,6 +121,17 @@ SEND_LOG_FAILURES = Counter(
     "mall_notify_send_log_failures_total",
     "Times the send-log lane lost PostgreSQL and paused (it goes on from the offsets it stored)",
 )
+SEND_LOG_BEHIND = Gauge(
+    "mall_notify_send_log_behind",
+    "Outcomes of the partitions this worker's send-log lane owns not in PostgreSQL yet, per partition",
+    ["partition"],
+)
+SEND_LOG_QUERY_SECONDS = Histogram(
+    "mall_notify_send_log_query_seconds",
+    "Time the admin API took to read the send log, per read: messages, history, spend",
+    ["query"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 SMS_SHOPS = Gauge(
     "mall_notify_sms_shops",
     "Shops with SMS bought, by the band of their balance now: exhausted (0 or below), low (below "

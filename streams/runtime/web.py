@@ -11,10 +11,16 @@ from streams.core.tokens import PLATFORM, Tokens
 from streams.runtime.health import Readiness
 
 
+async def get_metrics(_: web.Request) -> web.Response:
+    """This process's metrics, in Prometheus's text format (the worker's, the admin API's, the
+    receipts endpoint's)."""
+    return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
 def pages(readiness: Readiness, shops: ShopTable, tokens: Tokens) -> web.Application:
-    async def get_metrics(_: web.Request) -> web.Response:
+    async def get_worker_metrics(request: web.Request) -> web.Response:
         readiness.report()  # brings the gauges up to date
-        return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return await get_metrics(request)
 
     async def get_readyz(_: web.Request) -> web.Response:
         ready, body = readiness.report()
@@ -33,7 +39,7 @@ def pages(readiness: Readiness, shops: ShopTable, tokens: Tokens) -> web.Applica
     app = web.Application()
     app.add_routes(
         [
-            web.get("/metrics", get_metrics),
+            web.get("/metrics", get_worker_metrics),
             web.get("/readyz", get_readyz),
             web.get("/shops/{shop_id}/settings", get_shop),
         ]

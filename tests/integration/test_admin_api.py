@@ -36,6 +36,7 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
     assert status == 200
     assert set(document["paths"]) == {
         "/healthz",
+        "/metrics",
         "/v1/catalog",
         "/v1/shops/{shop_id}/settings",
         "/v1/shops/{shop_id}/settings/history",
@@ -47,6 +48,7 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/sms/purchases",
         "/v1/shops/{shop_id}/sms/purchases/{purchase_id}/payment",
         "/v1/shops/{shop_id}/sms/balance",
+        "/v1/shops/{shop_id}/sms/spend",
         "/v1/shops/{shop_id}/sms/signatures",
         "/v1/shops/{shop_id}/sms/signatures/{name}/review",
         "/v1/shops/{shop_id}/sms/signatures/{name}/activate",

@@ -1,10 +1,12 @@
 """The send log on the real broker and a real PostgreSQL: every outcome stored once across a crash
-of the worker, and a shop's token reading only its own messages, page by page."""
+of the worker and a restart of the database, and a shop's token reading only its own messages,
+page by page."""
 
 from __future__ import annotations
 
 import signal
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from streams.devtools.demo import Settlement
 from streams.devtools.local_stack import Service
 from streams.ops.reading import end_offsets, read_until
+from tests.conftest import restart_database
 from tests.factories import BUYER_OPENID, payment_event, to_bytes, with_changes
 from tests.integration.admin import OTHER_TOKEN, SHOP, SHOP_TOKEN, call
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
@@ -47,11 +50,17 @@ def paid(shop: int, count: int) -> list[bytes]:
 
 
 @pytest.mark.slow
-def test_every_outcome_is_stored_once_across_a_crash_of_the_worker(pipeline: Pipeline) -> None:
+def test_every_outcome_is_stored_once_across_a_crash_of_the_worker_and_of_the_database(
+    pipeline: Pipeline,
+) -> None:
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
     published = pipeline.publish(paid(9001, 120))
     read_until(pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= 40, SETTLE_SECONDS)
     pipeline.restart_worker(signal.SIGKILL)
+    read_until(pipeline.bootstrap, pipeline.topics.outcomes, start, lambda rs: len(rs) >= 80, SETTLE_SECONDS)
+    database = pipeline.worker_env["MALL_NOTIFY_DATABASE_URL"]
+    failures_before = lost_database(pipeline)
+    restart_database(database)
     records = read_until(
         pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement(published), 3 * SETTLE_SECONDS
     )
@@ -67,6 +76,12 @@ def test_every_outcome_is_stored_once_across_a_crash_of_the_worker(pipeline: Pip
     rows = stored(pipeline, event_ids)
     assert sorted(row["id"] for row in rows) == sorted(finals), "each outcome once, none missing"
     assert {row["id"]: row["status"] for row in rows} == finals
+    assert lost_database(pipeline) > failures_before, "the send-log lane saw the database go"
+
+
+def lost_database(pipeline: Pipeline) -> float:
+    """How often the worker's send-log lane lost PostgreSQL and paused, as its metrics say."""
+    return pipeline.metric_total("mall_notify_send_log_failures_total")
 
 
 def test_a_shop_reads_its_own_send_log_page_by_page(pipeline: Pipeline, api: Service) -> None:
@@ -105,3 +120,18 @@ def test_a_shop_reads_its_own_send_log_page_by_page(pipeline: Pipeline, api: Ser
     assert (
         call(api, "GET", f"/v1/shops/{SHOP}/messages?openid=nobody{uuid.uuid4().hex}", OTHER_TOKEN)[0] == 403
     )
+
+
+def test_a_shop_sees_its_sms_spend_by_day_and_the_api_times_its_reads(api: Service) -> None:
+    status, spend = call(api, "GET", f"/v1/shops/{SHOP}/sms/spend?days=3", SHOP_TOKEN)
+    assert status == 200, spend
+    assert spend["balance"]["shop_id"] == SHOP
+    days = [day["day"] for day in spend["days"]]
+    assert len(days) == 3
+    assert days == sorted(days, reverse=True), "newest day first"
+    assert call(api, "GET", f"/v1/shops/{SHOP}/sms/spend?days=91", SHOP_TOKEN)[0] == 422
+    assert call(api, "GET", "/v1/shops/9001/sms/spend", SHOP_TOKEN)[0] == 403
+
+    with urllib.request.urlopen(f"{api.url}/metrics", timeout=5) as response:
+        exposed = response.read().decode()
+    assert 'mall_notify_send_log_query_seconds_count{query="spend"}' in exposed

@@ -16,9 +16,10 @@ offsets the database kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -32,9 +33,9 @@ from streams.runtime.database import (
     DatabaseUnavailable,
     behind,
     connect,
-    drop_partitions_before,
     migrate,
     read_offsets,
+    retain,
     unavailable,
     write_rows,
 )
@@ -45,6 +46,7 @@ BATCH = 1_000
 POLL_SECONDS = 0.5
 RETRY_SECONDS = 2.0
 RETENTION_EVERY_SECONDS = 3600.0
+MEASURE_EVERY_SECONDS = 2.0
 
 
 class SendLogLane:
@@ -111,12 +113,15 @@ class SendLogLane:
 
         def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
             consumer.incremental_unassign(partitions)
+            for partition in partitions:
+                with contextlib.suppress(KeyError):
+                    metrics.SEND_LOG_BEHIND.remove(str(partition.partition))
 
         consumer.subscribe([self.topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
         return consumer
 
     def _loop(self, conn: Any, consumer: Consumer) -> None:
-        retained_at = 0.0
+        retained_at = measured_at = 0.0
         while not self._stop.is_set():
             if time.monotonic() - retained_at > RETENTION_EVERY_SECONDS:
                 self._retain(conn)
@@ -125,6 +130,9 @@ class SendLogLane:
             if messages:
                 self._write(conn, messages)
                 consumer.commit(asynchronous=True)
+            if time.monotonic() - measured_at > MEASURE_EVERY_SECONDS:
+                _measure(consumer)
+                measured_at = time.monotonic()
 
     def _write(self, conn: Any, messages: list[Any]) -> None:
         rows: list[Row] = []
@@ -139,11 +147,20 @@ class SendLogLane:
         metrics.SEND_LOG_ROWS.inc(len(rows))
 
     def _retain(self, conn: Any) -> None:
-        first_kept = (datetime.now(UTC) - timedelta(days=self.keep_days)).date()
-        dropped = drop_partitions_before(conn, first_kept)
+        dropped = retain(conn, self.keep_days, datetime.now(UTC))
         self._days.difference_update(dropped)
         if dropped:
             log.info("send log days dropped", extra=fields(days=[f"{day}" for day in dropped]))
+
+
+def _measure(consumer: Consumer) -> None:
+    """How far each owned partition's end is from what the lane wrote (the consumer's position,
+    past the transactions' markers; the end as the last fetch saw it)."""
+    assigned = consumer.assignment()
+    for partition in consumer.position(assigned) if assigned else []:
+        _, end = consumer.get_watermark_offsets(partition, cached=True)
+        if partition.offset >= 0 and end >= 0:
+            metrics.SEND_LOG_BEHIND.labels(str(partition.partition)).set(max(0, end - partition.offset))
 
 
 def _usable(message: Any) -> bool:

@@ -213,7 +213,7 @@ class SenderStage(PipelineStage):
         :mod:`~streams.runtime.lanes.sms_account`); ``sms_quota_exhausted`` when the balance cannot
         cover it. A delivery in doubt was charged by its earlier attempt: it is not charged again."""
         delivery = dispatch.delivery
-        cost = max(dispatch.sms_segments, 1)
+        cost = dispatch.sms_cost or 1
         source = (record.topic, record.partition)
         in_doubt = quota.in_doubt(source, dispatch.shop_id, delivery.delivery_id) or _in_doubt(record)
         if not in_doubt:
