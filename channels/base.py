@@ -19,6 +19,8 @@ class ChannelName(StrEnum):
     WECHAT_OA = "wechat_oa"
     WECHAT_MP = "wechat_mp"
     ALIYUN_SMS = "aliyun_sms"
+    WEBHOOK = "webhook"
+    """a merchant's own endpoint, told of outcomes (not a provider: no scene sends on it)"""
 
 
 class ErrorClass(StrEnum):

@@ -11,6 +11,7 @@ from channels.aliyun_sms import AliyunSmsChannel, AliyunSmsConfig
 from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
 from channels.http import SharedSession
 from channels.limits import Limits
+from channels.webhook import WebhookChannel
 from channels.wechat import WeChatApi
 from channels.wechat_mp import MiniProgramState, WeChatMpChannel
 from channels.wechat_oa import WeChatOaChannel
@@ -25,6 +26,9 @@ class ChannelsConfig:
     wechat_limits: Limits = field(default_factory=Limits)
     aliyun_sms: AliyunSmsConfig | None = None
     """None when no Aliyun AccessKey is configured: SMS deliveries then fail as not configured."""
+    webhook_key: bytes | None = None
+    """the platform's recipient key, which the webhooks' secrets derive from (None: no webhooks)"""
+    webhook_allowed_hosts: frozenset[str] = frozenset()
     timeout: aiohttp.ClientTimeout = field(default_factory=lambda: aiohttp.ClientTimeout(total=10, connect=3))
 
 
@@ -55,6 +59,11 @@ class Channels:
             ChannelName.WECHAT_MP: WeChatMpChannel(mp, config.mini_program_state),
         }
         self.by_name[ChannelName.ALIYUN_SMS] = self._sms(config)
+        self.by_name[ChannelName.WEBHOOK] = (
+            WebhookChannel(self._session, config.webhook_key, config.webhook_allowed_hosts)
+            if config.webhook_key is not None
+            else NotConfigured(ChannelName.WEBHOOK)
+        )
         self.codes: Channel = self._sms(config)
         """verification codes' own SMS client: its own per-signature limits, so codes never queue
         behind bulk SMS waiting for the same signature"""

@@ -21,6 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WECHAT_API = "https://api.weixin.qq.com"
 ENV_PREFIX = "MALL_NOTIFY_"
 DEFAULT_SEND_CONCURRENCY = 256
+LANE = r"(router|retry|receipts|send-log|webhooks|send\.(wechat_oa|wechat_mp|aliyun_sms|webhook|codes))"
+"""one lane's name in MALL_NOTIFY_LANES"""
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
 
@@ -135,9 +137,19 @@ class Settings(BaseSettings):
     )
     lanes: str = Field(
         default="all",
-        pattern=r"^(all|(router|retry|receipts|send-log|send\.(wechat_oa|wechat_mp|aliyun_sms|codes))(,(router|retry|receipts|send-log|send\.(wechat_oa|wechat_mp|aliyun_sms|codes)))*)$",
+        pattern=rf"^(all|{LANE}(,{LANE})*)$",
         description="the lanes this worker runs: all, or a comma list of router, send.<channel>, "
-        "send.codes, retry, receipts, send-log",
+        "send.codes, retry, receipts, send-log, webhooks (send.webhook sends their calls)",
+    )
+    webhook_disable_after_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="a webhook endpoint whose calls have ended dead-lettered for this long is switched off",
+    )
+    webhook_allowed_hosts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")]] = Field(
+        default_factory=list,
+        description="host:port of webhook receivers called even on a private address, over http too, "
+        'JSON ["127.0.0.1:8780"]: the demo and the tests; empty in production',
     )
     send_log_keep_days: int = Field(
         default=30,

@@ -198,4 +198,14 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
         "sms_balance.low",
         {"seller": SELLER, "available": 37, "threshold": 100, "purchased": 1000, "fell_at": AT},
     ),
+    "webhook.disabled": event(
+        "webhook.disabled",
+        {
+            "seller": SELLER,
+            "endpoint_id": "wh_0123456789abcdef",
+            "host": "hooks.example.com",
+            "reason": "failing for 24 hours",
+            "disabled_at": AT,
+        },
+    ),
 }

@@ -16,6 +16,8 @@ Inspection and control live under ``/__sandbox__/``:
 - ``POST reset`` back to the seed
 - ``POST receipts`` change their delay and loss ``{"delay_seconds", "loss_rate"}``;
   ``GET pushed``: the receipts pushed to ``--receipts-url`` (see :mod:`channels.sandbox.pushes`)
+- ``GET hooks/{name}``: the webhook calls the merchant's endpoint ``POST /merchant/hooks/{name}``
+  took (see :mod:`channels.sandbox.merchant`)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from channels.sandbox import aliyun, wechat
+from channels.sandbox import aliyun, merchant, wechat
 from channels.sandbox.pushes import pushing
 from channels.sandbox.state import Fault, State, masked
 
@@ -195,6 +197,7 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
         state.add_fault(fault)
     app.add_routes(wechat.routes())
     app.router.add_post("/", aliyun.rpc)
+    app.add_routes(merchant.routes(INSPECT))
     app.add_routes(
         [
             web.get(f"{INSPECT}/health", health),

@@ -204,6 +204,8 @@ class State:
     """where receipts are pushed (None: nowhere)"""
     pushes: deque[tuple[float, dict[str, Any]]] = field(default_factory=deque)
     pushed: list[dict[str, Any]] = field(default_factory=list)
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    """the webhook calls a merchant's endpoint of the sandbox took (see channels.sandbox.merchant)"""
     _msgids: itertools.count[int] = field(default_factory=lambda: itertools.count(time.time_ns() // 1000))
     """unique across sandbox restarts, as WeChat's msgids are"""
 
@@ -234,6 +236,7 @@ class State:
         self.requests.clear()
         self.messages.clear()
         self.faults.clear()
+        self.hooks.clear()
 
     @classmethod
     def from_file(cls, path: Path) -> State:

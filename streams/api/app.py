@@ -33,6 +33,7 @@ from streams.api.context import (
     ApiContext,
     Handler,
     SmsDesk,
+    WebhookDesk,
     body_bytes,
     for_shop,
     log,
@@ -47,6 +48,7 @@ from streams.api.mp import ROUTES as MP_ROUTES
 from streams.api.openapi import OPENAPI
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
+from streams.api.webhooks import ROUTES as WEBHOOK_ROUTES
 from streams.core.catalog import load_catalog
 from streams.core.mp_subscriptions import ANSWER_TYPE
 from streams.core.shop_records import ShopTable
@@ -54,6 +56,7 @@ from streams.core.shops import ShopRules
 from streams.core.sms_quota import AccountBook, load_packages
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.topics import Topics
+from streams.core.webhooks import EndpointTable
 from streams.logs import get_logger
 from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
 from streams.ops.shop_store import read_settings_history
@@ -219,7 +222,16 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         sms,
         topics.event_topic_for(ANSWER_TYPE),
         _pool(settings),
+        _webhooks(settings, topics),
     )
+
+
+def _webhooks(settings: Settings, topics: Topics) -> WebhookDesk:
+    endpoints = EndpointTable()
+    follower = TableFollower(
+        settings.kafka_bootstrap_servers, topics.webhooks, endpoints, what="webhook endpoints"
+    )
+    return WebhookDesk(endpoints, follower, topics.webhooks, frozenset(settings.webhook_allowed_hosts))
 
 
 def _pool(settings: Settings) -> AsyncConnectionPool | None:
@@ -245,6 +257,8 @@ def build_app(context: ApiContext) -> web.Application:
             await context.database.open(wait=False)
         context.supervisor.start("settings", context.follower.run)
         context.supervisor.start("sms_accounts", context.sms.follower.run)
+        if context.webhooks is not None:
+            context.supervisor.start("webhook_endpoints", context.webhooks.follower.run)
         yield
         await context.supervisor.stop(grace_seconds=5.0)
         await context.publisher.close(wait_seconds=5.0)
@@ -271,6 +285,7 @@ def build_app(context: ApiContext) -> web.Application:
             *HISTORY_ROUTES,
             *MP_ROUTES,
             *MESSAGES_ROUTES,
+            *WEBHOOK_ROUTES,
         ]
     )
     return app

@@ -32,6 +32,7 @@ from streams.core.sms_quota import AccountBook, Package
 from streams.core.sms_signatures import NotYours, Refused
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.validation import problems as validation_problems
+from streams.core.webhooks import EndpointTable
 from streams.logs import get_logger
 from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.publisher import Publisher
@@ -52,6 +53,17 @@ class SmsDesk:
     follower: TableFollower
     account_topic: str
     aliyun: AliyunSmsReview | None
+
+
+@dataclass(frozen=True)
+class WebhookDesk:
+    """The merchants' webhook endpoints (followed), where they are written, and the receivers
+    called even on a private address (the demo's, the tests')."""
+
+    endpoints: EndpointTable
+    follower: TableFollower
+    topic: str
+    allowed_hosts: frozenset[str]
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,6 +97,7 @@ class ApiContext:
     """where the buyers' answers to the Mini Program's subscription panel are published"""
     database: AsyncConnectionPool | None = None
     """the send log's PostgreSQL (None: not configured)"""
+    webhooks: WebhookDesk | None = None
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)

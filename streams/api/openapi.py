@@ -34,6 +34,7 @@ from streams.core.send_log import Page, Spend
 from streams.core.settings_history import SettingsChange
 from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
 from streams.core.sms_quota import Balance, Order
+from streams.core.webhooks import Endpoint, EndpointList, EndpointRequest, NewEndpoint
 
 
 class Problems(BaseModel):
@@ -317,6 +318,37 @@ def mp_paths() -> dict[str, PathItem]:
     }
 
 
+def webhook_paths() -> dict[str, PathItem]:
+    endpoint = [SHOP_ID, _path("endpoint_id", r"^wh_[0-9a-f]{16}$")]
+    missing = {**REFUSED, "503": _problem("no recipient key configured, or Kafka did not answer")}
+    return {
+        "/v1/shops/{shop_id}/webhooks": PathItem(
+            parameters=[SHOP_ID],
+            get=_operation(
+                "The shop's webhook endpoints: where outcomes are POSTed, failing or switched off",
+                {**_answer("the endpoints", EndpointList), **missing},
+            ),
+            post=_operation(
+                "Register an endpoint (https, a public host) for some outcomes: delivered, failed, "
+                "skipped, reached, not_reached; the answer has its signing secret, shown this once",
+                {**_created("the endpoint and its secret", NewEndpoint), **missing, **INVALID},
+                requestBody=_body(EndpointRequest),
+            ),
+        ),
+        "/v1/shops/{shop_id}/webhooks/{endpoint_id}": PathItem(
+            parameters=endpoint,
+            delete=_operation("Remove an endpoint", {"204": Response(description="removed"), **missing}),
+        ),
+        "/v1/shops/{shop_id}/webhooks/{endpoint_id}/enable": PathItem(
+            parameters=endpoint,
+            post=_operation(
+                "Switch an endpoint on again (after it was switched off for failing a day)",
+                {**_answer("the endpoint", Endpoint), **missing},
+            ),
+        ),
+    }
+
+
 def _operation(summary: str, responses: dict[str, Response], **extra: object) -> Operation:
     return Operation(summary=summary, responses=responses, security=[{"bearer": []}], **extra)
 
@@ -409,6 +441,7 @@ def openapi_document() -> OpenAPI:
             **history_paths(),
             **mp_paths(),
             **messages_paths(),
+            **webhook_paths(),
         },
     )
     return construct_open_api_with_schema_class(document)

@@ -26,7 +26,8 @@ here. The tree, in one place:
     ├── PushRefused          channels/wechat_push: a push that is not WeChat's
     ├── PushInvalid          channels/wechat_push: a verified push with a field WeChat never sends
     ├── AliyunCallFailed     channels/aliyun_sms: a call other than SendSms failed (classified)
-    └── ReportRefused        channels/aliyun_sms: a body that is not Aliyun's SmsReport
+    ├── ReportRefused        channels/aliyun_sms: a body that is not Aliyun's SmsReport
+    └── UrlRefused           channels/webhook: a webhook URL the platform does not call
 
 Provider errors never reach the runtime as exceptions: channels answer with a classified
 ``SendResult``. Nothing in the core raises anything else on purpose: an exception of another type

@@ -181,6 +181,18 @@ class SmsBalanceLow(Model):
     fell_at: Time
 
 
+class WebhookDisabled(Model):
+    """The pipeline's own event: a shop's webhook endpoint was switched off, its calls having
+    failed for a day (published by the webhook sender that switched it off, once per endpoint and
+    switch)."""
+
+    seller: Party
+    endpoint_id: Annotated[str, Field(pattern=r"^wh_[0-9a-f]{16}$")]
+    host: Text = Field(description="the endpoint URL's host")
+    reason: Text
+    disabled_at: Time
+
+
 TemplateId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 SubscribeAnswer = Literal["accept", "acceptWithAudio", "acceptWithAlert", "reject", "ban", "filter"]
 
@@ -271,6 +283,11 @@ class SmsBalanceLowEvent(Envelope):
     data: SmsBalanceLow
 
 
+class WebhookDisabledEvent(Envelope):
+    type: Literal["webhook.disabled"]
+    data: WebhookDisabled
+
+
 class MpSubscriptionAnsweredEvent(Envelope):
     type: Literal["mp_subscription.answered"]
     data: MpSubscriptionAnswered
@@ -288,7 +305,8 @@ Event = Annotated[
     | CodeRequestedEvent
     | SmsPackagePaidEvent
     | MpSubscriptionAnsweredEvent
-    | SmsBalanceLowEvent,
+    | SmsBalanceLowEvent
+    | WebhookDisabledEvent,
     Field(discriminator="type"),
 ]
 EVENT_MODELS: dict[str, type[Envelope]] = {
@@ -304,6 +322,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     "sms_package.paid": SmsPackagePaidEvent,
     "mp_subscription.answered": MpSubscriptionAnsweredEvent,
     "sms_balance.low": SmsBalanceLowEvent,
+    "webhook.disabled": WebhookDisabledEvent,
 }
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -80,6 +80,8 @@ class TopicsFile(Frozen):
     """SMS purchases and what each send partition's deliveries cost (compacted)"""
     mp_subscriptions: StateTopic
     """what buyers accepted on the Mini Program, partitioned like its send topic (compacted)"""
+    webhooks: TopicSpec
+    """merchants' webhook endpoints (compacted)"""
 
 
 def _retry_name(channel: ChannelName, tier: RetryTier) -> str:
@@ -165,6 +167,10 @@ class Topics:
     def mp_subscriptions(self) -> str:
         return self.name(self.spec.mp_subscriptions.name)
 
+    @property
+    def webhooks(self) -> str:
+        return self.name(self.spec.webhooks.name)
+
     def all(self) -> list[TopicSpec]:
         """Every topic with defaults filled in and the prefix applied."""
         senders = [*self.spec.send.values(), self.spec.codes]
@@ -190,6 +196,7 @@ class Topics:
             self.spec.settings_history,
             self.spec.sms_account,
             self.spec.receipts,
+            self.spec.webhooks,
         ]
         defaults = self.spec.defaults
         return [

@@ -38,6 +38,8 @@ def sandbox_channel_env(sandbox_url: str) -> dict[str, str]:
         "MALL_NOTIFY_ALIYUN_SMS_PROTOCOL": "http",
         "MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID": SANDBOX_ALIYUN_KEY[0],
         "MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET": SANDBOX_ALIYUN_KEY[1],
+        # the sandbox plays merchants' webhook receivers too (on loopback, over http)
+        "MALL_NOTIFY_WEBHOOK_ALLOWED_HOSTS": json.dumps([sandbox_url.removeprefix("http://")]),
         **SANDBOX_PUSH_ENV,
     }
 

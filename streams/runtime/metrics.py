@@ -132,6 +132,15 @@ SEND_LOG_QUERY_SECONDS = Histogram(
     ["query"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+WEBHOOK_CALLS = Counter(
+    "mall_notify_webhook_calls_total",
+    "Webhook calls made from outcomes (one per outcome and endpoint that wants it); how they went: "
+    'mall_notify_deliveries_total{channel="webhook"}',
+)
+WEBHOOKS_DISABLED = Counter(
+    "mall_notify_webhooks_disabled_total",
+    "Webhook endpoints switched off after their calls failed for MALL_NOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS",
+)
 SMS_SHOPS = Gauge(
     "mall_notify_sms_shops",
     "Shops with SMS bought, by the band of their balance now: exhausted (0 or below), low (below "

@@ -17,6 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -37,6 +38,7 @@ from streams.core.shop_records import ShopTable
 from streams.core.sms_quota import AccountBook
 from streams.core.tokens import Tokens
 from streams.core.topics import Topics, load_topics
+from streams.core.webhooks import EndpointTable
 from streams.logs import fields, get_logger
 from streams.runtime.health import BrokerProbe, Readiness
 from streams.runtime.kafka.follower import TableFollower
@@ -55,6 +57,7 @@ from streams.runtime.lanes.sender import SenderLane, SenderStage
 from streams.runtime.lanes.sms_account import SmsQuota
 from streams.runtime.lanes.stage import RetryStage, utc_now
 from streams.runtime.lanes.subscriptions import Subscriptions
+from streams.runtime.lanes.webhooks import EndpointHealth, WebhookLane, WebhookStage
 from streams.runtime.state.store import Disk, Store, identity, lock_directory
 from streams.runtime.supervisor import Supervisor
 from streams.runtime.web import pages
@@ -75,6 +78,8 @@ def channels_config(settings: Settings) -> ChannelsConfig:
         mini_program_state=settings.wechat_mp_state,
         wechat_limits=Limits(settings.wechat_app_concurrency, settings.wechat_app_rate_per_second),
         aliyun_sms=settings.aliyun_sms(),
+        webhook_key=settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None,
+        webhook_allowed_hosts=frozenset(settings.webhook_allowed_hosts),
         timeout=aiohttp.ClientTimeout(
             total=settings.http_total_timeout, connect=settings.http_connect_timeout
         ),
@@ -106,6 +111,8 @@ class Worker:
     """how many shops' SMS balances are used up, low, ok (when this worker follows them)"""
     send_log: SendLogLane | None = None
     """the outcomes into PostgreSQL (when a database is configured)"""
+    endpoints: TableFollower | None = None
+    """the merchants' webhook endpoints (when this worker makes or sends webhook calls)"""
 
     @property
     def readiness(self) -> Readiness:
@@ -144,7 +151,11 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         settings.kafka_bootstrap_servers, _group(settings), identity=identity(settings.state_dir)
     )
     disk = Disk(settings.state_dir, cache_bytes=settings.state_cache_mb << 20)
-    parts = _Parts(settings, topics, transactions, quota, disk)
+    endpoints = EndpointTable()
+    endpoint_follower = TableFollower(
+        settings.kafka_bootstrap_servers, topics.webhooks, endpoints, what="webhook endpoints"
+    )
+    parts = _Parts(settings, topics, transactions, quota, disk, endpoints, shops)
     lanes: list[Lane] = []
     if settings.runs("router"):
         key = settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None
@@ -160,6 +171,8 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         lanes.append(parts.forwarder(list(channels.by_name)))
     if settings.runs("receipts"):
         lanes.append(parts.receipts())
+    if settings.runs("webhooks"):
+        lanes.append(parts.webhooks(endpoint_follower.loaded))
     probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
     follows_accounts = any(_follows_accounts(lane) for lane in lanes)
     return Worker(
@@ -179,6 +192,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         _report_fallback(settings, lanes),
         partial(shop_bands, book, shops.get) if follows_accounts else None,
         _send_log(settings, topics),
+        endpoint_follower if settings.runs("webhooks") or settings.runs("send.webhook") else None,
     )
 
 
@@ -231,6 +245,8 @@ class _Parts:
     transactions: Transactions
     quota: SmsQuota
     disk: Disk
+    endpoints: EndpointTable
+    shops: ShopTable
 
     def store(self, name: str, consumed: list[str], **options: Any) -> Store:
         """The lane's store, with a changelog per consumed topic."""
@@ -302,9 +318,21 @@ class _Parts:
             recipient_key=recipient_key,
             lookup=AliyunSmsDetails(aliyun) if aliyun else None,
             subscriptions=self.subscriptions() if name is ChannelName.WECHAT_MP else None,
+            endpoints=self.endpoint_health() if name is ChannelName.WEBHOOK else None,
         )
         config = self.config(f"{_group(self.settings)}.{lane}", list(store.changelogs))
         return SenderLane(lane, config, stage, self.transactions, self.settings.concurrency(name))
+
+    def endpoint_health(self) -> EndpointHealth:
+        disable_after = timedelta(seconds=self.settings.webhook_disable_after_seconds)
+        return EndpointHealth(self.topics, self.endpoints, self.shops.get, disable_after)
+
+    def webhooks(self, ready: asyncio.Event) -> WebhookLane:
+        """Outcomes in, the merchants' webhook calls out (nothing kept: the calls are the output)."""
+        key = self.settings.recipient_key
+        stage = WebhookStage(self.topics, self.endpoints, key.get_secret_value().encode() if key else None)
+        config = self.config(f"{_group(self.settings)}.webhooks", [self.topics.outcomes])
+        return WebhookLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
 
     def receipts(self) -> ReceiptsLane:
         stage = ReceiptsStage(self.topics, self.disk, self.settings.receipt_ttl_hours * 3600)
@@ -331,6 +359,16 @@ def retry_routes(topics: Topics, channels: list[ChannelName]) -> dict[str, str]:
     }
 
 
+def _start_followers(worker: Worker) -> None:
+    """The services only some workers need: the SMS accounts, the SMS reports, the webhook endpoints."""
+    if worker.accounts is not None:
+        worker.services.start("sms_accounts", worker.accounts.run)
+    if worker.reports is not None:
+        worker.services.start("sms_reports", worker.reports.run)
+    if worker.endpoints is not None:
+        worker.services.start("webhook_endpoints", worker.endpoints.run)
+
+
 async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set, then stop within the grace period (plus a little)."""
     settings = worker.settings
@@ -347,14 +385,12 @@ async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     worker.services.start("kafka_probe", worker.probe.run)
     worker.services.start("settings", worker.follower.run)
     worker.services.start("partition_ends", worker.ends.run)
-    if worker.accounts is not None:
-        worker.services.start("sms_accounts", worker.accounts.run)
-    if worker.reports is not None:
-        worker.services.start("sms_reports", worker.reports.run)
+    _start_followers(worker)
     for lane in worker.lanes:
         worker.lane_tasks.start(lane.name, lane.run)
     if worker.send_log is not None:
         worker.lane_tasks.start(worker.send_log.name, worker.send_log.run)
+
     log.info(
         "worker started",
         extra=fields(

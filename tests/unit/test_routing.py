@@ -119,6 +119,15 @@ EXPECTED = {
             None,
         )
     ],
+    "webhook.disabled": [
+        (
+            "seller_webhook_disabled",
+            OA,
+            SELLER_OPENID,
+            {"thing1": "hooks.example.com", "thing2": "failing for 24 hours", "time3": "2026-11-25 12:06"},
+            None,
+        )
+    ],
 }
 
 

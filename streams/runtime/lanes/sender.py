@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult, SentLookup
@@ -47,6 +47,7 @@ from streams.runtime.lanes.sms_account import SmsQuota
 from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
 from streams.runtime.lanes.stateful_lane import StatefulLane
 from streams.runtime.lanes.subscriptions import Subscriptions
+from streams.runtime.lanes.webhooks import EndpointHealth
 from streams.runtime.state.store import NotOwned, Store
 
 log = get_logger("sender")
@@ -83,6 +84,7 @@ class SenderStage(PipelineStage):
         recipient_key: bytes | None = None,
         lookup: SentLookup | None = None,
         subscriptions: Subscriptions | None = None,
+        endpoints: EndpointHealth | None = None,
     ) -> None:
         super().__init__(topics, ledger, clock)
         self.channel = channel
@@ -96,6 +98,8 @@ class SenderStage(PipelineStage):
         """asks the provider whether it already took a delivery in doubt (Aliyun: QuerySendDetails)"""
         self.subscriptions = subscriptions
         """Mini Program: what each buyer accepted, checked before WeChat is called"""
+        self.endpoints = endpoints
+        """webhooks: each endpoint's failing spell, and switching it off"""
         self.commit_first: CommitFirst = _no_transactions
         """commits writes before the provider is asked (set by the lane)"""
 
@@ -299,10 +303,17 @@ class SenderStage(PipelineStage):
             account = dispatch.delivery.account
             announced = sent_record(outcome, account, self._sealed(dispatch))  # paired with its receipt
             sent = [Write(self.topics.receipts, *announced)] if announced else []
-            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *alongside, *sent]
+            health = self._health(dispatch, True, outcome.at)
+            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *alongside, *sent, *health]
         if result.error_class is ErrorClass.UNREACHABLE:
             return [*self._unreachable(record, dispatch, result), *alongside]
         return [*self._after_failure(record, dispatch, result, previous), *alongside]
+
+    def _health(self, dispatch: Dispatch, ok: bool, failing_from: datetime) -> list[Write]:
+        """A webhook call's final outcome: what it does to its endpoint (nothing for a provider)."""
+        if self.endpoints is None:
+            return []
+        return self.endpoints.after(dispatch, ok, failing_from, self.clock())
 
     def _unreachable(self, record: ConsumedRecord, dispatch: Dispatch, result: SendResult) -> list[Write]:
         """The person cannot be reached on this channel (unfollowed, no subscription, blocked): the
@@ -382,7 +393,14 @@ class SenderStage(PipelineStage):
             outcome = delivery_outcome(
                 dispatch, result, now, attempts=failure.attempts, replayed=bool(failure.replays)
             )
-            return [self.dead_letter(record, failure), *self.final(record, delivery.delivery_id, outcome)]
+            health = (
+                self.endpoints.after(dispatch, False, failure.first_failed_at, now) if self.endpoints else []
+            )
+            return [
+                self.dead_letter(record, failure),
+                *self.final(record, delivery.delivery_id, outcome),
+                *health,
+            ]
         scheduled = failure.model_copy(update={"due_at": decision.due_at})
         metrics.RETRIES_SCHEDULED.labels(delivery.channel.value, decision.tier.name).inc()
         channel = delivery.channel.value
