@@ -49,7 +49,7 @@ def call(
     request = urllib.request.Request(api.url + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, json.load(reply)
+            return reply.status, json.load(reply) if reply.status != 204 else None
     except urllib.error.HTTPError as refused:
         return refused.code, json.load(refused)
 

@@ -131,10 +131,13 @@ class Pipeline:
         )
 
     def sandbox_messages(self, channel: str = "") -> list[dict[str, Any]]:
-        query = f"?channel={channel}" if channel else ""
-        with urllib.request.urlopen(f"{self.sandbox.url}/__sandbox__/messages{query}", timeout=5) as response:
-            messages: list[dict[str, Any]] = json.load(response)
-            return messages
+        return self.sandbox_get(f"messages?channel={channel}" if channel else "messages")
+
+    def sandbox_get(self, path: str) -> list[dict[str, Any]]:
+        """What the sandbox's inspection API (``/__sandbox__/<path>``) lists."""
+        with urllib.request.urlopen(f"{self.sandbox.url}/__sandbox__/{path}", timeout=5) as response:
+            listed: list[dict[str, Any]] = json.load(response)
+            return listed
 
     def mp_accepts(
         self,
@@ -191,6 +194,7 @@ def pipeline_on(
         "MALL_NOTIFY_RECIPIENT_KEY": RECIPIENT_KEY,
         "MALL_NOTIFY_SMS_REPORT_WAIT_SECONDS": "3",  # a lost SMS report is asked about soon
         "MALL_NOTIFY_SMS_REPORT_CHECK_SECONDS": "1",
+        "MALL_NOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS": "2",  # a failing endpoint is switched off soon
     } | ({"MALL_NOTIFY_DATABASE_URL": database_url} if database_url else {})
     with running_stack(log_dir, env) as (sandbox, worker):
         pipeline = Pipeline(
