@@ -52,7 +52,7 @@ test: lint typecheck pytest
 # Throughput side by side (plain loop, faust, router, end to end, OA with a slow SMS provider) on
 # the local broker; writes docs/BENCHMARKS.md. BENCH_EVENTS=5000 for a quick run.
 bench: $(BENCH_STAMP)
-	$(WITH_BROKER) $(BIN)/python bench/pipeline_bench.py
+	$(WITH_BROKER) $(WITH_POSTGRES) $(BIN)/python bench/pipeline_bench.py
 
 lint: venv
 	$(BIN)/ruff check .

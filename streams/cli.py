@@ -19,7 +19,7 @@ from streams.core.errors import ConfigError, TopicsError
 from streams.core.events import json_schemas
 from streams.core.tokens import MIN_TOKEN_LENGTH, hash_token
 from streams.core.validation import UnreadableFile, describe, read_yaml
-from streams.ops import cli_dlq, cli_history, cli_messages, cli_publish, cli_settings, cli_sms
+from streams.ops import cli_dlq, cli_history, cli_messages, cli_publish, cli_settings, cli_sms, cli_webhooks
 from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
@@ -53,6 +53,7 @@ app.add_typer(cli_dlq.dlq_app, name="dlq")
 app.add_typer(cli_settings.settings_app, name="settings")
 app.add_typer(cli_sms.sms_app, name="sms")
 app.add_typer(cli_messages.db_app, name="db")
+app.add_typer(cli_webhooks.webhooks_app, name="webhooks")
 app.command("messages")(cli_messages.messages_command)
 app.command("history")(cli_history.history_command)
 app.command()(cli_dlq.stats)

@@ -42,6 +42,7 @@ from streams.devtools.demo_receipts import (
 )
 from streams.devtools.demo_send_log import print_send_log
 from streams.devtools.demo_sms import buy_package, new_signature, sms_balance
+from streams.devtools.demo_webhooks import print_webhook_calls, received, register_endpoint
 from streams.devtools.local_stack import running_stack
 from streams.devtools.upstream import Published, publish_values
 from streams.logs import mask_text, mask_value
@@ -193,6 +194,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         signed = new_signature(settings, topics, shop, sandbox.url, console)
         wait_for_settings(worker.url, token, signed)
         buyer_accepts(bootstrap, topics, signed, load_catalog(settings.config_dir / "catalog.yaml"), console)
+        hooked = register_endpoint(bootstrap, topics, shop.shop_id, sandbox.url)
         start, began = end_offsets(bootstrap, topics.outcomes), datetime.now(UTC)
         published = publish_values(bootstrap, topics, setup.events)
         console.print(f"published {len(published)} sample events from {escape(str(setup.samples))}")
@@ -210,11 +212,13 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
             if o.status is Status.DELIVERED and o.delivery_id
         }
         receipts = wait_for_receipts(bootstrap, topics, start, delivered)
+        calls = received(sandbox.url, _told(grouped, shop.shop_id))
     console.print(_outcome_table(published, grouped))
     _print_summary(console, topics, grouped, messages)
     print_mp_spending(console, grouped)
     print_send_log(console, settings, shop.shop_id, began, _stored(grouped, shop.shop_id))
     print_receipts(console, receipts, len(delivered))
+    print_webhook_calls(console, hooked, calls)
     openid = buyer_openid(setup.events)
     if openid is not None:
         print_history(console, settings, openid, began)
@@ -224,6 +228,14 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         f"({spent.sent - bought.sent} SMS sent, {spent.used - bought.used} segments)"
     )
     return 0 if all(settled(outcomes) for outcomes in grouped.values()) else 1
+
+
+def _told(grouped: dict[str, list[Outcome]], shop_id: int) -> int:
+    """How many of this run's outcomes the shop's endpoint wants (delivered and failed)."""
+    wanted = (Status.DELIVERED, Status.DEAD_LETTERED)
+    return sum(
+        1 for outcomes in grouped.values() for o in outcomes if o.shop_id == shop_id and o.status in wanted
+    )
 
 
 def _stored(grouped: dict[str, list[Outcome]], shop_id: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,10 +22,14 @@ from streams.core.sms_quota import (
 from streams.core.topics import Topics
 from streams.ops.reading import read_all
 from streams.runtime.kafka.clients import idempotent_producer
+from streams.runtime.kafka.follower import Table
 
 
-def _write(bootstrap_servers: str, records: list[tuple[str, tuple[bytes, bytes]]], what: str) -> None:
-    """Write ``(topic, (key, value))`` records, acknowledged by Kafka (RuntimeError if not)."""
+def _write(
+    bootstrap_servers: str, records: Sequence[tuple[str, tuple[bytes, bytes | None]]], what: str
+) -> None:
+    """Write ``(topic, (key, value))`` records (a None value: a tombstone), acknowledged by Kafka
+    (RuntimeError if not)."""
     producer = idempotent_producer(bootstrap_servers)
     for topic, (key, value) in records:
         producer.produce(topic, key=key, value=value)
@@ -82,6 +87,19 @@ def read_shops(bootstrap_servers: str, topic: str, catalog: Catalog) -> dict[int
     for record in read_all(bootstrap_servers, topic, timeout=60):
         table.apply(record.key, record.value)
     return dict(table)
+
+
+def publish_records(
+    bootstrap_servers: str, topic: str, records: list[tuple[bytes, bytes | None]], what: str
+) -> None:
+    """Write records of a compacted table to ``topic``, acknowledged by Kafka."""
+    _write(bootstrap_servers, [(topic, record) for record in records], f"{what} records")
+
+
+def read_table(bootstrap_servers: str, topic: str, table: Table, timeout: float = 60) -> None:
+    """Apply every record ``topic`` holds to ``table``, oldest first."""
+    for record in read_all(bootstrap_servers, topic, timeout):
+        table.apply(record.key, record.value)
 
 
 def publish_purchases(bootstrap_servers: str, topic: str, purchases: list[Purchase]) -> None:

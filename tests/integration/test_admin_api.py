@@ -59,6 +59,9 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/mp/subscriptions",
         "/v1/messages",
         "/v1/shops/{shop_id}/messages",
+        "/v1/shops/{shop_id}/webhooks",
+        "/v1/shops/{shop_id}/webhooks/{endpoint_id}",
+        "/v1/shops/{shop_id}/webhooks/{endpoint_id}/enable",
     }
     assert "ShopRules" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["bearer"] == {

@@ -29,7 +29,8 @@ async def test_a_code_for_a_channel_without_credentials_is_dead_lettered_and_sai
     running = asyncio.create_task(run_worker(worker, stop))
     try:
         await until(lambda: worker.readiness.report()[0], 60, "the worker is ready")
-        assert worker.readiness.report()[1]["channels_off"] == ["aliyun_sms"]
+        # no AccessKey: no SMS; no recipient key: no webhooks (their secrets derive from it)
+        assert worker.readiness.report()[1]["channels_off"] == ["aliyun_sms", "webhook"]
         outcomes_start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.outcomes)
         letters_start = await asyncio.to_thread(end_offsets, kafka_bootstrap, topics.dead_letter)
         published = await asyncio.to_thread(publish_values, kafka_bootstrap, topics, [to_bytes(fresh_code())])

@@ -15,10 +15,11 @@ import pytest
 
 from channels.webhook import verify
 from streams.devtools.local_stack import Service
+from streams.ops.cli_common import ExitCode
 from streams.ops.reading import end_offsets, read_until
 from tests.factories import SELLER_OPENID
 from tests.integration.admin import OTHER_TOKEN, SHOP, SHOP_TOKEN, call
-from tests.integration.conftest import SETTLE_SECONDS, Pipeline
+from tests.integration.conftest import SETTLE_SECONDS, Pipeline, ok, run_cli
 from tests.integration.test_send_log import paid
 
 pytestmark = pytest.mark.integration
@@ -156,4 +157,42 @@ def _attempts(records: list[Any], call_id: str) -> int:
     outcomes = (orjson.loads(record.value or b"{}") for record in records)
     return max(
         o["attempts"] for o in outcomes if o.get("delivery_id") == call_id and o["status"] == "delivered"
+    )
+
+
+def test_the_platform_manages_a_shops_endpoints_from_the_command_line(pipeline: Pipeline) -> None:
+    refused = run_cli(
+        pipeline, "webhooks", "add", "9001", "--url", "https://10.0.0.8/in", "--events", "failed"
+    )
+    assert refused.returncode == ExitCode.USAGE
+    assert refused.stderr.strip().count("\n") == 0, "one line"
+    assert "not a public address" in refused.stderr
+    added = ok(
+        run_cli(
+            pipeline,
+            "webhooks",
+            "add",
+            "9001",
+            "--url",
+            "https://hooks.example.com/in",
+            "--events",
+            "failed,reached",
+        )
+    )
+    endpoint_id = added.split("endpoint ", 1)[1].split()[0]
+    secret = added.rsplit("(shown once): ", 1)[1].strip()
+    assert secret.startswith("whsec_")
+    [listed] = [
+        e
+        for e in orjson.loads(ok(run_cli(pipeline, "webhooks", "list", "9001", "--json")))
+        if e["id"] == endpoint_id
+    ]
+    assert (listed["url"], listed["events"]) == ("https://hooks.example.com/in", ["failed", "reached"])
+    assert "secret" not in listed, "never shown again"
+    ok(run_cli(pipeline, "webhooks", "remove", "9001", endpoint_id))
+    assert endpoint_id not in ok(run_cli(pipeline, "webhooks", "list", "9001"))
+    gone = run_cli(pipeline, "webhooks", "remove", "9001", endpoint_id)
+    assert (gone.returncode, gone.stderr.strip()) == (
+        ExitCode.FAILED,
+        f"shop 9001 has no webhook endpoint {endpoint_id}",
     )
