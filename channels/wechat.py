@@ -124,16 +124,17 @@ class WeChatApi:
         return SendResult.delivered(str(reply["msgid"]) if "msgid" in reply else None)
 
     async def call(
-        self, appid: str, method: str, path: str, body: Mapping[str, Any] | None = None
+        self, appid: str, method: str, path: str, body: Mapping[str, Any] | None = None, *, form: bool = False
     ) -> dict[str, Any]:
         """One API call with the app's token; on an invalid token, refresh it and try once more.
-        Returns WeChat's answer; raises :class:`CallFailed` with the classified failure."""
+        ``form``: the body form-encoded (a list repeats its key), for the calls WeChat documents
+        that way. Returns WeChat's answer; raises :class:`CallFailed` with the classified failure."""
         async with self._limiter.slot(appid):
             token = await self._token(appid, stale=None)
-            reply = await self._request(method, path, body, access_token=token)
+            reply = await self._request(method, path, body, form, access_token=token)
             if classify_reply(reply).error_class is ErrorClass.REAUTH:
                 token = await self._token(appid, stale=token)
-                reply = await self._request(method, path, body, access_token=token)
+                reply = await self._request(method, path, body, form, access_token=token)
         result = classify_reply(reply)
         if not result.ok:
             raise CallFailed(result)
@@ -175,12 +176,13 @@ class WeChatApi:
         return _Token(str(reply["access_token"]), expires_at)
 
     async def _request(
-        self, method: str, path: str, body: Mapping[str, Any] | None, **params: str
+        self, method: str, path: str, body: Mapping[str, Any] | None, form: bool = False, **params: str
     ) -> dict[str, Any]:
         """One HTTP call; transport failures become :class:`CallFailed` with a transient result."""
+        sent: dict[str, Any] = {"data": _form(body)} if form and body is not None else {"json": body}
         try:
             session = self._session.get()
-            async with session.request(method, self._base_url + path, json=body, params=params) as response:
+            async with session.request(method, self._base_url + path, params=params, **sent) as response:
                 if response.status >= 500 or response.status == 429:
                     raise CallFailed(SendResult.failed(T, f"http_{response.status}", "WeChat HTTP error"))
                 response.raise_for_status()
@@ -200,3 +202,12 @@ class WeChatApi:
                 SendResult.failed(T, "bad_reply", "WeChat answered with something other than an object")
             )
         return reply
+
+
+def _form(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A body as form fields: a list repeats its key (``kidList=1&kidList=2``)."""
+    return [
+        (key, str(item))
+        for key, value in body.items()
+        for item in (value if isinstance(value, list) else [value])
+    ]

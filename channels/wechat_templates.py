@@ -1,10 +1,13 @@
 """The templates a shop's WeChat accounts hold (模板设置-微信模板), and the account settings the
 manual requires before they can be used.
 
-- Official Account: ``api_add_template`` (a library template with its keyword names),
+- Official Account: ``api_add_template`` (a library template with its keywords' names, in
+  order: https://developers.weixin.qq.com/doc/service/api/notify/template/api_addtemplate),
   ``get_all_private_template``, ``del_private_template``; ``template/get_industry``.
 - Mini Program: ``wxaapi/newtmpl/addtemplate`` (a title ``tid`` with keyword ids: ``thing2`` is
-  id 2), ``newtmpl/gettemplate``, ``newtmpl/deltemplate``; ``newtmpl/getcategory``.
+  id 2; form-encoded, as its page says JSON is not supported:
+  https://developers.weixin.qq.com/miniprogram/dev/api-backend/open-api/subscribe-message/subscribeMessage.addTemplate.html),
+  ``newtmpl/gettemplate``, ``newtmpl/deltemplate``; ``newtmpl/getcategory``.
 
 Each raises :class:`~channels.wechat.CallFailed` (its ``result`` says why) when WeChat refuses.
 """
@@ -42,7 +45,8 @@ class AccountTemplates(Protocol):
     """What the shops' settings need of one kind of WeChat account."""
 
     async def add(self, appid: str, library_id: str, keywords: list[str]) -> str:
-        """Add a library template to the account; WeChat's id for it."""
+        """Add a library template to the account; WeChat's id for it. ``keywords``: on the
+        Official Account their names in the library, on the Mini Program their codes."""
         ...
 
     async def list(self, appid: str) -> list[PrivateTemplate]: ...
@@ -104,6 +108,7 @@ class MpTemplates:
             "POST",
             "/wxaapi/newtmpl/addtemplate",
             {"tid": library_id, "kidList": kids, "sceneDesc": "订单与账户通知"},
+            form=True,
         )
         return str(reply["priTmplId"])
 

@@ -30,11 +30,14 @@ class SeedTemplate(Frozen):
 
 
 class LibraryTemplate(Frozen):
-    """A template of WeChat's public library that an OA can add with ``api_add_template``."""
+    """A template of WeChat's libraries that an OA can add with ``api_add_template``: a numeric
+    ``short_id`` for the category template library, ``OPENTM…`` for the industry library; its
+    keywords by code, with the names the call must give."""
 
     short_id: str
     title: str
-    keywords: list[str] = Field(min_length=1)
+    keywords: dict[str, str] = Field(min_length=1)
+    """code (``character_string1``) -> name (``订单编号``)"""
 
 
 class SubscribeLibraryTemplate(Frozen):

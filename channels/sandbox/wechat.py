@@ -37,6 +37,14 @@ async def _body(request: web.Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+async def _form(request: web.Request) -> dict[str, Any] | None:
+    """A form-encoded body (None for anything else, JSON included)."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return None
+    fields = await request.post()
+    return {key: fields.getall(key) if key == "kidList" else fields.get(key) for key in fields}
+
+
 async def stable_token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     body = await _body(request)
@@ -55,12 +63,16 @@ async def stable_token(request: web.Request) -> web.Response:
     return web.json_response({"access_token": token, "expires_in": expires_in})
 
 
-def with_token(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Check the access token, parse the body, then run ``handler(state, appid, body)``."""
+def with_token(handler: Handler, form: bool = False) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Check the access token, parse the body (JSON, or ``form``-encoded where WeChat documents
+    that: a repeated key becomes a list), then run ``handler(state, appid, body)``."""
 
     async def endpoint(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        body = await _body(request) if request.method == "POST" else {}
+        if request.method != "POST":
+            body: dict[str, Any] | None = {}
+        else:
+            body = await _form(request) if form else await _body(request)
         token = state.wechat.tokens.get(request.query.get("access_token", ""))
         if token is None:
             return _error(40001, "invalid credential, access_token is invalid or not latest")
@@ -158,19 +170,29 @@ def subscribe_send(state: State, appid: str, body: dict[str, Any]) -> web.Respon
 
 
 def add_template(state: State, appid: str, body: dict[str, Any]) -> web.Response:
-    """``api_add_template``: copy a library template into the OA (at most 25 per OA)."""
+    """``api_add_template`` (https://developers.weixin.qq.com/doc/service/api/notify/template/api_addtemplate):
+    ``template_id_short`` and ``keyword_name_list``, the names of the keywords wanted in order; an
+    empty list, or a name the template does not have (a keyword's code, say), is 40246 for a
+    category template (a numeric id); an industry template (``OPENTM…``) without names is taken
+    whole. At most 25 templates per OA (45026)."""
     library = {t.short_id: t for t in state.seed.template_library}
     source = library.get(str(body.get("template_id_short", "")))
     if source is None:
-        return _error(40037, "invalid template_id_short")
-    wanted = body.get("keyword_name_list") or source.keywords
-    if not isinstance(wanted, list) or not set(wanted) <= set(source.keywords):
-        return _error(47003, "argument invalid! keyword_name_list invalid")
+        return _error(40037, "invalid template_id")
+    names = body.get("keyword_name_list") or []
+    by_name = {name: code for code, name in source.keywords.items()}
+    if not isinstance(names, list) or not all(isinstance(name, str) and name in by_name for name in names):
+        return _error(40246, "keyword name invalid")
+    if not names and source.short_id.isdigit():
+        return _error(40246, "keyword name invalid")
+    if len(set(names)) != len(names):
+        return _error(40246, "keyword name invalid")
+    codes = [by_name[name] for name in names] if names else list(source.keywords)
     templates = state.wechat.templates.setdefault(appid, {})
     if len(templates) >= state.seed.max_oa_templates:
         return _error(45026, "template size out of limit")
     template_id = secrets.token_urlsafe(32)[:43]
-    templates[template_id] = SeedTemplate(template_id=template_id, title=source.title, keywords=list(wanted))
+    templates[template_id] = SeedTemplate(template_id=template_id, title=source.title, keywords=codes)
     return _ok(template_id=template_id)
 
 
@@ -220,8 +242,11 @@ def get_category(state: State, appid: str, _: dict[str, Any]) -> web.Response:
 
 
 def add_subscribe_template(state: State, appid: str, body: dict[str, Any]) -> web.Response:
-    """``wxaapi/newtmpl/addtemplate``: a library title with 2 to 5 of its keywords (by id) into the
-    MP's own templates (at most 25)."""
+    """``wxaapi/newtmpl/addtemplate``
+    (https://developers.weixin.qq.com/miniprogram/dev/api-backend/open-api/subscribe-message/subscribeMessage.addTemplate.html):
+    a form-encoded body (JSON is not supported: 47001), a library title ``tid`` (200014) with 2 to 5
+    of its keywords by id, ``kidList`` repeated (200020), and an optional ``sceneDesc`` of at most
+    15 characters (200021), into the MP's own templates (at most 25)."""
     refusal = _mini_program(state, appid)
     if refusal is not None:
         return refusal
@@ -230,9 +255,14 @@ def add_subscribe_template(state: State, appid: str, body: dict[str, Any]) -> we
     if source is None:
         return _error(200014, "tid does not exist")
     by_id = {int("".join(c for c in k if c.isdigit())): k for k in source.keywords}
-    kids = body.get("kidList")
-    if not isinstance(kids, list) or not 2 <= len(kids) <= 5 or not all(k in by_id for k in kids):
+    try:
+        kids = [int(kid) for kid in body.get("kidList", [])]
+    except (TypeError, ValueError):
+        kids = []
+    if not 2 <= len(kids) <= 5 or not all(k in by_id for k in kids):
         return _error(200020, "kidList invalid")
+    if len(str(body.get("sceneDesc", ""))) > 15:
+        return _error(200021, "sceneDesc invalid")
     templates = state.wechat.templates.setdefault(appid, {})
     if len(templates) >= state.seed.max_oa_templates:
         return _error(200012, "the number of personal templates has reached the limit of 25")
@@ -280,7 +310,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/cgi-bin/template/del_private_template", with_token(delete_template)),
         web.get("/cgi-bin/template/get_industry", with_token(get_industry)),
         web.get("/wxaapi/newtmpl/getcategory", with_token(get_category)),
-        web.post("/wxaapi/newtmpl/addtemplate", with_token(add_subscribe_template)),
+        web.post("/wxaapi/newtmpl/addtemplate", with_token(add_subscribe_template, form=True)),
         web.get("/wxaapi/newtmpl/gettemplate", with_token(list_subscribe_templates)),
         web.post("/wxaapi/newtmpl/deltemplate", with_token(delete_subscribe_template)),
     ]

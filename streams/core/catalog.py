@@ -9,7 +9,7 @@ import string
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -131,8 +131,47 @@ class Scene(Frozen):
         return self
 
 
+class OaLibraryEntry(Frozen):
+    """A template of the Official Account's libraries as ``api_add_template`` takes it: a numeric
+    id for the category template library (类目模板库, where WeChat sends new services since 2023),
+    ``TM…``/``OPENTM…`` for the older industry library; its keywords by code, each with the Chinese
+    name the call must give (https://developers.weixin.qq.com/doc/service/api/notify/template/api_addtemplate:
+    keyword_name_list, the names in order; anything else is refused with 40246)."""
+
+    title: str
+    keywords: dict[str, Annotated[str, Field(min_length=1, max_length=20)]] = Field(
+        min_length=1, max_length=10
+    )
+    """keyword code (``character_string1``) -> its name in the library (``订单编号``)"""
+
+
 class Catalog(Frozen):
     scenes: dict[str, Scene]
+    wechat_oa_library: dict[
+        Annotated[str, Field(pattern=r"^(\d{1,10}|(OPEN)?TM\d{1,12})$")], OaLibraryEntry
+    ] = Field(
+        default_factory=dict,
+        description="the Official Account library templates the scenes use, with their keywords' names",
+    )
+
+    def keyword_names(self, library_id: str, keywords: list[str]) -> list[str]:
+        """The names ``api_add_template`` is given for these keyword codes of an OA library template."""
+        entry = self.wechat_oa_library[library_id]
+        return [entry.keywords[keyword] for keyword in keywords]
+
+    @model_validator(mode="after")
+    def _oa_templates_are_in_the_library(self) -> Self:
+        """Every OA template a scene offers is in ``wechat_oa_library``, with every keyword named."""
+        for scene_id, scene in self.scenes.items():
+            for template in scene.library_templates(ChannelName.WECHAT_OA):
+                entry = self.wechat_oa_library.get(template.library_id)
+                where = f"scenes.{scene_id}.wechat_oa {template.library_id}"
+                if entry is None:
+                    raise ValueError(f"{where}: not in wechat_oa_library (its keywords' names are needed)")
+                unnamed = [keyword for keyword in template.keywords if keyword not in entry.keywords]
+                if unnamed:
+                    raise ValueError(f"{where}: keywords {unnamed} are not in the library template")
+        return self
 
     def scenes_for(self, event_type: str, document: Mapping[str, Any]) -> list[tuple[str, Scene]]:
         """The scenes an event fires: its type is their trigger and it has their ``when`` values."""

@@ -134,7 +134,12 @@ async def switch(
     library = catalog.scenes[scene_id].library_template(channel, _library(rule))
     if library is None:  # cannot happen: the settings were validated, and name an offered one
         raise Refused(f"scenes.{scene_id}.{channel.value}: no library template to add")
-    template_id = await templates.add(appid, library.library_id, library.keywords)
+    keywords = (
+        catalog.keyword_names(library.library_id, library.keywords)
+        if channel is ChannelName.WECHAT_OA
+        else library.keywords
+    )
+    template_id = await templates.add(appid, library.library_id, keywords)
     document["scenes"][scene_id][channel.value]["template_id"] = template_id
 
     async def undo() -> None:

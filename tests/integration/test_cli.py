@@ -86,8 +86,15 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
     spent = re.search(r"SMS shop 9001: balance (\d+) -> (\d+) \(2 SMS sent, 2 segments\)", out)
     assert spent
     assert int(spent[1]) - int(spent[2]) == 2
-    # the send log in PostgreSQL: the shop's deliveries of the run (the buyer who unfollowed too)
-    assert re.search(r"send log \(PostgreSQL, `mall-notify messages 9001`\): 1[0-9] rows of shop 9001", out)
+    # the shop's webhook endpoint got a call for each delivered message, each signed with its secret
+    called = re.search(
+        r"webhooks: the shop's endpoint wh_\w+ \(delivered, failed\) took (\d+) calls .*, (\d+) with", out
+    )
+    assert called
+    assert int(called[1]) == int(called[2]) >= 10
+    # the send log in PostgreSQL: the shop's deliveries of the run (the buyer who unfollowed too) and
+    # its webhook calls
+    assert re.search(r"send log \(PostgreSQL, `mall-notify messages 9001`\): 2[0-9] rows of shop 9001", out)
     assert "43004 not_following" in out  # a buyer who unfollowed: skipped, not a dead letter
     assert "invalid_json" in out
     assert "unknown_type" in out

@@ -24,9 +24,11 @@ scenes:
       order_no: {label: 订单编号, source: data.order_no}
     default_templates:
       wechat_oa:
-        library_id: X
+        library_id: OPENTM1
         title: t
         fields: {character_string1: "{order_no}"}
+wechat_oa_library:
+  OPENTM1: {title: t, keywords: {character_string1: 订单编号}}
 """
 
 
@@ -41,6 +43,12 @@ def test_the_shipped_catalog_and_shops_load(catalog: Catalog) -> None:
     assert 9001 in shops
 
 
+def test_a_good_catalog_loads_with_its_oa_keywords_named(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(GOOD_SCENE)
+    assert load_catalog(path).keyword_names("OPENTM1", ["character_string1"]) == ["订单编号"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -53,6 +61,9 @@ def test_the_shipped_catalog_and_shops_load(catalog: Catalog) -> None:
             "channels: verification_code notices go by aliyun_sms only",
         ),
         (("recipient: data.buyer", "recipient: buyer"), "recipient: String should match pattern"),
+        (("OPENTM1: {title", "OPENTM2: {title"), "OPENTM1: not in wechat_oa_library"),
+        (("character_string1: 订单编号", "thing2: 订单编号"), "keywords ['character_string1'] are not in"),
+        (("OPENTM1: {title", "keyword-7: {title"), "wechat_oa_library.keyword-7"),
     ],
 )
 def test_a_bad_catalog_names_the_field(tmp_path: Path, change: tuple[str, str], message: str) -> None:

@@ -61,7 +61,8 @@ async def test_enabling_a_default_template_adds_it_to_either_account(
     on_mp = await switch(
         on_oa.shop, catalog, "buyer_order_paid", MP, RuleChange(enabled=True), accounts.__getitem__
     )
-    assert accounts[OA].added == [("OPENTM417958215", ["character_string1", "amount2", "thing3", "time4"])]
+    # the Official Account is given the keywords' names in the library, the Mini Program their ids
+    assert accounts[OA].added == [("OPENTM417958215", ["订单编号", "支付金额", "商品名称", "支付时间"])]
     assert accounts[MP].added == [("1221", ["character_string1", "amount2", "thing3", "time4"])]
     rules = on_mp.shop.scenes["buyer_order_paid"]
     assert (rules[OA].template_id, rules[MP].template_id) == ("new-1", "new-1")
@@ -110,7 +111,7 @@ async def test_a_custom_template_on_a_library_template_adds_that_one_and_undo_de
         fields={"character_string1": "{order_no}", "amount2": "{pay_amount}", "time3": "{pay_time}"},
     )
     switched = await switch(shop, catalog, "buyer_order_paid", OA, change, lambda _: account)
-    assert account.added == [("OPENTM207791277", ["character_string1", "amount2", "time3"])]
+    assert account.added == [("OPENTM207791277", ["订单编号", "支付金额", "支付时间"])]
     assert switched.undo is not None
     await switched.undo()
     assert account.templates == {}

@@ -6,8 +6,10 @@ import aiohttp
 import pytest
 
 from channels.base import ChannelName, ErrorClass
+from channels.wechat import CallFailed
 from channels.wechat_mp import WeChatMpChannel
 from channels.wechat_oa import WeChatOaChannel
+from channels.wechat_templates import MpTemplates, OaTemplates
 from tests.conftest import Sandbox
 from tests.factories import DEMO_APPID, delivery
 
@@ -120,3 +122,38 @@ async def test_an_oa_holds_at_most_25_templates(sandbox: Sandbox) -> None:
     ]
     assert [a["errcode"] for a in answers].count(0) == 25 - held
     assert answers[-1]["errcode"] == 45026
+
+
+async def test_an_oa_template_is_added_by_its_keywords_names_and_refused_when_given_their_codes(
+    sandbox: Sandbox,
+) -> None:
+    """api_add_template takes the keywords' names in the library, in order; a category template
+    (numeric id) refuses codes or no names with 40246, as WeChat documents."""
+    templates = OaTemplates(sandbox.wechat_api())
+    added = await templates.add(DEMO_APPID, "46213", ["订单号", "支付金额"])
+    held = sandbox.state.wechat.templates[DEMO_APPID][added]
+    assert held.keywords == ["character_string1", "amount2"], "only the keywords named, in that order"
+    for keywords in (["character_string1", "amount2"], []):
+        with pytest.raises(CallFailed) as refused:
+            await templates.add(DEMO_APPID, "46213", keywords)
+        assert refused.value.result.code == "40246"
+    whole = await templates.add(DEMO_APPID, "OPENTM411962989", [])  # an industry template: taken whole
+    assert len(sandbox.state.wechat.templates[DEMO_APPID][whole].keywords) == 5
+
+
+async def test_a_subscribe_template_is_added_form_encoded_as_documented(sandbox: Sandbox) -> None:
+    """wxaapi/newtmpl/addtemplate takes a form (JSON is not supported), kidList repeated."""
+    added = await MpTemplates(sandbox.wechat_api()).add(MP_APPID, "1221", ["character_string1", "amount2"])
+    assert sandbox.state.wechat.templates[MP_APPID][added].keywords == ["character_string1", "amount2"]
+    api = sandbox.wechat_api()
+    with pytest.raises(CallFailed) as as_json:  # the same body as JSON
+        await api.call(MP_APPID, "POST", "/wxaapi/newtmpl/addtemplate", {"tid": "1221", "kidList": [1, 2]})
+    assert as_json.value.result.code == "47001"
+    for body, code in (
+        ({"tid": "99999", "kidList": [1, 2]}, "200014"),
+        ({"tid": "1221", "kidList": [1]}, "200020"),
+        ({"tid": "1221", "kidList": [1, 2], "sceneDesc": "这是一个超过十五个字的服务场景描述文字"}, "200021"),
+    ):
+        with pytest.raises(CallFailed) as refused:
+            await api.call(MP_APPID, "POST", "/wxaapi/newtmpl/addtemplate", body, form=True)
+        assert refused.value.result.code == code
