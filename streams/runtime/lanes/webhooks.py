@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 import orjson
 from pydantic import ValidationError
 
+from channels.base import ChannelName
 from streams.core.dispatch import Dispatch
 from streams.core.failures import Stage
 from streams.core.outcomes import Outcome
@@ -78,7 +79,7 @@ class WebhookStage(PipelineStage):
             return []
         made = calls(outcome, self.endpoints.of_shop(outcome.shop_id), record.source, self.clock())
         metrics.WEBHOOK_CALLS.inc(len(made))
-        send = self.topics.send_topic(made[0].delivery.channel) if made else ""
+        send = self.topics.send_topic(ChannelName.WEBHOOK)
         return [Write(send, d.delivery.account.encode(), self._sealed(d).to_json()) for d in made]
 
     def _sealed(self, dispatch: Dispatch) -> Dispatch:
