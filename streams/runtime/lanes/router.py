@@ -36,7 +36,7 @@ from streams.runtime.kafka.transactions import Transactions
 from streams.runtime.lanes.lane import LaneConfig
 from streams.runtime.lanes.ledger import Ledger
 from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
-from streams.runtime.lanes.stateful_lane import StatefulLane
+from streams.runtime.lanes.stateful_lane import LoadedFirstLane
 
 log = get_logger("router")
 SMS_PURCHASE_PAID = "sms_purchase_paid"
@@ -183,7 +183,9 @@ class RouterStage(PipelineStage):
         return writes
 
 
-class RouterLane(StatefulLane):
+class RouterLane(LoadedFirstLane):
+    """Routes nothing before the shops' settings are loaded (``ready``)."""
+
     stage: RouterStage
 
     def __init__(
@@ -196,22 +198,10 @@ class RouterLane(StatefulLane):
         ready: asyncio.Event,
         accounts: TableFollower | None = None,
     ) -> None:
-        super().__init__("router", config, transactions)
+        super().__init__("router", config, transactions, batch=batch, ready=ready)
         self.stage = stage
-        self.batch = batch
-        self._ready = ready
-        """set once the shops' settings are loaded: nothing is routed before"""
         self.accounts = accounts
         """the worker's follower of the account topic (the SMS orders the payments pay)"""
-
-    async def room(self, stopping: asyncio.Event) -> int:
-        if not self._ready.is_set():
-            try:
-                await asyncio.wait_for(self._ready.wait(), timeout=self.config.wait_seconds)
-            except TimeoutError:
-                return 0
-        await self.transactions.room()
-        return 0 if stopping.is_set() else self.batch
 
     async def handle(self, records: list[ConsumedRecord]) -> None:
         per_topic = Counter(record.topic for record in records)

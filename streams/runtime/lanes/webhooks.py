@@ -49,7 +49,7 @@ from streams.runtime.kafka.records import ConsumedRecord, Write
 from streams.runtime.kafka.transactions import Transactions
 from streams.runtime.lanes.lane import LaneConfig
 from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
-from streams.runtime.lanes.stateful_lane import StatefulLane
+from streams.runtime.lanes.stateful_lane import LoadedFirstLane
 
 log = get_logger("webhooks")
 
@@ -90,7 +90,9 @@ class WebhookStage(PipelineStage):
         return replace(dispatch, delivery=delivery)
 
 
-class WebhookLane(StatefulLane):
+class WebhookLane(LoadedFirstLane):
+    """Reads no outcome before the endpoints are loaded (``ready``)."""
+
     stage: WebhookStage
 
     def __init__(
@@ -102,20 +104,8 @@ class WebhookLane(StatefulLane):
         batch: int,
         ready: asyncio.Event,
     ) -> None:
-        super().__init__("webhooks", config, transactions)
+        super().__init__("webhooks", config, transactions, batch=batch, ready=ready)
         self.stage = stage
-        self.batch = batch
-        self._ready = ready
-        """set once the endpoints are loaded: no outcome is read before"""
-
-    async def room(self, stopping: asyncio.Event) -> int:
-        if not self._ready.is_set():
-            try:
-                await asyncio.wait_for(self._ready.wait(), timeout=self.config.wait_seconds)
-            except TimeoutError:
-                return 0
-        await self.transactions.room()
-        return 0 if stopping.is_set() else self.batch
 
     async def handle(self, records: list[ConsumedRecord]) -> None:
         for record in records:
