@@ -61,9 +61,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy streams channels
 
-# pytest exits 5 when it collected no tests: a run that tests nothing is a failure here.
+# pytest exits 5 when it collected no tests: a run that tests nothing is a failure here. Two
+# processes: the integration tests all in one (they share the session's broker, database and
+# pipeline, one after the other), the unit tests in the other meanwhile (tests/conftest.py).
 pytest: venv tools
-	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 test-unit: venv tools

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -79,6 +80,34 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     if shop is not None and who not in (PLATFORM, shop):
         return problem(403, f"this token may not reach shop {shop}")
     request[WHO] = who
+    return await handler(request)
+
+
+def _query_names(document: dict[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
+    """(path, METHOD) -> the query parameters the OpenAPI document gives that operation."""
+    names: dict[tuple[str, str], frozenset[str]] = {}
+    for path, item in document["paths"].items():
+        shared = [p["name"] for p in item.get("parameters", []) if p.get("in") == "query"]
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                own = [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]
+                names[(path, method.upper())] = frozenset([*shared, *own])
+    return names
+
+
+QUERY_NAMES = _query_names(OPENAPI)
+
+
+@web.middleware
+async def known_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A query parameter the document does not give the operation is refused (422) naming it,
+    never silently ignored."""
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else ""
+    allowed = QUERY_NAMES.get((path, request.method))
+    unknown = sorted(set(request.query) - allowed) if allowed is not None else []
+    if unknown:
+        return problem(422, f"{quote(unknown[0], 40)}: not a query parameter of {request.method} {path}")
     return await handler(request)
 
 
@@ -248,7 +277,9 @@ async def get_openapi(_: web.Request) -> web.Response:
 
 
 def build_app(context: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[problems_as_json, authorize], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[problems_as_json, authorize, known_query], client_max_size=MAX_BODY_BYTES
+    )
     app[CONTEXT] = context
 
     async def follow_settings(app: web.Application) -> AsyncIterator[None]:

@@ -130,6 +130,11 @@ def test_a_shop_sees_its_sms_spend_by_day_and_the_api_times_its_reads(api: Servi
     assert len(days) == 3
     assert days == sorted(days, reverse=True), "newest day first"
     assert call(api, "GET", f"/v1/shops/{SHOP}/sms/spend?days=91", SHOP_TOKEN)[0] == 422
+    status, refused = call(api, "GET", f"/v1/shops/{SHOP}/sms/spend?days=3&day=4", SHOP_TOKEN)
+    assert (status, refused["problems"]) == (
+        422,
+        ["day: not a query parameter of GET /v1/shops/{shop_id}/sms/spend"],
+    )
     assert call(api, "GET", "/v1/shops/9001/sms/spend", SHOP_TOKEN)[0] == 403
 
     with urllib.request.urlopen(f"{api.url}/metrics", timeout=5) as response:
