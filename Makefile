@@ -61,18 +61,29 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy streams channels
 
-# pytest exits 5 when it collected no tests: a run that tests nothing is a failure here. Two
-# processes: the integration tests all in one (they share the session's broker, database and
-# pipeline, one after the other), the unit tests in the other meanwhile (tests/conftest.py).
+# Two pytest processes at once: the integration tests (one after the other, on the session's broker
+# and database) and, beside them, the unit tests (their output printed after). pytest exits 5 when
+# it collected no tests: when both did, the run tested nothing, a failure here. PYTEST_ARGS goes to both;
+# UNIT and INTEGRATION pick each one's tests (INTEGRATION='-m "integration and not slow"').
+UNIT ?= -m "not integration and not slow"
+INTEGRATION ?= -m "integration or slow"
 pytest: venv tools
-	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+	@mkdir -p .local
+	$(BIN)/pytest $(UNIT) $(PYTEST_ARGS) > .local/unit-tests.log 2>&1 & unit=$$!; \
+	$(BIN)/pytest $(INTEGRATION) $(PYTEST_ARGS); integration=$$?; \
+	wait $$unit; unit=$$?; \
+	echo "== the unit tests, run beside the integration tests (.local/unit-tests.log) =="; \
+	cat .local/unit-tests.log; \
+	if [ $$unit -eq 5 ] && [ $$integration -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
+	for status in $$unit $$integration; do \
+	  if [ $$status -ne 0 ] && [ $$status -ne 5 ]; then exit $$status; fi; \
+	done
 
 test-unit: venv tools
-	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest $(UNIT) $(PYTEST_ARGS)
 
 test-integration: venv tools
-	$(BIN)/pytest -m "integration or slow" $(PYTEST_ARGS)
+	$(BIN)/pytest $(INTEGRATION) $(PYTEST_ARGS)
 
 kafka-up:
 	$(KAFKA) up

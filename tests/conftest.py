@@ -75,14 +75,6 @@ def database_url() -> Iterator[str]:
         yield from _local(POSTGRES_SCRIPT, "PostgreSQL")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``-n 2 --dist loadgroup`` (make test) every integration test runs in one process, in
-    order, on the session's broker and database; the unit tests fill the other process."""
-    for item in items:
-        if item.get_closest_marker("integration") or item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group("integration"))
-
-
 def restart_database(url: str) -> None:
     """PostgreSQL restarted under the clients (the project's local server), or, for any other,
     every other connection to the database cut: what its clients see of a restart."""
