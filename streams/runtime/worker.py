@@ -210,6 +210,8 @@ def _send_log(settings: Settings, topics: Topics) -> SendLogLane | None:
         topics.outcomes,
         f"{_group(settings)}.send-log",
         settings.send_log_keep_days,
+        settings.kafka_session_timeout,
+        identity(settings.state_dir),
     )
 
 

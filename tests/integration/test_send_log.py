@@ -61,6 +61,7 @@ def test_every_outcome_is_stored_once_across_a_crash_of_the_worker_and_of_the_da
     database = pipeline.worker_env["MALL_NOTIFY_DATABASE_URL"]
     failures_before = lost_database(pipeline)
     restart_database(database)
+    published += pipeline.publish(paid(9001, 20))  # outcomes the lane writes after the restart
     records = read_until(
         pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement(published), 3 * SETTLE_SECONDS
     )

@@ -53,9 +53,21 @@ class SendLogLane:
     name = "send-log"
 
     def __init__(
-        self, bootstrap_servers: str, database_url: str, topic: str, group: str, keep_days: int
+        self,
+        bootstrap_servers: str,
+        database_url: str,
+        topic: str,
+        group: str,
+        keep_days: int,
+        session_timeout_seconds: float = 30.0,
+        instance_id: str | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.session_timeout_seconds = session_timeout_seconds
+        self.instance_id = instance_id
+        """the worker's identity, as the other lanes': a static member of its group, so a worker
+        that comes back after a crash gets its partitions at once instead of after the session
+        timeout of its former self"""
         self.database_url = database_url
         self.topic = topic
         self.group = group
@@ -103,7 +115,18 @@ class SendLogLane:
 
     def _consumer(self, conn: Any) -> Consumer:
         """A member of the lane's group that starts each partition it gets where the database says."""
-        consumer = Consumer(group_consumer_config(self.bootstrap_servers, self.group, on_loop=False))
+        session_ms = int(self.session_timeout_seconds * 1000)
+        static = {"group_instance_id": self.instance_id} if self.instance_id else {}
+        consumer = Consumer(
+            group_consumer_config(
+                self.bootstrap_servers,
+                self.group,
+                on_loop=False,
+                session_timeout_ms=session_ms,
+                heartbeat_interval_ms=max(100, session_ms // 10),
+                **static,
+            )
+        )
 
         def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
             offsets = read_offsets(conn, self.group, self.topic)
