@@ -59,6 +59,15 @@ class LibraryTemplate(Frozen):
 
 
 Kind = Literal["basic", "marketing", "verification_code", "seller"]
+Category = Literal["transactional", "security", "marketing"]
+CATEGORY_OF_KIND: dict[str, Category] = {
+    "basic": "transactional",
+    "seller": "transactional",
+    "marketing": "marketing",
+    "verification_code": "security",
+}
+"""what a buyer may refuse or defer (marketing), must always get (security), or gets as a matter of
+course (transactional), by the manual's kind of notice"""
 ONLY_CHANNEL: dict[str, ChannelName] = {
     "marketing": ChannelName.WECHAT_OA,  # 营销通知目前仅支持公众号消息通知
     "verification_code": ChannelName.ALIYUN_SMS,
@@ -71,6 +80,7 @@ class Scene(Frozen):
     title: str
     audience: Literal["buyer", "seller"]
     kind: Kind
+    category: Category
     trigger: str
     when: dict[str, str] = Field(
         default_factory=dict,
@@ -101,6 +111,13 @@ class Scene(Frozen):
         if library_id is None:
             return offered[0] if offered else None
         return next((t for t in offered if t.library_id == library_id), None)
+
+    @model_validator(mode="after")
+    def _category_follows_the_kind(self) -> Self:
+        expected = CATEGORY_OF_KIND[self.kind]
+        if self.category != expected:
+            raise ValueError(f"category: a {self.kind} notice is {expected}")
+        return self
 
     @model_validator(mode="after")
     def _channels_follow_the_product_rules(self) -> Self:

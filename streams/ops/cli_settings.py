@@ -54,13 +54,15 @@ def catalog_of(settings: Settings) -> Catalog:
 
 
 def catalog(as_json: JsonOption = False) -> None:
-    """The scenes: trigger, audience, channels and variable library."""
+    """The scenes: trigger, audience, category, channels and variable library."""
     loaded = catalog_of(load_cli_settings())
     if as_json:
         print_json(loaded.model_dump(mode="json"))
         return
     scenes = loaded.scenes
-    rows = table("scene", "title", "trigger", "to", "channels", "variables", title=f"{len(scenes)} scenes")
+    rows = table(
+        "scene", "title", "trigger", "to", "category", "channels", "variables", title=f"{len(scenes)} scenes"
+    )
     for scene_id, scene in scenes.items():
         trigger = scene.trigger + "".join(f"\n{path}={value}" for path, value in scene.when.items())
         rows.add_row(
@@ -68,6 +70,7 @@ def catalog(as_json: JsonOption = False) -> None:
             scene.title,
             trigger,
             scene.audience,
+            scene.category,
             ", ".join(c.value for c in scene.channels),
             escape(", ".join(f"{{{name}}} {v.label}" for name, v in scene.variables.items())),
         )

@@ -17,6 +17,7 @@ scenes:
     title: t
     audience: buyer
     kind: basic
+    category: transactional
     trigger: payment.succeeded
     recipient: data.buyer
     channels: [wechat_oa]
@@ -43,6 +44,17 @@ def test_the_shipped_catalog_and_shops_load(catalog: Catalog) -> None:
     assert 9001 in shops
 
 
+def test_every_scene_has_its_category_codes_security_coupons_marketing(catalog: Catalog) -> None:
+    categories = {scene_id: scene.category for scene_id, scene in catalog.scenes.items()}
+    assert {s for s, c in categories.items() if c == "security"} == {
+        "code_register",
+        "code_reset_password",
+        "code_login",
+    }
+    assert {s for s, c in categories.items() if c == "marketing"} == {"buyer_coupon_issued"}
+    assert categories["buyer_order_paid"] == categories["seller_sms_balance_low"] == "transactional"
+
+
 def test_a_good_catalog_loads_with_its_oa_keywords_named(tmp_path: Path) -> None:
     path = tmp_path / "catalog.yaml"
     path.write_text(GOOD_SCENE)
@@ -57,11 +69,13 @@ def test_a_good_catalog_loads_with_its_oa_keywords_named(tmp_path: Path) -> None
         (("audience: buyer", "audience: courier"), "scenes.buyer_order_paid.audience"),
         (("channels: [wechat_oa]", "channels: [wechat_mp]"), "wechat_oa: channel not allowed for this scene"),
         (
-            ("kind: basic\n    trigger", "kind: verification_code\n    trigger"),
+            ("kind: basic\n    category: transactional", "kind: verification_code\n    category: security"),
             "channels: verification_code notices go by aliyun_sms only",
         ),
         (("recipient: data.buyer", "recipient: buyer"), "recipient: String should match pattern"),
         (("OPENTM1: {title", "OPENTM2: {title"), "OPENTM1: not in wechat_oa_library"),
+        (("category: transactional", "category: marketing"), "category: a basic notice is transactional"),
+        (("category: transactional", "category: urgent"), "buyer_order_paid.category"),
         (("character_string1: 订单编号", "thing2: 订单编号"), "keywords ['character_string1'] are not in"),
         (("OPENTM1: {title", "keyword-7: {title"), "wechat_oa_library.keyword-7"),
     ],
