@@ -52,13 +52,19 @@ def check_url(url: str, allowed_hosts: frozenset[str] = frozenset()) -> str:
     """The URL as it will be called, or UrlRefused: https only (http for an allowed host), a host
     name or a public address, no user or password in it. ``allowed_hosts``: ``host:port`` entries
     called whatever their address (the demo's and the tests' local receivers)."""
+    _checked(url, allowed_hosts)
+    return url
+
+
+def _checked(url: str, allowed_hosts: frozenset[str]) -> tuple[str, int, bool]:
+    """The host and port of a URL :func:`check_url` takes, and whether the host is an allowed one."""
     scheme, host, port = _parts(url)
     allowed = f"{host}:{port}" in allowed_hosts
     if scheme != "https" and not (allowed and scheme == "http"):
         raise UrlRefused("url: https only")
     if not allowed:
         _public_name(host)
-    return url
+    return host, port, allowed
 
 
 def _parts(url: str) -> tuple[str, str, int]:
@@ -146,8 +152,9 @@ class WebhookChannel:
     async def send(self, delivery: Delivery) -> SendResult:
         url = delivery.recipient
         try:
-            check_url(url, self._allowed)
-            await self._public(url)
+            host, port, allowed = _checked(url, self._allowed)
+            if not allowed:
+                await _resolves_public(host, port)
         except UrlRefused as exc:
             return SendResult.failed(ErrorClass.PERMANENT, "url_refused", str(exc))
         except OSError as exc:
@@ -176,12 +183,9 @@ class WebhookChannel:
             return SendResult.failed(ErrorClass.PERMANENT, "410", "the receiver says the endpoint is gone")
         return SendResult.failed(ErrorClass.TRANSIENT, str(status), f"the receiver answered HTTP {status}")
 
-    async def _public(self, url: str) -> None:
-        """UrlRefused when the URL's host resolves to an address that is not public (an allowed
-        host is called wherever it is)."""
-        _, host, port = _parts(url)
-        if f"{host}:{port}" in self._allowed:
-            return
-        for address in await resolve(host, port):
-            if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
-                raise UrlRefused(f"url: {host} resolves to {address}, not a public address")
+
+async def _resolves_public(host: str, port: int) -> None:
+    """UrlRefused when the host resolves to an address that is not public."""
+    for address in await resolve(host, port):
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+            raise UrlRefused(f"url: {host} resolves to {address}, not a public address")
