@@ -9,6 +9,7 @@ Kafka did not answer. A traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Annotated, Any
 
@@ -81,6 +82,13 @@ def kafka(settings: Settings, *needed_topics: str) -> str:
     except MissingTopics as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     return settings.kafka_bootstrap_servers
+
+
+def kafka_topic(settings: Settings, topic_of: Callable[[Topics], str]) -> tuple[str, str]:
+    """The bootstrap address of a cluster that answered and holds one topic of the spec (picked by
+    ``topic_of``, e.g. ``attrgetter("settings")``), and that topic's name."""
+    topic = topic_of(load_cli_topics(settings))
+    return kafka(settings, topic), topic
 
 
 def database_url(settings: Settings) -> str:

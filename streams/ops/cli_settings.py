@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +33,7 @@ from streams.ops.cli_common import (
     console,
     fail,
     kafka,
+    kafka_topic,
     load_cli_settings,
     load_cli_topics,
     print_json,
@@ -79,8 +81,7 @@ def catalog(as_json: JsonOption = False) -> None:
 
 def settings_topic(settings: Settings) -> tuple[str, str]:
     """The bootstrap address of a cluster that answered, and the settings topic it holds."""
-    topic = load_cli_topics(settings).settings
-    return kafka(settings, topic), topic
+    return kafka_topic(settings, attrgetter("settings"))
 
 
 def save(settings: Settings, shops: list[ShopRules], action: str) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import getpass
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Annotated, Any
 
 import typer
@@ -40,9 +41,8 @@ from streams.ops.cli_common import (
     console,
     database_url,
     fail,
-    kafka,
+    kafka_topic,
     load_cli_settings,
-    load_cli_topics,
     print_json,
     table,
 )
@@ -65,8 +65,7 @@ def packages_of(settings: Settings) -> dict[str, Package]:
 
 
 def _account(settings: Settings) -> tuple[str, str]:
-    topic = load_cli_topics(settings).sms_account
-    return kafka(settings, topic), topic
+    return kafka_topic(settings, attrgetter("sms_account"))
 
 
 def _book(settings: Settings) -> AccountBook:

@@ -5,6 +5,7 @@ webhooks topic as the API does."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Annotated
 
 import typer
@@ -27,9 +28,8 @@ from streams.ops.cli_common import (
     JsonOption,
     console,
     fail,
-    kafka,
+    kafka_topic,
     load_cli_settings,
-    load_cli_topics,
     print_json,
     table,
 )
@@ -43,8 +43,7 @@ EndpointArgument = Annotated[str, typer.Argument(help="the endpoint's id (wh_...
 
 
 def _topic(settings: Settings) -> tuple[str, str]:
-    topic = load_cli_topics(settings).webhooks
-    return kafka(settings, topic), topic
+    return kafka_topic(settings, attrgetter("webhooks"))
 
 
 def _endpoints(settings: Settings) -> EndpointTable:
