@@ -243,7 +243,6 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         Supervisor(),
         topics.settings,
         topics.settings_history,
-        topics.outcomes,
         settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None,
         Tokens.configured(settings.api_platform_token, settings.api_shop_tokens),
         wechat_accounts(settings, session),

@@ -85,7 +85,6 @@ class ApiContext:
     supervisor: Supervisor
     settings_topic: str
     history_topic: str
-    outcomes_topic: str
     recipient_key: bytes | None
     """the platform's key for the recipients' hashes (history); None when not configured"""
     tokens: Tokens
