@@ -65,7 +65,7 @@ async def stable_token(request: web.Request) -> web.Response:
 
 def with_token(handler: Handler, form: bool = False) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Check the access token, parse the body (JSON, or ``form``-encoded where WeChat documents
-    that: a repeated key becomes a list), then run ``handler(state, appid, body)``."""
+    that: its repeated ``kidList`` as a list), then run ``handler(state, appid, body)``."""
 
     async def endpoint(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
@@ -181,11 +181,8 @@ def add_template(state: State, appid: str, body: dict[str, Any]) -> web.Response
         return _error(40037, "invalid template_id")
     names = body.get("keyword_name_list") or []
     by_name = {name: code for code, name in source.keywords.items()}
-    if not isinstance(names, list) or not all(isinstance(name, str) and name in by_name for name in names):
-        return _error(40246, "keyword name invalid")
-    if not names and source.short_id.isdigit():
-        return _error(40246, "keyword name invalid")
-    if len(set(names)) != len(names):
+    named = isinstance(names, list) and all(isinstance(name, str) and name in by_name for name in names)
+    if not named or len(set(names)) != len(names) or (not names and source.short_id.isdigit()):
         return _error(40246, "keyword name invalid")
     codes = [by_name[name] for name in names] if names else list(source.keywords)
     templates = state.wechat.templates.setdefault(appid, {})

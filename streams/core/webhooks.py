@@ -122,7 +122,6 @@ class EndpointTable(Mapping[str, Endpoint]):
             return f"a webhooks record whose key is not <shop>/<endpoint>: {key!r}"
         if value is None:
             removed = self._endpoints.pop(endpoint_id, None)
-            self._by_shop.get(int(shop), {}).pop(endpoint_id, None)
             if removed is not None:
                 self._by_shop.get(removed.shop_id, {}).pop(endpoint_id, None)
             return int(shop)

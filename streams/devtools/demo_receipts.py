@@ -73,14 +73,14 @@ def print_history(console: Console, settings: Settings, openid: str, since: date
     if settings.database_url is None:
         return
     query = recipient_query(DEMO_RECIPIENT_KEY.encode(), None, openid, None, since)
-    deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
+    url, deadline = settings.database_url.get_secret_value(), time.monotonic() + RECEIPT_WAIT_SECONDS
     try:
-        lines = read_recipient_history(settings.database_url.get_secret_value(), query)
-        while any(line.receipt is None for line in lines if line.status is Status.DELIVERED):
-            if time.monotonic() > deadline:
+        while True:
+            lines = read_recipient_history(url, query)
+            waiting = any(line.receipt is None for line in lines if line.status is Status.DELIVERED)
+            if not waiting or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-            lines = read_recipient_history(settings.database_url.get_secret_value(), query)
     except DatabaseUnavailable as exc:
         console.print(f"history: {exc}", markup=False, highlight=False)
         return

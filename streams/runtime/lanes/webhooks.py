@@ -75,9 +75,7 @@ class WebhookStage(PipelineStage):
             outcome = Outcome.model_validate_json(record.value or b"")
         except (orjson.JSONDecodeError, AttributeError, ValidationError):
             return []  # not an outcome of ours: nothing to tell anyone
-        if outcome.shop_id is None:
-            return []
-        made = calls(outcome, self.endpoints.of_shop(outcome.shop_id), record.source, self.clock())
+        made = calls(outcome, self.endpoints.of_shop(shop_id), record.source, self.clock())
         metrics.WEBHOOK_CALLS.inc(len(made))
         send = self.topics.send_topic(ChannelName.WEBHOOK)
         return [Write(send, d.delivery.account.encode(), self._sealed(d).to_json()) for d in made]
