@@ -74,9 +74,11 @@ class Endpoint(BaseModel):
     def enabled(self) -> bool:
         return self.disabled_at is None
 
-    def wants(self, status: Status) -> bool:
-        event = EVENT_OF.get(status)
-        return self.enabled and event is not None and event in self.events
+    def wants(self, outcome: Outcome) -> bool:
+        """An outcome of an event it subscribed to, reached since it was registered (a webhook
+        lane catching up does not tell a new endpoint about messages older than itself)."""
+        event = EVENT_OF.get(outcome.status)
+        return self.enabled and event is not None and event in self.events and outcome.at >= self.created_at
 
 
 class NewEndpoint(Endpoint):
@@ -180,7 +182,7 @@ def calls(outcome: Outcome, endpoints: list[Endpoint], source: SourceRecord, now
     outcome of a webhook call itself). A call's id is the same however often the outcome is read."""
     if outcome.channel is ChannelName.WEBHOOK or outcome.shop_id is None:
         return []
-    wanting = [e for e in endpoints if e.wants(outcome.status)]
+    wanting = [e for e in endpoints if e.wants(outcome)]
     made = []
     for endpoint in wanting:
         call_id = (

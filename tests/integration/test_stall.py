@@ -9,6 +9,7 @@ import asyncio
 import pytest
 from prometheus_client import REGISTRY
 
+from channels.base import ChannelName
 from streams.devtools.demo import Settlement
 from streams.devtools.upstream import publish_values
 from streams.ops.reading import end_offsets, read_until
@@ -22,14 +23,19 @@ pytestmark = pytest.mark.integration
 EVENTS = 5
 
 
-def _router_lag() -> float:
+def _lag(lane: str) -> float:
+    """The lane's lag as last reported (on /readyz and /metrics)."""
     return sum(
         sample.value
         for metric in REGISTRY.collect()
         if metric.name == "mall_notify_consumer_lag"
         for sample in metric.samples
-        if sample.labels.get("lane") == "router"
+        if sample.labels.get("lane") == lane
     )
+
+
+def _router_lag() -> float:
+    return _lag("router")
 
 
 async def test_a_consumer_that_stops_taking_records_is_reported_stalled_until_it_moves(
@@ -75,6 +81,21 @@ async def test_a_consumer_that_stops_taking_records_is_reported_stalled_until_it
         assert Settlement(published)(records)
         await until(lambda: worker.readiness.report()[0], 30, "the worker is ready again")
         await until(lambda: _router_lag() == 0, 30, "the lag is gone")
+        # the OA sender reads what the router wrote in transactions: the commit marker after its
+        # last record is never read, and is no lag either
+        [oa] = [lane for lane in worker.lanes if lane.name == "send.wechat_oa"]
+        written = await asyncio.to_thread(
+            end_offsets, kafka_bootstrap, worker.topics.send_topic(ChannelName.WECHAT_OA)
+        )
+        await until(
+            lambda: {p: end.end for (_, p), end in oa.ends.items()} == written,
+            30,
+            "the OA sender knows where its partitions end, commit markers included",
+        )
+        assert sum(written.values()) > 0
+        await until(lambda: not any(oa.lag().values()), 30, "no lag left behind a transaction's marker")
+        worker.readiness.report()
+        assert _lag("send.wechat_oa") == 0
         assert REGISTRY.get_sample_value("mall_notify_partitions_stalled", {"lane": "router"}) == 0
     finally:
         thawed.set()

@@ -47,6 +47,19 @@ def test_rewinding_forgets_the_records_that_will_be_read_again() -> None:
     assert [o.offset for o in offsets.committable()] == [21]
 
 
+def test_a_transaction_marker_after_the_last_record_is_not_left_to_finish() -> None:
+    offsets = Offsets()
+    offsets.read(P, 30, at=0.0)
+    offsets.done(P, 30)
+    assert offsets.position(P) == 31, "the marker at 31 is where the broker's stable end is 32"
+    offsets.fetched(P, 32)
+    assert offsets.position(P) == 32
+    offsets.read(P, 32, at=1.0)
+    assert offsets.position(P) == 32, "an unfinished record holds the position"
+    offsets.done(P, 32)
+    assert offsets.position(P) == 33, "what was finished since counts, not the older answer"
+
+
 @pytest.mark.parametrize(
     ("code", "problem"),
     [

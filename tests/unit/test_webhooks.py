@@ -120,6 +120,14 @@ def test_a_webhook_calls_outcome_or_another_shops_makes_no_call() -> None:
     assert calls(outcome(Status.REACHED), wants, source, NOW) == [], "reached was not asked for"
 
 
+def test_an_endpoint_is_not_told_about_messages_older_than_itself() -> None:
+    """The webhook lane catching up on a backlog reads outcomes from before a registration."""
+    registered_later = endpoint("delivered", created_at=NOW + timedelta(seconds=1))
+    source = SourceRecord("notify.outcomes", 0, 1)
+    assert calls(outcome(Status.DELIVERED), [registered_later], source, NOW) == []
+    assert calls(outcome(Status.DELIVERED), [endpoint("delivered", created_at=NOW)], source, NOW)
+
+
 def after(endpoint: Endpoint, ok: bool, now: datetime, failing_from: datetime = NOW) -> Endpoint | None:
     return after_call(endpoint, ok, failing_from, now, disable_after=DAY)
 

@@ -42,6 +42,7 @@ from streams.runtime.state.store import Store
 
 log = get_logger("lane")
 REPEATS = Repeats(log, interval_seconds=30.0)
+POSITIONS_INTERVAL_SECONDS = 1.0
 Partition = tuple[str, int]
 
 
@@ -82,6 +83,8 @@ class Offsets:
         self._stored: dict[Partition, int] = {}
         self._moved: dict[Partition, float] = {}
         """when a record of the partition was last read or finished (or it was assigned)"""
+        self._fetched: dict[Partition, int] = {}
+        """the consumer's position, as last asked: past transaction markers, which are never read"""
         self._clock = clock
 
     def assigned(self, partition: Partition, committed: int | None, at: float) -> None:
@@ -107,7 +110,16 @@ class Offsets:
         open_records = self._open.get(partition)
         if open_records:
             return next(iter(open_records))
-        return self._next.get(partition, self._stored.get(partition))
+        finished = self._next.get(partition, self._stored.get(partition))
+        fetched = self._fetched.get(partition)
+        if fetched is None or (finished is not None and finished > fetched):
+            return finished
+        return fetched
+
+    def fetched(self, partition: Partition, position: int) -> None:
+        """Where the consumer stands in a partition: a record read after a transaction's commit
+        marker leaves the marker's offset behind it, and nothing of it is left to finish."""
+        self._fetched[partition] = position
 
     def idle_since(self, partition: Partition) -> float | None:
         return self._moved.get(partition)
@@ -152,6 +164,7 @@ class Offsets:
             self._next.pop(partition, None)
             self._stored.pop(partition, None)
             self._moved.pop(partition, None)
+            self._fetched.pop(partition, None)
 
 
 @dataclass
@@ -177,6 +190,7 @@ class Lane:
         self.consumer: AIOConsumer | None = None
         self._metadata: object | None = None
         self._metadata_stale = False
+        self._positions_asked = 0.0
         transactions.register(self)
 
     # -- what a lane does -------------------------------------------------------------------
@@ -297,6 +311,8 @@ class Lane:
                     records = self._read(await self._take(consumer, limit))
                     if records:
                         await self.handle(records)
+                    else:
+                        await self._ask_positions(consumer)
         finally:
             await self.drain()
             await self._commit_before("stopping")
@@ -318,6 +334,18 @@ class Lane:
             return first
         rest: list[Message] = await consumer.consume(limit - 1, 0)
         return first + rest
+
+    async def _ask_positions(self, consumer: AIOConsumer) -> None:
+        """When idle, now and then: the consumer's positions (a local answer), so a partition whose
+        last record was written in a transaction shows no lag for the commit marker after it."""
+        now = time.monotonic()
+        if now - self._positions_asked < POSITIONS_INTERVAL_SECONDS or not self.status.assigned:
+            return
+        self._positions_asked = now
+        partitions = [TopicPartition(topic, number) for topic, number in self.status.assigned]
+        for position in await consumer.position(partitions):
+            if position.offset >= 0:
+                self.offsets.fetched((position.topic, position.partition), position.offset)
 
     def _read(self, messages: list[Message]) -> list[ConsumedRecord]:
         now = time.monotonic()
