@@ -19,7 +19,16 @@ from streams.core.errors import ConfigError, TopicsError
 from streams.core.events import json_schemas
 from streams.core.tokens import MIN_TOKEN_LENGTH, hash_token
 from streams.core.validation import UnreadableFile, describe, read_yaml
-from streams.ops import cli_dlq, cli_history, cli_messages, cli_publish, cli_settings, cli_sms, cli_webhooks
+from streams.ops import (
+    cli_dlq,
+    cli_history,
+    cli_messages,
+    cli_preferences,
+    cli_publish,
+    cli_settings,
+    cli_sms,
+    cli_webhooks,
+)
 from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
@@ -54,6 +63,7 @@ app.add_typer(cli_settings.settings_app, name="settings")
 app.add_typer(cli_sms.sms_app, name="sms")
 app.add_typer(cli_messages.db_app, name="db")
 app.add_typer(cli_webhooks.webhooks_app, name="webhooks")
+app.add_typer(cli_preferences.preferences_app, name="preferences")
 app.command("messages")(cli_messages.messages_command)
 app.command("history")(cli_history.history_command)
 app.command()(cli_dlq.stats)

@@ -21,7 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WECHAT_API = "https://api.weixin.qq.com"
 ENV_PREFIX = "MALL_NOTIFY_"
 DEFAULT_SEND_CONCURRENCY = 256
-LANE = r"(router|retry|receipts|send-log|webhooks|send\.(wechat_oa|wechat_mp|aliyun_sms|webhook|codes))"
+LANE = (
+    r"(router|buyers|retry|receipts|send-log|webhooks|send\.(wechat_oa|wechat_mp|aliyun_sms|webhook|codes))"
+)
 """one lane's name in MALL_NOTIFY_LANES"""
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
@@ -138,7 +140,7 @@ class Settings(BaseSettings):
     lanes: str = Field(
         default="all",
         pattern=rf"^(all|{LANE}(,{LANE})*)$",
-        description="the lanes this worker runs: all, or a comma list of router, send.<channel>, "
+        description="the lanes this worker runs: all, or a comma list of router, buyers, send.<channel>, "
         "send.codes, retry, receipts, send-log, webhooks (send.webhook sends their calls)",
     )
     webhook_disable_after_seconds: float = Field(

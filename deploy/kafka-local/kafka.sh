@@ -7,7 +7,8 @@
 #   kafka.sh address print the bootstrap address of the running broker
 #
 # Environment: KAFKA_LOCAL_DIR (default <repo>/.local/kafka), KAFKA_LOCAL_PORT (default: 19092,
-# or a free port when that one is taken), KAFKA_LOCAL_HEAP (default 512m).
+# or a free port when that one is taken), KAFKA_LOCAL_HEAP (default 1g: the test suite leaves some
+# 15,000 partitions of its topics behind, and 512m ran out).
 # The address of the running broker is in $KAFKA_LOCAL_DIR/bootstrap; `mall-notify` reads it when
 # KAFKA_BOOTSTRAP_SERVERS is not set, so every command finds the broker whatever port it took.
 set -euo pipefail
@@ -15,7 +16,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 state="${KAFKA_LOCAL_DIR:-$repo/.local/kafka}"
-heap="${KAFKA_LOCAL_HEAP:-512m}"
+heap="${KAFKA_LOCAL_HEAP:-1g}"
 pidfile="$state/broker.pid"
 addrfile="$state/bootstrap"
 

@@ -47,9 +47,11 @@ from streams.api.history import ROUTES as HISTORY_ROUTES
 from streams.api.messages import ROUTES as MESSAGES_ROUTES
 from streams.api.mp import ROUTES as MP_ROUTES
 from streams.api.openapi import OPENAPI
+from streams.api.preferences import ROUTES as PREFERENCES_ROUTES
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
 from streams.api.webhooks import ROUTES as WEBHOOK_ROUTES
+from streams.core.buyer_choices import PREFERENCES_TYPE
 from streams.core.catalog import load_catalog
 from streams.core.mp_subscriptions import ANSWER_TYPE
 from streams.core.shop_records import ShopTable
@@ -251,6 +253,7 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         topics.event_topic_for(ANSWER_TYPE),
         _pool(settings),
         _webhooks(settings, topics),
+        topics.event_topic_for(PREFERENCES_TYPE),
     )
 
 
@@ -316,6 +319,7 @@ def build_app(context: ApiContext) -> web.Application:
             *MP_ROUTES,
             *MESSAGES_ROUTES,
             *WEBHOOK_ROUTES,
+            *PREFERENCES_ROUTES,
         ]
     )
     return app

@@ -57,6 +57,29 @@ class SubscribeTemplates(BaseModel):
     """scenes the shop does not send on its Mini Program (off there, or no template)"""
 
 
+class ChoicesRequest(Body):
+    """What a buyer now refuses, in one scope: the whole of it, replacing what was said before."""
+
+    scope: Literal["shop", "platform"] = Field(
+        default="shop", description="shop: this shop only; platform: every shop (the platform's token only)"
+    )
+    categories_off: list[Literal["transactional", "marketing"]] = Field(
+        default_factory=list,
+        max_length=2,
+        description="transactional (orders, refunds, wallet), marketing (coupons); security notices "
+        "(verification codes) cannot be refused",
+    )
+    channels_off: list[Literal["wechat_oa", "wechat_mp", "aliyun_sms"]] = Field(
+        default_factory=list, max_length=3
+    )
+
+
+class ChoicesSaved(BaseModel):
+    event_id: str
+    """the preferences.changed event published"""
+    summary: str
+
+
 class Answered(BaseModel):
     event_id: str
     """the mp_subscription.answered event published"""

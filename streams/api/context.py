@@ -97,6 +97,8 @@ class ApiContext:
     database: AsyncConnectionPool | None = None
     """the send log's PostgreSQL (None: not configured)"""
     webhooks: WebhookDesk | None = None
+    preferences_topic: str | None = None
+    """where the buyers' preferences are published (the mall's own topic for them)"""
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)

@@ -19,6 +19,8 @@ from pydantic import BaseModel, RootModel
 
 from streams.api.bodies import (
     Answered,
+    ChoicesRequest,
+    ChoicesSaved,
     PaymentRequest,
     PurchaseRequest,
     ReviewRequest,
@@ -318,6 +320,25 @@ def mp_paths() -> dict[str, PathItem]:
     }
 
 
+def preferences_paths() -> dict[str, PathItem]:
+    return {
+        "/v1/shops/{shop_id}/buyers/{user_id}/preferences": PathItem(
+            parameters=[SHOP_ID, _path("user_id", r"^[A-Za-z0-9_.:-]{1,200}$")],
+            put=_operation(
+                "Say what a buyer refuses (categories: transactional, marketing; channels), for this "
+                "shop or, with the platform's token, every shop; replaces what was said before in that "
+                "scope. Published as the event preferences.changed; security notices always go out",
+                {
+                    "202": Response(description="published", content=_json_of(ChoicesSaved)),
+                    **REFUSED,
+                    **INVALID,
+                },
+                requestBody=_body(ChoicesRequest),
+            ),
+        ),
+    }
+
+
 def webhook_paths() -> dict[str, PathItem]:
     endpoint = [SHOP_ID, _path("endpoint_id", r"^wh_[0-9a-f]{16}$")]
     missing = {**REFUSED, "503": _problem("no recipient key configured, or Kafka did not answer")}
@@ -442,6 +463,7 @@ def openapi_document() -> OpenAPI:
             **mp_paths(),
             **messages_paths(),
             **webhook_paths(),
+            **preferences_paths(),
         },
     )
     return construct_open_api_with_schema_class(document)

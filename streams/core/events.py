@@ -218,6 +218,28 @@ class MpSubscriptionAnswered(Model):
     answered_at: Time
 
 
+class PreferencesChanged(Model):
+    """What a buyer now lets the mall send them, from the mall's settings page (or the admin API):
+    the whole of their no's in one scope, replacing the ones before. A verification code
+    (``security``) cannot be refused."""
+
+    user_id: Text = Field(description="the buyer: the mall's user id, the same in every shop")
+    scope: Literal["shop", "platform"] = Field(
+        default="shop",
+        description="shop: the event's shop only; platform: every shop of the mall",
+    )
+    categories_off: list[Literal["transactional", "marketing"]] = Field(
+        default_factory=list,
+        max_length=2,
+        description="the kinds of notice the buyer refuses: transactional (orders, refunds, wallet), "
+        "marketing (coupons); security notices (verification codes) always go out",
+    )
+    channels_off: list[Literal["wechat_oa", "wechat_mp", "aliyun_sms"]] = Field(
+        default_factory=list, max_length=3, description="the channels the buyer refuses"
+    )
+    changed_at: Time
+
+
 class Envelope(Model):
     specversion: Literal["1.0"]
     id: Text
@@ -293,6 +315,11 @@ class MpSubscriptionAnsweredEvent(Envelope):
     data: MpSubscriptionAnswered
 
 
+class PreferencesChangedEvent(Envelope):
+    type: Literal["preferences.changed"]
+    data: PreferencesChanged
+
+
 Event = Annotated[
     OrderSubmittedEvent
     | PaymentSucceededEvent
@@ -305,6 +332,7 @@ Event = Annotated[
     | CodeRequestedEvent
     | SmsPackagePaidEvent
     | MpSubscriptionAnsweredEvent
+    | PreferencesChangedEvent
     | SmsBalanceLowEvent
     | WebhookDisabledEvent,
     Field(discriminator="type"),
@@ -321,6 +349,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     "auth.code_requested": CodeRequestedEvent,
     "sms_package.paid": SmsPackagePaidEvent,
     "mp_subscription.answered": MpSubscriptionAnsweredEvent,
+    "preferences.changed": PreferencesChangedEvent,
     "sms_balance.low": SmsBalanceLowEvent,
     "webhook.disabled": WebhookDisabledEvent,
 }

@@ -73,6 +73,7 @@ class VariablePlan:
 class ScenePlan:
     scene_id: str
     audience: str
+    category: str
     when: tuple[tuple[Path, str], ...]
     recipient: Path
     variables: Mapping[str, VariablePlan]
@@ -84,6 +85,8 @@ class ScenePlan:
 class ShopPlan:
     shop_id: int
     by_trigger: Mapping[str, tuple[ScenePlan, ...]] = field(default_factory=dict)
+    daily_caps: Mapping[str, int] = field(default_factory=dict)
+    """per category: notices a buyer gets from the shop a day, at most"""
 
 
 def split_path(dotted: str) -> Path:
@@ -95,7 +98,11 @@ def compile_shop(shop: ShopRules, catalog: Catalog) -> ShopPlan:
     by_trigger: dict[str, list[ScenePlan]] = {}
     for scene_id, scene in catalog.scenes.items():
         by_trigger.setdefault(scene.trigger, []).append(_scene_plan(shop, scene_id, scene))
-    return ShopPlan(shop.shop_id, {trigger: tuple(plans) for trigger, plans in by_trigger.items()})
+    return ShopPlan(
+        shop.shop_id,
+        {trigger: tuple(plans) for trigger, plans in by_trigger.items()},
+        {str(category): cap for category, cap in shop.daily_caps.items()},
+    )
 
 
 def _scene_plan(shop: ShopRules, scene_id: str, scene: Scene) -> ScenePlan:
@@ -115,6 +122,7 @@ def _scene_plan(shop: ShopRules, scene_id: str, scene: Scene) -> ScenePlan:
     return ScenePlan(
         scene_id=scene_id,
         audience=scene.audience,
+        category=scene.category,
         when=tuple((split_path(path), value) for path, value in scene.when.items()),
         recipient=split_path(scene.recipient),
         variables=variables,

@@ -26,12 +26,19 @@ from streams.core.source import SourceRecord
 
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2a4e-93d5-4b8e-a1f0-5d7c3e9b2a10")
 _NAMESPACE_BYTES = DELIVERY_NAMESPACE.bytes
+BY_PERSON = frozenset({ChannelName.WECHAT_MP})
+"""channels whose deliveries are keyed by their recipient (their sender keeps state per person)"""
 
 
 @dataclass(frozen=True)
 class Routing:
     dispatches: list[Dispatch] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
+    buyers: dict[str, str] = field(default_factory=dict)
+    """scene -> the user id of the buyer it notifies, for the scenes a buyer may refuse (not the
+    codes): their dispatches go through the buyers lane"""
+    categories: dict[str, str] = field(default_factory=dict)
+    """scene -> its category, for the scenes of ``buyers``"""
 
 
 def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: str) -> str:
@@ -42,6 +49,19 @@ def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: s
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     return digest.hex()
+
+
+def send_key(dispatch: Dispatch, order_key: bytes, code: bool) -> bytes:
+    """The key a dispatch goes to its send topic with: the event's (its order number), so one
+    order's messages stay in order; its recipient's for a verification code (every code of a phone
+    on one partition of the codes topic, with that phone's limits) and on the channels whose
+    sender keeps state per person (the Mini Program's subscriptions), as :meth:`Router.address_key`
+    keys the person's other records."""
+    if not code and dispatch.delivery.channel not in BY_PERSON:
+        return order_key
+    if dispatch.recipient is not None:
+        return dispatch.recipient.hash.encode()
+    return person_key(None, dispatch.delivery.channel, dispatch.delivery.recipient)
 
 
 def value_at(node: object, path: Path) -> object | None:
@@ -116,17 +136,11 @@ class Router:
             )
             for scene, step, recipient, fields, link in planned
         ]
-        return Routing(dispatches, skips)
+        return Routing(dispatches, skips, *_refusing_buyers(event, scenes))
 
     def address_key(self, channel: ChannelName, address: str) -> bytes:
         """The Kafka key of a person's records on a channel (see :func:`person_key`)."""
         return person_key(self._recipient_key, channel, address)
-
-    def person_key(self, dispatch: Dispatch) -> bytes:
-        """The key of a dispatch's recipient, as :meth:`address_key` gives it for the address."""
-        if dispatch.recipient is not None:
-            return dispatch.recipient.hash.encode()
-        return person_key(None, dispatch.delivery.channel, dispatch.delivery.recipient)
 
     def _opened(self, address: str) -> str:
         """An address the platform keeps sealed (a seller's openid in the shop's settings), opened:
@@ -141,6 +155,18 @@ class Router:
 
     def _recipient(self, channel: ChannelName, address: str) -> Recipient | None:
         return recipient(self._recipient_key, channel, address) if self._recipient_key else None
+
+
+def _refusing_buyers(event: Event, scenes: list[ScenePlan]) -> tuple[dict[str, str], dict[str, str]]:
+    """Per scene whose buyer may refuse it (a buyer's notice, not a code): the buyer's user id,
+    and the scene's category."""
+    buyers, categories = {}, {}
+    for scene in scenes:
+        user_id = getattr(value_at(event, scene.recipient), "user_id", None)
+        if scene.audience == "buyer" and scene.category != "security" and isinstance(user_id, str):
+            buyers[scene.scene_id] = user_id
+            categories[scene.scene_id] = scene.category
+    return buyers, categories
 
 
 def _condition(scene: ScenePlan) -> str:

@@ -100,6 +100,16 @@ LOW_BALANCE_DEFAULT = 100
 """segments left below which a shop's seller is told, unless the shop says otherwise"""
 
 
+DAILY_MARKETING_CAP = 3
+"""marketing notices a buyer gets from one shop a day, unless the shop says otherwise"""
+CappedCategory = Literal["transactional", "marketing"]
+"""the categories of notice a shop may cap (security notices are never held back)"""
+
+
+def _default_caps() -> dict[CappedCategory, int]:
+    return {"marketing": DAILY_MARKETING_CAP}
+
+
 class ShopRules(Frozen):
     shop_id: int = Field(gt=0, lt=10**18)
     name: str = Field(min_length=1, max_length=64)
@@ -113,6 +123,12 @@ class ShopRules(Frozen):
         le=10**9,
         description="when the SMS balance falls below this many segments, the seller is told "
         "(scene seller_sms_balance_low, once per crossing); 0: never",
+    )
+    daily_caps: dict[CappedCategory, Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=_default_caps,
+        description="per category of notice: how many a buyer gets from the shop a day (the mall's "
+        "day, Asia/Shanghai), at most; the next ones end skipped as frequency_cap. A category not "
+        "named has no cap",
     )
     seller_openid: str | None = Field(
         default=None,

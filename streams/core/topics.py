@@ -82,6 +82,10 @@ class TopicsFile(Frozen):
     """what buyers accepted on the Mini Program, partitioned like its send topic (compacted)"""
     webhooks: TopicSpec
     """merchants' webhook endpoints (compacted)"""
+    buyers: TopicSpec
+    """buyers' notices and choices, keyed by buyer: the buyers lane's input"""
+    buyer_state: StateTopic
+    """what each buyer refused and got today, partitioned like the buyers' topic (compacted)"""
 
 
 def _retry_name(channel: ChannelName, tier: RetryTier) -> str:
@@ -171,6 +175,14 @@ class Topics:
     def webhooks(self) -> str:
         return self.name(self.spec.webhooks.name)
 
+    @property
+    def buyers(self) -> str:
+        return self.name(self.spec.buyers.name)
+
+    @property
+    def buyer_state(self) -> str:
+        return self.name(self.spec.buyer_state.name)
+
     def all(self) -> list[TopicSpec]:
         """Every topic with defaults filled in and the prefix applied."""
         senders = [*self.spec.send.values(), self.spec.codes]
@@ -188,8 +200,11 @@ class Topics:
         ]
         mp = self.spec.mp_subscriptions
         mp_send = self.spec.send[ChannelName.WECHAT_MP]
+        buyers, buyer_state = self.spec.buyers, self.spec.buyer_state
         specs += [
             TopicSpec(name=mp.name, partitions=mp_send.partitions, config=mp.config),
+            buyers,
+            TopicSpec(name=buyer_state.name, partitions=buyers.partitions, config=buyer_state.config),
             self.spec.dead_letter,
             self.spec.outcomes,
             self.spec.settings,

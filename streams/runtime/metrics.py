@@ -132,6 +132,12 @@ SEND_LOG_QUERY_SECONDS = Histogram(
     ["query"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+BUYER_DECISIONS = Counter(
+    "mall_notify_buyer_decisions_total",
+    "Buyers' deliveries the buyers lane decided on: sent (on to their send topic), opted_out (the "
+    "buyer refuses the category or the channel), frequency_cap (the shop's daily cap reached)",
+    ["decision"],
+)
 WEBHOOK_CALLS = Counter(
     "mall_notify_webhook_calls_total",
     "Webhook calls made from outcomes (one per outcome and endpoint that wants it); how they went: "

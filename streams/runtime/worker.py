@@ -45,6 +45,15 @@ from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.lag import EndOffsets
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.buyers import (
+    CHOICES,
+    CHOICES_TTL_SECONDS,
+    COUNTS,
+    COUNTS_TTL_SECONDS,
+    BuyersLane,
+    BuyerStage,
+    BuyerState,
+)
 from streams.runtime.lanes.code_limits import SENDS, CodeLimits
 from streams.runtime.lanes.forwarder import ForwarderLane
 from streams.runtime.lanes.lane import Lane, LaneConfig
@@ -156,23 +165,11 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         settings.kafka_bootstrap_servers, topics.webhooks, endpoints, what="webhook endpoints"
     )
     parts = _Parts(settings, topics, transactions, quota, disk, endpoints, shops)
-    lanes: list[Lane] = []
+    router = None
     if settings.runs("router"):
         key = settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None
-        lanes.append(parts.router(Router(catalog, key), plans, follower.loaded))
-    lanes += [
-        parts.sender(name, channel)
-        for name, channel in channels.by_name.items()
-        if settings.runs(f"send.{name.value}")
-    ]
-    if settings.runs("send.codes"):
-        lanes.append(parts.code_sender(channels.codes))
-    if settings.runs("retry"):
-        lanes.append(parts.forwarder(list(channels.by_name)))
-    if settings.runs("receipts"):
-        lanes.append(parts.receipts())
-    if settings.runs("webhooks"):
-        lanes.append(parts.webhooks(endpoint_follower.loaded))
+        router = parts.router(Router(catalog, key), plans, follower.loaded)
+    lanes = _lanes(parts, router, channels, endpoint_follower.loaded)
     probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
     follows_accounts = any(_follows_accounts(lane) for lane in lanes)
     return Worker(
@@ -194,6 +191,30 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         _send_log(settings, topics),
         endpoint_follower if settings.runs("webhooks") or settings.runs("send.webhook") else None,
     )
+
+
+def _lanes(
+    parts: _Parts, router: Lane | None, channels: Channels, endpoints_loaded: asyncio.Event
+) -> list[Lane]:
+    """The lanes this worker runs (MALL_NOTIFY_LANES), the router first."""
+    settings = parts.settings
+    lanes: list[Lane] = [router] if router is not None else []
+    if settings.runs("buyers"):
+        lanes.append(parts.buyers())
+    lanes += [
+        parts.sender(name, channel)
+        for name, channel in channels.by_name.items()
+        if settings.runs(f"send.{name.value}")
+    ]
+    if settings.runs("send.codes"):
+        lanes.append(parts.code_sender(channels.codes))
+    if settings.runs("retry"):
+        lanes.append(parts.forwarder(list(channels.by_name)))
+    if settings.runs("receipts"):
+        lanes.append(parts.receipts())
+    if settings.runs("webhooks"):
+        lanes.append(parts.webhooks(endpoints_loaded))
+    return lanes
 
 
 def _follows_accounts(lane: Lane) -> bool:
@@ -335,6 +356,15 @@ class _Parts:
         stage = WebhookStage(self.topics, self.endpoints, key.get_secret_value().encode() if key else None)
         config = self.config(f"{_group(self.settings)}.webhooks", [self.topics.outcomes])
         return WebhookLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
+
+    def buyers(self) -> BuyersLane:
+        """Buyers' notices in, on to the send topics or skipped; each buyer's choices and counts kept."""
+        changelogs = {self.topics.buyers: self.topics.buyer_state}
+        ttls = {CHOICES: CHOICES_TTL_SECONDS, COUNTS: COUNTS_TTL_SECONDS}
+        store = Store("buyers", changelogs, self.disk, COUNTS_TTL_SECONDS, ttls=ttls, tags=(CHOICES, COUNTS))
+        stage = BuyerStage(self.topics, BuyerState(store))
+        config = self.config(f"{_group(self.settings)}.buyers", [self.topics.buyers])
+        return BuyersLane(config, stage, self.transactions, batch=self.settings.router_batch)
 
     def receipts(self) -> ReceiptsLane:
         stage = ReceiptsStage(self.topics, self.disk, self.settings.receipt_ttl_hours * 3600)

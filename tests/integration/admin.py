@@ -41,6 +41,14 @@ def running_api(pipeline: Pipeline) -> Iterator[Service]:
         service.stop()
 
 
+def buy_sms(api: Service) -> None:
+    """The test shop buys an SMS package, paid by the platform: its SMS have a balance."""
+    status, order = call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", PLATFORM_TOKEN, {"package": "basic"})
+    assert status == 201
+    payment = f"/v1/shops/{SHOP}/sms/purchases/{order['purchase_id']}/payment"
+    assert call(api, "POST", payment, PLATFORM_TOKEN, {"reason": "tests"})[0] == 200
+
+
 def call(
     api: Service, method: str, path: str, token: str | None = None, body: dict[str, Any] | bytes | None = None
 ) -> tuple[int, Any]:

@@ -19,7 +19,7 @@ from streams.devtools.demo import source_of
 from streams.devtools.local_stack import Service
 from streams.ops.reading import end_offsets, read_until
 from tests.factories import ROOT, SAMPLE_EVENTS, event, fresh_code, to_bytes
-from tests.integration.admin import SHOP, SHOP_TOKEN, call, running_api
+from tests.integration.admin import SHOP, SHOP_TOKEN, buy_sms, call, running_api
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
 from tests.integration.test_send_log import STORE_SECONDS
 
@@ -29,12 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def api(pipeline: Pipeline) -> Iterator[Service]:
     with running_api(pipeline) as service:
-        status, order = call(
-            service, "POST", f"/v1/shops/{SHOP}/sms/purchases", PLATFORM_TOKEN, {"package": "basic"}
-        )
-        assert status == 201
-        payment = f"/v1/shops/{SHOP}/sms/purchases/{order['purchase_id']}/payment"
-        assert call(service, "POST", payment, PLATFORM_TOKEN, {"reason": "tests"})[0] == 200
+        buy_sms(service)
         yield service
 
 

@@ -89,7 +89,9 @@ def _rss_kib(service: Service) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
 
 
-EVERY_LANE_BUT_SEND_LOG = "router,send.wechat_oa,send.wechat_mp,send.aliyun_sms,send.codes,retry,receipts"
+EVERY_LANE_BUT_SEND_LOG = (
+    "router,buyers,send.wechat_oa,send.wechat_mp,send.aliyun_sms,send.codes,retry,receipts"
+)
 
 
 def _restored(service: Service) -> float:

@@ -85,6 +85,23 @@ def test_settings_set_checks_the_scene_before_it_connects() -> None:
     assert one_line(result) == "'nope' is not a scene of the catalog (`mall-notify catalog` lists them)"
 
 
+@pytest.mark.parametrize(
+    ("off", "said"),
+    [
+        ("security", "--off security: security notices (verification codes) cannot be refused"),
+        (
+            "sms",
+            "--off sms: neither a category (transactional, marketing) nor a channel (wechat_oa, "
+            "wechat_mp, aliyun_sms)",
+        ),
+    ],
+)
+def test_a_buyers_preference_that_cannot_be_is_refused_before_it_connects(off: str, said: str) -> None:
+    result = _run(["preferences", "set", "9001", "u-1", "--off", "marketing", "--off", off])
+    assert result.returncode == 3
+    assert one_line(result) == said
+
+
 def test_a_custom_field_with_a_lone_brace_is_refused_naming_the_field(tmp_path: Path) -> None:
     shop = (ROOT / "config" / "shops" / "demo.yaml").read_text()
     broken = shop.replace(

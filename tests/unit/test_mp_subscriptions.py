@@ -18,13 +18,25 @@ from streams.core.outcomes import Status
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics
 from streams.runtime.kafka.records import ConsumedRecord
+from streams.runtime.lanes.buyers import BuyerStage
 from streams.runtime.lanes.router import RouterStage
 from streams.runtime.lanes.sender import SenderStage
 from streams.runtime.lanes.subscriptions import Subscriptions
 from streams.runtime.state.store import Store
 from tests.factories import BUYER, MP_OPENID, dispatch, event, payment_event, to_bytes
 from tests.factories import delivery as factory_delivery
-from tests.unit.test_stages import BUSY, NOW, PARTITION, ScriptedChannel, disk, on, outcomes, owning, record
+from tests.unit.test_stages import (
+    BUSY,
+    NOW,
+    PARTITION,
+    ScriptedChannel,
+    disk,
+    on,
+    outcomes,
+    owning,
+    record,
+    through,
+)
 
 TEMPLATE = "mP-OrderPaid-4d2c9a7e1b3f5a6c8e0d2b4f6a8c"
 BUYER_KEY = b"buyer-key"
@@ -89,7 +101,7 @@ def answered(results: dict[str, str], long_term: bool = False, openid: str = MP_
 
 
 def test_the_router_forwards_answers_to_the_mini_programs_topic_keyed_like_the_buyers_deliveries(
-    router: RouterStage, topics: Topics
+    router: RouterStage, buyers: BuyerStage, topics: Topics
 ) -> None:
     mp = topics.send_topic(ChannelName.WECHAT_MP)
     writes = router.handle(record(answered({TEMPLATE: "accept", "other": "reject"}), "mall.mp_subscriptions"))
@@ -101,7 +113,8 @@ def test_the_router_forwards_answers_to_the_mini_programs_topic_keyed_like_the_b
     }
     [outcome] = outcomes(writes, topics)
     assert (outcome.status, outcome.reason) == (Status.SKIPPED, "mp_subscription_answered: 1 accepted, 1 not")
-    [delivery] = on(router.handle(record(to_bytes(payment_event(buyer=BUYER)), key=b"E9", offset=121)), mp)
+    routed = router.handle(record(to_bytes(payment_event(buyer=BUYER)), key=b"E9", offset=121))
+    [delivery] = on(through(buyers, routed), mp)
     assert delivery.key == forwarded.key != b"E9", "a buyer's deliveries and answers share a partition"
     assert parse_dispatch(delivery.value).delivery.recipient == MP_OPENID
 

@@ -26,6 +26,7 @@ from streams.logs import Repeats
 from streams.runtime import metrics
 from streams.runtime.kafka.records import ConsumedRecord, Write
 from streams.runtime.lanes import sender as sender_lane
+from streams.runtime.lanes.buyers import BuyerStage
 from streams.runtime.lanes.ledger import Ledger
 from streams.runtime.lanes.router import RouterStage
 from streams.runtime.lanes.sender import SenderStage
@@ -93,14 +94,29 @@ def record(
     return ConsumedRecord(topic, PARTITION, offset, key, value, headers or [])
 
 
+def through(stage: BuyerStage, writes: list[Write], offset: int = 0) -> list[Write]:
+    """The writes with each record to the buyers' topic replaced by what the buyers lane makes of
+    it (its changelog records left out; the store keeps its changes pending, visible to reads)."""
+    out = []
+    for number, write in enumerate(writes):
+        if write.topic != stage.topics.buyers:
+            out.append(write)
+            continue
+        consumed = ConsumedRecord(
+            write.topic, PARTITION, offset + number, write.key, write.value, write.headers or []
+        )
+        out += [w for w in stage.handle(consumed) if w.topic != stage.topics.buyer_state]
+    return out
+
+
 def send_record(topics: Topics, value: bytes, headers: Headers | None = None) -> ConsumedRecord:
     return record(value, topic=topics.send_topic(ChannelName.WECHAT_OA), headers=headers)
 
 
 def test_a_paid_order_goes_to_the_oa_send_topic_keyed_like_the_event(
-    router: RouterStage, topics: Topics
+    router: RouterStage, buyers: BuyerStage, topics: Topics
 ) -> None:
-    writes = router.handle(record(to_bytes(payment_event(order_no="E1"))))
+    writes = through(buyers, router.handle(record(to_bytes(payment_event(order_no="E1")))))
     [oa] = on(writes, topics.send_topic(ChannelName.WECHAT_OA))
     assert oa.key == b"E1"
     assert parse_dispatch(oa.value).delivery.fields["character_string1"] == "E1"

@@ -19,13 +19,21 @@ from collections import Counter
 from collections.abc import Mapping
 
 from channels.base import ChannelName
+from streams.core.buyer_choices import CHOICES_KIND, NOTICE_KIND, Notice, choices_summary
+from streams.core.dispatch import Dispatch
 from streams.core.errors import EventRejected
-from streams.core.events import Event, MpSubscriptionAnsweredEvent, SmsPackagePaidEvent, parse_event
+from streams.core.events import (
+    Event,
+    MpSubscriptionAnsweredEvent,
+    PreferencesChangedEvent,
+    SmsPackagePaidEvent,
+    parse_event,
+)
 from streams.core.failures import Failure, Stage
 from streams.core.mp_subscriptions import ANSWER_KIND, KIND_HEADER, Answers
 from streams.core.outcomes import DUPLICATE_EVENT, Status, event_outcome
 from streams.core.render_plan import ShopPlan
-from streams.core.routing import Router
+from streams.core.routing import Router, send_key
 from streams.core.sms_quota import AccountBook, PaymentRefused, payment_record
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
@@ -44,8 +52,6 @@ SMS_PURCHASE_PAID = "sms_purchase_paid"
 PAYMENT_TYPE = b'"sms_package.paid"'
 """how a batch with a payment event is told apart before it is parsed"""
 ACCOUNTS_WAIT_SECONDS = 30.0
-BY_PERSON = frozenset({ChannelName.WECHAT_MP})
-"""channels whose deliveries are keyed by their recipient (their sender keeps state per person)"""
 
 
 class RouterStage(PipelineStage):
@@ -83,6 +89,8 @@ class RouterStage(PipelineStage):
             return self._count("payments", self._paid(record, event))
         if isinstance(event, MpSubscriptionAnsweredEvent):
             return self._count("mp_answers", self._answered(record, event))
+        if isinstance(event, PreferencesChangedEvent):
+            return self._count("preferences", self._chose(record, event))
         return self._route(record, event)
 
     def _route(self, record: ConsumedRecord, event: Event) -> list[Write]:
@@ -94,14 +102,39 @@ class RouterStage(PipelineStage):
             failure = self.failure(record, "internal_error", repr(exc), event.id, Stage.ROUTE)
             return self._count("dead_lettered", self._dead_letter(record, failure, event.id, event.shop_id))
         if routing.dispatches:
-            send_key = record.key or event.id.encode()
+            order_key = record.key or event.id.encode()
             self.counts["deliveries"] += len(routing.dispatches)
             code_scenes = self.router.code_scenes
             writes = []
+            noticed: dict[str, list[Dispatch]] = {}
             for d in routing.dispatches:
+                if d.scene in routing.buyers:
+                    noticed.setdefault(d.scene, []).append(d)
+                    continue
                 code = d.scene in code_scenes
-                by = self.router.person_key(d) if code or d.delivery.channel in BY_PERSON else send_key
-                writes.append(Write(self.topics.send_topic_for(d.delivery.channel, code), by, d.to_json()))
+                topic = self.topics.send_topic_for(d.delivery.channel, code)
+                writes.append(Write(topic, send_key(d, order_key, code), d.to_json()))
+            plan = self.plans.get(event.shop_id)
+            caps = plan.daily_caps if plan is not None else {}
+            for scene, dispatches in noticed.items():
+                category = routing.categories[scene]
+                notice = Notice(
+                    user_id=routing.buyers[scene],
+                    shop_id=event.shop_id,
+                    scene=scene,
+                    category=category,
+                    daily_cap=caps.get(category),
+                    order_key=order_key.decode(errors="replace"),
+                    dispatches=dispatches,
+                )
+                writes.append(
+                    Write(
+                        self.topics.buyers,
+                        notice.user_id.encode(),
+                        notice.to_json(),
+                        [(KIND_HEADER, NOTICE_KIND)],
+                    )
+                )
             return self._count("routed", writes)
         reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
         if log.isEnabledFor(logging.DEBUG):
@@ -154,6 +187,16 @@ class RouterStage(PipelineStage):
             [(KIND_HEADER, ANSWER_KIND)],
         )
         return [forward, *self._skipped(record, event, answers.summary())]
+
+    def _chose(self, record: ConsumedRecord, event: PreferencesChangedEvent) -> list[Write]:
+        """A buyer's preferences: forwarded as they are to the buyers' topic under the buyer's key
+        (where that buyer's notices go, in order), in this batch's transaction; the event ends
+        skipped, saying what the buyer now refuses."""
+        chose = event.data
+        forward = Write(
+            self.topics.buyers, chose.user_id.encode(), record.value, [(KIND_HEADER, CHOICES_KIND)]
+        )
+        return [forward, *self._skipped(record, event, choices_summary(chose, event.shop_id))]
 
     def _duplicate(self, record: ConsumedRecord, event_id: str, shop_id: int) -> list[Write]:
         """An event id already skipped or dead-lettered, on another record: upstream published it

@@ -1,0 +1,188 @@
+"""What a buyer lets the mall's shops send them, and how much marketing a buyer gets a day. Pure.
+
+A buyer (the mall's user id, the same in every shop) says **no** per category of notice
+(``transactional``, ``marketing``) and per channel, for one shop or for the whole mall
+(``preferences.changed`` events); a ``security`` notice (a verification code) cannot be refused.
+A shop caps the marketing messages one buyer gets from it a day (the mall's day, Asia/Shanghai).
+
+The router sends every buyer notice but the codes, as one :class:`Notice` (a scene's dispatches
+for one buyer) keyed by the buyer, to the buyers' topic; the buyers lane keeps each buyer's
+choices and counts and lets each dispatch through or ends it ``skipped`` as ``opted_out`` or
+``frequency_cap``. A notice is counted once, whatever rereads it: the day's entry keeps which
+notices it counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+from pydantic import TypeAdapter
+
+from channels.base import ChannelName
+from streams.core.dispatch import Dispatch
+from streams.core.events import PreferencesChanged, envelope
+
+OPTED_OUT = "opted_out"
+FREQUENCY_CAP = "frequency_cap"
+MALL_TIME = ZoneInfo("Asia/Shanghai")
+PLATFORM = "platform"
+"""the scope of a choice made for every shop of the mall"""
+NOTICE_KIND = b"notice"
+CHOICES_KIND = b"preferences"
+"""the kinds of record on the buyers' topic (header ``mall-notify-kind``)"""
+_DIGEST_BYTES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """A buyer's no's in one scope (a shop, or the whole mall)."""
+
+    categories_off: frozenset[str] = frozenset()
+    channels_off: frozenset[ChannelName] = frozenset()
+    changed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, changed: PreferencesChanged) -> Choices:
+        channels = frozenset(ChannelName(channel) for channel in changed.channels_off)
+        return cls(frozenset(changed.categories_off), channels, changed.changed_at)
+
+    def pack(self) -> bytes:
+        return orjson.dumps(
+            {
+                "categories_off": sorted(self.categories_off),
+                "channels_off": sorted(self.channels_off),
+                "changed_at": self.changed_at,
+            }
+        )
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Choices:
+        data = orjson.loads(payload)
+        changed_at = data.get("changed_at")
+        return cls(
+            frozenset(data["categories_off"]),
+            frozenset(ChannelName(c) for c in data["channels_off"]),
+            datetime.fromisoformat(changed_at) if changed_at else None,
+        )
+
+    def newer_than(self, other: Choices) -> bool:
+        """Whether these choices replace ``other`` (an older change read late never does)."""
+        return other.changed_at is None or (
+            self.changed_at is not None and self.changed_at >= other.changed_at
+        )
+
+    def refuses(self, category: str, channel: ChannelName) -> str | None:
+        if category in self.categories_off:
+            return f"{category} notices"
+        if channel in self.channels_off:
+            return f"{channel.value}"
+        return None
+
+
+NO_CHOICES = Choices()
+
+
+def refusal(category: str, channel: ChannelName, shop: Choices, platform: Choices) -> str | None:
+    """Why the buyer does not want this (``opted_out: marketing notices from the mall``), or None.
+    A security notice is always let through."""
+    if category == "security":
+        return None
+    for scope, choices in (("the mall", platform), ("this shop", shop)):
+        refused = choices.refuses(category, channel)
+        if refused is not None:
+            return f"{OPTED_OUT}: {refused} from {scope}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One scene's dispatches for one buyer: decided together, counted once."""
+
+    user_id: str
+    shop_id: int
+    scene: str
+    category: str
+    daily_cap: int | None
+    """the shop's cap on notices of this category a buyer gets a day (None: none)"""
+    order_key: str
+    """the key the dispatches go to their send topics with (the event's, so one order's stay in order)"""
+    dispatches: list[Dispatch]
+
+    @property
+    def notice_id(self) -> str:
+        return f"{self.dispatches[0].event_id}|{self.scene}" if self.dispatches else self.scene
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
+
+
+_NOTICE: TypeAdapter[Notice] = TypeAdapter(Notice)
+
+
+def parse_notice(raw: bytes | None) -> Notice:
+    """A buyers'-topic notice; raises pydantic's ValidationError."""
+    return _NOTICE.validate_json(raw or b"", strict=True)
+
+
+def day_of(at: datetime) -> str:
+    return at.astimezone(MALL_TIME).strftime("%Y%m%d")
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    """The notices of one category a buyer got from one shop on one day (digests of their ids)."""
+
+    day: str
+    counted: tuple[bytes, ...] = ()
+
+    def pack(self) -> bytes:
+        return self.day.encode() + b"".join(self.counted)
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> DayCount:
+        day, rest = payload[:8].decode(), payload[8:]
+        return cls(day, tuple(rest[i : i + _DIGEST_BYTES] for i in range(0, len(rest), _DIGEST_BYTES)))
+
+    def on(self, day: str) -> DayCount:
+        """The count as it stands on ``day`` (a new day starts at none)."""
+        return self if self.day == day else DayCount(day)
+
+
+def digest(notice_id: str) -> bytes:
+    return hashlib.blake2b(notice_id.encode(), digest_size=_DIGEST_BYTES).digest()
+
+
+def admit(count: DayCount, notice_id: str, cap: int | None) -> tuple[bool, DayCount]:
+    """Whether a notice may go out under the cap, and the count after it. A notice counted before
+    (read again) goes out again without counting: its senders' ledgers drop the copies."""
+    if cap is None:
+        return True, count
+    mark = digest(notice_id)
+    if mark in count.counted:
+        return True, count
+    if len(count.counted) >= cap:
+        return False, count
+    return True, DayCount(count.day, (*count.counted, mark))
+
+
+def choices_summary(changed: PreferencesChanged, shop_id: int) -> str:
+    """What a preferences event says, as its outcome's reason (no user id: outcomes are read widely)."""
+    scope = "every shop" if changed.scope == PLATFORM else f"shop {shop_id}"
+    refused = [*changed.categories_off, *changed.channels_off]
+    return f"preferences for {scope}: " + (", ".join(refused) + " off" if refused else "everything on")
+
+
+PREFERENCES_TYPE = "preferences.changed"
+
+
+def preferences_event(shop_id: int, changed: PreferencesChanged, source: str) -> tuple[str, bytes]:
+    """The ``preferences.changed`` event of a buyer's choices, as the mall publishes it: its id, and
+    the record's value (keyed by the buyer's user id)."""
+    event_id = f"prf-{uuid.uuid4().hex}"
+    data = changed.model_dump(mode="json")
+    return event_id, envelope(event_id, PREFERENCES_TYPE, source, shop_id, data, changed.changed_at)

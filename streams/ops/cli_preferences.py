@@ -1,0 +1,62 @@
+"""``mall-notify preferences set``: what a buyer refuses, for one shop or (``--platform``) every shop,
+for the platform's operator; published as a ``preferences.changed`` event on the mall's topic for
+them, as the mall and the admin API publish it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from streams.core.buyer_choices import PREFERENCES_TYPE, choices_summary, preferences_event
+from streams.core.events import PreferencesChanged
+from streams.ops.cli_common import ExitCode, console, fail, kafka_topic, load_cli_settings
+from streams.ops.shop_store import publish_records
+
+CATEGORIES = ("transactional", "marketing")
+CHANNELS = ("wechat_oa", "wechat_mp", "aliyun_sms")
+preferences_app = typer.Typer(help="Buyers' preferences: what a buyer refuses.", no_args_is_help=True)
+
+
+@preferences_app.command("set")
+def set_preferences(
+    shop_id: Annotated[int, typer.Argument(help="the shop the buyer said it in", min=1)],
+    user_id: Annotated[str, typer.Argument(help="the buyer: the mall's user id")],
+    off: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--off",
+            help="a category (transactional, marketing) or channel (wechat_oa, "
+            "wechat_mp, aliyun_sms) the buyer refuses; repeat it; none: everything on",
+        ),
+    ] = None,
+    platform: Annotated[bool, typer.Option("--platform", help="for every shop of the mall")] = False,
+) -> None:
+    """Replace what a buyer refuses in one scope (security notices always go out)."""
+    settings = load_cli_settings()
+    refused = off or []
+    for name in refused:
+        if name == "security":
+            raise fail(
+                "--off security: security notices (verification codes) cannot be refused", ExitCode.CONFIG
+            )
+        if name not in CATEGORIES + CHANNELS:
+            known = f"a category ({', '.join(CATEGORIES)}) nor a channel ({', '.join(CHANNELS)})"
+            raise fail(f"--off {name}: neither {known}", ExitCode.CONFIG)
+    changed = PreferencesChanged.model_validate(
+        {
+            "user_id": user_id,
+            "scope": "platform" if platform else "shop",
+            "categories_off": [name for name in refused if name in CATEGORIES],
+            "channels_off": [name for name in refused if name in CHANNELS],
+            "changed_at": datetime.now(UTC).isoformat(),
+        }
+    )
+    bootstrap, topic = kafka_topic(settings, lambda topics: topics.event_topic_for(PREFERENCES_TYPE) or "")
+    event_id, event = preferences_event(shop_id, changed, "/mall-notify/cli")
+    try:
+        publish_records(bootstrap, topic, [(user_id.encode(), event)], "preferences")
+    except RuntimeError as exc:
+        raise fail(str(exc), ExitCode.UNREACHABLE) from None
+    console.print(f"{event_id}: {choices_summary(changed, shop_id)}")

@@ -1,0 +1,189 @@
+"""The buyers lane: what each buyer lets the shops send them, and how much marketing a buyer gets
+a day (:mod:`streams.core.buyer_choices`), between the router and the send topics.
+
+It reads ``notify.buyers``, where the router puts, keyed by the buyer's user id, every notice to a
+buyer but the verification codes (one record per scene, with its dispatches) and every
+``preferences.changed`` event; so a buyer's preferences and notices arrive on one partition, in
+the order the router read them, and the partition's owner alone keeps that buyer's state: their
+no's per scope (a shop, the whole mall) and, per shop and capped category, the notices counted
+today. Both are in the lane's store, on disk, with the compacted changelog
+``notify.state.buyers`` written in the transaction of the record that changed them.
+
+A notice's dispatches go to their send topics as the router would have sent them (same topic, same
+key), or end ``skipped``: ``opted_out`` (the buyer refuses the category or the channel) or
+``frequency_cap`` (the shop's cap for the category is reached today; the whole notice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from streams.core.buyer_choices import (
+    CHOICES_KIND,
+    FREQUENCY_CAP,
+    NO_CHOICES,
+    PLATFORM,
+    Choices,
+    DayCount,
+    Notice,
+    admit,
+    day_of,
+    parse_notice,
+    refusal,
+)
+from streams.core.dispatch import Dispatch
+from streams.core.errors import EventRejected
+from streams.core.events import PreferencesChangedEvent, parse_event
+from streams.core.failures import Stage
+from streams.core.mp_subscriptions import KIND_HEADER
+from streams.core.outcomes import Status, event_outcome, skipped_delivery
+from streams.core.routing import send_key
+from streams.core.topics import Topics
+from streams.logs import fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.kafka.records import ConsumedRecord, Write
+from streams.runtime.kafka.transactions import Transactions
+from streams.runtime.lanes.lane import Lane, LaneConfig
+from streams.runtime.lanes.stage import Clock, PipelineStage, utc_now
+from streams.runtime.state.store import Partition, Store
+
+log = get_logger("buyers")
+CHOICES = 1
+"""the tag of a buyer's choices in one scope (kept as long as the buyer does not change them)"""
+COUNTS = 2
+"""the tag of a buyer's count of one shop's notices of one category today"""
+CHOICES_TTL_SECONDS = 10 * 365 * 86400.0
+COUNTS_TTL_SECONDS = 2 * 86400.0
+
+
+def _choices_key(scope: str, user_id: str) -> bytes:
+    return f"choices:{scope}|{user_id}".encode()
+
+
+def _count_key(shop_id: int, user_id: str, category: str) -> bytes:
+    return f"count:{shop_id}|{user_id}|{category}".encode()
+
+
+class BuyerState:
+    """The buyers' choices and counts of the partitions the lane owns."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def choices(self, source: Partition, scope: str, user_id: str) -> Choices:
+        entry = self.store.partition(source).get(_choices_key(scope, user_id))
+        return Choices.unpack(entry.payload) if entry is not None else NO_CHOICES
+
+    def chose(self, source: Partition, scope: str, user_id: str, choices: Choices) -> list[Write]:
+        """The write that keeps newer choices (none for an older change read late)."""
+        if not choices.newer_than(self.choices(source, scope, user_id)):
+            return []
+        state = self.store.partition(source)
+        return [state.put(_choices_key(scope, user_id), choices.pack(), self.store.clock(), CHOICES)]
+
+    def count(self, source: Partition, notice: Notice, day: str) -> DayCount:
+        entry = self.store.partition(source).get(_count_key(notice.shop_id, notice.user_id, notice.category))
+        return (DayCount.unpack(entry.payload) if entry is not None else DayCount(day)).on(day)
+
+    def counted(self, source: Partition, notice: Notice, count: DayCount) -> Write:
+        key = _count_key(notice.shop_id, notice.user_id, notice.category)
+        return self.store.partition(source).put(key, count.pack(), self.store.clock(), COUNTS)
+
+
+class BuyerStage(PipelineStage):
+    stage = Stage.ROUTE
+
+    def __init__(self, topics: Topics, state: BuyerState, clock: Clock = utc_now) -> None:
+        super().__init__(topics, None, clock)
+        self.state = state
+        self.counts: Counter[str] = Counter()
+
+    def handle(self, record: ConsumedRecord) -> list[Write]:
+        source = (record.topic, record.partition)
+        if (KIND_HEADER, CHOICES_KIND) in record.headers:
+            return self._chose(record, source)
+        try:
+            notice = parse_notice(record.value)
+        except ValidationError as exc:  # the router wrote it: a bug or a foreign writer
+            return self._dead(record, "malformed_notice", str(exc)[:500])
+        return self._decide(notice, source, self.clock())
+
+    def _chose(self, record: ConsumedRecord, source: Partition) -> list[Write]:
+        try:
+            event = parse_event(record.value)
+        except EventRejected as exc:  # the router parsed it before forwarding it
+            return self._dead(record, exc.reason.value, exc.detail)
+        if not isinstance(event, PreferencesChangedEvent):
+            return self._dead(record, "not_preferences", f"a {event.type} event")
+        chose = event.data
+        scope = PLATFORM if chose.scope == "platform" else str(event.shop_id)
+        self.counts["preferences"] += 1
+        return self.state.chose(source, scope, chose.user_id, Choices.of(chose))
+
+    def _decide(self, notice: Notice, source: Partition, now: datetime) -> list[Write]:
+        shop = self.state.choices(source, str(notice.shop_id), notice.user_id)
+        platform = self.state.choices(source, PLATFORM, notice.user_id)
+        passing: list[Dispatch] = []
+        writes: list[Write] = []
+        for dispatch in notice.dispatches:
+            refused = refusal(notice.category, dispatch.delivery.channel, shop, platform)
+            if refused is None:
+                passing.append(dispatch)
+            else:
+                writes.append(self._skipped(dispatch, refused, now, "opted_out"))
+        if not passing:
+            return writes
+        count = self.state.count(source, notice, day_of(now))
+        admitted, after = admit(count, notice.notice_id, notice.daily_cap)
+        if not admitted:
+            reason = f"{FREQUENCY_CAP}: {notice.daily_cap} {notice.category} notices today from this shop"
+            return writes + [self._skipped(d, reason, now, FREQUENCY_CAP) for d in passing]
+        if after != count:
+            writes.append(self.state.counted(source, notice, after))
+        order_key = notice.order_key.encode()
+        for dispatch in passing:
+            topic = self.topics.send_topic(dispatch.delivery.channel)
+            writes.append(Write(topic, send_key(dispatch, order_key, code=False), dispatch.to_json()))
+        metrics.BUYER_DECISIONS.labels("sent").inc(len(passing))
+        return writes
+
+    def _dead(self, record: ConsumedRecord, reason: str, detail: str) -> list[Write]:
+        failure = self.failure(record, reason, detail)
+        outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
+        return [self.dead_letter(record, failure), self.outcome(outcome)]
+
+    def _skipped(self, dispatch: Dispatch, reason: str, now: datetime, decision: str) -> Write:
+        metrics.BUYER_DECISIONS.labels(decision).inc()
+        return self.outcome(skipped_delivery(dispatch, reason, now, replayed=False))
+
+
+class BuyersLane(Lane):
+    """Takes up to ``batch`` records at a time; restores its buyers' state with their partitions."""
+
+    def __init__(
+        self, config: LaneConfig, stage: BuyerStage, transactions: Transactions, *, batch: int
+    ) -> None:
+        super().__init__("buyers", config, transactions)
+        self.stage = stage
+        self.batch = batch
+
+    def stores(self) -> list[Store]:
+        return [self.stage.state.store]
+
+    async def room(self, stopping: asyncio.Event) -> int:
+        await self.transactions.room()
+        return 0 if stopping.is_set() else self.batch
+
+    async def handle(self, records: list[ConsumedRecord]) -> None:
+        for record in records:
+            self.finish(record, self.stage.handle(record))
+        counts, self.stage.counts = self.stage.counts, Counter()
+        if counts:
+            log.debug("buyers' preferences saved", extra=fields(**dict(counts)))
+
+    def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
+        return self.stage.unwritable(record, detail)

@@ -1,0 +1,112 @@
+"""Buyers in control, on the real broker: a buyer's no (said through the admin API) holds back what
+they refused and never a verification code, and a shop's daily cap on marketing skips the fourth
+coupon of a day. Worker, sandbox and admin API as their own processes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from streams.core.outcomes import Outcome, Status
+from streams.devtools.local_stack import Service
+from streams.ops.reading import end_offsets
+from tests.factories import BUYER_OPENID, SAMPLE_EVENTS, fresh_code, payment_event, to_bytes
+from tests.integration.admin import SHOP, SHOP_TOKEN, buy_sms, call
+from tests.integration.conftest import PLATFORM_TOKEN, Pipeline, ok, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def new_buyer() -> dict[str, str]:
+    number = uuid.uuid4().int
+    return {"user_id": f"u-{number % 10**12}", "oa_openid": BUYER_OPENID, "phone": f"139{number % 10**8:08d}"}
+
+
+def coupon(buyer: dict[str, str]) -> bytes:
+    issued = SAMPLE_EVENTS["coupon.issued"]
+    return to_bytes(
+        issued | {"id": f"evt-{uuid.uuid4().hex}", "shopid": SHOP, "data": issued["data"] | {"buyer": buyer}}
+    )
+
+
+def paid(buyer: dict[str, str]) -> bytes:
+    return to_bytes(payment_event(buyer=buyer) | {"shopid": SHOP})
+
+
+def code(buyer: dict[str, str]) -> bytes:
+    requested = fresh_code(buyer["phone"])
+    return to_bytes(requested | {"shopid": SHOP, "data": requested["data"] | {"user": buyer}})
+
+
+def refuse(api: Service, pipeline: Pipeline, buyer: dict[str, str], body: dict[str, Any]) -> None:
+    """Say it through the API and wait until the router has passed it on (its outcome is written):
+    what the buyer is sent after that is decided with it."""
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    status, saved = call(
+        api, "PUT", f"/v1/shops/{SHOP}/buyers/{buyer['user_id']}/preferences", SHOP_TOKEN, body
+    )
+    assert status == 202, saved
+    [record] = pipeline.outcomes_from(start, lambda o: o.event_id == saved["event_id"])
+    assert Outcome.model_validate_json(record.value).reason == saved["summary"]
+
+
+def by_scene(finals: dict[str, list[Outcome]]) -> list[tuple[str | None, str | None, str, str]]:
+    return sorted(
+        (o.scene, o.channel, o.status.value, (o.reason or "").split(":")[0])
+        for found in finals.values()
+        for o in found
+    )
+
+
+def test_a_buyer_who_refused_marketing_and_sms_gets_no_coupon_but_order_notices_and_codes(
+    pipeline: Pipeline, api: Service
+) -> None:
+    buyer = new_buyer()
+    path = f"/v1/shops/{SHOP}/buyers/{buyer['user_id']}/preferences"
+    assert call(api, "PUT", path, SHOP_TOKEN, {"scope": "platform"})[0] == 403, "a shop speaks for itself"
+    status, refused = call(api, "PUT", path, SHOP_TOKEN, {"categories_off": ["security"]})
+    assert status == 422
+    assert "categories_off" in refused["problems"][0]
+    assert call(api, "PUT", path, PLATFORM_TOKEN, {"channels_off": ["email"]})[0] == 422
+    decided = pipeline.metric_total("mall_notify_buyer_decisions_total")
+    buy_sms(api)
+
+    refuse(api, pipeline, buyer, {"categories_off": ["marketing"], "channels_off": ["aliyun_sms"]})
+    _, finals = pipeline.run([coupon(buyer), paid(buyer), code(buyer)])
+
+    outcomes = by_scene(finals)
+    assert ("buyer_coupon_issued", "wechat_oa", "skipped", "opted_out") in outcomes
+    assert ("buyer_order_paid", "wechat_oa", "delivered", "") in outcomes, "transactional: still sent"
+    assert ("code_login", "aliyun_sms", "delivered", "") in outcomes, "a code goes out by the refused SMS"
+    assert not [o for o in outcomes if o[1] == "aliyun_sms" and o[0] != "code_login" and o[2] == "delivered"]
+    pipeline.wait_for_metric_above("mall_notify_buyer_decisions_total", decided)
+
+
+def test_the_fourth_coupon_of_a_day_is_skipped_and_another_buyer_is_not_held_back(pipeline: Pipeline) -> None:
+    buyer, other = new_buyer(), new_buyer()
+    _, finals = pipeline.run([coupon(buyer) for _ in range(4)] + [coupon(other)])
+    *mine, others = [found for found in finals.values()]  # in the order published
+    assert sorted(o.status for found in mine for o in found) == [Status.DELIVERED] * 3 + [Status.SKIPPED]
+    [capped] = [o for found in mine for o in found if o.status is Status.SKIPPED]
+    assert (capped.scene, capped.channel) == ("buyer_coupon_issued", "wechat_oa")
+    assert (capped.reason or "").startswith("frequency_cap: 3 marketing notices today")
+    assert [o.status for o in others] == [Status.DELIVERED], "the cap is per buyer"
+
+
+def test_the_platform_says_a_buyer_refuses_a_channel_in_every_shop_from_the_command_line(
+    pipeline: Pipeline,
+) -> None:
+    buyer = new_buyer()
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    said = ok(
+        run_cli(
+            pipeline, "preferences", "set", str(SHOP), buyer["user_id"], "--off", "wechat_oa", "--platform"
+        )
+    )
+    event_id = said.split(":")[0]
+    [record] = pipeline.outcomes_from(start, lambda o: o.event_id == event_id)
+    assert Outcome.model_validate_json(record.value).reason == "preferences for every shop: wechat_oa off"
+    _, finals = pipeline.run([paid(buyer)])
+    assert ("buyer_order_paid", "wechat_oa", "skipped", "opted_out") in by_scene(finals)
