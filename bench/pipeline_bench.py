@@ -2,7 +2,8 @@
 
 1. a plain confluent-kafka loop: consume -> produce the same bytes -> commit, per batch (the limit);
 2. a faust agent passing each record through (`await topic.send`);
-3. our router alone (`MALL_NOTIFY_LANES=router`): parse, route, render, 3 dispatches per event;
+3. our router alone (`MALL_NOTIFY_LANES=router`): parse, route, render, 3 dispatches per event (the
+   buyer's on the buyers' topic, as one notice per scene, the seller's on its send topic);
 4. the pipeline end to end with the provider sandbox, until every delivery's outcome is written;
 5. WeChat OA throughput while Aliyun SMS answers in 2 s, next to it with SMS answering at once;
 6. Mini Program deliveries/s when every buyer accepted the template, and when 90% did not (those
@@ -41,6 +42,7 @@ from profiling import CpuWatch, GilProfile
 from state_bench import fill_changelog, measure
 
 from channels.base import ChannelName, Delivery
+from streams.core.buyer_choices import parse_notice
 from streams.core.dispatch import Dispatch
 from streams.core.events import envelope
 from streams.core.mp_subscriptions import ANSWER_TYPE, answered_event, answers_of
@@ -171,15 +173,17 @@ class Measured:
         return self.records / self.seconds
 
 
-def written(topic: str, keep: object = None) -> tuple[int, float]:
-    """How many committed records ``topic`` holds (optionally only those ``keep(value)`` accepts)
-    and the seconds from the first to the last one's timestamp."""
+def written(topic: str, keep: object = None, weight: object = None) -> tuple[int, float]:
+    """How many committed records ``topic`` holds (optionally only those ``keep(value)`` accepts;
+    each counted ``weight(value)`` times when given) and the seconds from the first to the last
+    one's timestamp."""
     count, first, last = 0, float("inf"), 0.0
     for message in read_to_end(BOOTSTRAP, topic, None, 600):
         if keep is not None and not keep(message.value()):  # type: ignore[operator]
             continue
         stamp = message.timestamp()[1] / 1000
-        count, first, last = count + 1, min(first, stamp), max(last, stamp)
+        times = 1 if weight is None else weight(message.value())  # type: ignore[operator]
+        count, first, last = count + times, min(first, stamp), max(last, stamp)
     return count, max(last - first, 1e-3)
 
 
@@ -293,6 +297,8 @@ def router_alone(topics: Topics, scratch: Path, sandbox_url: str) -> Measured:
     finally:
         worker.stop()
     counts = [written(topics.send_topic(channel)) for channel in topics.spec.send]
+    # a buyer's dispatches go, as one notice per scene, to the buyers lane first
+    counts.append(written(topics.buyers, weight=lambda value: len(parse_notice(value).dispatches)))
     dispatches = sum(count for count, _ in counts)
     assert dispatches == 3 * EVENTS, f"{dispatches} dispatches for {EVENTS} events"
     return Measured(EVENTS, max(seconds for _, seconds in counts))

@@ -7,6 +7,8 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from streams.core.events import BuyerNos
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,21 +59,10 @@ class SubscribeTemplates(BaseModel):
     """scenes the shop does not send on its Mini Program (off there, or no template)"""
 
 
-class ChoicesRequest(Body):
-    """What a buyer now refuses, in one scope: the whole of it, replacing what was said before."""
+class ChoicesRequest(BuyerNos):
+    """What a buyer now refuses, in one scope (``platform``: the platform's token only)."""
 
-    scope: Literal["shop", "platform"] = Field(
-        default="shop", description="shop: this shop only; platform: every shop (the platform's token only)"
-    )
-    categories_off: list[Literal["transactional", "marketing"]] = Field(
-        default_factory=list,
-        max_length=2,
-        description="transactional (orders, refunds, wallet), marketing (coupons); security notices "
-        "(verification codes) cannot be refused",
-    )
-    channels_off: list[Literal["wechat_oa", "wechat_mp", "aliyun_sms"]] = Field(
-        default_factory=list, max_length=3
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ChoicesSaved(BaseModel):

@@ -218,12 +218,10 @@ class MpSubscriptionAnswered(Model):
     answered_at: Time
 
 
-class PreferencesChanged(Model):
-    """What a buyer now lets the mall send them, from the mall's settings page (or the admin API):
-    the whole of their no's in one scope, replacing the ones before. A verification code
-    (``security``) cannot be refused."""
+class BuyerNos(Model):
+    """What a buyer refuses in one scope: the whole of it, replacing what was said before. A
+    verification code (``security``) cannot be refused."""
 
-    user_id: Text = Field(description="the buyer: the mall's user id, the same in every shop")
     scope: Literal["shop", "platform"] = Field(
         default="shop",
         description="shop: the event's shop only; platform: every shop of the mall",
@@ -237,6 +235,12 @@ class PreferencesChanged(Model):
     channels_off: list[Literal["wechat_oa", "wechat_mp", "aliyun_sms"]] = Field(
         default_factory=list, max_length=3, description="the channels the buyer refuses"
     )
+
+
+class PreferencesChanged(BuyerNos):
+    """What a buyer now lets the mall send them, from the mall's settings page (or the admin API)."""
+
+    user_id: Text = Field(description="the buyer: the mall's user id, the same in every shop")
     changed_at: Time
 
 
