@@ -38,9 +38,9 @@ from streams.core.webhooks import (
     EndpointRequest,
     NewEndpoint,
     enabled_again,
-    endpoint_key,
     endpoint_record,
     new_endpoint,
+    removal,
 )
 from streams.logs import fields
 from streams.runtime.kafka.records import Write
@@ -100,8 +100,8 @@ async def delete_endpoint(request: web.Request, context: ApiContext, shop: ShopR
     if isinstance(found, web.Response):
         return found
     desk, endpoint = found
-    write = Write(desk.topic, endpoint_key(shop.shop_id, endpoint.id), None)
-    refusal = await acknowledged(context, [write], "removal")
+    writes = [Write(desk.topic, key, value) for key, value in removal(shop.shop_id, endpoint.id)]
+    refusal = await acknowledged(context, writes, "removal")
     if refusal is not None:
         return refusal
     _audit(request, endpoint, "removed")

@@ -106,36 +106,89 @@ def endpoint_key(shop_id: int, endpoint_id: str) -> bytes:
     return f"{shop_id}/{endpoint_id}".encode()
 
 
+HEALTH = "#health"
+"""the suffix of the key of an endpoint's health record (the webhook sender's)"""
+HEALTH_FIELDS = ("failing_since", "disabled_at", "disabled_reason", "updated_at")
+
+
 def endpoint_record(endpoint: Endpoint) -> tuple[bytes, bytes]:
+    """The endpoint as the shop registered or switched it on (the admin API's record)."""
     return endpoint_key(endpoint.shop_id, endpoint.id), endpoint.model_dump_json(exclude_none=True).encode()
 
 
+def health_record(endpoint: Endpoint) -> tuple[bytes, bytes]:
+    """What the endpoint's calls did to it: failing since, switched off (the webhook sender's
+    record, under a key of its own, so it never brings back an endpoint the shop removed)."""
+    health = endpoint.model_dump(mode="json", include=set(HEALTH_FIELDS))
+    return endpoint_key(endpoint.shop_id, endpoint.id + HEALTH), orjson.dumps(health)
+
+
+def removal(shop_id: int, endpoint_id: str) -> list[tuple[bytes, None]]:
+    """The tombstones that remove an endpoint: its record and its health."""
+    return [(endpoint_key(shop_id, endpoint_id), None), (endpoint_key(shop_id, endpoint_id + HEALTH), None)]
+
+
 class EndpointTable(Mapping[str, Endpoint]):
-    """Every endpoint, by id, from the records of the webhooks topic."""
+    """Every endpoint, by id, from the records of the webhooks topic: the shop's record of each,
+    with the sender's record of its health when that is newer (an endpoint switched on again by
+    the shop after it was switched off is on). A health record of an endpoint without a record
+    (removed) is kept aside and never lists it."""
 
     def __init__(self) -> None:
+        self._registered: dict[str, Endpoint] = {}
+        self._health: dict[str, dict[str, object]] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._by_shop: dict[int, dict[str, Endpoint]] = {}
 
     def apply(self, key: bytes | None, value: bytes | None) -> int | str:
         """One record: the shop whose endpoint it changed, or why it was not taken."""
         shop, _, endpoint_id = (key or b"").decode(errors="replace").partition("/")
+        endpoint_id, health, _ = endpoint_id.partition(HEALTH)
         if not shop.isdigit() or not endpoint_id:
             return f"a webhooks record whose key is not <shop>/<endpoint>: {key!r}"
+        refused = self._health_of(endpoint_id, value) if health else self._registration(endpoint_id, value)
+        if refused is not None:
+            return refused
+        self._merge(endpoint_id, int(shop))
+        return int(shop)
+
+    def _health_of(self, endpoint_id: str, value: bytes | None) -> str | None:
         if value is None:
-            removed = self._endpoints.pop(endpoint_id, None)
-            if removed is not None:
-                self._by_shop.get(removed.shop_id, {}).pop(endpoint_id, None)
-            return int(shop)
+            self._health.pop(endpoint_id, None)
+            return None
+        try:
+            health = orjson.loads(value)
+            datetime.fromisoformat(health["updated_at"])
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+            return "a webhooks health record that is not one"
+        self._health[endpoint_id] = {name: health.get(name) for name in HEALTH_FIELDS}
+        return None
+
+    def _registration(self, endpoint_id: str, value: bytes | None) -> str | None:
+        if value is None:
+            self._registered.pop(endpoint_id, None)
+            return None
         try:
             endpoint = Endpoint.model_validate_json(value)
         except ValidationError as exc:
             return f"a webhooks record that is not an endpoint: {exc.error_count()} problems"
-        current = self._endpoints.get(endpoint.id)
+        current = self._registered.get(endpoint.id)
         if current is None or current.updated_at <= endpoint.updated_at:
-            self._endpoints[endpoint.id] = endpoint
-            self._by_shop.setdefault(endpoint.shop_id, {})[endpoint.id] = endpoint
-        return endpoint.shop_id
+            self._registered[endpoint.id] = endpoint
+        return None
+
+    def _merge(self, endpoint_id: str, shop_id: int) -> None:
+        registered = self._registered.get(endpoint_id)
+        if registered is None:
+            self._endpoints.pop(endpoint_id, None)
+            self._by_shop.get(shop_id, {}).pop(endpoint_id, None)
+            return
+        health = self._health.get(endpoint_id)
+        merged = registered
+        if health is not None and datetime.fromisoformat(str(health["updated_at"])) > registered.updated_at:
+            merged = Endpoint.model_validate({**registered.model_dump(), **health})
+        self._endpoints[endpoint_id] = merged
+        self._by_shop.setdefault(registered.shop_id, {})[endpoint_id] = merged
 
     def of_shop(self, shop_id: int) -> list[Endpoint]:
         """The shop's endpoints, oldest first."""

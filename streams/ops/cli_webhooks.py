@@ -19,9 +19,9 @@ from streams.core.webhooks import (
     EndpointRequest,
     EndpointTable,
     enabled_again,
-    endpoint_key,
     endpoint_record,
     new_endpoint,
+    removal,
 )
 from streams.ops.cli_common import (
     ExitCode,
@@ -53,8 +53,12 @@ def _endpoints(settings: Settings) -> EndpointTable:
 
 
 def _save(settings: Settings, key: bytes, value: bytes | None) -> None:
+    _write(settings, [(key, value)])
+
+
+def _write(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> None:
     try:
-        publish_records(*_topic(settings), [(key, value)], "webhook endpoint")
+        publish_records(*_topic(settings), records, "webhook endpoint")
     except RuntimeError as exc:
         raise fail(str(exc), ExitCode.UNREACHABLE) from None
 
@@ -121,7 +125,7 @@ def remove(shop_id: ShopArgument, endpoint_id: EndpointArgument) -> None:
     """Remove an endpoint: nothing more is sent to it."""
     settings = load_cli_settings()
     endpoint = _found(settings, shop_id, endpoint_id)
-    _save(settings, endpoint_key(shop_id, endpoint.id), None)
+    _write(settings, list(removal(shop_id, endpoint.id)))
     console.print(f"shop {shop_id}: endpoint {endpoint.id} removed", markup=False)
 
 

@@ -62,6 +62,7 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/webhooks",
         "/v1/shops/{shop_id}/webhooks/{endpoint_id}",
         "/v1/shops/{shop_id}/webhooks/{endpoint_id}/enable",
+        "/v1/shops/{shop_id}/buyers/{user_id}/preferences",
     }
     assert "ShopRules" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["bearer"] == {

@@ -22,8 +22,11 @@ from streams.core.webhooks import (
     EndpointTable,
     after_call,
     calls,
+    enabled_again,
     endpoint_record,
+    health_record,
     new_endpoint,
+    removal,
 )
 from tests.conftest import Sandbox
 
@@ -162,6 +165,39 @@ def test_the_table_keeps_each_endpoints_newest_record_and_forgets_a_removed_one(
     assert table.of_shop(1001) == []
     assert isinstance(table.apply(b"not-a-key", b"{}"), str)
     assert isinstance(table.apply(b"1001/wh_0123456789abcdef", b"{}"), str)
+    assert isinstance(table.apply(b"1001/wh_0123456789abcdef#health", b"[]"), str)
+
+
+def test_the_senders_late_word_on_a_removed_endpoint_never_brings_it_back() -> None:
+    """The webhook sender may switch an endpoint off (or mark it failing) after the shop removed
+    it, from a view of the table that has not read the removal yet."""
+    table = EndpointTable()
+    registered = endpoint("delivered")
+    table.apply(*endpoint_record(registered))
+    switched_off = registered.model_copy(
+        update={"disabled_at": NOW, "disabled_reason": "failing for 24 hours", "updated_at": NOW + DAY}
+    )
+    for key, value in removal(1001, registered.id):
+        table.apply(key, value)
+    table.apply(*health_record(switched_off))  # written after the removal, read after it
+    assert table.of_shop(1001) == []
+    assert registered.id not in table
+
+
+def test_the_senders_switch_off_holds_until_the_shop_switches_the_endpoint_on_again() -> None:
+    table = EndpointTable()
+    registered = endpoint("delivered")
+    table.apply(*endpoint_record(registered))
+    off = after(
+        registered.model_copy(update={"failing_since": NOW - DAY}), ok=False, now=NOW + timedelta(seconds=1)
+    )
+    assert off is not None
+    table.apply(*health_record(off))
+    assert not table[registered.id].enabled
+    assert table[registered.id].url == registered.url, "the shop's record, with the sender's health"
+    table.apply(*endpoint_record(enabled_again(table[registered.id], NOW + timedelta(minutes=5))))
+    assert table[registered.id].enabled
+    assert table[registered.id].failing_since is None
 
 
 def call_to(sandbox: Sandbox, name: str) -> Delivery:

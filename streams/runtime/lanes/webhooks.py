@@ -11,7 +11,7 @@ makes no call about a call).
 
 The **endpoint health** runs in that sender: all calls of an endpoint are on one partition, so
 one sender sees them in order. A call that ends dead-lettered starts a failing spell (written to
-the endpoint's record); one that goes through ends it; a spell that has lasted
+the endpoint's health record, apart from the shop's); one that goes through ends it; a spell that has lasted
 ``MALL_NOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS`` switches the endpoint off and publishes
 ``webhook.disabled``, which the router sends to the shop's seller (scene
 ``seller_webhook_disabled``, when the shop has it on).
@@ -41,7 +41,7 @@ from streams.core.webhooks import (
     after_call,
     calls,
     disabled_event,
-    endpoint_record,
+    health_record,
 )
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
@@ -135,7 +135,7 @@ class EndpointHealth:
         if changed is None:
             return []
         self._written[changed.id] = changed
-        writes = [Write(self.topics.webhooks, *endpoint_record(changed))]
+        writes = [Write(self.topics.webhooks, *health_record(changed))]
         if endpoint.enabled and not changed.enabled:
             metrics.WEBHOOKS_DISABLED.inc()
             log.warning(
