@@ -42,9 +42,9 @@ from profiling import CpuWatch, GilProfile
 from state_bench import fill_changelog, measure
 
 from channels.base import ChannelName, Delivery
-from streams.core.buyer_choices import parse_notice
+from streams.core.buyer_choices import parse_notice, preferences_event
 from streams.core.dispatch import Dispatch
-from streams.core.events import envelope
+from streams.core.events import PreferencesChanged, envelope
 from streams.core.mp_subscriptions import ANSWER_TYPE, answered_event, answers_of
 from streams.core.sms_quota import load_packages, new_purchase
 from streams.core.source import SourceRecord
@@ -65,6 +65,7 @@ SMS_EVENTS = int(os.environ.get("BENCH_SMS", "2000"))
 MP_EVENTS = int(os.environ.get("BENCH_MP", "20000"))
 BULK_SMS = int(os.environ.get("BENCH_BULK_SMS", "100000"))
 CODES = int(os.environ.get("BENCH_CODES", "50"))
+BUYER_CHOICES = int(os.environ.get("BENCH_BUYER_CHOICES", "100000"))
 STORE_ENTRIES = int(os.environ.get("BENCH_STORE_ENTRIES", "5000000"))
 CHANGELOG_ENTRIES = int(os.environ.get("BENCH_CHANGELOG_ENTRIES", "1000000"))
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -298,10 +299,45 @@ def router_alone(topics: Topics, scratch: Path, sandbox_url: str) -> Measured:
         worker.stop()
     counts = [written(topics.send_topic(channel)) for channel in topics.spec.send]
     # a buyer's dispatches go, as one notice per scene, to the buyers lane first
-    counts.append(written(topics.buyers, weight=lambda value: len(parse_notice(value).dispatches)))
+    counts.append(written(topics.buyers, weight=lambda value: len(parse_notice(value).sends)))
     dispatches = sum(count for count, _ in counts)
     assert dispatches == 3 * EVENTS, f"{dispatches} dispatches for {EVENTS} events"
     return Measured(EVENTS, max(seconds for _, seconds in counts))
+
+
+def buyers_lane(preloaded: list[bytes], scratch: Path, choices: int) -> Measured:
+    """The router and the buyers lane in one worker, after ``choices`` buyers' preferences were
+    loaded into the lane's state (the buyers of the orders among them; all refuse marketing, so
+    every order still makes its 3 dispatches); events/s from the first dispatch to the last."""
+    topics = fresh(f"buyers{choices}")
+    now = datetime.now(UTC).isoformat()
+    said = [
+        preferences_event(
+            9001,
+            PreferencesChanged.model_validate(
+                {"user_id": buyer(i)["user_id"], "categories_off": ["marketing"], "changed_at": now}
+            ),
+            "/bench",
+        )[1]
+        for i in range(choices)
+    ]
+    publish_values(BOOTSTRAP, topics, said)
+    env = worker_env(topics, "http://127.0.0.1:9", MALL_NOTIFY_LANES="router,buyers")
+    worker = start_worker(scratch, env, name=f"buyers{choices}")
+    sends = [topics.send_topic(channel) for channel in topics.spec.send]
+    try:
+        # each buyer's choices are one changelog record of the lane's state once kept
+        wait_until(lambda: written(topics.buyer_state)[0] >= choices, 600, "the preferences kept")
+        publish_values(BOOTSTRAP, topics, preloaded)
+        wanted = 3 * len(preloaded)
+        wait_until(lambda: sum(written(topic)[0] for topic in sends) >= wanted, 900, "every order dispatched")
+    finally:
+        worker.stop()
+    counts = [written(topic) for topic in sends]
+    dispatches = sum(count for count, _ in counts)
+    assert dispatches == 3 * len(preloaded), f"{dispatches} dispatches for {len(preloaded)} events"
+    seconds = max(seconds for _, seconds in counts)
+    return Measured(len(preloaded), seconds)
 
 
 def sandbox_stats(url: str) -> dict[str, dict[str, int]]:
@@ -770,6 +806,10 @@ def main() -> None:
         routed = preloaded_topics("router", preloaded)
         results["router"] = router_alone(routed, scratch, "http://127.0.0.1:9")
         print(f"router: {results['router'].rate:,.0f}/s", flush=True)
+        results["buyers_none"] = buyers_lane(preloaded, scratch, 0)
+        results["buyers_loaded"] = buyers_lane(preloaded, scratch, BUYER_CHOICES)
+        none, loaded = results["buyers_none"].rate, results["buyers_loaded"].rate
+        print(f"router + buyers lane: {none:,.0f}/s, {BUYER_CHOICES:,} buyers' choices kept {loaded:,.0f}/s")
         results["minimal"] = minimal_sender(routed, scratch)
         print(f"minimal sender: {results['minimal'].rate:,.0f} deliveries/s", flush=True)
         results["e2e"], spent = end_to_end(preloaded, scratch)
@@ -792,9 +832,34 @@ def main() -> None:
         send_log = send_log_measurements()
     target = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
     target.write_text(
-        report(results, spent, codes) + state_report(state, spent) + send_log_report(send_log, spent)
+        report(results, spent, codes)
+        + buyers_report(results)
+        + state_report(state, spent)
+        + send_log_report(send_log, spent)
     )
     print(f"wrote {target}", file=sys.stderr)
+
+
+def buyers_report(results: dict[str, Measured]) -> str:
+    router, none, loaded = (results[key].rate for key in ("router", "buyers_none", "buyers_loaded"))
+    ratio = loaded / none
+    return f"""
+## Buyers' choices
+
+The same {EVENTS:,} paid orders through the router and the buyers lane (one worker,
+`MALL_NOTIFY_LANES=router,buyers`): a buyer's dispatches go, one notice per scene, to
+`notify.buyers`, and the buyers lane sends them on unless the buyer refused them or the shop's daily
+cap is reached. Loaded: {BUYER_CHOICES:,} buyers' preferences kept in the lane's state first (every
+buyer of the orders among them, all refusing marketing, so every order still makes 3 dispatches).
+
+| what | events/s | |
+|---|---|---|
+| our router alone (above) | {router:,.0f} | 1× |
+| router + buyers lane, no buyer has said anything | {none:,.0f} | {none / router:.2f}× |
+| router + buyers lane, {BUYER_CHOICES:,} buyers' choices kept | {loaded:,.0f} | {loaded / router:.2f}× |
+
+With the choices kept, {ratio:.2f}× the rate without (target ≥ 0.9×: {_met(ratio >= 0.9)}).
+"""
 
 
 def state_measurements(scratch: Path) -> dict[str, dict[str, float]]:

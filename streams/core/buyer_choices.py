@@ -15,6 +15,7 @@ notices it counted.
 from __future__ import annotations
 
 import hashlib
+import struct
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,6 @@ import orjson
 from pydantic import TypeAdapter
 
 from channels.base import ChannelName
-from streams.core.dispatch import Dispatch
 from streams.core.events import PreferencesChanged, envelope
 
 OPTED_OUT = "opted_out"
@@ -38,49 +38,44 @@ CHOICES_KIND = b"preferences"
 _DIGEST_BYTES = 8
 
 
+CATEGORY_BITS = {"transactional": 1, "marketing": 2}
+CHANNEL_BITS = {ChannelName.WECHAT_OA: 4, ChannelName.WECHAT_MP: 8, ChannelName.ALIYUN_SMS: 16}
+_PACKED = struct.Struct(">Bd")
+
+
 @dataclass(frozen=True, slots=True)
 class Choices:
-    """A buyer's no's in one scope (a shop, or the whole mall)."""
+    """A buyer's no's in one scope (a shop, or the whole mall), as bits: what the buyers lane reads
+    for every notice is one small struct, not a document."""
 
-    categories_off: frozenset[str] = frozenset()
-    channels_off: frozenset[ChannelName] = frozenset()
-    changed_at: datetime | None = None
+    refused: int = 0
+    """the bits of the categories (CATEGORY_BITS) and channels (CHANNEL_BITS) refused"""
+    changed_at: float = 0.0
+    """when the buyer said it (0: never)"""
 
     @classmethod
     def of(cls, changed: PreferencesChanged) -> Choices:
-        channels = frozenset(ChannelName(channel) for channel in changed.channels_off)
-        return cls(frozenset(changed.categories_off), channels, changed.changed_at)
+        bits = sum(CATEGORY_BITS[c] for c in set(changed.categories_off))
+        bits += sum(CHANNEL_BITS[ChannelName(c)] for c in set(changed.channels_off))
+        return cls(bits, changed.changed_at.timestamp())
 
     def pack(self) -> bytes:
-        return orjson.dumps(
-            {
-                "categories_off": sorted(self.categories_off),
-                "channels_off": sorted(self.channels_off),
-                "changed_at": self.changed_at,
-            }
-        )
+        return _PACKED.pack(self.refused, self.changed_at)
 
     @classmethod
     def unpack(cls, payload: bytes) -> Choices:
-        data = orjson.loads(payload)
-        changed_at = data.get("changed_at")
-        return cls(
-            frozenset(data["categories_off"]),
-            frozenset(ChannelName(c) for c in data["channels_off"]),
-            datetime.fromisoformat(changed_at) if changed_at else None,
-        )
+        refused, changed_at = _PACKED.unpack(payload)
+        return cls(refused, changed_at)
 
     def newer_than(self, other: Choices) -> bool:
         """Whether these choices replace ``other`` (an older change read late never does)."""
-        return other.changed_at is None or (
-            self.changed_at is not None and self.changed_at >= other.changed_at
-        )
+        return self.changed_at >= other.changed_at
 
     def refuses(self, category: str, channel: ChannelName) -> str | None:
-        if category in self.categories_off:
+        if self.refused & CATEGORY_BITS.get(category, 0):
             return f"{category} notices"
-        if channel in self.channels_off:
-            return f"{channel.value}"
+        if self.refused & CHANNEL_BITS.get(channel, 0):
+            return channel.value
         return None
 
 
@@ -93,10 +88,24 @@ def refusal(category: str, channel: ChannelName, shop: Choices, platform: Choice
     if category == "security":
         return None
     for scope, choices in (("the mall", platform), ("this shop", shop)):
+        if not choices.refused:
+            continue
         refused = choices.refuses(category, channel)
         if refused is not None:
             return f"{OPTED_OUT}: {refused} from {scope}"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One dispatch of a notice as its send topic takes it: the buyers lane passes it on as it is."""
+
+    channel: ChannelName
+    key: str
+    """its key on the send topic (the event's, so one order's stay in order; the buyer's on the
+    Mini Program)"""
+    dispatch: str
+    """the dispatch's JSON (:class:`~streams.core.dispatch.Dispatch`), read only when it is skipped"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +114,16 @@ class Notice:
 
     user_id: str
     shop_id: int
+    event_id: str
     scene: str
     category: str
     daily_cap: int | None
     """the shop's cap on notices of this category a buyer gets a day (None: none)"""
-    order_key: str
-    """the key the dispatches go to their send topics with (the event's, so one order's stay in order)"""
-    dispatches: list[Dispatch]
+    sends: list[Send]
 
     @property
     def notice_id(self) -> str:
-        return f"{self.dispatches[0].event_id}|{self.scene}" if self.dispatches else self.scene
+        return f"{self.event_id}|{self.scene}"
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -43,6 +43,9 @@ class Dispatch:
     def to_json(self) -> bytes:
         return orjson.dumps(self)
 
+    def to_text(self) -> str:
+        return self.to_json().decode()
+
 
 _DISPATCH: TypeAdapter[Dispatch] = TypeAdapter(Dispatch)
 

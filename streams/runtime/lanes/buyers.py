@@ -30,18 +30,18 @@ from streams.core.buyer_choices import (
     Choices,
     DayCount,
     Notice,
+    Send,
     admit,
     day_of,
     parse_notice,
     refusal,
 )
-from streams.core.dispatch import Dispatch
+from streams.core.dispatch import parse_dispatch
 from streams.core.errors import EventRejected
 from streams.core.events import PreferencesChangedEvent, parse_event
 from streams.core.failures import Stage
 from streams.core.mp_subscriptions import KIND_HEADER
 from streams.core.outcomes import Status, event_outcome, skipped_delivery
-from streams.core.routing import send_key
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
@@ -101,6 +101,7 @@ class BuyerStage(PipelineStage):
         super().__init__(topics, None, clock)
         self.state = state
         self.counts: Counter[str] = Counter()
+        self.sent = metrics.BUYER_DECISIONS.labels("sent")
 
     def handle(self, record: ConsumedRecord) -> list[Write]:
         source = (record.topic, record.partition)
@@ -127,28 +128,28 @@ class BuyerStage(PipelineStage):
     def _decide(self, notice: Notice, source: Partition, now: datetime) -> list[Write]:
         shop = self.state.choices(source, str(notice.shop_id), notice.user_id)
         platform = self.state.choices(source, PLATFORM, notice.user_id)
-        passing: list[Dispatch] = []
+        passing: list[Send] = []
         writes: list[Write] = []
-        for dispatch in notice.dispatches:
-            refused = refusal(notice.category, dispatch.delivery.channel, shop, platform)
+        for send in notice.sends:
+            refused = refusal(notice.category, send.channel, shop, platform)
             if refused is None:
-                passing.append(dispatch)
+                passing.append(send)
             else:
-                writes.append(self._skipped(dispatch, refused, now, "opted_out"))
+                writes.append(self._skipped(send, refused, now, "opted_out"))
         if not passing:
             return writes
-        count = self.state.count(source, notice, day_of(now))
-        admitted, after = admit(count, notice.notice_id, notice.daily_cap)
-        if not admitted:
-            reason = f"{FREQUENCY_CAP}: {notice.daily_cap} {notice.category} notices today from this shop"
-            return writes + [self._skipped(d, reason, now, FREQUENCY_CAP) for d in passing]
-        if after != count:
-            writes.append(self.state.counted(source, notice, after))
-        order_key = notice.order_key.encode()
-        for dispatch in passing:
-            topic = self.topics.send_topic(dispatch.delivery.channel)
-            writes.append(Write(topic, send_key(dispatch, order_key, code=False), dispatch.to_json()))
-        metrics.BUYER_DECISIONS.labels("sent").inc(len(passing))
+        if notice.daily_cap is not None:
+            count = self.state.count(source, notice, day_of(now))
+            admitted, after = admit(count, notice.notice_id, notice.daily_cap)
+            if not admitted:
+                reason = f"{FREQUENCY_CAP}: {notice.daily_cap} {notice.category} notices today from this shop"
+                return writes + [self._skipped(send, reason, now, FREQUENCY_CAP) for send in passing]
+            if after != count:
+                writes.append(self.state.counted(source, notice, after))
+        for send in passing:
+            topic = self.topics.send_topic(send.channel)
+            writes.append(Write(topic, send.key.encode(), send.dispatch.encode()))
+        self.sent.inc(len(passing))
         return writes
 
     def _dead(self, record: ConsumedRecord, reason: str, detail: str) -> list[Write]:
@@ -156,8 +157,9 @@ class BuyerStage(PipelineStage):
         outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
         return [self.dead_letter(record, failure), self.outcome(outcome)]
 
-    def _skipped(self, dispatch: Dispatch, reason: str, now: datetime, decision: str) -> Write:
+    def _skipped(self, send: Send, reason: str, now: datetime, decision: str) -> Write:
         metrics.BUYER_DECISIONS.labels(decision).inc()
+        dispatch = parse_dispatch(send.dispatch.encode())
         return self.outcome(skipped_delivery(dispatch, reason, now, replayed=False))
 
 

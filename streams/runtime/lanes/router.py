@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from channels.base import ChannelName
-from streams.core.buyer_choices import CHOICES_KIND, NOTICE_KIND, Notice, choices_summary
+from streams.core.buyer_choices import CHOICES_KIND, NOTICE_KIND, Notice, Send, choices_summary
 from streams.core.dispatch import Dispatch
 from streams.core.errors import EventRejected
 from streams.core.events import (
@@ -33,7 +33,7 @@ from streams.core.failures import Failure, Stage
 from streams.core.mp_subscriptions import ANSWER_KIND, KIND_HEADER, Answers
 from streams.core.outcomes import DUPLICATE_EVENT, Status, event_outcome
 from streams.core.render_plan import ShopPlan
-from streams.core.routing import Router, send_key
+from streams.core.routing import Router, Routing, send_key
 from streams.core.sms_quota import AccountBook, PaymentRefused, payment_record
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
@@ -114,32 +114,33 @@ class RouterStage(PipelineStage):
                 code = d.scene in code_scenes
                 topic = self.topics.send_topic_for(d.delivery.channel, code)
                 writes.append(Write(topic, send_key(d, order_key, code), d.to_json()))
-            plan = self.plans.get(event.shop_id)
-            caps = plan.daily_caps if plan is not None else {}
-            for scene, dispatches in noticed.items():
-                category = routing.categories[scene]
-                notice = Notice(
-                    user_id=routing.buyers[scene],
-                    shop_id=event.shop_id,
-                    scene=scene,
-                    category=category,
-                    daily_cap=caps.get(category),
-                    order_key=order_key.decode(errors="replace"),
-                    dispatches=dispatches,
-                )
-                writes.append(
-                    Write(
-                        self.topics.buyers,
-                        notice.user_id.encode(),
-                        notice.to_json(),
-                        [(KIND_HEADER, NOTICE_KIND)],
-                    )
-                )
+            writes += self._notices(event, routing, noticed, order_key)
             return self._count("routed", writes)
         reasons = "; ".join(map(str, routing.skips)) or "nothing to send"
         if log.isEnabledFor(logging.DEBUG):
             log.debug("skipped", extra=fields(event_id=event.id, shop_id=event.shop_id, reason=reasons))
         return self._count("skipped", self._skipped(record, event, reasons))
+
+    def _notices(
+        self, event: Event, routing: Routing, noticed: dict[str, list[Dispatch]], order_key: bytes
+    ) -> list[Write]:
+        """A buyer's dispatches, one notice per scene, to the buyers lane (keyed by the buyer), each
+        with the topic key it goes on with: the buyers lane passes them on without reading them."""
+        plan = self.plans.get(event.shop_id)
+        caps = plan.daily_caps if plan is not None else {}
+        writes = []
+        for scene, dispatches in noticed.items():
+            category = routing.categories[scene]
+            sends = [
+                Send(d.delivery.channel, send_key(d, order_key, False).decode(errors="replace"), d.to_text())
+                for d in dispatches
+            ]
+            notice = Notice(
+                routing.buyers[scene], event.shop_id, event.id, scene, category, caps.get(category), sends
+            )
+            headers = [(KIND_HEADER, NOTICE_KIND)]
+            writes.append(Write(self.topics.buyers, notice.user_id.encode(), notice.to_json(), headers))
+        return writes
 
     def _paid(self, record: ConsumedRecord, event: SmsPackagePaidEvent) -> list[Write]:
         """An SMS package order paid through the mall's payment service: its payment recorded on
