@@ -33,6 +33,7 @@ from streams.core.outcomes import FINAL_STATUSES, Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
 from streams.devtools.demo_mp import buyer_accepts, print_mp_spending
+from streams.devtools.demo_preferences import buyer_refuses_marketing, print_refusals
 from streams.devtools.demo_receipts import (
     DEMO_RECIPIENT_KEY,
     buyer_openid,
@@ -194,6 +195,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         signed = new_signature(settings, topics, shop, sandbox.url, console)
         wait_for_settings(worker.url, token, signed)
         buyer_accepts(bootstrap, topics, signed, load_catalog(settings.config_dir / "catalog.yaml"), console)
+        buyer_refuses_marketing(bootstrap, topics, shop.shop_id, console)
         hooked = register_endpoint(bootstrap, topics, shop.shop_id, sandbox.url)
         start, began = end_offsets(bootstrap, topics.outcomes), datetime.now(UTC)
         published = publish_values(bootstrap, topics, setup.events)
@@ -216,6 +218,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
     console.print(_outcome_table(published, grouped))
     _print_summary(console, topics, grouped, messages)
     print_mp_spending(console, grouped)
+    print_refusals(console, grouped)
     print_send_log(console, settings, shop.shop_id, began, _stored(grouped, shop.shop_id))
     print_receipts(console, receipts, len(delivered))
     print_webhook_calls(console, hooked, calls)

@@ -59,7 +59,9 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
         out + result.stderr + _demo_logs() + _our_topics(kafka_bootstrap, f"{prefix}demo.")
     )
     assert "What happened to each event" in out
-    assert "outcomes: delivered 10, skipped 3, dead_lettered 3" in out
+    assert "outcomes: delivered 10, skipped 4, dead_lettered 3" in out
+    # a buyer who refused the shop's marketing: their coupon is not sent, the others' are
+    assert "Preferences 1 notices skipped as opted_out, not sent: buyer_coupon_issued/wechat_oa" in out
     assert "seller_order_paid" in out  # one paid order notifies buyer (OA, MP) and seller (OA)
     assert "buyer_coupon_issued" in out
     assert "code_register" in out
