@@ -29,6 +29,7 @@ from streams.api.bodies import (
     SwitchRequest,
     TemplateRequest,
 )
+from streams.core.buyer_choices import BuyerChoices
 from streams.core.catalog import Catalog
 from streams.core.events import MpSubscriptionAnswered
 from streams.core.history import HistoryLine
@@ -334,6 +335,15 @@ def preferences_paths() -> dict[str, PathItem]:
                     **INVALID,
                 },
                 requestBody=_body(ChoicesRequest),
+            ),
+            get=_operation(
+                "What a buyer refuses in this shop and in every shop (from the send log's database, "
+                "a moment after it was said)",
+                {
+                    **_answer("the buyer's preferences per scope (null: never said)", BuyerChoices),
+                    **REFUSED,
+                    "503": _problem("no database, or it did not answer"),
+                },
             ),
         ),
     }

@@ -3,7 +3,9 @@ choice that holds in every shop):
 
 - ``PUT /v1/shops/{shop_id}/buyers/{user_id}/preferences``: what the buyer now refuses (categories,
   channels), replacing what was said before; published as a ``preferences.changed`` event keyed by
-  the buyer, the same path as when the mall publishes it itself (:mod:`streams.core.buyer_choices`).
+  the buyer, the same path as when the mall publishes it itself (:mod:`streams.core.buyer_choices`);
+- ``GET`` the same path: what the buyer refuses in this shop and in the whole mall, from the send
+  log's database (the send-log lane keeps it there, a moment after the event).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from aiohttp import web
 
 from streams.api.bodies import ChoicesRequest, ChoicesSaved
 from streams.api.context import SHOP_ID, WHO, ApiContext, acknowledged, for_shop, problem, read_body
-from streams.core.buyer_choices import PREFERENCES_TYPE, choices_summary, preferences_event
+from streams.api.messages import read_send_log
+from streams.core.buyer_choices import PREFERENCES_TYPE, buyer_choices, choices_summary, preferences_event
 from streams.core.events import PreferencesChanged
 from streams.core.shops import ShopRules
 from streams.core.tokens import PLATFORM
 from streams.logs import fields, get_logger
+from streams.runtime.database import choices_statement
 from streams.runtime.kafka.records import Write
 
 log = get_logger("api")
@@ -54,4 +58,14 @@ async def put_preferences(request: web.Request, context: ApiContext, shop: ShopR
     return web.json_response(saved.model_dump(), status=202)
 
 
-ROUTES = [web.put(f"/v1/shops/{SHOP_ID}/buyers/{USER_ID}/preferences", put_preferences)]
+@for_shop
+async def get_preferences(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
+    user_id = request.match_info["user_id"]
+    rows = await read_send_log(request, choices_statement(user_id, shop.shop_id), "preferences")
+    if isinstance(rows, web.Response):
+        return rows
+    return web.json_response(buyer_choices(user_id, rows).model_dump(mode="json"))
+
+
+PATH = f"/v1/shops/{SHOP_ID}/buyers/{USER_ID}/preferences"
+ROUTES = [web.put(PATH, put_preferences), web.get(PATH, get_preferences)]

@@ -19,10 +19,11 @@ import struct
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from channels.base import ChannelName
 from streams.core.events import PreferencesChanged, envelope
@@ -194,3 +195,25 @@ def preferences_event(shop_id: int, changed: PreferencesChanged, source: str) ->
     event_id = f"prf-{uuid.uuid4().hex}"
     data = changed.model_dump(mode="json")
     return event_id, envelope(event_id, PREFERENCES_TYPE, source, shop_id, data, changed.changed_at)
+
+
+class ScopeChoices(BaseModel):
+    categories_off: list[str]
+    channels_off: list[str]
+    changed_at: datetime
+
+
+class BuyerChoices(BaseModel):
+    """What a buyer refuses in a shop and in the whole mall (None: never said)."""
+
+    user_id: str
+    shop: ScopeChoices | None = None
+    platform: ScopeChoices | None = None
+
+
+def buyer_choices(user_id: str, rows: list[dict[str, Any]]) -> BuyerChoices:
+    """The buyer's preferences from the send log's rows (scope, categories_off, channels_off, changed_at)."""
+    scopes = {
+        ("platform" if row["scope"] == PLATFORM else "shop"): ScopeChoices.model_validate(row) for row in rows
+    }
+    return BuyerChoices(user_id=user_id, **scopes)

@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import ChannelName
+from streams.core.events import PreferencesChanged
 from streams.core.outcomes import Outcome, Status
 from streams.core.rendering import MALL_TIME_ZONE
 from streams.core.sms_quota import Balance
@@ -27,7 +28,7 @@ PAGE_MOST = 200
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    kind: Literal["final", "receipt"]
+    kind: Literal["final", "receipt", "choice"]
     values: dict[str, Any]
     """column -> value"""
 
@@ -35,6 +36,20 @@ class Row:
     def day(self) -> date:
         day: date = self.values["day"]
         return day
+
+
+def choice_row(changed: PreferencesChanged, shop_id: int) -> Row:
+    """The row of a buyer's preferences in one scope (a shop id, or ``platform``)."""
+    return Row(
+        "choice",
+        {
+            "user_id": changed.user_id,
+            "scope": "platform" if changed.scope == "platform" else str(shop_id),
+            "categories_off": sorted(set(changed.categories_off)),
+            "channels_off": sorted(set(changed.channels_off)),
+            "changed_at": changed.changed_at,
+        },
+    )
 
 
 def row_of(outcome: Outcome) -> Row:

@@ -9,10 +9,20 @@ from typing import Annotated
 
 import typer
 
-from streams.core.buyer_choices import PREFERENCES_TYPE, choices_summary, preferences_event
+from streams.core.buyer_choices import PREFERENCES_TYPE, buyer_choices, choices_summary, preferences_event
 from streams.core.events import PreferencesChanged
-from streams.ops.cli_common import ExitCode, console, fail, kafka_topic, load_cli_settings
+from streams.ops.cli_common import (
+    ExitCode,
+    JsonOption,
+    console,
+    database_url,
+    fail,
+    kafka_topic,
+    load_cli_settings,
+    print_json,
+)
 from streams.ops.shop_store import publish_records
+from streams.runtime.database import DatabaseUnavailable, choices_statement, connect, fetch
 
 CATEGORIES = ("transactional", "marketing")
 CHANNELS = ("wechat_oa", "wechat_mp", "aliyun_sms")
@@ -60,3 +70,25 @@ def set_preferences(
     except RuntimeError as exc:
         raise fail(str(exc), ExitCode.UNREACHABLE) from None
     console.print(f"{event_id}: {choices_summary(changed, shop_id)}")
+
+
+@preferences_app.command("show")
+def show_preferences(
+    shop_id: Annotated[int, typer.Argument(help="the shop", min=1)],
+    user_id: Annotated[str, typer.Argument(help="the buyer: the mall's user id")],
+    as_json: JsonOption = False,
+) -> None:
+    """What a buyer refuses in a shop and in every shop (from the send log's database)."""
+    settings = load_cli_settings()
+    try:
+        with connect(database_url(settings)) as conn:
+            choices = buyer_choices(user_id, fetch(conn, choices_statement(user_id, shop_id)))
+    except DatabaseUnavailable as exc:
+        raise fail(str(exc), ExitCode.UNREACHABLE) from None
+    if as_json:
+        print_json(choices.model_dump(mode="json"))
+        return
+    for scope, said in (("this shop", choices.shop), ("every shop", choices.platform)):
+        refused = ", ".join([*said.categories_off, *said.channels_off]) if said else ""
+        when = f" (since {said.changed_at:%Y-%m-%d %H:%M})" if said else ""
+        console.print(f"{user_id} in {scope}: {(refused + ' off') if refused else 'everything on'}{when}")

@@ -155,13 +155,14 @@ def write_rows(
     """Upsert the rows and record where their topic partitions were read up to, in one transaction.
     ``days``: the days whose partitions this writer knows exist; a batch with another day creates
     its partition (under a lock that serializes writers until the commit) and adds it once committed."""
-    new_days = {row.day for row in rows} - days
+    new_days = {row.day for row in rows if row.kind != "choice"} - days
     with conn.transaction():
         if new_days:
             ensure_partitions(conn, new_days)
         for kind, columns, upsert in (
             ("final", FINAL_COLUMNS, FINAL_UPSERT),
             ("receipt", RECEIPT_COLUMNS, RECEIPT_UPSERT),
+            ("choice", CHOICE_COLUMNS, CHOICE_UPSERT),
         ):
             values = [[row.values.get(column) for column in columns] for row in rows if row.kind == kind]
             if values:
@@ -195,6 +196,27 @@ def _upsert(columns: tuple[str, ...], update: tuple[str, ...], kind: str) -> sql
 
 FINAL_UPSERT = _upsert(FINAL_COLUMNS, FINAL_UPDATE, "final")
 RECEIPT_UPSERT = _upsert(RECEIPT_COLUMNS, RECEIPT_UPDATE, "receipt")
+
+
+CHOICE_COLUMNS = ("user_id", "scope", "categories_off", "channels_off", "changed_at")
+CHOICE_UPSERT = sql.SQL(
+    "INSERT INTO buyer_preferences (user_id, scope, categories_off, channels_off, changed_at) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, scope) DO UPDATE SET "
+    "categories_off = EXCLUDED.categories_off, channels_off = EXCLUDED.channels_off, "
+    "changed_at = EXCLUDED.changed_at WHERE buyer_preferences.changed_at <= EXCLUDED.changed_at"
+)
+"""a buyer's newer word in a scope replaces the older (one read late never does)"""
+
+
+CHOICES = sql.SQL(
+    "SELECT scope, categories_off, channels_off, changed_at FROM buyer_preferences "
+    "WHERE user_id = %s AND scope IN (%s, 'platform') ORDER BY scope"
+)
+
+
+def choices_statement(user_id: str, shop_id: int) -> Statement:
+    """A buyer's preferences in a shop and in the whole mall (``platform``)."""
+    return CHOICES, [user_id, str(shop_id)]
 
 
 def read_offsets(conn: psycopg.Connection[Any], consumer: str, topic: str) -> dict[int, int]:

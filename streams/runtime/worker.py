@@ -28,6 +28,7 @@ from channels.aliyun_sms import AliyunSmsDetails
 from channels.base import Channel, ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
+from streams.core.buyer_choices import PREFERENCES_TYPE
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.codes import CodeRules
 from streams.core.errors import MallNotifyError
@@ -233,6 +234,7 @@ def _send_log(settings: Settings, topics: Topics) -> SendLogLane | None:
         settings.send_log_keep_days,
         settings.kafka_session_timeout,
         identity(settings.state_dir),
+        topics.event_topic_for(PREFERENCES_TYPE),
     )
 
 

@@ -4,7 +4,10 @@ coupon of a day. Worker, sandbox and admin API as their own processes."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from streams.ops.reading import end_offsets
 from tests.factories import BUYER_OPENID, SAMPLE_EVENTS, fresh_code, payment_event, to_bytes
 from tests.integration.admin import SHOP, SHOP_TOKEN, buy_sms, call
 from tests.integration.conftest import PLATFORM_TOKEN, Pipeline, ok, run_cli
+from tests.integration.test_send_log import STORE_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +81,13 @@ def test_a_buyer_who_refused_marketing_and_sms_gets_no_coupon_but_order_notices_
     _, finals = pipeline.run([coupon(buyer), paid(buyer), code(buyer)])
 
     outcomes = by_scene(finals)
+    said = kept(lambda: call(api, "GET", path, SHOP_TOKEN)[1], "shop")
+    assert (said["shop"]["categories_off"], said["shop"]["channels_off"], said["platform"]) == (
+        ["marketing"],
+        ["aliyun_sms"],
+        None,
+    )
+    assert call(api, "GET", path.replace(str(SHOP), "9001"), SHOP_TOKEN)[0] == 403
     assert ("buyer_coupon_issued", "wechat_oa", "skipped", "opted_out") in outcomes
     assert ("buyer_order_paid", "wechat_oa", "delivered", "") in outcomes, "transactional: still sent"
     assert ("code_login", "aliyun_sms", "delivered", "") in outcomes, "a code goes out by the refused SMS"
@@ -110,3 +121,20 @@ def test_the_platform_says_a_buyer_refuses_a_channel_in_every_shop_from_the_comm
     assert Outcome.model_validate_json(record.value).reason == "preferences for every shop: wechat_oa off"
     _, finals = pipeline.run([paid(buyer)])
     assert ("buyer_order_paid", "wechat_oa", "skipped", "opted_out") in by_scene(finals)
+    shown = kept(
+        lambda: json.loads(
+            ok(run_cli(pipeline, "preferences", "show", str(SHOP), buyer["user_id"], "--json"))
+        ),
+        "platform",
+    )
+    assert (shown["platform"]["channels_off"], shown["shop"]) == (["wechat_oa"], None)
+
+
+def kept(read: Callable[[], dict[str, Any]], scope: str) -> dict[str, Any]:
+    """What the send log's database says of a buyer, once it has the scope (the send-log lane
+    writes it a moment after the event)."""
+    deadline = time.monotonic() + STORE_SECONDS
+    while (said := read()).get(scope) is None:
+        assert time.monotonic() < deadline, f"the {scope} preferences were not kept: {said}"
+        time.sleep(0.2)
+    return said

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from channels.base import ChannelName
-from streams.core.buyer_choices import NO_CHOICES, Choices, DayCount, admit, refusal
+from streams.core.buyer_choices import NO_CHOICES, Choices, DayCount, admit, buyer_choices, refusal
 from streams.core.dispatch import parse_dispatch
+from streams.core.events import PreferencesChanged
 from streams.core.failures import Failure
 from streams.core.outcomes import Status
+from streams.core.send_log import choice_row
 from streams.core.topics import Topics
 from streams.runtime.kafka.records import Write
 from streams.runtime.lanes.buyers import BuyerStage
@@ -138,3 +140,32 @@ def test_a_count_is_per_day_in_the_malls_time_and_each_notice_counts_once() -> N
     assert admit(full, "evt-3|buyer_coupon_issued", cap=None) == (True, full), "no cap: nothing counted"
     assert full.on("20261126") == DayCount("20261126")
     assert DayCount.unpack(full.pack()) == full
+
+
+def test_the_send_log_keeps_a_buyers_word_per_scope_and_shows_both() -> None:
+    said = PreferencesChanged.model_validate(
+        {
+            "user_id": USER,
+            "scope": "platform",
+            "channels_off": ["wechat_oa", "wechat_oa"],
+            "changed_at": NOW.isoformat(),
+        }
+    )
+    row = choice_row(said, DEMO_SHOP)
+    assert (row.kind, row.values["scope"], row.values["channels_off"]) == (
+        "choice",
+        "platform",
+        ["wechat_oa"],
+    )
+    shop_row = {
+        "scope": str(DEMO_SHOP),
+        "categories_off": ["marketing"],
+        "channels_off": [],
+        "changed_at": NOW,
+    }
+    shown = buyer_choices(USER, [shop_row, row.values])
+    assert shown.shop is not None
+    assert shown.shop.categories_off == ["marketing"]
+    assert shown.platform is not None
+    assert shown.platform.channels_off == ["wechat_oa"]
+    assert buyer_choices(USER, []).model_dump() == {"user_id": USER, "shop": None, "platform": None}

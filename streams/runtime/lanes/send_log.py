@@ -1,4 +1,6 @@
-"""The send-log lane: ``notify.outcomes`` into PostgreSQL, each outcome exactly once.
+"""The send-log lane: ``notify.outcomes`` into PostgreSQL, each outcome exactly once; and the
+buyers' preferences (``mall.preferences``) into ``buyer_preferences``, the view the admin API and
+the CLI read (the buyers lane keeps its own).
 
 It is a member of its own consumer group (``<app id>.send-log``), so workers share the outcomes'
 partitions. A batch's rows (:mod:`streams.core.send_log`) and the offsets it read up to are written
@@ -25,8 +27,10 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from streams.core.errors import EventRejected
+from streams.core.events import PreferencesChangedEvent, parse_event
 from streams.core.outcomes import Outcome
-from streams.core.send_log import Row, row_of
+from streams.core.send_log import Row, choice_row, row_of
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.database import (
@@ -61,6 +65,7 @@ class SendLogLane:
         keep_days: int,
         session_timeout_seconds: float = 30.0,
         instance_id: str | None = None,
+        preferences_topic: str | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.session_timeout_seconds = session_timeout_seconds
@@ -70,6 +75,7 @@ class SendLogLane:
         timeout of its former self"""
         self.database_url = database_url
         self.topic = topic
+        self.preferences_topic = preferences_topic
         self.group = group
         self.keep_days = keep_days
         self._days: set[date] = set()
@@ -129,9 +135,9 @@ class SendLogLane:
         )
 
         def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
-            offsets = read_offsets(conn, self.group, self.topic)
+            offsets = {topic: read_offsets(conn, self.group, topic) for topic in self._topics()}
             for partition in partitions:
-                partition.offset = offsets.get(partition.partition, OFFSET_BEGINNING)
+                partition.offset = offsets[partition.topic].get(partition.partition, OFFSET_BEGINNING)
             consumer.incremental_assign(partitions)
 
         def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -140,8 +146,11 @@ class SendLogLane:
                 with contextlib.suppress(KeyError):
                     metrics.SEND_LOG_BEHIND.remove(str(partition.partition))
 
-        consumer.subscribe([self.topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+        consumer.subscribe(self._topics(), on_assign=assigned, on_revoke=revoked, on_lost=revoked)
         return consumer
+
+    def _topics(self) -> list[str]:
+        return [self.topic, *([self.preferences_topic] if self.preferences_topic else [])]
 
     def _loop(self, conn: Any, consumer: Consumer) -> None:
         retained_at = measured_at = 0.0
@@ -154,7 +163,7 @@ class SendLogLane:
                 self._write(conn, messages)
                 consumer.commit(asynchronous=True)
             if time.monotonic() - measured_at > MEASURE_EVERY_SECONDS:
-                _measure(consumer)
+                _measure(consumer, self.topic)
                 measured_at = time.monotonic()
 
     def _write(self, conn: Any, messages: list[Any]) -> None:
@@ -163,9 +172,14 @@ class SendLogLane:
         for message in messages:
             offsets[(message.topic(), message.partition())] = message.offset() + 1
             try:
+                if message.topic() == self.preferences_topic:
+                    event = parse_event(message.value())
+                    if isinstance(event, PreferencesChangedEvent):
+                        rows.append(choice_row(event.data, event.shop_id))
+                    continue
                 rows.append(row_of(Outcome.model_validate_json(message.value() or b"")))
-            except ValueError:
-                metrics.SEND_LOG_SKIPPED.inc()  # not an outcome of ours: nothing to show
+            except (ValueError, EventRejected):
+                metrics.SEND_LOG_SKIPPED.inc()  # not an outcome (or preferences) of ours: nothing to show
         write_rows(conn, self.group, rows, offsets, self._days)
         metrics.SEND_LOG_ROWS.inc(len(rows))
 
@@ -176,10 +190,10 @@ class SendLogLane:
             log.info("send log days dropped", extra=fields(days=[f"{day}" for day in dropped]))
 
 
-def _measure(consumer: Consumer) -> None:
-    """How far each owned partition's end is from what the lane wrote (the consumer's position,
-    past the transactions' markers; the end as the last fetch saw it)."""
-    assigned = consumer.assignment()
+def _measure(consumer: Consumer, topic: str) -> None:
+    """How far each owned partition of the outcomes is from what the lane wrote (the consumer's
+    position, past the transactions' markers; the end as the last fetch saw it)."""
+    assigned = [partition for partition in consumer.assignment() if partition.topic == topic]
     for partition in consumer.position(assigned) if assigned else []:
         _, end = consumer.get_watermark_offsets(partition, cached=True)
         if partition.offset >= 0 and end >= 0:
