@@ -60,6 +60,15 @@ class Choices:
         bits += sum(CHANNEL_BITS[ChannelName(c)] for c in set(changed.channels_off))
         return cls(bits, changed.changed_at.timestamp())
 
+    @classmethod
+    def said(cls, scope: ScopeChoices | None) -> Choices:
+        """The choices as the send log's database shows them (None: never said)."""
+        if scope is None:
+            return NO_CHOICES
+        bits = sum(CATEGORY_BITS.get(c, 0) for c in set(scope.categories_off))
+        bits += sum(CHANNEL_BITS.get(ChannelName(c), 0) for c in set(scope.channels_off))
+        return cls(bits, scope.changed_at.timestamp())
+
     def pack(self) -> bytes:
         return _PACKED.pack(self.refused, self.changed_at)
 

@@ -4,13 +4,25 @@ them, as the mall and the admin API publish it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from streams.core.buyer_choices import PREFERENCES_TYPE, buyer_choices, choices_summary, preferences_event
+from channels.base import ChannelName
+from streams.core.buyer_choices import (
+    PREFERENCES_TYPE,
+    BuyerChoices,
+    Choices,
+    buyer_choices,
+    choices_summary,
+    preferences_event,
+    refusal,
+)
 from streams.core.events import PreferencesChanged
+from streams.core.render_plan import Skip
+from streams.core.routing import Routing
 from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
@@ -23,6 +35,7 @@ from streams.ops.cli_common import (
 )
 from streams.ops.shop_store import publish_records
 from streams.runtime.database import DatabaseUnavailable, choices_statement, connect, fetch
+from streams.settings import Settings
 
 CATEGORIES = ("transactional", "marketing")
 CHANNELS = ("wechat_oa", "wechat_mp", "aliyun_sms")
@@ -79,12 +92,7 @@ def show_preferences(
     as_json: JsonOption = False,
 ) -> None:
     """What a buyer refuses in a shop and in every shop (from the send log's database)."""
-    settings = load_cli_settings()
-    try:
-        with connect(database_url(settings)) as conn:
-            choices = buyer_choices(user_id, fetch(conn, choices_statement(user_id, shop_id)))
-    except DatabaseUnavailable as exc:
-        raise fail(str(exc), ExitCode.UNREACHABLE) from None
+    [choices] = _read_choices(load_cli_settings(), shop_id, [user_id]).values()
     if as_json:
         print_json(choices.model_dump(mode="json"))
         return
@@ -92,3 +100,36 @@ def show_preferences(
         refused = ", ".join([*said.categories_off, *said.channels_off]) if said else ""
         when = f" (since {said.changed_at:%Y-%m-%d %H:%M})" if said else ""
         console.print(f"{user_id} in {scope}: {(refused + ' off') if refused else 'everything on'}{when}")
+
+
+def with_buyers_choices(settings: Settings, routing: Routing, shop_id: int) -> Routing:
+    """The routing with what its buyers refuse (as the send log's database keeps it) skipped, as
+    the buyers lane would skip it: for ``explain --buyer``."""
+    said = _read_choices(settings, shop_id, sorted(set(routing.buyers.values())))
+    sends, skips = [], list(routing.skips)
+    for dispatch in routing.dispatches:
+        user = routing.buyers.get(dispatch.scene)
+        refused = (
+            _refused(said[user], routing.categories[dispatch.scene], dispatch.delivery.channel)
+            if user
+            else None
+        )
+        if refused is None:
+            sends.append(dispatch)
+        else:
+            skips.append(Skip(refused, dispatch.scene, dispatch.delivery.channel))
+    return replace(routing, dispatches=sends, skips=skips)
+
+
+def _refused(choices: BuyerChoices, category: str, channel: ChannelName) -> str | None:
+    return refusal(category, channel, Choices.said(choices.shop), Choices.said(choices.platform))
+
+
+def _read_choices(settings: Settings, shop_id: int, users: list[str]) -> dict[str, BuyerChoices]:
+    try:
+        with connect(database_url(settings)) as conn:
+            return {
+                user: buyer_choices(user, fetch(conn, choices_statement(user, shop_id))) for user in users
+            }
+    except DatabaseUnavailable as exc:
+        raise fail(str(exc), ExitCode.UNREACHABLE) from None

@@ -13,15 +13,16 @@ import aiohttp
 import typer
 import yaml
 from rich.markup import escape
+from rich.table import Table
 
 from channels.base import ChannelName
 from channels.http import SharedSession
 from channels.wechat import CallFailed
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.errors import ConfigError, EventRejected
-from streams.core.events import parse_event
+from streams.core.events import Event, parse_event
 from streams.core.render_plan import compile_shop
-from streams.core.routing import Router
+from streams.core.routing import Router, Routing
 from streams.core.shop_checks import load_shop_files
 from streams.core.shops import ShopRules
 from streams.core.sms_signatures import Refused
@@ -39,6 +40,7 @@ from streams.ops.cli_common import (
     print_json,
     table,
 )
+from streams.ops.cli_preferences import with_buyers_choices
 from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
 from streams.ops.shop_store import read_settings_history, read_shops, save_shops
 from streams.settings import Settings
@@ -238,6 +240,10 @@ def explain(
     settings_file: Annotated[
         Path | None, typer.Option("--settings", help="use this file, not the topic")
     ] = None,
+    buyer: Annotated[
+        bool,
+        typer.Option("--buyer", help="apply what the event's buyer refuses (from the send log's database)"),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """For every scene x channel the event triggers: would it send, and why not."""
@@ -259,27 +265,35 @@ def explain(
     routing = Router(catalog).route(
         event, compile_shop(rules, catalog), SourceRecord(str(event_file), 0, 0), datetime.now(UTC)
     )
+    if buyer:
+        routing = with_buyers_choices(settings, routing, rules.shop_id)
     if as_json:
-        print_json(
+        print_json(_routing_json(event, rules.shop_id, routing))
+    else:
+        console.print(_routing_table(event, rules.shop_id, routing))
+
+
+def _routing_json(event: Event, shop_id: int, routing: Routing) -> dict[str, object]:
+    return {
+        "event": {"type": event.type, "id": event.id, "shop_id": shop_id},
+        "sends": [
             {
-                "event": {"type": event.type, "id": event.id, "shop_id": rules.shop_id},
-                "sends": [
-                    {
-                        "scene": d.scene,
-                        "channel": d.delivery.channel.value,
-                        "to": mask_identifier(d.delivery.recipient),
-                        "template_id": d.delivery.template_id,
-                        "fields": d.delivery.fields,
-                    }
-                    for d in routing.dispatches
-                ],
-                "skips": [
-                    {"scene": k.scene, "channel": k.channel.value if k.channel else None, "reason": k.reason}
-                    for k in routing.skips
-                ],
+                "scene": d.scene,
+                "channel": d.delivery.channel.value,
+                "to": mask_identifier(d.delivery.recipient),
+                "template_id": d.delivery.template_id,
+                "fields": d.delivery.fields,
             }
-        )
-        return
+            for d in routing.dispatches
+        ],
+        "skips": [
+            {"scene": k.scene, "channel": k.channel.value if k.channel else None, "reason": k.reason}
+            for k in routing.skips
+        ],
+    }
+
+
+def _routing_table(event: Event, shop_id: int, routing: Routing) -> Table:
     rows = table(
         "scene",
         "channel",
@@ -287,7 +301,7 @@ def explain(
         "to / why not",
         "template",
         "content",
-        title=escape(f"{event.type} {event.id} for shop {rules.shop_id}"),
+        title=escape(f"{event.type} {event.id} for shop {shop_id}"),
     )
     for dispatch in routing.dispatches:
         delivery = dispatch.delivery
@@ -309,4 +323,4 @@ def explain(
             "",
             "",
         )
-    console.print(rows)
+    return rows

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ def test_the_fourth_coupon_of_a_day_is_skipped_and_another_buyer_is_not_held_bac
 
 
 def test_the_platform_says_a_buyer_refuses_a_channel_in_every_shop_from_the_command_line(
-    pipeline: Pipeline,
+    pipeline: Pipeline, tmp_path: Path
 ) -> None:
     buyer = new_buyer()
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
@@ -128,6 +129,16 @@ def test_the_platform_says_a_buyer_refuses_a_channel_in_every_shop_from_the_comm
         "platform",
     )
     assert (shown["platform"]["channels_off"], shown["shop"]) == (["wechat_oa"], None)
+    # explain --buyer says why, before anything is published
+    (tmp_path / "paid.json").write_bytes(paid(buyer))
+    explained = ok(
+        run_cli(pipeline, "explain", str(tmp_path / "paid.json"), "--shop", str(SHOP), "--buyer", "--json")
+    )
+    skips = {(k["scene"], k["channel"]): k["reason"] for k in json.loads(explained)["skips"]}
+    assert skips[("buyer_order_paid", "wechat_oa")] == "opted_out: wechat_oa from the mall"
+    assert ("buyer_order_paid", "wechat_oa") not in {
+        (s["scene"], s["channel"]) for s in json.loads(explained)["sends"]
+    }
 
 
 def kept(read: Callable[[], dict[str, Any]], scope: str) -> dict[str, Any]:
