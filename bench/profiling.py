@@ -92,8 +92,10 @@ class GilProfile:
         if self.error or not self._output.exists():
             return []
         total, own, inclusive = 0, Counter[str](), Counter[str]()
-        for line in self._output.read_text().splitlines():
+        for line in self._output.read_text(errors="replace").splitlines():
             stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue  # a line py-spy garbled (a frame name it could not read): not a sample
             frames = stack.split(";")
             total += int(count)
             own[frames[-1]] += int(count)
