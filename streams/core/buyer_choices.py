@@ -20,17 +20,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from channels.base import ChannelName
 from streams.core.events import PreferencesChanged, envelope
+from streams.core.rendering import MALL_TIME_ZONE
 
 OPTED_OUT = "opted_out"
 FREQUENCY_CAP = "frequency_cap"
-MALL_TIME = ZoneInfo("Asia/Shanghai")
 PLATFORM = "platform"
 """the scope of a choice made for every shop of the mall"""
 NOTICE_KIND = b"notice"
@@ -55,19 +54,13 @@ class Choices:
     """when the buyer said it (0: never)"""
 
     @classmethod
-    def of(cls, changed: PreferencesChanged) -> Choices:
-        bits = sum(CATEGORY_BITS[c] for c in set(changed.categories_off))
-        bits += sum(CHANNEL_BITS[ChannelName(c)] for c in set(changed.channels_off))
-        return cls(bits, changed.changed_at.timestamp())
-
-    @classmethod
-    def said(cls, scope: ScopeChoices | None) -> Choices:
-        """The choices as the send log's database shows them (None: never said)."""
-        if scope is None:
+    def of(cls, said: PreferencesChanged | ScopeChoices | None) -> Choices:
+        """The choices of an event, or as the send log's database shows them (None: never said)."""
+        if said is None:
             return NO_CHOICES
-        bits = sum(CATEGORY_BITS.get(c, 0) for c in set(scope.categories_off))
-        bits += sum(CHANNEL_BITS.get(ChannelName(c), 0) for c in set(scope.channels_off))
-        return cls(bits, scope.changed_at.timestamp())
+        bits = sum(CATEGORY_BITS.get(c, 0) for c in set(said.categories_off))
+        bits += sum(CHANNEL_BITS.get(ChannelName(c), 0) for c in set(said.channels_off))
+        return cls(bits, said.changed_at.timestamp())
 
     def pack(self) -> bytes:
         return _PACKED.pack(self.refused, self.changed_at)
@@ -148,7 +141,7 @@ def parse_notice(raw: bytes | None) -> Notice:
 
 
 def day_of(at: datetime) -> str:
-    return at.astimezone(MALL_TIME).strftime("%Y%m%d")
+    return at.astimezone(MALL_TIME_ZONE).strftime("%Y%m%d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +179,11 @@ def admit(count: DayCount, notice_id: str, cap: int | None) -> tuple[bool, DayCo
     if len(count.counted) >= cap:
         return False, count
     return True, DayCount(count.day, (*count.counted, mark))
+
+
+def scope_of(changed: PreferencesChanged, shop_id: int) -> str:
+    """Where a buyer's word holds: ``platform`` (every shop), or the shop's id."""
+    return PLATFORM if changed.scope == PLATFORM else str(shop_id)
 
 
 def choices_summary(changed: PreferencesChanged, shop_id: int) -> str:

@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import ChannelName
+from streams.core.buyer_choices import scope_of
 from streams.core.events import PreferencesChanged
 from streams.core.outcomes import Outcome, Status
 from streams.core.rendering import MALL_TIME_ZONE
@@ -44,7 +45,7 @@ def choice_row(changed: PreferencesChanged, shop_id: int) -> Row:
         "choice",
         {
             "user_id": changed.user_id,
-            "scope": "platform" if changed.scope == "platform" else str(shop_id),
+            "scope": scope_of(changed, shop_id),
             "categories_off": sorted(set(changed.categories_off)),
             "channels_off": sorted(set(changed.channels_off)),
             "changed_at": changed.changed_at,

@@ -19,7 +19,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
@@ -136,7 +136,8 @@ class EndpointTable(Mapping[str, Endpoint]):
 
     def __init__(self) -> None:
         self._registered: dict[str, Endpoint] = {}
-        self._health: dict[str, dict[str, object]] = {}
+        self._health: dict[str, dict[str, Any]] = {}
+        """per endpoint, the sender's word on its health (``updated_at`` read as a time)"""
         self._endpoints: dict[str, Endpoint] = {}
         self._by_shop: dict[int, dict[str, Endpoint]] = {}
 
@@ -158,10 +159,12 @@ class EndpointTable(Mapping[str, Endpoint]):
             return None
         try:
             health = orjson.loads(value)
-            datetime.fromisoformat(health["updated_at"])
+            updated_at = datetime.fromisoformat(health["updated_at"])
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
             return "a webhooks health record that is not one"
-        self._health[endpoint_id] = {name: health.get(name) for name in HEALTH_FIELDS}
+        self._health[endpoint_id] = {name: health.get(name) for name in HEALTH_FIELDS} | {
+            "updated_at": updated_at
+        }
         return None
 
     def _registration(self, endpoint_id: str, value: bytes | None) -> str | None:
@@ -185,7 +188,7 @@ class EndpointTable(Mapping[str, Endpoint]):
             return
         health = self._health.get(endpoint_id)
         merged = registered
-        if health is not None and datetime.fromisoformat(str(health["updated_at"])) > registered.updated_at:
+        if health is not None and health["updated_at"] > registered.updated_at:
             merged = Endpoint.model_validate({**registered.model_dump(), **health})
         self._endpoints[endpoint_id] = merged
         self._by_shop.setdefault(registered.shop_id, {})[endpoint_id] = merged

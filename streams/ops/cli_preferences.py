@@ -12,6 +12,8 @@ import typer
 
 from channels.base import ChannelName
 from streams.core.buyer_choices import (
+    CATEGORY_BITS,
+    CHANNEL_BITS,
     PREFERENCES_TYPE,
     BuyerChoices,
     Choices,
@@ -37,8 +39,8 @@ from streams.ops.shop_store import publish_records
 from streams.runtime.database import DatabaseUnavailable, choices_statement, connect, fetch
 from streams.settings import Settings
 
-CATEGORIES = ("transactional", "marketing")
-CHANNELS = ("wechat_oa", "wechat_mp", "aliyun_sms")
+CATEGORIES = tuple(CATEGORY_BITS)
+CHANNELS = tuple(channel.value for channel in CHANNEL_BITS)
 preferences_app = typer.Typer(help="Buyers' preferences: what a buyer refuses.", no_args_is_help=True)
 
 
@@ -122,7 +124,7 @@ def with_buyers_choices(settings: Settings, routing: Routing, shop_id: int) -> R
 
 
 def _refused(choices: BuyerChoices, category: str, channel: ChannelName) -> str | None:
-    return refusal(category, channel, Choices.said(choices.shop), Choices.said(choices.platform))
+    return refusal(category, channel, Choices.of(choices.shop), Choices.of(choices.platform))
 
 
 def _read_choices(settings: Settings, shop_id: int, users: list[str]) -> dict[str, BuyerChoices]:

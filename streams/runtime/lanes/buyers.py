@@ -35,13 +35,14 @@ from streams.core.buyer_choices import (
     day_of,
     parse_notice,
     refusal,
+    scope_of,
 )
 from streams.core.dispatch import parse_dispatch
 from streams.core.errors import EventRejected
 from streams.core.events import PreferencesChangedEvent, parse_event
 from streams.core.failures import Stage
 from streams.core.mp_subscriptions import KIND_HEADER
-from streams.core.outcomes import Status, event_outcome, skipped_delivery
+from streams.core.outcomes import skipped_delivery
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
@@ -110,20 +111,19 @@ class BuyerStage(PipelineStage):
         try:
             notice = parse_notice(record.value)
         except ValidationError as exc:  # the router wrote it: a bug or a foreign writer
-            return self._dead(record, "malformed_notice", str(exc)[:500])
+            return self.dead_lettered(record, "malformed_notice", str(exc)[:500])
         return self._decide(notice, source, self.clock())
 
     def _chose(self, record: ConsumedRecord, source: Partition) -> list[Write]:
         try:
             event = parse_event(record.value)
         except EventRejected as exc:  # the router parsed it before forwarding it
-            return self._dead(record, exc.reason.value, exc.detail)
+            return self.dead_lettered(record, exc.reason.value, exc.detail)
         if not isinstance(event, PreferencesChangedEvent):
-            return self._dead(record, "not_preferences", f"a {event.type} event")
+            return self.dead_lettered(record, "not_preferences", f"a {event.type} event")
         chose = event.data
-        scope = PLATFORM if chose.scope == "platform" else str(event.shop_id)
         self.counts["preferences"] += 1
-        return self.state.chose(source, scope, chose.user_id, Choices.of(chose))
+        return self.state.chose(source, scope_of(chose, event.shop_id), chose.user_id, Choices.of(chose))
 
     def _decide(self, notice: Notice, source: Partition, now: datetime) -> list[Write]:
         shop = self.state.choices(source, str(notice.shop_id), notice.user_id)
@@ -151,11 +151,6 @@ class BuyerStage(PipelineStage):
             writes.append(Write(topic, send.key.encode(), send.dispatch.encode()))
         self.sent.inc(len(passing))
         return writes
-
-    def _dead(self, record: ConsumedRecord, reason: str, detail: str) -> list[Write]:
-        failure = self.failure(record, reason, detail)
-        outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
-        return [self.dead_letter(record, failure), self.outcome(outcome)]
 
     def _skipped(self, send: Send, reason: str, now: datetime, decision: str) -> Write:
         metrics.BUYER_DECISIONS.labels(decision).inc()

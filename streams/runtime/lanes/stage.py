@@ -156,7 +156,12 @@ class PipelineStage:
     def unwritable(self, record: ConsumedRecord, detail: str) -> list[Write]:
         """The record ends dead-lettered as a reference (``too_large``) when what it led to could
         not be written as it was: the broker refused a record size the producer allowed, say."""
-        failure = self.failure(record, TOO_LARGE, detail)
+        return self.dead_lettered(record, TOO_LARGE, detail)
+
+    def dead_lettered(self, record: ConsumedRecord, reason: str, detail: str) -> list[Write]:
+        """A record that is no event or delivery of its own (nothing to key it by but where it was
+        read) dead-lettered, with its outcome."""
+        failure = self.failure(record, reason, detail)
         outcome = event_outcome(Status.DEAD_LETTERED, failure, record.source, self.clock())
         return [self.dead_letter(record, failure), *self.final(record, str(record.source), outcome)]
 
