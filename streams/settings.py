@@ -22,7 +22,8 @@ WECHAT_API = "https://api.weixin.qq.com"
 ENV_PREFIX = "MALL_NOTIFY_"
 DEFAULT_SEND_CONCURRENCY = 256
 LANE = (
-    r"(router|buyers|retry|receipts|send-log|webhooks|send\.(wechat_oa|wechat_mp|aliyun_sms|webhook|codes))"
+    r"(router|buyers|deferred|retry|receipts|send-log|webhooks"
+    r"|send\.(wechat_oa|wechat_mp|aliyun_sms|webhook|codes))"
 )
 """one lane's name in MALL_NOTIFY_LANES"""
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
@@ -140,8 +141,21 @@ class Settings(BaseSettings):
     lanes: str = Field(
         default="all",
         pattern=rf"^(all|{LANE}(,{LANE})*)$",
-        description="the lanes this worker runs: all, or a comma list of router, buyers, send.<channel>, "
-        "send.codes, retry, receipts, send-log, webhooks (send.webhook sends their calls)",
+        description="the lanes this worker runs: all, or a comma list of router, buyers, deferred, "
+        "send.<channel>, send.codes, retry, receipts, send-log, webhooks (send.webhook sends their calls)",
+    )
+    deferred_release_per_second: float = Field(
+        default=200.0,
+        ge=1,
+        le=100_000,
+        description="notices held by quiet hours a worker's deferred lane gives back per second at "
+        "most: the morning's backlog goes out at this pace, not at once",
+    )
+    clock_file: Path | None = Field(
+        default=None,
+        description="demos and tests only: a file that moves the clock of the buyers and deferred lanes "
+        "(what `mall-notify dev clock` writes), so quiet hours can be shown without waiting for the "
+        "night; unset in production",
     )
     webhook_disable_after_seconds: float = Field(
         default=86400.0,

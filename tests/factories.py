@@ -97,6 +97,8 @@ MP_OPENID = "oMp1a2b3c4d5e6f7g8h9i0jKlMnO"
 BUYER = {"user_id": "u-88231", "oa_openid": BUYER_OPENID, "mp_openid": MP_OPENID, "phone": "13812345678"}
 SELLER = {"user_id": "s-1001", "oa_openid": SELLER_OPENID}
 AT = "2026-11-25T04:06:01Z"  # 12:06 in Asia/Shanghai
+COUPON_ENDS = "2026-12-12T15:59:59Z"
+"""when the sample coupon ends (the sample events' 双十二)"""
 
 
 def event(event_type: str, data: dict[str, Any], shop: int = DEMO_SHOP) -> dict[str, Any]:
@@ -189,7 +191,12 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
     ),
     "coupon.issued": event(
         "coupon.issued",
-        {"buyer": BUYER, "coupon_name": "双十二店铺券", "coupon_value": "满100减20", "expires_at": AT},
+        {
+            "buyer": BUYER,
+            "coupon_name": "双十二店铺券",
+            "coupon_value": "满100减20",
+            "expires_at": COUPON_ENDS,
+        },
     ),
     "auth.code_requested": event(
         "auth.code_requested", {"user": BUYER, "purpose": "register", "code": "482913"}

@@ -26,6 +26,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from channels.base import ChannelName
 from streams.core.events import PreferencesChanged, envelope
+from streams.core.quiet_hours import Window, minute_of
 from streams.core.rendering import MALL_TIME_ZONE
 
 OPTED_OUT = "opted_out"
@@ -40,7 +41,22 @@ _DIGEST_BYTES = 8
 
 CATEGORY_BITS = {"transactional": 1, "marketing": 2}
 CHANNEL_BITS = {ChannelName.WECHAT_OA: 4, ChannelName.WECHAT_MP: 8, ChannelName.ALIYUN_SMS: 16}
-_PACKED = struct.Struct(">Bd")
+_PACKED = struct.Struct(">BdHH")
+_PACKED_BEFORE_QUIET_HOURS = struct.Struct(">Bd")
+NOT_SAID = 0xFFFF
+"""a quiet hours' minute the buyer did not set (the shop's window holds)"""
+NO_QUIET_HOURS = "none"
+
+
+def quiet_minutes(said: str | None) -> tuple[int, int]:
+    """A buyer's quiet hours as minutes: ``"23:00-07:00"``, ``"none"`` (0, 0: nothing held) or None
+    (not said)."""
+    if said is None:
+        return NOT_SAID, NOT_SAID
+    if said == NO_QUIET_HOURS:
+        return 0, 0
+    start, _, end = said.partition("-")
+    return minute_of(start), minute_of(end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +68,9 @@ class Choices:
     """the bits of the categories (CATEGORY_BITS) and channels (CHANNEL_BITS) refused"""
     changed_at: float = 0.0
     """when the buyer said it (0: never)"""
+    quiet_start: int = NOT_SAID
+    quiet_end: int = NOT_SAID
+    """the buyer's own quiet hours (minutes of the day; equal: none at all; NOT_SAID: the shop's)"""
 
     @classmethod
     def of(cls, said: PreferencesChanged | ScopeChoices | None) -> Choices:
@@ -60,15 +79,23 @@ class Choices:
             return NO_CHOICES
         bits = sum(CATEGORY_BITS.get(c, 0) for c in set(said.categories_off))
         bits += sum(CHANNEL_BITS.get(ChannelName(c), 0) for c in set(said.channels_off))
-        return cls(bits, said.changed_at.timestamp())
+        quiet = str(said.quiet_hours) if said.quiet_hours is not None else None
+        return cls(bits, said.changed_at.timestamp(), *quiet_minutes(quiet))
 
     def pack(self) -> bytes:
-        return _PACKED.pack(self.refused, self.changed_at)
+        return _PACKED.pack(self.refused, self.changed_at, self.quiet_start, self.quiet_end)
 
     @classmethod
     def unpack(cls, payload: bytes) -> Choices:
-        refused, changed_at = _PACKED.unpack(payload)
-        return cls(refused, changed_at)
+        if len(payload) == _PACKED_BEFORE_QUIET_HOURS.size:  # kept before buyers had quiet hours
+            return cls(*_PACKED_BEFORE_QUIET_HOURS.unpack(payload))
+        return cls(*_PACKED.unpack(payload))
+
+    def window(self, shop: Window) -> Window | None:
+        """The buyer's quiet hours in place of the shop's ``shop`` (None: this scope said nothing)."""
+        if self.quiet_start == NOT_SAID:
+            return None
+        return Window(self.quiet_start, self.quiet_end, shop.zone)
 
     def newer_than(self, other: Choices) -> bool:
         """Whether these choices replace ``other`` (an older change read late never does)."""
@@ -83,6 +110,12 @@ class Choices:
 
 
 NO_CHOICES = Choices()
+
+
+def quiet_window(shop_window: Window, shop: Choices, platform: Choices) -> Window:
+    """The window that holds a buyer's notice: the buyer's own for this shop, else for the whole
+    mall, else the shop's (one whose start is its end holds nothing)."""
+    return shop.window(shop_window) or platform.window(shop_window) or shop_window
 
 
 def refusal(category: str, channel: ChannelName, shop: Choices, platform: Choices) -> str | None:
@@ -123,6 +156,12 @@ class Notice:
     daily_cap: int | None
     """the shop's cap on notices of this category a buyer gets a day (None: none)"""
     sends: list[Send]
+    quiet: Window | None = None
+    """the shop's quiet hours, when it holds this category in them"""
+    valid_until: float | None = None
+    """when the notice stops being worth sending (epoch seconds; None: never)"""
+    deferred_until: float | None = None
+    """a notice held by quiet hours: until when (epoch seconds)"""
 
     @property
     def notice_id(self) -> str:
@@ -190,7 +229,10 @@ def choices_summary(changed: PreferencesChanged, shop_id: int) -> str:
     """What a preferences event says, as its outcome's reason (no user id: outcomes are read widely)."""
     scope = "every shop" if changed.scope == PLATFORM else f"shop {shop_id}"
     refused = [*changed.categories_off, *changed.channels_off]
-    return f"preferences for {scope}: " + (", ".join(refused) + " off" if refused else "everything on")
+    summary = f"preferences for {scope}: " + (", ".join(refused) + " off" if refused else "everything on")
+    if changed.quiet_hours == NO_QUIET_HOURS:
+        return summary + "; no quiet hours"
+    return summary + (f"; quiet hours {changed.quiet_hours}" if changed.quiet_hours else "")
 
 
 PREFERENCES_TYPE = "preferences.changed"
@@ -207,6 +249,8 @@ def preferences_event(shop_id: int, changed: PreferencesChanged, source: str) ->
 class ScopeChoices(BaseModel):
     categories_off: list[str]
     channels_off: list[str]
+    quiet_hours: str | None = None
+    """the buyer's own quiet hours (``23:00-07:00``), ``none``, or None: the shop's"""
     changed_at: datetime
 
 

@@ -87,6 +87,12 @@ class Scene(Frozen):
         description='dotted path -> value the event must have ("true"/"false" for yes/no)',
     )
     recipient: str = Field(pattern=r"^data\.[a-z_]+$", description="dotted path to the party to notify")
+    valid_until: str | None = Field(
+        default=None,
+        pattern=r"^data\.[a-z_]+$",
+        description="dotted path to the time the notice stops being worth sending (a coupon's end): "
+        "one held by quiet hours past it ends skipped as expired",
+    )
     channels: list[ChannelName] = Field(min_length=1)
     variables: dict[str, Variable]
     default_templates: dict[ChannelName, TemplateDefinition]

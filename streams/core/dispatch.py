@@ -34,6 +34,8 @@ class Dispatch:
     """SMS: the segments Aliyun bills for it (what it costs the shop's balance)"""
     recipient: Recipient | None = None
     """the recipient's keyed hash and masked form, for the outcomes (see :mod:`streams.core.recipients`)"""
+    deferred_until: datetime | None = None
+    """held by quiet hours until then, before it came to its send topic"""
 
     @property
     def sms_cost(self) -> int | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import orjson
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 from streams.core.errors import EventRejected, RejectReason
@@ -218,6 +219,26 @@ class MpSubscriptionAnswered(Model):
     answered_at: Time
 
 
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM")]
+
+
+class BuyerQuietHours(Model):
+    """A buyer's own night, in the shop's time zone: it replaces the times of the shop's quiet hours
+    (the shop still says which categories wait)."""
+
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError('start: equal to end, the window holds nothing (say "none")')
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.start}-{self.end}"
+
+
 class BuyerNos(Model):
     """What a buyer refuses in one scope: the whole of it, replacing what was said before. A
     verification code (``security``) cannot be refused."""
@@ -234,6 +255,11 @@ class BuyerNos(Model):
     )
     channels_off: list[Literal["wechat_oa", "wechat_mp", "aliyun_sms"]] = Field(
         default_factory=list, max_length=3, description="the channels the buyer refuses"
+    )
+    quiet_hours: BuyerQuietHours | Literal["none"] | None = Field(
+        default=None,
+        description="the buyer's own quiet hours (start, end), in the shop's time zone; "
+        '"none": no quiet hours, whatever the shop says; absent: the shop\'s',
     )
 
 

@@ -66,6 +66,8 @@ class Outcome(BaseModel):
     """when the router made the delivery (the same in every outcome of it): its day in the send log"""
     sms_segments: int | None = None
     """an SMS: the segments Aliyun bills for it, what a delivered one cost its shop's balance"""
+    deferred_until: datetime | None = None
+    """held by the buyer's quiet hours until then (or, skipped as expired, it would have been)"""
 
     def key(self) -> bytes:
         """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
@@ -92,6 +94,7 @@ def _about(dispatch: Dispatch) -> dict[str, Any]:
         "recipient": dispatch.recipient,
         "routed_at": dispatch.created_at,
         "sms_segments": dispatch.sms_cost,
+        "deferred_until": dispatch.deferred_until,
     }
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from channels.base import ChannelName
 from channels.wechat_values import fitter
 from streams.core.catalog import Catalog, Scene, ValueFormat
+from streams.core.quiet_hours import Window
 from streams.core.rendering import Text, compile_text
-from streams.core.shops import ChannelRule, ShopRules
+from streams.core.shops import ChannelRule, QuietHours, ShopRules
 from streams.core.sms_quota import billed_text
 
 ADDRESS_FIELD = {
@@ -79,6 +80,8 @@ class ScenePlan:
     variables: Mapping[str, VariablePlan]
     """only the variables this shop's templates of the scene use"""
     steps: tuple[ChannelPlan | Skip, ...]
+    valid_until: Path | None = None
+    """where the event says when the notice stops being worth sending"""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class ShopPlan:
     by_trigger: Mapping[str, tuple[ScenePlan, ...]] = field(default_factory=dict)
     daily_caps: Mapping[str, int] = field(default_factory=dict)
     """per category: notices a buyer gets from the shop a day, at most"""
+    quiet: Mapping[str, Window] = field(default_factory=dict)
+    """per category the shop holds in its quiet hours: the window"""
 
 
 def split_path(dotted: str) -> Path:
@@ -102,7 +107,15 @@ def compile_shop(shop: ShopRules, catalog: Catalog) -> ShopPlan:
         shop.shop_id,
         {trigger: tuple(plans) for trigger, plans in by_trigger.items()},
         {str(category): cap for category, cap in shop.daily_caps.items()},
+        _quiet(shop.quiet_hours),
     )
+
+
+def _quiet(quiet: QuietHours | None) -> dict[str, Window]:
+    if quiet is None:
+        return {}
+    window = quiet.window()
+    return {str(category): window for category in quiet.categories}
 
 
 def _scene_plan(shop: ShopRules, scene_id: str, scene: Scene) -> ScenePlan:
@@ -127,6 +140,7 @@ def _scene_plan(shop: ShopRules, scene_id: str, scene: Scene) -> ScenePlan:
         recipient=split_path(scene.recipient),
         variables=variables,
         steps=steps,
+        valid_until=split_path(scene.valid_until) if scene.valid_until else None,
     )
 
 

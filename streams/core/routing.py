@@ -39,6 +39,9 @@ class Routing:
     codes): their dispatches go through the buyers lane"""
     categories: dict[str, str] = field(default_factory=dict)
     """scene -> its category, for the scenes of ``buyers``"""
+    valid_until: dict[str, float] = field(default_factory=dict)
+    """scene -> when it stops being worth sending (epoch seconds), for the scenes of ``buyers``
+    that say so"""
 
 
 def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: str) -> str:
@@ -157,16 +160,21 @@ class Router:
         return recipient(self._recipient_key, channel, address) if self._recipient_key else None
 
 
-def _refusing_buyers(event: Event, scenes: list[ScenePlan]) -> tuple[dict[str, str], dict[str, str]]:
+def _refusing_buyers(
+    event: Event, scenes: list[ScenePlan]
+) -> tuple[dict[str, str], dict[str, str], dict[str, float]]:
     """Per scene whose buyer may refuse it (a buyer's notice, not a code): the buyer's user id,
-    and the scene's category."""
-    buyers, categories = {}, {}
+    the scene's category and, when the event says it, until when the notice is worth sending."""
+    buyers, categories, valid_until = {}, {}, {}
     for scene in scenes:
         user_id = getattr(value_at(event, scene.recipient), "user_id", None)
         if scene.audience == "buyer" and scene.category != "security" and isinstance(user_id, str):
             buyers[scene.scene_id] = user_id
             categories[scene.scene_id] = scene.category
-    return buyers, categories
+            until = value_at(event, scene.valid_until) if scene.valid_until else None
+            if isinstance(until, datetime):
+                valid_until[scene.scene_id] = until.timestamp()
+    return buyers, categories, valid_until
 
 
 def _condition(scene: ScenePlan) -> str:

@@ -48,6 +48,7 @@ def choice_row(changed: PreferencesChanged, shop_id: int) -> Row:
             "scope": scope_of(changed, shop_id),
             "categories_off": sorted(set(changed.categories_off)),
             "channels_off": sorted(set(changed.channels_off)),
+            "quiet_hours": str(changed.quiet_hours) if changed.quiet_hours is not None else None,
             "changed_at": changed.changed_at,
         },
     )
@@ -93,6 +94,7 @@ def row_of(outcome: Outcome) -> Row:
             "replayed": outcome.replayed,
             "finished_at": outcome.at,
             "sms_segments": outcome.sms_segments,
+            "deferred_until": outcome.deferred_until,
         },
     )
 
@@ -138,6 +140,8 @@ class Message(BaseModel):
     """why it did not reach the person, as the provider's receipt says"""
     sms_segments: int | None = None
     """an SMS: the segments it cost the shop"""
+    deferred_until: datetime | None = None
+    """held by the buyer's quiet hours until then"""
 
 
 class Page(BaseModel):

@@ -7,10 +7,11 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from channels.base import ChannelName
 from streams.core.catalog import Frozen
+from streams.core.quiet_hours import Window, minute_of, zone_of
 
 SMS_PARAMETER = re.compile(r"\$\{(\w+)\}")
 
@@ -110,6 +111,46 @@ def _default_caps() -> dict[CappedCategory, int]:
     return {"marketing": DAILY_MARKETING_CAP}
 
 
+def _held_by_default() -> list[CappedCategory]:
+    return ["marketing"]
+
+
+class QuietHours(Frozen):
+    """The shop's night: notices of the categories named wait until it ends (security notices,
+    the verification codes, are never held)."""
+
+    start: str = Field(default="22:00", description="HH:MM, in time_zone")
+    end: str = Field(default="08:00", description="HH:MM, in time_zone; before start: the next day")
+    time_zone: str = Field(default="Asia/Shanghai", description="an IANA time zone")
+    categories: list[CappedCategory] = Field(
+        default_factory=_held_by_default,
+        max_length=2,
+        description="the categories held until the window ends (transactional notices are sent "
+        "at once unless named here)",
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        minute_of(value)
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone_of(value)
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start: equal to end, the window holds nothing (set quiet_hours to null)")
+        return self
+
+    def window(self) -> Window:
+        return Window(minute_of(self.start), minute_of(self.end), self.time_zone)
+
+
 class ShopRules(Frozen):
     shop_id: int = Field(gt=0, lt=10**18)
     name: str = Field(min_length=1, max_length=64)
@@ -129,6 +170,11 @@ class ShopRules(Frozen):
         description="per category of notice: how many a buyer gets from the shop a day (the mall's "
         "day, Asia/Shanghai), at most; the next ones end skipped as frequency_cap. A category not "
         "named has no cap",
+    )
+    quiet_hours: QuietHours | None = Field(
+        default_factory=QuietHours,
+        description="the shop's quiet hours (default 22:00-08:00 Asia/Shanghai, marketing held); "
+        "null: none. A buyer's own window (preferences) replaces the times",
     )
     seller_openid: str | None = Field(
         default=None,

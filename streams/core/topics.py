@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import ChannelName
 from streams.core.errors import TopicsError
@@ -39,6 +39,22 @@ class RetryTopics(Frozen):
     unknown_code_max_retries: int = Field(
         default=1, ge=0, description="tiers an unknown provider code may use"
     )
+
+
+class DeferredTopics(Frozen):
+    """The delay topics of quiet hours: ``notify.deferred.<bucket>``, one per bucket of waiting time."""
+
+    partitions: int = Field(ge=1)
+    config: dict[str, str] = Field(default_factory=dict)
+    buckets: list[RetryTier] = Field(min_length=1, description="shortest first")
+
+    @field_validator("buckets")
+    @classmethod
+    def _shortest_first(cls, buckets: list[RetryTier]) -> list[RetryTier]:
+        waits = [bucket.delay_seconds for bucket in buckets]
+        if waits != sorted(set(waits)):
+            raise ValueError("the buckets go from the shortest wait to the longest, each once")
+        return buckets
 
 
 class LedgerTopics(Frozen):
@@ -86,10 +102,16 @@ class TopicsFile(Frozen):
     """buyers' notices and choices, keyed by buyer: the buyers lane's input"""
     buyer_state: StateTopic
     """what each buyer refused and got today, partitioned like the buyers' topic (compacted)"""
+    deferred: DeferredTopics
+    """buyers' notices held by quiet hours, waiting to go back to the buyers' topic"""
 
 
 def _retry_name(channel: ChannelName, tier: RetryTier) -> str:
     return f"notify.retry.{channel.value}.{tier.name}"
+
+
+def _deferred_name(bucket: RetryTier) -> str:
+    return f"notify.deferred.{bucket.name}"
 
 
 def _ledger_name(source: str) -> str:
@@ -183,6 +205,15 @@ class Topics:
     def buyer_state(self) -> str:
         return self.name(self.spec.buyer_state.name)
 
+    @property
+    def deferred(self) -> list[str]:
+        """The delay topics of quiet hours, the shortest wait first."""
+        return [self.name(_deferred_name(bucket)) for bucket in self.spec.deferred.buckets]
+
+    @property
+    def deferred_waits(self) -> list[float]:
+        return [bucket.delay_seconds for bucket in self.spec.deferred.buckets]
+
     def all(self) -> list[TopicSpec]:
         """Every topic with defaults filled in and the prefix applied."""
         senders = [*self.spec.send.values(), self.spec.codes]
@@ -192,6 +223,11 @@ class Topics:
             TopicSpec(name=_retry_name(channel, tier), partitions=retry.partitions, config=retry.config)
             for channel in self.spec.send
             for tier in retry.tiers
+        ]
+        deferred = self.spec.deferred
+        specs += [
+            TopicSpec(name=_deferred_name(bucket), partitions=deferred.partitions, config=deferred.config)
+            for bucket in deferred.buckets
         ]
         ledger = self.spec.ledger
         specs += [

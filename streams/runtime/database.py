@@ -30,13 +30,16 @@ PARTITION_LOCK = 72_701_002
 FINAL_COLUMNS = (
     "day", "id", "shop_id", "event_id", "delivery_id", "scene", "channel", "status", "reason",
     "provider_code", "recipient_hash", "recipient_masked", "attempts", "replayed", "routed_at",
-    "finished_at", "sms_segments",
+    "finished_at", "sms_segments", "deferred_until",
 )  # fmt: skip
 RECEIPT_COLUMNS = (
     "day", "id", "shop_id", "event_id", "delivery_id", "scene", "channel", "status", "recipient_hash",
     "recipient_masked", "attempts", "routed_at", "reached", "reached_at", "receipt_code", "receipt_reason",
 )  # fmt: skip
-FINAL_UPDATE = ("status", "reason", "provider_code", "attempts", "replayed", "finished_at", "sms_segments")
+FINAL_UPDATE = (
+    "status", "reason", "provider_code", "attempts", "replayed", "finished_at", "sms_segments",
+    "deferred_until",
+)  # fmt: skip
 RECEIPT_UPDATE = ("reached", "reached_at", "receipt_code", "receipt_reason")
 Statement = tuple[sql.SQL | sql.Composed, list[object]]
 """a read: its SQL and parameters"""
@@ -198,18 +201,19 @@ FINAL_UPSERT = _upsert(FINAL_COLUMNS, FINAL_UPDATE, "final")
 RECEIPT_UPSERT = _upsert(RECEIPT_COLUMNS, RECEIPT_UPDATE, "receipt")
 
 
-CHOICE_COLUMNS = ("user_id", "scope", "categories_off", "channels_off", "changed_at")
+CHOICE_COLUMNS = ("user_id", "scope", "categories_off", "channels_off", "quiet_hours", "changed_at")
 CHOICE_UPSERT = sql.SQL(
-    "INSERT INTO buyer_preferences (user_id, scope, categories_off, channels_off, changed_at) "
-    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, scope) DO UPDATE SET "
+    "INSERT INTO buyer_preferences (user_id, scope, categories_off, channels_off, quiet_hours, changed_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, scope) DO UPDATE SET "
     "categories_off = EXCLUDED.categories_off, channels_off = EXCLUDED.channels_off, "
-    "changed_at = EXCLUDED.changed_at WHERE buyer_preferences.changed_at <= EXCLUDED.changed_at"
+    "quiet_hours = EXCLUDED.quiet_hours, changed_at = EXCLUDED.changed_at "
+    "WHERE buyer_preferences.changed_at <= EXCLUDED.changed_at"
 )
 """a buyer's newer word in a scope replaces the older (one read late never does)"""
 
 
 CHOICES = sql.SQL(
-    "SELECT scope, categories_off, channels_off, changed_at FROM buyer_preferences "
+    "SELECT scope, categories_off, channels_off, quiet_hours, changed_at FROM buyer_preferences "
     "WHERE user_id = %s AND scope IN (%s, 'platform') ORDER BY scope"
 )
 
@@ -256,7 +260,7 @@ def messages_statement(query: MessageQuery) -> Statement:
     statement = sql.SQL(
         "SELECT id, shop_id, event_id, delivery_id, scene, channel, status, reason, provider_code, "
         "recipient_masked AS to, attempts, routed_at, finished_at, reached, reached_at, receipt_reason, "
-        "sms_segments FROM messages WHERE {} ORDER BY finished_at DESC, id DESC LIMIT %s"
+        "sms_segments, deferred_until FROM messages WHERE {} ORDER BY finished_at DESC, id DESC LIMIT %s"
     ).format(sql.SQL(" AND ").join(where))
     return statement, [*params, query.limit + 1]
 

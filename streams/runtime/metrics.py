@@ -135,8 +135,19 @@ SEND_LOG_QUERY_SECONDS = Histogram(
 BUYER_DECISIONS = Counter(
     "mall_notify_buyer_decisions_total",
     "Buyers' deliveries the buyers lane decided on: sent (on to their send topic), opted_out (the "
-    "buyer refuses the category or the channel), frequency_cap (the shop's daily cap reached)",
+    "buyer refuses the category or the channel), frequency_cap (the shop's daily cap reached), "
+    "deferred (held by quiet hours, counted once), expired (its scene ended before the quiet hours did)",
     ["decision"],
+)
+DEFERRED_RELEASED = Counter(
+    "mall_notify_deferred_released_total",
+    "Notices held by quiet hours that the deferred lane gave back to the buyers' topic (every hop "
+    "between delay buckets counts)",
+    ["topic"],
+)
+DEFERRED_WAITING = Gauge(
+    "mall_notify_deferred_partitions_waiting",
+    "Delay-topic partitions paused until their next held notice is read again",
 )
 WEBHOOK_CALLS = Counter(
     "mall_notify_webhook_calls_total",

@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from streams.core.tokens import Tokens
 from streams.core.topics import Topics, load_topics
 from streams.core.webhooks import EndpointTable
 from streams.logs import fields, get_logger
+from streams.runtime import metrics
+from streams.runtime.clock import ShiftedClock
 from streams.runtime.health import BrokerProbe, Readiness
 from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.lag import EndOffsets
@@ -165,7 +168,13 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     endpoint_follower = TableFollower(
         settings.kafka_bootstrap_servers, topics.webhooks, endpoints, what="webhook endpoints"
     )
-    parts = _Parts(settings, topics, transactions, quota, disk, endpoints, shops)
+    clock = ShiftedClock(settings.clock_file) if settings.clock_file else None
+    if clock is not None:
+        log.warning(
+            "the buyers' clock follows a clock file: demos and tests only",
+            extra=fields(file=str(settings.clock_file)),
+        )
+    parts = _Parts(settings, topics, transactions, quota, disk, endpoints, shops, clock)
     router = None
     if settings.runs("router"):
         key = settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None
@@ -209,6 +218,8 @@ def _lanes(
     ]
     if settings.runs("send.codes"):
         lanes.append(parts.code_sender(channels.codes))
+    if settings.runs("deferred"):
+        lanes.append(parts.deferred())
     if settings.runs("retry"):
         lanes.append(parts.forwarder(list(channels.by_name)))
     if settings.runs("receipts"):
@@ -272,6 +283,8 @@ class _Parts:
     disk: Disk
     endpoints: EndpointTable
     shops: ShopTable
+    clock: ShiftedClock | None = None
+    """the buyers' and deferred lanes' clock moved by MALL_NOTIFY_CLOCK_FILE (demos and tests)"""
 
     def store(self, name: str, consumed: list[str], **options: Any) -> Store:
         """The lane's store, with a changelog per consumed topic."""
@@ -364,7 +377,7 @@ class _Parts:
         changelogs = {self.topics.buyers: self.topics.buyer_state}
         ttls = {CHOICES: CHOICES_TTL_SECONDS, COUNTS: COUNTS_TTL_SECONDS}
         store = Store("buyers", changelogs, self.disk, COUNTS_TTL_SECONDS, ttls=ttls, tags=(CHOICES, COUNTS))
-        stage = BuyerStage(self.topics, BuyerState(store))
+        stage = BuyerStage(self.topics, BuyerState(store), hours=self.clock.now if self.clock else None)
         config = self.config(f"{_group(self.settings)}.buyers", [self.topics.buyers])
         return BuyersLane(config, stage, self.transactions, batch=self.settings.router_batch)
 
@@ -372,6 +385,22 @@ class _Parts:
         stage = ReceiptsStage(self.topics, self.disk, self.settings.receipt_ttl_hours * 3600)
         config = self.config(f"{_group(self.settings)}.receipts", [self.topics.receipts])
         return ReceiptsLane(config, stage, self.transactions, self.settings.receipt_overdue_minutes * 60)
+
+    def deferred(self) -> ForwarderLane:
+        """Notices held by quiet hours back to the buyers' topic, once their delay bucket's wait is over."""
+        routes = {topic: self.topics.buyers for topic in self.topics.deferred}
+        config = self.config(f"{_group(self.settings)}.deferred", self.topics.deferred)
+        return ForwarderLane(
+            config,
+            routes,
+            RetryStage(self.topics, None, utc_now),
+            self.transactions,
+            self.clock.time if self.clock else time.time,
+            name="deferred",
+            rate_per_second=self.settings.deferred_release_per_second,
+            forwarded=metrics.DEFERRED_RELEASED,
+            waiting=metrics.DEFERRED_WAITING,
+        )
 
     def forwarder(self, channels: list[ChannelName]) -> ForwarderLane:
         routes = retry_routes(self.topics, channels)

@@ -36,6 +36,7 @@ from streams.devtools.upstream import Published, publish_values
 from streams.ops.reading import ReadRecord, end_offsets, read_until
 from streams.ops.shop_store import save_sample_shops
 from streams.ops.topic_admin import ensure_topics
+from streams.runtime.clock import mall_time, set_clock
 from streams.settings import PROJECT_ROOT
 from tests.factories import DEMO_SHOP, MP_OPENID
 
@@ -54,6 +55,14 @@ class Pipeline:
     worker: Service
     worker_env: dict[str, str]
     log_dir: Path
+
+    @property
+    def clock_file(self) -> Path:
+        return Path(self.worker_env["MALL_NOTIFY_CLOCK_FILE"])
+
+    def set_clock(self, at: datetime) -> None:
+        """Move the clock of the worker's buyers and deferred lanes (quiet hours) to say ``at`` now."""
+        set_clock(self.clock_file, at)
 
     def restart_worker(self, sig: int) -> None:
         """Stop the worker with ``sig`` (SIGKILL: a crash) and start a new one in its place."""
@@ -184,6 +193,8 @@ def pipeline_on(
     worker) of its own writing its logs to ``log_dir``."""
     topics = load_topics(config / "topics.yaml", prefix)
     ensure_topics(kafka_bootstrap, topics.all())
+    clock = log_dir / "clock.json"
+    set_clock(clock, mall_time("12:00"))  # the buyers' day, whenever the tests run; quiet-hours tests move it
     save_sample_shops(kafka_bootstrap, topics, config, key=RECIPIENT_KEY.encode())
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -195,6 +206,7 @@ def pipeline_on(
         "MALL_NOTIFY_SMS_REPORT_WAIT_SECONDS": "3",  # a lost SMS report is asked about soon
         "MALL_NOTIFY_SMS_REPORT_CHECK_SECONDS": "1",
         "MALL_NOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS": "2",  # a failing endpoint is switched off soon
+        "MALL_NOTIFY_CLOCK_FILE": str(clock),
     } | ({"MALL_NOTIFY_DATABASE_URL": database_url} if database_url else {})
     with running_stack(log_dir, env) as (sandbox, worker):
         pipeline = Pipeline(

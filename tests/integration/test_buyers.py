@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import pytest
 
 from streams.core.outcomes import Outcome, Status
 from streams.devtools.local_stack import Service
-from streams.ops.reading import end_offsets
+from streams.ops.reading import end_offsets, read_until
+from streams.runtime.clock import mall_time
 from tests.factories import BUYER_OPENID, SAMPLE_EVENTS, fresh_code, payment_event, to_bytes
 from tests.integration.admin import SHOP, SHOP_TOKEN, buy_sms, call
 from tests.integration.conftest import PLATFORM_TOKEN, Pipeline, ok, run_cli
@@ -149,3 +152,66 @@ def kept(read: Callable[[], dict[str, Any]], scope: str) -> dict[str, Any]:
         assert time.monotonic() < deadline, f"the {scope} preferences were not kept: {said}"
         time.sleep(0.2)
     return said
+
+
+def coupon_ending(buyer: dict[str, str], ends: datetime) -> bytes:
+    issued = json.loads(coupon(buyer))
+    return to_bytes(issued | {"data": issued["data"] | {"expires_at": ends.isoformat()}})
+
+
+def test_a_coupon_published_in_quiet_hours_goes_out_when_they_end_and_not_before(
+    pipeline: Pipeline, api: Service
+) -> None:
+    buyer = new_buyer()
+    night, morning = mall_time("23:00"), mall_time("08:00", days=1)
+    pipeline.set_clock(night)
+    try:
+        topics = pipeline.topics
+        held_from = end_offsets(pipeline.bootstrap, topics.deferred[-1])
+        start = end_offsets(pipeline.bootstrap, topics.outcomes)
+        values = [coupon(buyer), coupon_ending(buyer, night + timedelta(hours=3)), paid(buyer)]
+        held, ending, order = (json.loads(value)["id"] for value in values)
+        pipeline.publish(values)
+        # the order notice goes out at once, the coupon ending at 02:00 is skipped as expired
+        assert pipeline.outcomes_from(start, lambda o: o.event_id == order and o.status is Status.DELIVERED)
+        [expired] = pipeline.outcomes_from(start, lambda o: o.event_id == ending)
+        outcome = Outcome.model_validate_json(expired.value)
+        assert (outcome.status, (outcome.reason or "").split(":")[0]) == (Status.SKIPPED, "expired")
+        assert outcome.deferred_until == morning
+        # the other coupon waits on the delay topic of its 9 hours, and nothing of it goes out
+        waiting = read_until(
+            pipeline.bootstrap,
+            topics.deferred[-1],
+            held_from,
+            lambda rs: any(held.encode() in (r.value or b"") for r in rs),
+            30.0,
+        )
+        assert any(held.encode() in (r.value or b"") for r in waiting), "held on the 4h bucket"
+        time.sleep(2.0)
+        early = read_until(pipeline.bootstrap, topics.outcomes, start, lambda _: False, 1.0)
+        assert not [r for r in early if Outcome.model_validate_json(r.value).event_id == held]
+
+        pipeline.set_clock(morning - timedelta(seconds=2))  # the window ends in 2 seconds
+        [record] = pipeline.outcomes_from(start, lambda o: o.event_id == held)
+        delivered = Outcome.model_validate_json(record.value)
+        assert (delivered.status, delivered.scene, delivered.deferred_until) == (
+            Status.DELIVERED,
+            "buyer_coupon_issued",
+            morning,
+        )
+        # the send log says it too
+        since = urllib.parse.quote((delivered.at - timedelta(seconds=1)).isoformat())
+        path = f"/v1/shops/{SHOP}/messages?since={since}"
+        rows = kept(
+            lambda: {"row": next((m for m in listed(api, path) if m["event_id"] == held), None)}, "row"
+        )
+        assert datetime.fromisoformat(rows["row"]["deferred_until"]) == morning
+    finally:
+        pipeline.set_clock(mall_time("12:00"))
+
+
+def listed(api: Service, path: str) -> list[dict[str, Any]]:
+    status, page = call(api, "GET", path, SHOP_TOKEN)
+    assert status == 200, page
+    messages: list[dict[str, Any]] = page["messages"]
+    return messages

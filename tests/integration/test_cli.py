@@ -62,6 +62,14 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
     assert "outcomes: delivered 10, skipped 4, dead_lettered 3" in out
     # a buyer who refused the shop's marketing: their coupon is not sent, the others' are
     assert "Preferences 1 notices skipped as opted_out, not sent: buyer_coupon_issued/wechat_oa" in out
+    # quiet hours with the demo's clock: a coupon at 23:00 held, then sent when the window ends
+    assert re.search(
+        rf"Quiet hours 23:00 in the mall: coupon evt-cpn-night-\w+ held on {prefix}demo.notify.deferred.4h",
+        out,
+    )
+    assert re.search(
+        r"the coupon went out when the window ended: delivered on wechat_oa, deferred_until \S+ 08:00", out
+    )
     assert "seller_order_paid" in out  # one paid order notifies buyer (OA, MP) and seller (OA)
     assert "buyer_coupon_issued" in out
     assert "code_register" in out

@@ -126,7 +126,7 @@ def test_the_fourth_marketing_notice_of_a_day_is_skipped_and_a_new_day_starts_af
     paid = flow.publish(to_bytes(payment_event()), "mall.payments")
     assert flow.sent(paid, ChannelName.WECHAT_OA) == ["buyer_order_paid"], "transactional is not capped"
 
-    buyers.clock = lambda: NOW + timedelta(days=1)
+    buyers.hours = lambda: NOW + timedelta(days=1)
     assert flow.sent(flow.publish(coupon(5)), ChannelName.WECHAT_OA) == ["buyer_coupon_issued"]
 
 

@@ -59,7 +59,7 @@ REFUND = {
 }
 WITHDRAWN = {"amount1": "100.00元", "thing2": "微信零钱", "time3": "2026-11-25 12:06"}
 RECHARGED = {"amount1": "100.00元", "amount2": "250.50元", "time3": "2026-11-25 12:06"}
-COUPON = {"thing1": "双十二店铺券", "thing2": "满100减20", "time3": "2026-11-25 12:06"}
+COUPON = {"thing1": "双十二店铺券", "thing2": "满100减20", "time3": "2026-12-12 23:59"}
 REFUND_ASKED = {
     "character_string1": "E1",
     "amount2": "50.00元",

@@ -10,15 +10,21 @@ today. Both are in the lane's store, on disk, with the compacted changelog
 ``notify.state.buyers`` written in the transaction of the record that changed them.
 
 A notice's dispatches go to their send topics as the router would have sent them (same topic, same
-key), or end ``skipped``: ``opted_out`` (the buyer refuses the category or the channel) or
-``frequency_cap`` (the shop's cap for the category is reached today; the whole notice).
+key), or end ``skipped``: ``opted_out`` (the buyer refuses the category or the channel),
+``frequency_cap`` (the shop's cap for the category is reached today; the whole notice) or
+``expired`` (its scene, a coupon, ends before the buyer's quiet hours do). A notice of a category
+the shop holds in its quiet hours, decided inside the buyer's window (their own, else the
+shop's), is held: written to a delay bucket (:mod:`streams.core.quiet_hours`), from which the
+deferred lane gives it back here, where it is decided again: sent once the window is over
+(counted against the cap then, on the day it goes out), its outcomes saying ``deferred_until``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -26,6 +32,7 @@ from streams.core.buyer_choices import (
     CHOICES_KIND,
     FREQUENCY_CAP,
     NO_CHOICES,
+    NOTICE_KIND,
     PLATFORM,
     Choices,
     DayCount,
@@ -34,6 +41,7 @@ from streams.core.buyer_choices import (
     admit,
     day_of,
     parse_notice,
+    quiet_window,
     refusal,
     scope_of,
 )
@@ -43,6 +51,8 @@ from streams.core.events import PreferencesChangedEvent, parse_event
 from streams.core.failures import Stage
 from streams.core.mp_subscriptions import KIND_HEADER
 from streams.core.outcomes import skipped_delivery
+from streams.core.quiet_hours import DEFERRED, EXPIRED, HOLD_HEADER, expires_before, hold
+from streams.core.rendering import MALL_TIME_ZONE
 from streams.core.topics import Topics
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
@@ -98,9 +108,14 @@ class BuyerState:
 class BuyerStage(PipelineStage):
     stage = Stage.ROUTE
 
-    def __init__(self, topics: Topics, state: BuyerState, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, topics: Topics, state: BuyerState, clock: Clock = utc_now, hours: Clock | None = None
+    ) -> None:
         super().__init__(topics, None, clock)
         self.state = state
+        self.hours = hours or clock
+        """the clock of the buyers' hours and days (quiet hours, daily caps): the system's, or the
+        demo's (MALL_NOTIFY_CLOCK_FILE); outcomes are stamped with ``clock``"""
         self.counts: Counter[str] = Counter()
         self.sent = metrics.BUYER_DECISIONS.labels("sent")
 
@@ -112,7 +127,7 @@ class BuyerStage(PipelineStage):
             notice = parse_notice(record.value)
         except ValidationError as exc:  # the router wrote it: a bug or a foreign writer
             return self.dead_lettered(record, "malformed_notice", str(exc)[:500])
-        return self._decide(notice, source, self.clock())
+        return self._decide(notice, source, self.hours())
 
     def _chose(self, record: ConsumedRecord, source: Partition) -> list[Write]:
         try:
@@ -135,27 +150,63 @@ class BuyerStage(PipelineStage):
             if refused is None:
                 passing.append(send)
             else:
-                writes.append(self._skipped(send, refused, now, "opted_out"))
+                writes.append(self._skipped(notice, send, refused, "opted_out"))
         if not passing:
             return writes
+        if expires_before(notice.valid_until, now):
+            return writes + self._expired(notice, passing)
+        until = quiet_window(notice.quiet, shop, platform).ends_after(now) if notice.quiet else None
+        if until is not None:
+            return writes + self._held(notice, passing, until, now)
+        return writes + self._capped(notice, passing, source, now)
+
+    def _capped(self, notice: Notice, passing: list[Send], source: Partition, now: datetime) -> list[Write]:
+        """The notice on to its send topics, counted, or ``frequency_cap`` when the day's count is full."""
+        writes = []
         if notice.daily_cap is not None:
             count = self.state.count(source, notice, day_of(now))
             admitted, after = admit(count, notice.notice_id, notice.daily_cap)
             if not admitted:
                 reason = f"{FREQUENCY_CAP}: {notice.daily_cap} {notice.category} notices today from this shop"
-                return writes + [self._skipped(send, reason, now, FREQUENCY_CAP) for send in passing]
+                return [self._skipped(notice, send, reason, FREQUENCY_CAP) for send in passing]
             if after != count:
                 writes.append(self.state.counted(source, notice, after))
         for send in passing:
             topic = self.topics.send_topic(send.channel)
-            writes.append(Write(topic, send.key.encode(), send.dispatch.encode()))
+            writes.append(Write(topic, send.key.encode(), self._released(notice, send.dispatch).encode()))
         self.sent.inc(len(passing))
         return writes
 
-    def _skipped(self, send: Send, reason: str, now: datetime, decision: str) -> Write:
+    def _held(self, notice: Notice, passing: list[Send], until: datetime, now: datetime) -> list[Write]:
+        """The notice to the delay bucket it waits in (or ``expired`` when it would wait too long)."""
+        held = dataclasses.replace(notice, sends=passing, deferred_until=until.timestamp())
+        if expires_before(notice.valid_until, until):
+            return self._expired(held, passing)
+        if notice.deferred_until is None:
+            metrics.BUYER_DECISIONS.labels(DEFERRED).inc(len(passing))
+        waiting = hold(until, now, self.topics.deferred_waits)
+        headers = [(KIND_HEADER, NOTICE_KIND), (HOLD_HEADER, str(waiting.read_again_at.timestamp()).encode())]
+        topic = self.topics.deferred[waiting.bucket]
+        return [Write(topic, notice.user_id.encode(), held.to_json(), headers)]
+
+    def _expired(self, notice: Notice, passing: list[Send]) -> list[Write]:
+        assert notice.valid_until is not None
+        ends = datetime.fromtimestamp(notice.valid_until, MALL_TIME_ZONE).strftime("%Y-%m-%d %H:%M")
+        reason = f"{EXPIRED}: the {notice.category} notice ends at {ends}, before it could go out"
+        return [self._skipped(notice, send, reason, EXPIRED) for send in passing]
+
+    def _skipped(self, notice: Notice, send: Send, reason: str, decision: str) -> Write:
         metrics.BUYER_DECISIONS.labels(decision).inc()
-        dispatch = parse_dispatch(send.dispatch.encode())
-        return self.outcome(skipped_delivery(dispatch, reason, now, replayed=False))
+        dispatch = parse_dispatch(self._released(notice, send.dispatch).encode())
+        return self.outcome(skipped_delivery(dispatch, reason, self.clock(), replayed=False))
+
+    @staticmethod
+    def _released(notice: Notice, dispatch: str) -> str:
+        """The dispatch as it goes on: saying until when it was held, if it was."""
+        if notice.deferred_until is None:
+            return dispatch
+        until = datetime.fromtimestamp(notice.deferred_until, UTC)
+        return dataclasses.replace(parse_dispatch(dispatch.encode()), deferred_until=until).to_text()
 
 
 class BuyersLane(Lane):

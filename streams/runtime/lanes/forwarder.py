@@ -1,11 +1,15 @@
-"""Delayed retries without blocking: records wait in the retry topics until due, then go back to
-their channel's send topic.
+"""Delays without blocking: records wait in delay topics until due, then go back where they came
+from. Two lanes are forwarders: ``retry`` (failed deliveries, from the retry topics back to their
+channel's send topic) and ``deferred`` (buyers' notices held by quiet hours, from the delay buckets
+back to the buyers' topic, at a bounded rate).
 
 Kafka has no delayed delivery. As Spring Kafka's retryable topics do, the forwarder reads the
-retry topics in its own consumer group, and when the head record of a partition is not due yet
+delay topics in its own consumer group, and when the head record of a partition is not due yet
 it seeks back to it and *pauses that partition* until the due time (other partitions and the send
-topics keep flowing). A due record goes back to the partition of the send topic it was first read
-from, where its ledger entry lives, in the same transaction as the retry topic's offset.
+topics keep flowing). A retry comes due at its history's ``due_at``, a held notice at its
+``mall-notify-hold-until`` header. A due retry goes back to the partition of the send topic it was
+first read from, where its ledger entry lives; a held notice to its buyer's partition (by key);
+each in the same transaction as the delay topic's offset.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 
+from aiolimiter import AsyncLimiter
 from confluent_kafka import TopicPartition
+from prometheus_client import Counter as CounterMetric
+from prometheus_client import Gauge
 
 from streams.core.failures import Failure
+from streams.core.quiet_hours import HOLD_HEADER
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.kafka.records import ConsumedRecord, Write
@@ -38,15 +46,24 @@ class ForwarderLane(Lane):
         transactions: Transactions,
         clock: Callable[[], float] = time.time,
         send_topics: frozenset[str] = frozenset(),
+        *,
+        name: str = "retry",
+        rate_per_second: float | None = None,
+        forwarded: CounterMetric = metrics.RETRIES_FORWARDED,
+        waiting: Gauge = metrics.RETRY_WAITING,
     ) -> None:
-        super().__init__("retry", config, transactions)
+        super().__init__(name, config, transactions)
         self._routes = dict(routes)
-        """retry topic -> the send topic its records go back to"""
+        """delay topic -> the topic its records go back to"""
         self._send_topics = send_topics | frozenset(self._routes.values())
         self._stage = stage
         self._clock = clock
         self._waiting: dict[Partition, float] = {}
         """paused partitions -> when their head record is due (epoch seconds)"""
+        self._batch = BATCH if rate_per_second is None else max(1, min(BATCH, int(rate_per_second)))
+        self._rate = AsyncLimiter(rate_per_second, 1.0) if rate_per_second is not None else None
+        self._forwarded = forwarded
+        self._waiting_gauge = waiting
 
     def wait_seconds(self) -> float:
         """Take again no later than when a paused partition comes due."""
@@ -61,9 +78,11 @@ class ForwarderLane(Lane):
             await self.consumer.resume([TopicPartition(topic, number) for topic, number in due])
             for partition in due:
                 del self._waiting[partition]
-        metrics.RETRY_WAITING.set(len(self._waiting))
+        self._waiting_gauge.set(len(self._waiting))
         await self.transactions.room()
-        return 0 if stopping.is_set() else BATCH
+        if self._rate is not None and not stopping.is_set():
+            await self._rate.acquire(self._batch)
+        return 0 if stopping.is_set() else self._batch
 
     async def handle(self, records: list[ConsumedRecord]) -> None:
         by_partition: dict[Partition, list[ConsumedRecord]] = defaultdict(list)
@@ -74,7 +93,7 @@ class ForwarderLane(Lane):
         for partition, waiting in by_partition.items():
             for record in waiting:
                 history = record.history
-                due = history.due_at.timestamp() if history and history.due_at else 0.0
+                due = _due(record, history)
                 if due > now:  # the rest of this partition is later still: wait without blocking the others
                     await self._pause(partition, record.offset, due)
                     break
@@ -83,9 +102,9 @@ class ForwarderLane(Lane):
         for record, writes in forwards:
             self.finish(record, writes)
         for topic, count in Counter(record.topic for record, _ in forwards).items():
-            metrics.RETRIES_FORWARDED.labels(topic).inc(count)
+            self._forwarded.labels(topic).inc(count)
         if forwards:
-            log.debug("retries forwarded", extra=fields(count=len(forwards)))  # counted in metrics
+            log.debug("forwarded", extra=fields(lane=self.name, count=len(forwards)))  # counted in metrics
 
     def _back(self, record: ConsumedRecord, history: Failure | None) -> Write:
         """The record on its way back, to the send topic and partition it was first read from (a
@@ -110,3 +129,14 @@ class ForwarderLane(Lane):
     def released(self, partitions: list[Partition]) -> None:
         for partition in partitions:
             self._waiting.pop(partition, None)
+
+
+def _due(record: ConsumedRecord, history: Failure | None) -> float:
+    """When a record comes due (epoch seconds; 0: now): a held notice's header, a retry's history."""
+    held = next((value for name, value in record.headers if name == HOLD_HEADER), None)
+    if held is not None:
+        try:
+            return float(held)
+        except ValueError:  # not ours: back at once, the buyers lane decides again
+            return 0.0
+    return history.due_at.timestamp() if history and history.due_at else 0.0

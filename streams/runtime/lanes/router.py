@@ -126,8 +126,7 @@ class RouterStage(PipelineStage):
     ) -> list[Write]:
         """A buyer's dispatches, one notice per scene, to the buyers lane (keyed by the buyer), each
         with the topic key it goes on with: the buyers lane passes them on without reading them."""
-        plan = self.plans.get(event.shop_id)
-        caps = plan.daily_caps if plan is not None else {}
+        plan = self.plans.get(event.shop_id) or ShopPlan(event.shop_id)
         writes = []
         for scene, dispatches in noticed.items():
             category = routing.categories[scene]
@@ -136,7 +135,15 @@ class RouterStage(PipelineStage):
                 for d in dispatches
             ]
             notice = Notice(
-                routing.buyers[scene], event.shop_id, event.id, scene, category, caps.get(category), sends
+                routing.buyers[scene],
+                event.shop_id,
+                event.id,
+                scene,
+                category,
+                plan.daily_caps.get(category),
+                sends,
+                quiet=plan.quiet.get(category),
+                valid_until=routing.valid_until.get(scene),
             )
             headers = [(KIND_HEADER, NOTICE_KIND)]
             writes.append(Write(self.topics.buyers, notice.user_id.encode(), notice.to_json(), headers))
