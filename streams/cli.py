@@ -20,6 +20,7 @@ from streams.core.events import json_schemas
 from streams.core.tokens import MIN_TOKEN_LENGTH, hash_token
 from streams.core.validation import UnreadableFile, describe, read_yaml
 from streams.ops import (
+    cli_buyer_rules,
     cli_dlq,
     cli_history,
     cli_messages,
@@ -59,7 +60,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(cli_dlq.dlq_app, name="dlq")
-app.add_typer(cli_settings.settings_app, name="settings")
+app.add_typer(cli_buyer_rules.settings_app, name="settings")  # cli_settings' commands and the buyer rules'
 app.add_typer(cli_sms.sms_app, name="sms")
 app.add_typer(cli_messages.db_app, name="db")
 app.add_typer(cli_webhooks.webhooks_app, name="webhooks")

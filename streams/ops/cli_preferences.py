@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from channels.base import ChannelName
 from streams.core.buyer_choices import (
     CATEGORY_BITS,
     CHANNEL_BITS,
+    NO_QUIET_HOURS,
     PREFERENCES_TYPE,
     BuyerChoices,
     Choices,
@@ -22,9 +24,10 @@ from streams.core.buyer_choices import (
     preferences_event,
     refusal,
 )
-from streams.core.events import PreferencesChanged
+from streams.core.events import BuyerQuietHours, PreferencesChanged
 from streams.core.render_plan import Skip
 from streams.core.routing import Routing
+from streams.core.validation import describe
 from streams.ops.cli_common import (
     ExitCode,
     JsonOption,
@@ -57,6 +60,14 @@ def set_preferences(
         ),
     ] = None,
     platform: Annotated[bool, typer.Option("--platform", help="for every shop of the mall")] = False,
+    quiet_hours: Annotated[
+        str | None,
+        typer.Option(
+            "--quiet-hours",
+            help="the buyer's own quiet hours, START-END in the shop's time zone (23:00-07:00), or "
+            "none (never held); without it: the shop's",
+        ),
+    ] = None,
 ) -> None:
     """Replace what a buyer refuses in one scope (security notices always go out)."""
     settings = load_cli_settings()
@@ -69,15 +80,18 @@ def set_preferences(
         if name not in CATEGORIES + CHANNELS:
             known = f"a category ({', '.join(CATEGORIES)}) nor a channel ({', '.join(CHANNELS)})"
             raise fail(f"--off {name}: neither {known}", ExitCode.CONFIG)
-    changed = PreferencesChanged.model_validate(
-        {
-            "user_id": user_id,
-            "scope": "platform" if platform else "shop",
-            "categories_off": [name for name in refused if name in CATEGORIES],
-            "channels_off": [name for name in refused if name in CHANNELS],
-            "changed_at": datetime.now(UTC).isoformat(),
-        }
-    )
+    said = {
+        "user_id": user_id,
+        "scope": "platform" if platform else "shop",
+        "categories_off": [name for name in refused if name in CATEGORIES],
+        "channels_off": [name for name in refused if name in CHANNELS],
+        "quiet_hours": _window(quiet_hours),
+        "changed_at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        changed = PreferencesChanged.model_validate(said)
+    except ValidationError as exc:
+        raise fail(describe(exc), ExitCode.CONFIG) from None
     bootstrap, topic = kafka_topic(settings, lambda topics: topics.event_topic_for(PREFERENCES_TYPE) or "")
     event_id, event = preferences_event(shop_id, changed, "/mall-notify/cli")
     try:
@@ -85,6 +99,19 @@ def set_preferences(
     except RuntimeError as exc:
         raise fail(str(exc), ExitCode.UNREACHABLE) from None
     console.print(f"{event_id}: {choices_summary(changed, shop_id)}")
+
+
+def _window(said: str | None) -> str | dict[str, str] | None:
+    """``--quiet-hours`` as the event says it."""
+    if said is None or said == NO_QUIET_HOURS:
+        return said
+    start, dash, end = said.partition("-")
+    if not dash:
+        raise fail(f"--quiet-hours {said}: write START-END (23:00-07:00) or none", ExitCode.CONFIG)
+    try:
+        return BuyerQuietHours(start=start, end=end).model_dump()
+    except ValidationError as exc:
+        raise fail(f"--quiet-hours {said}: {describe(exc)}", ExitCode.CONFIG) from None
 
 
 @preferences_app.command("show")
@@ -101,7 +128,9 @@ def show_preferences(
     for scope, said in (("this shop", choices.shop), ("every shop", choices.platform)):
         refused = ", ".join([*said.categories_off, *said.channels_off]) if said else ""
         when = f" (since {said.changed_at:%Y-%m-%d %H:%M})" if said else ""
-        console.print(f"{user_id} in {scope}: {(refused + ' off') if refused else 'everything on'}{when}")
+        quiet = f"; quiet hours {said.quiet_hours}" if said and said.quiet_hours else ""
+        shown = (refused + " off") if refused else "everything on"
+        console.print(f"{user_id} in {scope}: {shown}{quiet}{when}", markup=False, highlight=False)
 
 
 def with_buyers_choices(settings: Settings, routing: Routing, shop_id: int) -> Routing:

@@ -111,7 +111,7 @@ def test_the_fourth_coupon_of_a_day_is_skipped_and_another_buyer_is_not_held_bac
 
 
 def test_the_platform_says_a_buyer_refuses_a_channel_in_every_shop_from_the_command_line(
-    pipeline: Pipeline, tmp_path: Path
+    pipeline: Pipeline, api: Service, tmp_path: Path
 ) -> None:
     buyer = new_buyer()
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
@@ -215,3 +215,52 @@ def listed(api: Service, path: str) -> list[dict[str, Any]]:
     assert status == 200, page
     messages: list[dict[str, Any]] = page["messages"]
     return messages
+
+
+def test_a_shops_quiet_hours_and_daily_cap_are_set_from_the_command_line(
+    pipeline: Pipeline, api: Service
+) -> None:
+    shop = str(SHOP)
+    try:
+        said = ok(
+            run_cli(pipeline, "settings", "quiet-hours", shop, "21:00-09:00", "--hold", "transactional")
+        )
+        assert said.strip() == f"saved: shop {SHOP} holds transactional from 21:00 to 09:00 (Asia/Shanghai)"
+        refused = run_cli(pipeline, "settings", "quiet-hours", shop, "22:00-08:00", "--hold", "security")
+        assert refused.returncode == 3
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert "quiet_hours.categories" in refused.stderr, "the field is named"
+        said = ok(run_cli(pipeline, "settings", "daily-cap", shop, "marketing", "5"))
+        assert said.strip() == f"saved: shop {SHOP}: at most 5 marketing notices a buyer a day"
+        assert run_cli(pipeline, "settings", "daily-cap", shop, "security", "1").returncode == 3
+        shown = json.loads(ok(run_cli(pipeline, "settings", "show", shop, "--json")))
+        assert shown["quiet_hours"] == {
+            "start": "21:00",
+            "end": "09:00",
+            "time_zone": "Asia/Shanghai",
+            "categories": ["transactional"],
+        }
+        assert shown["daily_caps"] == {"marketing": 5}
+        history = ok(run_cli(pipeline, "settings", "history", shop, "--json"))
+        assert "settings quiet-hours" in history
+    finally:
+        ok(run_cli(pipeline, "settings", "quiet-hours", shop, "22:00-08:00"))
+        ok(run_cli(pipeline, "settings", "daily-cap", shop, "marketing", "3"))
+
+
+def test_a_buyer_who_wants_no_quiet_hours_gets_a_coupon_at_night(pipeline: Pipeline, api: Service) -> None:
+    buyer = new_buyer()
+    path = f"/v1/shops/{SHOP}/buyers/{buyer['user_id']}/preferences"
+    status, refused = call(api, "PUT", path, SHOP_TOKEN, {"quiet_hours": {"start": "23:00", "end": "23:00"}})
+    assert status == 422
+    assert "quiet_hours" in refused["problems"][0]
+    refuse(api, pipeline, buyer, {"quiet_hours": "none"})
+    pipeline.set_clock(mall_time("23:30"))
+    try:
+        _, finals = pipeline.run([coupon(buyer)])
+    finally:
+        pipeline.set_clock(mall_time("12:00"))
+    [[outcome]] = finals.values()
+    assert (outcome.status, outcome.deferred_until) == (Status.DELIVERED, None)
+    said = kept(lambda: call(api, "GET", path, SHOP_TOKEN)[1], "shop")
+    assert said["shop"]["quiet_hours"] == "none"
