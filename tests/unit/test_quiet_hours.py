@@ -5,6 +5,7 @@ notice was held."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,8 @@ from streams.runtime.lanes.forwarder import _due
 from streams.runtime.lanes.router import RouterStage
 from streams.runtime.lanes.stage import Clock
 from tests.factories import DEMO_SHOP, SAMPLE_EVENTS, event, payment_event, to_bytes, with_changes
-from tests.unit.test_stages import PARTITION, on, outcomes, record, through
+from tests.unit.test_buyer_choices import Flow
+from tests.unit.test_stages import on, outcomes, through
 
 USER = "u-88231"
 SHANGHAI = timedelta(hours=8)
@@ -43,23 +45,16 @@ def chose(**data: Any) -> bytes:
     )
 
 
-class Night:
+class Night(Flow):
     """The router and the buyers lane at a time the test sets, and the deferred lane's hops."""
 
     def __init__(self, router: RouterStage, buyers: BuyerStage, topics: Topics) -> None:
-        self.router, self.buyers, self.topics = router, buyers, topics
-        self.offset = 0
+        super().__init__(router, buyers, topics)
         self.at(NIGHT)
 
     def at(self, now: datetime) -> None:
         clock: Clock = lambda: now  # noqa: E731
         self.buyers.hours = clock
-
-    def publish(self, raw: bytes, topic: str = "mall.coupons") -> list[Write]:
-        self.offset += 10
-        return through(
-            self.buyers, self.router.handle(record(raw, topic=topic, offset=self.offset)), self.offset
-        )
 
     def held(self, writes: list[Write]) -> list[Write]:
         return [w for w in writes if w.topic in self.topics.deferred]
@@ -67,15 +62,10 @@ class Night:
     def give_back(self, held: Write) -> list[Write]:
         """What the deferred lane does once the bucket's wait is over: back to the buyers' topic."""
         self.offset += 10
-        consumed = ConsumedRecord(
-            self.topics.buyers, PARTITION, self.offset, held.key, held.value, held.headers or []
-        )
-        return [w for w in self.buyers.handle(consumed) if w.topic != self.topics.buyer_state]
+        return through(self.buyers, [replace(held, topic=self.topics.buyers)], self.offset)
 
-    def sent(self, writes: list[Write]) -> list[str]:
-        return [
-            parse_dispatch(w.value).scene for w in on(writes, self.topics.send_topic(ChannelName.WECHAT_OA))
-        ]
+    def oa(self, writes: list[Write]) -> list[str]:
+        return self.sent(writes, ChannelName.WECHAT_OA)
 
 
 @pytest.fixture
@@ -87,7 +77,7 @@ def test_a_coupon_at_night_waits_until_the_window_ends_and_then_goes_out_saying_
     night: Night, topics: Topics
 ) -> None:
     writes = night.publish(coupon(1))
-    assert night.sent(writes) == []
+    assert night.oa(writes) == []
     assert outcomes(writes, topics) == []
     [held] = night.held(writes)
     assert (held.topic, held.key) == (topics.deferred[-1], USER.encode()), "9 hours left: the 4h bucket"
@@ -108,7 +98,7 @@ def test_a_coupon_at_night_waits_until_the_window_ends_and_then_goes_out_saying_
 
 
 def test_an_order_notice_at_night_goes_out_at_once(night: Night) -> None:
-    assert night.sent(night.publish(to_bytes(payment_event()), "mall.payments")) == ["buyer_order_paid"]
+    assert night.oa(night.publish(to_bytes(payment_event()), "mall.payments")) == ["buyer_order_paid"]
 
 
 def test_a_coupon_that_ends_before_the_morning_is_skipped_as_expired(night: Night, topics: Topics) -> None:
@@ -121,7 +111,7 @@ def test_a_coupon_that_ends_before_the_morning_is_skipped_as_expired(night: Nigh
 
 def test_a_buyers_own_window_replaces_the_shops_and_none_sends_at_any_hour(night: Night) -> None:
     night.publish(chose(quiet_hours="none"), "mall.preferences")
-    assert night.sent(night.publish(coupon(1))) == ["buyer_coupon_issued"]
+    assert night.oa(night.publish(coupon(1))) == ["buyer_coupon_issued"]
 
     night.publish(
         chose(quiet_hours={"start": "20:00", "end": "07:00"}, changed_at="2026-11-25T05:00:00Z"),
@@ -136,7 +126,7 @@ def test_a_held_coupon_counts_on_the_day_it_goes_out(night: Night, topics: Topic
     held = [night.held(night.publish(coupon(n)))[0] for n in range(1, 5)]
     night.at(MORNING + timedelta(minutes=1))
     out = [night.give_back(h) for h in held]
-    assert [night.sent(o) for o in out] == [["buyer_coupon_issued"]] * 3 + [[]]
+    assert [night.oa(o) for o in out] == [["buyer_coupon_issued"]] * 3 + [[]]
     [capped] = outcomes(out[3], topics)
     assert (capped.reason or "").startswith("frequency_cap")
     assert capped.deferred_until == MORNING
