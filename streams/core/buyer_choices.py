@@ -162,6 +162,9 @@ class Notice:
     """when the notice stops being worth sending (epoch seconds; None: never)"""
     deferred_until: float | None = None
     """a notice held by quiet hours: until when (epoch seconds)"""
+    fallback: bool = False
+    """first_reachable: the sends are tried one after the other, in order, until one reaches the
+    buyer (see :mod:`streams.core.fallback`); else all go at once"""
 
     @property
     def notice_id(self) -> str:

@@ -17,6 +17,15 @@ from streams.core.source import SourceRecord
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerTo:
+    """A delivery of a notice whose channels fall back: whose buyers-lane partition wants to hear
+    how it ended (the buyer's user id, its key there) and about which notice."""
+
+    user_id: str
+    notice_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatch:
     delivery: Delivery
     event_id: str
@@ -36,6 +45,10 @@ class Dispatch:
     """the recipient's keyed hash and masked form, for the outcomes (see :mod:`streams.core.recipients`)"""
     deferred_until: datetime | None = None
     """held by quiet hours until then, before it came to its send topic"""
+    fallback_from: ChannelName | None = None
+    """sent because this channel of the notice could not reach the buyer"""
+    answer_to: AnswerTo | None = None
+    """a notice's channels fall back: its sender tells the buyers lane how it ended"""
 
     @property
     def sms_cost(self) -> int | None:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from streams.core.errors import EventRejected, RejectReason
+from streams.core.quiet_hours import check_window
 from streams.core.validation import describe
 
 _RFC3339 = re.compile(
@@ -231,8 +232,7 @@ class BuyerQuietHours(Model):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if self.start == self.end:
-            raise ValueError('start: equal to end, the window holds nothing (say "none")')
+        check_window(self.start, self.end, 'say "none"')
         return self
 
     def __str__(self) -> str:

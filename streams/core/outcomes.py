@@ -68,6 +68,8 @@ class Outcome(BaseModel):
     """an SMS: the segments Aliyun bills for it, what a delivered one cost its shop's balance"""
     deferred_until: datetime | None = None
     """held by the buyer's quiet hours until then (or, skipped as expired, it would have been)"""
+    fallback_from: ChannelName | None = None
+    """sent because this channel of the notice could not reach the buyer"""
 
     def key(self) -> bytes:
         """Outcomes are keyed by delivery (or event, or source record) so a reader can compact them."""
@@ -95,6 +97,7 @@ def _about(dispatch: Dispatch) -> dict[str, Any]:
         "routed_at": dispatch.created_at,
         "sms_segments": dispatch.sms_cost,
         "deferred_until": dispatch.deferred_until,
+        "fallback_from": dispatch.fallback_from,
     }
 
 

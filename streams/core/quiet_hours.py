@@ -40,6 +40,12 @@ def clock_time(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
+def check_window(start: str, end: str, instead: str) -> None:
+    """Raises ValueError for a window that holds nothing (``instead``: what to say instead)."""
+    if start == end:
+        raise ValueError(f"start: equal to end, the window holds nothing ({instead})")
+
+
 def zone_of(name: str) -> ZoneInfo:
     """The IANA time zone ``name``; raises ValueError for an unknown one."""
     try:

@@ -15,7 +15,7 @@ from channels.wechat_values import fitter
 from streams.core.catalog import Catalog, Scene, ValueFormat
 from streams.core.quiet_hours import Window
 from streams.core.rendering import Text, compile_text
-from streams.core.shops import ChannelRule, QuietHours, ShopRules
+from streams.core.shops import ChannelRule, Fallback, QuietHours, ShopRules
 from streams.core.sms_quota import billed_text
 
 ADDRESS_FIELD = {
@@ -82,6 +82,8 @@ class ScenePlan:
     steps: tuple[ChannelPlan | Skip, ...]
     valid_until: Path | None = None
     """where the event says when the notice stops being worth sending"""
+    fallback: tuple[ChannelName, ...] | None = None
+    """first_reachable: the channels in the order they are tried (None: all at once)"""
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,14 @@ def _scene_plan(shop: ShopRules, scene_id: str, scene: Scene) -> ScenePlan:
         variables=variables,
         steps=steps,
         valid_until=split_path(scene.valid_until) if scene.valid_until else None,
+        fallback=_fallback(shop.fallback.get(scene_id), scene),
     )
+
+
+def _fallback(fallback: Fallback | None, scene: Scene) -> tuple[ChannelName, ...] | None:
+    if fallback is None or fallback.policy == "all":
+        return None
+    return tuple(channel for channel in fallback.order if channel in scene.channels)
 
 
 def _step(shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName) -> ChannelPlan | Skip:

@@ -30,18 +30,25 @@ BY_PERSON = frozenset({ChannelName.WECHAT_MP})
 """channels whose deliveries are keyed by their recipient (their sender keeps state per person)"""
 
 
+@dataclass(frozen=True, slots=True)
+class BuyerScene:
+    """A scene of the event that notifies a buyer who may refuse it (not a code)."""
+
+    user_id: str
+    category: str
+    valid_until: float | None
+    """when it stops being worth sending (epoch seconds), when the event says it"""
+    fallback: tuple[ChannelName, ...] | None
+    """first_reachable: its channels in the order they are tried (None: all at once)"""
+
+
 @dataclass(frozen=True)
 class Routing:
     dispatches: list[Dispatch] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
-    buyers: dict[str, str] = field(default_factory=dict)
-    """scene -> the user id of the buyer it notifies, for the scenes a buyer may refuse (not the
-    codes): their dispatches go through the buyers lane"""
-    categories: dict[str, str] = field(default_factory=dict)
-    """scene -> its category, for the scenes of ``buyers``"""
-    valid_until: dict[str, float] = field(default_factory=dict)
-    """scene -> when it stops being worth sending (epoch seconds), for the scenes of ``buyers``
-    that say so"""
+    buyers: dict[str, BuyerScene] = field(default_factory=dict)
+    """scene -> its buyer, for the scenes a buyer may refuse (not the codes): their dispatches go
+    through the buyers lane"""
 
 
 def delivery_id(event_id: str, scene_id: str, channel: ChannelName, recipient: str) -> str:
@@ -139,7 +146,7 @@ class Router:
             )
             for scene, step, recipient, fields, link in planned
         ]
-        return Routing(dispatches, skips, *_refusing_buyers(event, scenes))
+        return Routing(dispatches, skips, _refusing_buyers(event, scenes))
 
     def address_key(self, channel: ChannelName, address: str) -> bytes:
         """The Kafka key of a person's records on a channel (see :func:`person_key`)."""
@@ -160,21 +167,17 @@ class Router:
         return recipient(self._recipient_key, channel, address) if self._recipient_key else None
 
 
-def _refusing_buyers(
-    event: Event, scenes: list[ScenePlan]
-) -> tuple[dict[str, str], dict[str, str], dict[str, float]]:
-    """Per scene whose buyer may refuse it (a buyer's notice, not a code): the buyer's user id,
-    the scene's category and, when the event says it, until when the notice is worth sending."""
-    buyers, categories, valid_until = {}, {}, {}
+def _refusing_buyers(event: Event, scenes: list[ScenePlan]) -> dict[str, BuyerScene]:
+    """Per scene whose buyer may refuse it (a buyer's notice, not a code): the buyer, the scene's
+    category, until when the event says it is worth sending, and how its channels are used."""
+    buyers = {}
     for scene in scenes:
         user_id = getattr(value_at(event, scene.recipient), "user_id", None)
         if scene.audience == "buyer" and scene.category != "security" and isinstance(user_id, str):
-            buyers[scene.scene_id] = user_id
-            categories[scene.scene_id] = scene.category
             until = value_at(event, scene.valid_until) if scene.valid_until else None
-            if isinstance(until, datetime):
-                valid_until[scene.scene_id] = until.timestamp()
-    return buyers, categories, valid_until
+            valid_until = until.timestamp() if isinstance(until, datetime) else None
+            buyers[scene.scene_id] = BuyerScene(user_id, scene.category, valid_until, scene.fallback)
+    return buyers
 
 
 def _condition(scene: ScenePlan) -> str:

@@ -42,6 +42,24 @@ def shop_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
                 f"{where}: {message}" for message in _rule_problems(shop, scene_id, scene, channel, rule)
             ]
     problems += _sms_template_problems(shop, catalog)
+    problems += _fallback_problems(shop, catalog)
+    return problems
+
+
+def _fallback_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
+    problems = []
+    for scene_id, fallback in shop.fallback.items():
+        scene = catalog.scenes.get(scene_id)
+        if scene is None or scene.audience != "buyer" or scene.category == "security":
+            problems.append(f"fallback.{scene_id}: not a buyer's notice of the catalog (codes go by SMS)")
+            continue
+        said = "order" in fallback.model_fields_set  # the default order is cut to the scene's channels
+        foreign = [channel.value for channel in fallback.order if said and channel not in scene.channels]
+        if foreign:
+            allowed = ", ".join(channel.value for channel in scene.channels)
+            problems.append(
+                f"fallback.{scene_id}.order: {', '.join(foreign)} not a channel of it ({allowed})"
+            )
     return problems
 
 

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from channels.base import ChannelName
 from streams.core.catalog import Frozen
-from streams.core.quiet_hours import Window, minute_of, zone_of
+from streams.core.quiet_hours import Window, check_window, minute_of, zone_of
 
 SMS_PARAMETER = re.compile(r"\$\{(\w+)\}")
 
@@ -143,12 +143,38 @@ class QuietHours(Frozen):
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:
-        if self.start == self.end:
-            raise ValueError("start: equal to end, the window holds nothing (set quiet_hours to null)")
+        check_window(self.start, self.end, "set quiet_hours to null")
         return self
 
     def window(self) -> Window:
         return Window(minute_of(self.start), minute_of(self.end), self.time_zone)
+
+
+FALLBACK_ORDER = [ChannelName.WECHAT_OA, ChannelName.WECHAT_MP, ChannelName.ALIYUN_SMS]
+
+
+class Fallback(Frozen):
+    """How a buyer's notice of one scene uses the shop's channels: ``all`` of them (each one the
+    shop enabled), or the ``first_reachable`` in ``order``: the next one only when the one before
+    answered that it cannot reach the buyer (not following, no subscription, blocked)."""
+
+    policy: Literal["all", "first_reachable"] = "first_reachable"
+    order: list[ChannelName] = Field(
+        default_factory=lambda: list(FALLBACK_ORDER),
+        min_length=1,
+        max_length=3,
+        description="the channels in the order they are tried (first_reachable), each only where the "
+        "shop enabled it for the scene; an enabled one not named is tried last",
+    )
+
+    @field_validator("order")
+    @classmethod
+    def _once_each(cls, order: list[ChannelName]) -> list[ChannelName]:
+        if len(set(order)) != len(order):
+            raise ValueError("each channel once")
+        if ChannelName.WEBHOOK in order:
+            raise ValueError("webhook is the shop's own, not a buyer's channel")
+        return order
 
 
 class ShopRules(Frozen):
@@ -175,6 +201,12 @@ class ShopRules(Frozen):
         default_factory=QuietHours,
         description="the shop's quiet hours (default 22:00-08:00 Asia/Shanghai, marketing held); "
         "null: none. A buyer's own window (preferences) replaces the times",
+    )
+    fallback: dict[Annotated[str, Field(max_length=64)], Fallback] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="per buyer scene: all its enabled channels (the default), or the first that "
+        "reaches the buyer, in order (policy first_reachable)",
     )
     seller_openid: str | None = Field(
         default=None,

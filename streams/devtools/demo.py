@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from streams.core.errors import ConfigError, MallNotifyError, TopicsError
 from streams.core.outcomes import FINAL_STATUSES, Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
-from streams.devtools.demo_mp import buyer_accepts, print_mp_spending
+from streams.devtools.demo_mp import buyer_accepts, print_fallbacks, print_mp_spending
 from streams.devtools.demo_preferences import buyer_refuses_marketing, print_refusals
 from streams.devtools.demo_quiet_hours import coupon_at_night, demo_day
 from streams.devtools.demo_receipts import (
@@ -99,11 +99,13 @@ class Settlement:
         return not self.pending
 
 
-def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
+def fresh_events(lines: list[bytes], run: str, day: date) -> list[bytes]:
     """The samples as new events: each run gets its own event ids (the pipeline is idempotent by
     event id, so re-publishing the same ids would rightly be ignored), stamped now (a verification
-    code is only sent within its validity). Non-events stay as they are."""
+    code is only sent within its validity), and a coupon ends a month after the run's ``day`` in
+    the mall (one that ended would be skipped as expired). Non-events stay as they are."""
     now = datetime.now(UTC).isoformat()
+    coupons_end = mall_time("23:59", days=30, day=day).isoformat()
     fresh = []
     for line in lines:
         try:
@@ -115,6 +117,8 @@ def fresh_events(lines: list[bytes], run: str) -> list[bytes]:
             document["id"] = f"{document['id']}-{run}"
             if "time" in document:
                 document["time"] = now
+            if isinstance(document.get("data"), dict) and "expires_at" in document["data"]:
+                document["data"]["expires_at"] = coupons_end
             line = orjson.dumps(document)
         fresh.append(line)
     return fresh
@@ -133,6 +137,9 @@ class DemoSetup:
     events: list[bytes]
     """the samples, with event ids of this run"""
     samples: Path
+    day: date
+    """the day in the mall this run shows (each run a day of its own: the buyers' daily caps start
+    afresh however often the demo runs)"""
 
 
 def prepare_demo(settings: Settings, samples: Path | None) -> DemoSetup:
@@ -157,7 +164,9 @@ def prepare_demo(settings: Settings, samples: Path | None) -> DemoSetup:
             f"the demo only uses shops {DEMO_SHOPS.start}-{DEMO_SHOPS.stop - 1}, never a real shop; "
             f"found shop {foreign[0]} in its shop files or {samples}"
         )
-    return DemoSetup(demo, topics, shops, fresh_events(lines, run=uuid.uuid4().hex[:6]), samples)
+    day = demo_day(DEMO_CLOCK)
+    events = fresh_events(lines, run=uuid.uuid4().hex[:6], day=day)
+    return DemoSetup(demo, topics, shops, events, samples, day)
 
 
 def _shop_of(line: bytes) -> int | None:
@@ -194,7 +203,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         "MALL_NOTIFY_CLOCK_FILE": str(DEMO_CLOCK),
     }
     shop = setup.shops[0]
-    day = demo_day(DEMO_CLOCK)
+    day = setup.day
     set_clock(DEMO_CLOCK, mall_time("12:00", day=day))  # the samples go out at noon, whenever the demo runs
     with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
         console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")
@@ -226,6 +235,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
     console.print(_outcome_table(published, grouped))
     _print_summary(console, topics, grouped, messages)
     print_mp_spending(console, grouped)
+    print_fallbacks(console, grouped)
     print_refusals(console, grouped)
     print_send_log(console, settings, shop.shop_id, began, _stored(grouped, shop.shop_id))
     print_receipts(console, receipts, len(delivered))

@@ -1,7 +1,11 @@
 """The Mini Program part of ``make demo``: before the samples go out, the demo buyer answers the
 Mini Program's subscription panel twice (as the mall's backend reports it: ``mp_subscription.answered``)
 accepting the shipping notice both times and the payment notice once; three parcels then ship,
-so two shipping notices go out and the third is skipped as ``no_subscription`` without asking WeChat."""
+so two shipping notices go out and the third is skipped as ``no_subscription`` without asking WeChat.
+
+The buyer who unfollowed the shop's Official Account accepts the order notice on the Mini
+Program once: the demo shop's order notice goes to the first channel that reaches the buyer
+(``fallback`` in its settings), so that buyer's new order reaches them on the Mini Program."""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from streams.ops.reading import end_offsets, read_until
 
 DEMO_MP_BUYER = "oMp1a2b3c4d5e6f7g8h9i0jKlMnO"
 """the sample events' buyer on the demo shop's Mini Program"""
+DEMO_UNFOLLOWED_MP_BUYER = "oMp40555unfollowedOA00000wXy"
+"""the sample events' buyer who unfollowed the Official Account, on the Mini Program"""
 ANSWER_WAIT_SECONDS = 60.0
 
 
@@ -28,14 +34,19 @@ def buyer_accepts(
     bootstrap: str, topics: Topics, shop: ShopRules, catalog: Catalog, console: Console
 ) -> None:
     """The buyer's two answers, published and recorded before anything is sent to them."""
-    templates, _ = subscribe_templates(shop, catalog, ["buyer_order_paid", "buyer_order_shipped"])
-    paid, shipped = templates["buyer_order_paid"], templates["buyer_order_shipped"]
+    scenes = ["buyer_order_paid", "buyer_order_shipped", "buyer_order_submitted"]
+    templates, _ = subscribe_templates(shop, catalog, scenes)
+    paid, shipped, submitted = (templates[scene] for scene in scenes)
     now = datetime.now(UTC)
-    answers = [{paid: "accept", shipped: "accept"}, {shipped: "accept"}]
+    answers = [
+        (DEMO_MP_BUYER, {paid: "accept", shipped: "accept"}),
+        (DEMO_MP_BUYER, {shipped: "accept"}),
+        (DEMO_UNFOLLOWED_MP_BUYER, {submitted: "accept"}),
+    ]
     ids, values = zip(
         *(
-            answered_event(shop.shop_id, answers_of(DEMO_MP_BUYER, results, now), "/mall/demo", now)
-            for results in answers
+            answered_event(shop.shop_id, answers_of(openid, results, now), "/mall/demo", now)
+            for openid, results in answers
         ),
         strict=True,
     )
@@ -51,8 +62,24 @@ def buyer_accepts(
     )
     console.print(
         f"[bold]Mini Program[/] buyer {mask_address('openid', DEMO_MP_BUYER)} answered the subscription "
-        "panel twice: the shipping notice accepted twice, the payment notice once"
+        "panel twice: the shipping notice accepted twice, the payment notice once; "
+        f"buyer {mask_address('openid', DEMO_UNFOLLOWED_MP_BUYER)} (who unfollowed the OA) the order notice"
     )
+
+
+def print_fallbacks(console: Console, grouped: dict[str, list[Outcome]]) -> None:
+    """The notices that reached their buyer on another channel than the first (channel fallback)."""
+    for outcomes in grouped.values():
+        for o in outcomes:
+            if o.fallback_from is None:
+                continue
+            first = next((f for f in outcomes if f.channel is o.fallback_from and f.scene == o.scene), None)
+            why = f" ({first.reason})" if first is not None and first.reason else ""
+            console.print(
+                f"[bold]Fallback[/] {o.scene}: {o.fallback_from.value} could not reach the buyer{why}: "
+                f"{o.status.value} on {o.channel.value if o.channel else '?'}",
+                highlight=False,
+            )
 
 
 def print_mp_spending(console: Console, grouped: dict[str, list[Outcome]]) -> None:

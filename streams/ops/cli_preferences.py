@@ -136,15 +136,11 @@ def show_preferences(
 def with_buyers_choices(settings: Settings, routing: Routing, shop_id: int) -> Routing:
     """The routing with what its buyers refuse (as the send log's database keeps it) skipped, as
     the buyers lane would skip it: for ``explain --buyer``."""
-    said = _read_choices(settings, shop_id, sorted(set(routing.buyers.values())))
+    said = _read_choices(settings, shop_id, sorted({buyer.user_id for buyer in routing.buyers.values()}))
     sends, skips = [], list(routing.skips)
     for dispatch in routing.dispatches:
-        user = routing.buyers.get(dispatch.scene)
-        refused = (
-            _refused(said[user], routing.categories[dispatch.scene], dispatch.delivery.channel)
-            if user
-            else None
-        )
+        buyer = routing.buyers.get(dispatch.scene)
+        refused = _refused(said[buyer.user_id], buyer.category, dispatch.delivery.channel) if buyer else None
         if refused is None:
             sends.append(dispatch)
         else:

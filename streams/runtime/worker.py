@@ -50,6 +50,8 @@ from streams.runtime.kafka.lag import EndOffsets
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.kafka.transactions import Transactions
 from streams.runtime.lanes.buyers import (
+    CHAINS,
+    CHAINS_TTL_SECONDS,
     CHOICES,
     CHOICES_TTL_SECONDS,
     COUNTS,
@@ -375,8 +377,9 @@ class _Parts:
     def buyers(self) -> BuyersLane:
         """Buyers' notices in, on to the send topics or skipped; each buyer's choices and counts kept."""
         changelogs = {self.topics.buyers: self.topics.buyer_state}
-        ttls = {CHOICES: CHOICES_TTL_SECONDS, COUNTS: COUNTS_TTL_SECONDS}
-        store = Store("buyers", changelogs, self.disk, COUNTS_TTL_SECONDS, ttls=ttls, tags=(CHOICES, COUNTS))
+        ttls = {CHOICES: CHOICES_TTL_SECONDS, COUNTS: COUNTS_TTL_SECONDS, CHAINS: CHAINS_TTL_SECONDS}
+        tags = (CHOICES, COUNTS, CHAINS)
+        store = Store("buyers", changelogs, self.disk, COUNTS_TTL_SECONDS, ttls=ttls, tags=tags)
         stage = BuyerStage(self.topics, BuyerState(store), hours=self.clock.now if self.clock else None)
         config = self.config(f"{_group(self.settings)}.buyers", [self.topics.buyers])
         return BuyersLane(config, stage, self.transactions, batch=self.settings.router_batch)

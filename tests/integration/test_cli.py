@@ -59,7 +59,7 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
         out + result.stderr + _demo_logs() + _our_topics(kafka_bootstrap, f"{prefix}demo.")
     )
     assert "What happened to each event" in out
-    assert "outcomes: delivered 10, skipped 4, dead_lettered 3" in out
+    assert "outcomes: delivered 11, skipped 5, dead_lettered 3" in out
     # a buyer who refused the shop's marketing: their coupon is not sent, the others' are
     assert "Preferences 1 notices skipped as opted_out, not sent: buyer_coupon_issued/wechat_oa" in out
     # quiet hours with the demo's clock: a coupon at 23:00 held, then sent when the window ends
@@ -73,9 +73,14 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
     assert "seller_order_paid" in out  # one paid order notifies buyer (OA, MP) and seller (OA)
     assert "buyer_coupon_issued" in out
     assert "code_register" in out
-    assert "the sandbox accepted: 2 aliyun_sms, 3 wechat_mp, 5 wechat_oa" in out
+    assert "the sandbox accepted: 2 aliyun_sms, 4 wechat_mp, 5 wechat_oa" in out
+    # the shop's order notice goes to the first channel that reaches the buyer: the Mini Program
+    assert (
+        "Fallback buyer_order_submitted: wechat_oa could not reach the buyer (not_following): "
+        "delivered on wechat_mp"
+    ) in out
     # the receipts, one of them from a user who blocked the Official Account, and the buyer's history
-    assert "receipts: 10 of 10 delivered messages: 9 reached, 1 not reached" in out
+    assert "receipts: 11 of 11 delivered messages: 10 reached, 1 not reached" in out
     assert "not reached: buyer_coupon_issued/wechat_oa to oBLo***0000: failed:user block" in out
     assert "mall-notify history --openid (the demo buyer)" in out
     assert re.search(r"buyer_order_paid\s*│ wechat_oa │ oR8s\*\*\*jKlM │ delivered │ reached", out)
@@ -101,7 +106,7 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
         r"webhooks: the shop's endpoint wh_\w+ \(delivered, failed\) took (\d+) calls .*, (\d+) with", out
     )
     assert called
-    assert int(called[1]) == int(called[2]) >= 10
+    assert int(called[1]) == int(called[2]) >= 11
     # the send log in PostgreSQL: the shop's deliveries of the run (the buyer who unfollowed too) and
     # its webhook calls
     assert re.search(r"send log \(PostgreSQL, `mall-notify messages 9001`\): 2[0-9] rows of shop 9001", out)

@@ -37,6 +37,8 @@ from tests.factories import (
 SOURCE = SourceRecord(topic="mall.payments", partition=2, offset=41)
 NOW = datetime(2026, 11, 25, 12, 3, 12, tzinfo=UTC)
 OA, MP, SMS = ChannelName.WECHAT_OA, ChannelName.WECHAT_MP, ChannelName.ALIYUN_SMS
+PHONE = "13812345678"  # the sample buyer's
+SHIPPED_SMS = {"order_no": "E1", "express_company": "顺丰速运", "tracking_no": "SF123"}
 ORDER = {
     "character_string1": "E1",
     "thing2": "帆布双肩包",
@@ -94,6 +96,7 @@ EXPECTED = {
     "shipment.dispatched": [
         ("buyer_order_shipped", OA, BUYER_OPENID, SHIPPED, None),
         ("buyer_order_shipped", MP, MP_OPENID, SHIPPED, ORDER_PAGE),
+        ("buyer_order_shipped", SMS, PHONE, SHIPPED_SMS, None),
     ],
     "order.refunded": [
         ("buyer_order_refunded", OA, BUYER_OPENID, REFUND, None),
@@ -109,7 +112,7 @@ EXPECTED = {
         ("buyer_recharge_succeeded", MP, MP_OPENID, RECHARGED, "pages/wallet/index"),
     ],
     "coupon.issued": [("buyer_coupon_issued", OA, BUYER_OPENID, COUPON, None)],
-    "auth.code_requested": [("code_register", SMS, "13812345678", {"code": "482913"}, None)],
+    "auth.code_requested": [("code_register", SMS, PHONE, {"code": "482913"}, None)],
     "sms_balance.low": [
         (
             "seller_sms_balance_low",
@@ -163,7 +166,9 @@ def test_every_scene_routes_and_renders(
         delivery = d.delivery
         rule, sms = shops[9001].rule(d.scene, delivery.channel), shops[9001].sms_template(d.scene)
         assert rule is not None
-        assert delivery.template_id == (sms.template_code if sms else rule.template_id)
+        assert delivery.template_id == (
+            sms.template_code if sms and delivery.channel is SMS else rule.template_id
+        )
         assert delivery.account == shops[9001].account(delivery.channel)
         if delivery.channel is not SMS:
             assert [problem(k, v) for k, v in delivery.fields.items()] == [None] * len(delivery.fields)

@@ -45,10 +45,21 @@ from streams.core.buyer_choices import (
     refusal,
     scope_of,
 )
-from streams.core.dispatch import parse_dispatch
+from streams.core.dispatch import AnswerTo, parse_dispatch
 from streams.core.errors import EventRejected
 from streams.core.events import PreferencesChangedEvent, parse_event
 from streams.core.failures import Stage
+from streams.core.fallback import (
+    ENDED_KIND,
+    FALLBACK,
+    FALLBACK_UNUSED,
+    Chain,
+    Ended,
+    after,
+    parse_answer,
+    parse_chain,
+    start,
+)
 from streams.core.mp_subscriptions import KIND_HEADER
 from streams.core.outcomes import skipped_delivery
 from streams.core.quiet_hours import DEFERRED, EXPIRED, HOLD_HEADER, expires_before, hold
@@ -69,6 +80,10 @@ COUNTS = 2
 """the tag of a buyer's count of one shop's notices of one category today"""
 CHOICES_TTL_SECONDS = 10 * 365 * 86400.0
 COUNTS_TTL_SECONDS = 2 * 86400.0
+CHAINS = 3
+"""the tag of a notice's channels still to go while one is in flight (channel fallback)"""
+CHAINS_TTL_SECONDS = 3 * 86400.0
+"""a chain whose answer never came (its delivery waits in the DLQ) is forgotten after this"""
 
 
 def _choices_key(scope: str, user_id: str) -> bytes:
@@ -77,6 +92,10 @@ def _choices_key(scope: str, user_id: str) -> bytes:
 
 def _count_key(shop_id: int, user_id: str, category: str) -> bytes:
     return f"count:{shop_id}|{user_id}|{category}".encode()
+
+
+def _chain_key(notice_id: str) -> bytes:
+    return f"chain:{notice_id}".encode()
 
 
 class BuyerState:
@@ -104,6 +123,19 @@ class BuyerState:
         key = _count_key(notice.shop_id, notice.user_id, notice.category)
         return self.store.partition(source).put(key, count.pack(), self.store.clock(), COUNTS)
 
+    def chain(self, source: Partition, notice_id: str) -> Chain | None:
+        entry = self.store.partition(source).get(_chain_key(notice_id))
+        return parse_chain(entry.payload) if entry is not None else None
+
+    def chained(self, source: Partition, notice_id: str, chain: Chain | None) -> Write:
+        """The write that keeps a notice's chain (None: it ended)."""
+        state, key = self.store.partition(source), _chain_key(notice_id)
+        return (
+            state.delete(key)
+            if chain is None
+            else state.put(key, chain.to_json(), self.store.clock(), CHAINS)
+        )
+
 
 class BuyerStage(PipelineStage):
     stage = Stage.ROUTE
@@ -123,6 +155,8 @@ class BuyerStage(PipelineStage):
         source = (record.topic, record.partition)
         if (KIND_HEADER, CHOICES_KIND) in record.headers:
             return self._chose(record, source)
+        if (KIND_HEADER, ENDED_KIND) in record.headers:
+            return self._answered(record, source)
         try:
             notice = parse_notice(record.value)
         except ValidationError as exc:  # the router wrote it: a bug or a foreign writer
@@ -171,11 +205,41 @@ class BuyerStage(PipelineStage):
                 return [self._skipped(notice, send, reason, FREQUENCY_CAP) for send in passing]
             if after != count:
                 writes.append(self.state.counted(source, notice, after))
-        for send in passing:
-            topic = self.topics.send_topic(send.channel)
-            writes.append(Write(topic, send.key.encode(), self._released(notice, send.dispatch).encode()))
+        if notice.fallback and len(passing) > 1:
+            return writes + self._first_of(notice, passing, source)
+        writes += [self._onward(send, self._released(notice, send.dispatch)) for send in passing]
         self.sent.inc(len(passing))
         return writes
+
+    def _first_of(self, notice: Notice, passing: list[Send], source: Partition) -> list[Write]:
+        """first_reachable: the first send on its way, the others kept until it is answered."""
+        to = AnswerTo(notice.user_id, notice.notice_id)
+        sends = [dataclasses.replace(s, dispatch=self._released(notice, s.dispatch, to)) for s in passing]
+        first, chain = start(sends)
+        self.sent.inc()
+        return [self.state.chained(source, notice.notice_id, chain), self._onward(first, first.dispatch)]
+
+    def _answered(self, record: ConsumedRecord, source: Partition) -> list[Write]:
+        """A sender's word on how a delivery of a chain ended: the next channel, or the chain's end."""
+        try:
+            answer = parse_answer(record.value)
+        except ValidationError as exc:  # a sender wrote it: a bug or a foreign writer
+            return self.dead_lettered(record, "malformed_answer", str(exc)[:500])
+        step = after(self.state.chain(source, answer.notice_id), answer)
+        if step is None:  # read again, or about a channel no longer in flight
+            self.counts["answers ignored"] += 1
+            return []
+        if isinstance(step, Ended):
+            ended = [self._ended(send.dispatch, step.reason, FALLBACK_UNUSED) for send in step.untried]
+            return [self.state.chained(source, answer.notice_id, None), *ended]
+        metrics.BUYER_DECISIONS.labels(FALLBACK).inc()
+        following = dataclasses.replace(parse_dispatch(step.send.dispatch.encode()), fallback_from=step.after)
+        chain = self.state.chained(source, answer.notice_id, step.chain)
+        return [chain, self._onward(step.send, following.to_text())]
+
+    def _onward(self, send: Send, dispatch: str) -> Write:
+        """A dispatch to its send topic, under the key the router gave it."""
+        return Write(self.topics.send_topic(send.channel), send.key.encode(), dispatch.encode())
 
     def _held(self, notice: Notice, passing: list[Send], until: datetime, now: datetime) -> list[Write]:
         """The notice to the delay bucket it waits in (or ``expired`` when it would wait too long)."""
@@ -196,17 +260,25 @@ class BuyerStage(PipelineStage):
         return [self._skipped(notice, send, reason, EXPIRED) for send in passing]
 
     def _skipped(self, notice: Notice, send: Send, reason: str, decision: str) -> Write:
+        return self._ended(self._released(notice, send.dispatch), reason, decision)
+
+    def _ended(self, dispatch: str, reason: str, decision: str) -> Write:
+        """A dispatch that is not sent: its outcome, ``skipped`` with the reason."""
         metrics.BUYER_DECISIONS.labels(decision).inc()
-        dispatch = parse_dispatch(self._released(notice, send.dispatch).encode())
-        return self.outcome(skipped_delivery(dispatch, reason, self.clock(), replayed=False))
+        skipped = skipped_delivery(parse_dispatch(dispatch.encode()), reason, self.clock(), replayed=False)
+        return self.outcome(skipped)
 
     @staticmethod
-    def _released(notice: Notice, dispatch: str) -> str:
-        """The dispatch as it goes on: saying until when it was held, if it was."""
-        if notice.deferred_until is None:
+    def _released(notice: Notice, dispatch: str, answer_to: AnswerTo | None = None) -> str:
+        """The dispatch as it goes on: saying until when it was held, if it was, and whom its
+        sender answers, when its notice's channels fall back."""
+        if notice.deferred_until is None and answer_to is None:
             return dispatch
-        until = datetime.fromtimestamp(notice.deferred_until, UTC)
-        return dataclasses.replace(parse_dispatch(dispatch.encode()), deferred_until=until).to_text()
+        until = datetime.fromtimestamp(notice.deferred_until, UTC) if notice.deferred_until else None
+        onward = dataclasses.replace(
+            parse_dispatch(dispatch.encode()), deferred_until=until, answer_to=answer_to
+        )
+        return onward.to_text()
 
 
 class BuyersLane(Lane):

@@ -129,21 +129,25 @@ class RouterStage(PipelineStage):
         plan = self.plans.get(event.shop_id) or ShopPlan(event.shop_id)
         writes = []
         for scene, dispatches in noticed.items():
-            category = routing.categories[scene]
+            buyer = routing.buyers[scene]
+            if buyer.fallback is not None:  # tried in the shop's order; one it does not name, last
+                rank = {channel: place for place, channel in enumerate(buyer.fallback)}
+                dispatches = sorted(dispatches, key=lambda d: rank.get(d.delivery.channel, len(rank)))
             sends = [
                 Send(d.delivery.channel, send_key(d, order_key, False).decode(errors="replace"), d.to_text())
                 for d in dispatches
             ]
             notice = Notice(
-                routing.buyers[scene],
+                buyer.user_id,
                 event.shop_id,
                 event.id,
                 scene,
-                category,
-                plan.daily_caps.get(category),
+                buyer.category,
+                plan.daily_caps.get(buyer.category),
                 sends,
-                quiet=plan.quiet.get(category),
-                valid_until=routing.valid_until.get(scene),
+                quiet=plan.quiet.get(buyer.category),
+                valid_until=buyer.valid_until,
+                fallback=buyer.fallback is not None,
             )
             headers = [(KIND_HEADER, NOTICE_KIND)]
             writes.append(Write(self.topics.buyers, notice.user_id.encode(), notice.to_json(), headers))

@@ -23,9 +23,11 @@ from functools import partial
 from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult, SentLookup
 from streams.core.dispatch import Dispatch, ValidationError, parse_dispatch
 from streams.core.failures import Failure, Stage
+from streams.core.fallback import ENDED_KIND, Answer
 from streams.core.mp_subscriptions import ANSWER_KIND, KIND_HEADER, NO_SUBSCRIPTION, Answers
 from streams.core.outcomes import (
     DUPLICATE_EVENT,
+    Outcome,
     Status,
     delivery_outcome,
     event_outcome,
@@ -186,13 +188,28 @@ class SenderStage(PipelineStage):
         metrics.MP_NOT_ASKED.inc()
         metrics.UNREACHABLE.labels(dispatch.delivery.channel.value, NO_SUBSCRIPTION).inc()
         SUMMARIES.log(logging.INFO, "wechat_mp: no acceptance left, WeChat not asked")
-        return self._skipped(record, dispatch, NO_SUBSCRIPTION)
+        return self._skipped(record, dispatch, NO_SUBSCRIPTION, unreachable=True)
 
-    def _skipped(self, record: ConsumedRecord, dispatch: Dispatch, reason: str) -> list[Write]:
+    def _skipped(
+        self, record: ConsumedRecord, dispatch: Dispatch, reason: str, *, unreachable: bool = False
+    ) -> list[Write]:
         """A delivery its sender decided not to send, with the reason: its final outcome."""
         replayed = bool(record.history and record.history.replays)
         skipped = skipped_delivery(dispatch, reason, self.clock(), replayed=replayed)
-        return self.final(record, dispatch.delivery.delivery_id, skipped)
+        return self._ended(record, dispatch, skipped, unreachable=unreachable)
+
+    def _ended(
+        self, record: ConsumedRecord, dispatch: Dispatch, outcome: Outcome, *, unreachable: bool = False
+    ) -> list[Write]:
+        """A delivery's final outcome and, when its notice's channels fall back, the answer the
+        buyers lane waits for (under the buyer's key, in the same transaction)."""
+        writes = self.final(record, dispatch.delivery.delivery_id, outcome)
+        to = dispatch.answer_to
+        if to is not None:
+            answer = Answer(to.notice_id, dispatch.delivery.channel, outcome.status.value, unreachable)
+            headers = [(KIND_HEADER, ENDED_KIND)]
+            writes.append(Write(self.topics.buyers, to.user_id.encode(), answer.to_json(), headers))
+        return writes
 
     def _code_refused(self, record: ConsumedRecord, dispatch: Dispatch, refused: str) -> list[Write]:
         metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
@@ -304,7 +321,7 @@ class SenderStage(PipelineStage):
             announced = sent_record(outcome, account, self._sealed(dispatch))  # paired with its receipt
             sent = [Write(self.topics.receipts, *announced)] if announced else []
             health = self._health(dispatch, True, outcome.at)
-            return [*self.final(record, dispatch.delivery.delivery_id, outcome), *alongside, *sent, *health]
+            return [*self._ended(record, dispatch, outcome), *alongside, *sent, *health]
         if result.error_class is ErrorClass.UNREACHABLE:
             return [*self._unreachable(record, dispatch, result), *alongside]
         return [*self._after_failure(record, dispatch, result, previous), *alongside]
@@ -331,7 +348,7 @@ class SenderStage(PipelineStage):
             provider_code=result.code,
             attempts=(previous.attempts if previous else 0) + 1,
         )
-        return self.final(record, dispatch.delivery.delivery_id, skipped)
+        return self._ended(record, dispatch, skipped, unreachable=True)
 
     def _opened(self, dispatch: Dispatch) -> Dispatch:
         """The dispatch with its recipient's address opened (the send topics carry it sealed);
@@ -398,7 +415,7 @@ class SenderStage(PipelineStage):
             )
             return [
                 self.dead_letter(record, failure),
-                *self.final(record, delivery.delivery_id, outcome),
+                *self._ended(record, dispatch, outcome),
                 *health,
             ]
         scheduled = failure.model_copy(update={"due_at": decision.due_at})
