@@ -139,3 +139,19 @@ def test_the_shops_order_decides_the_first_channel_and_an_unnamed_one_comes_last
     flow = Chain(router, buyers, topics)
     assert flow.buyer_sends(flow.paid()) == [("wechat_mp", None)]
     assert flow.buyer_sends(flow.answer(MP, "skipped", unreachable=True)) == [("wechat_oa", MP)]
+
+
+def test_an_event_published_twice_while_its_chain_is_under_way_sends_nothing_more(
+    chain: Chain, topics: Topics
+) -> None:
+    value = to_bytes(payment_event(buyer=BUYER))
+    chain.sends = chain.buyers_dispatches(chain.publish(value, "mall.payments"))
+    again = chain.publish(value, "mall.payments")  # the same event id, read from another offset
+    assert chain.buyer_sends(again) == []
+    assert sorted(
+        (str(o.channel), o.reason) for o in outcomes(again, topics) if o.scene == "buyer_order_paid"
+    ) == [
+        ("wechat_mp", "duplicate_event"),
+        ("wechat_oa", "duplicate_event"),
+    ]
+    assert chain.buyer_sends(chain.answer(OA, "skipped", unreachable=True)) == [("wechat_mp", OA)]

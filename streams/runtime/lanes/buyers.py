@@ -61,7 +61,7 @@ from streams.core.fallback import (
     start,
 )
 from streams.core.mp_subscriptions import KIND_HEADER
-from streams.core.outcomes import skipped_delivery
+from streams.core.outcomes import DUPLICATE_EVENT, skipped_delivery
 from streams.core.quiet_hours import DEFERRED, EXPIRED, HOLD_HEADER, expires_before, hold
 from streams.core.rendering import MALL_TIME_ZONE
 from streams.core.topics import Topics
@@ -212,7 +212,11 @@ class BuyerStage(PipelineStage):
         return writes
 
     def _first_of(self, notice: Notice, passing: list[Send], source: Partition) -> list[Write]:
-        """first_reachable: the first send on its way, the others kept until it is answered."""
+        """first_reachable: the first send on its way, the others kept until it is answered. A copy
+        of a notice whose chain is under way (the event published twice) sends nothing: each of its
+        sends ends ``skipped`` as a duplicate, the chain under way goes on."""
+        if self.state.chain(source, notice.notice_id) is not None:
+            return [self._skipped(notice, send, DUPLICATE_EVENT, DUPLICATE_EVENT) for send in passing]
         to = AnswerTo(notice.user_id, notice.notice_id)
         sends = [dataclasses.replace(s, dispatch=self._released(notice, s.dispatch, to)) for s in passing]
         first, chain = start(sends)

@@ -139,8 +139,10 @@ class SenderStage(PipelineStage):
         metrics.DUPLICATES_SUPPRESSED.labels(delivery.channel.value).inc()
         source = (record.topic, record.partition)
         if not self.ledger.same_origin(source, delivery.delivery_id, str(dispatch.source)):
-            # upstream published the event again: this copy ends skipped, with its own outcome
-            return [self.outcome(skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False))]
+            # upstream published the event again: this copy ends skipped, with its own outcome (and
+            # its chain, when its notice's channels fall back, ends with it)
+            skipped = skipped_delivery(dispatch, DUPLICATE_EVENT, self.clock(), replayed=False)
+            return [self.outcome(skipped), *self._answer(dispatch, skipped, unreachable=False)]
         SUMMARIES.log(logging.INFO, f"{delivery.channel.value}: already final, not sent again")
         return []
 
@@ -203,13 +205,19 @@ class SenderStage(PipelineStage):
     ) -> list[Write]:
         """A delivery's final outcome and, when its notice's channels fall back, the answer the
         buyers lane waits for (under the buyer's key, in the same transaction)."""
-        writes = self.final(record, dispatch.delivery.delivery_id, outcome)
+        return [
+            *self.final(record, dispatch.delivery.delivery_id, outcome),
+            *self._answer(dispatch, outcome, unreachable=unreachable),
+        ]
+
+    def _answer(self, dispatch: Dispatch, outcome: Outcome, *, unreachable: bool) -> list[Write]:
+        """How the delivery ended, to the buyers lane, when its notice's channels fall back."""
         to = dispatch.answer_to
-        if to is not None:
-            answer = Answer(to.notice_id, dispatch.delivery.channel, outcome.status.value, unreachable)
-            headers = [(KIND_HEADER, ENDED_KIND)]
-            writes.append(Write(self.topics.buyers, to.user_id.encode(), answer.to_json(), headers))
-        return writes
+        if to is None:
+            return []
+        answer = Answer(to.notice_id, dispatch.delivery.channel, outcome.status.value, unreachable)
+        headers = [(KIND_HEADER, ENDED_KIND)]
+        return [Write(self.topics.buyers, to.user_id.encode(), answer.to_json(), headers)]
 
     def _code_refused(self, record: ConsumedRecord, dispatch: Dispatch, refused: str) -> list[Write]:
         metrics.CODES_NOT_SENT.labels(refused.partition(":")[0]).inc()
