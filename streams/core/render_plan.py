@@ -15,7 +15,7 @@ from channels.wechat_values import fitter
 from streams.core.catalog import Catalog, Scene, ValueFormat
 from streams.core.quiet_hours import Window
 from streams.core.rendering import Text, compile_text
-from streams.core.shops import ChannelRule, Fallback, QuietHours, ShopRules
+from streams.core.shops import FALLBACK_ORDER, ChannelRule, Fallback, QuietHours, ShopRules
 from streams.core.sms_quota import billed_text
 
 ADDRESS_FIELD = {
@@ -150,7 +150,7 @@ def _scene_plan(shop: ShopRules, scene_id: str, scene: Scene) -> ScenePlan:
 def _fallback(fallback: Fallback | None, scene: Scene) -> tuple[ChannelName, ...] | None:
     if fallback is None or fallback.policy == "all":
         return None
-    return tuple(channel for channel in fallback.order if channel in scene.channels)
+    return tuple(channel for channel in fallback.order or FALLBACK_ORDER if channel in scene.channels)
 
 
 def _step(shop: ShopRules, scene_id: str, scene: Scene, channel: ChannelName) -> ChannelPlan | Skip:

@@ -53,8 +53,7 @@ def _fallback_problems(shop: ShopRules, catalog: Catalog) -> list[str]:
         if scene is None or scene.audience != "buyer" or scene.category == "security":
             problems.append(f"fallback.{scene_id}: not a buyer's notice of the catalog (codes go by SMS)")
             continue
-        said = "order" in fallback.model_fields_set  # the default order is cut to the scene's channels
-        foreign = [channel.value for channel in fallback.order if said and channel not in scene.channels]
+        foreign = [channel.value for channel in fallback.order or [] if channel not in scene.channels]
         if foreign:
             allowed = ", ".join(channel.value for channel in scene.channels)
             problems.append(

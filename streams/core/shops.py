@@ -150,7 +150,7 @@ class QuietHours(Frozen):
         return Window(minute_of(self.start), minute_of(self.end), self.time_zone)
 
 
-FALLBACK_ORDER = [ChannelName.WECHAT_OA, ChannelName.WECHAT_MP, ChannelName.ALIYUN_SMS]
+FALLBACK_ORDER = (ChannelName.WECHAT_OA, ChannelName.WECHAT_MP, ChannelName.ALIYUN_SMS)
 
 
 class Fallback(Frozen):
@@ -159,17 +159,20 @@ class Fallback(Frozen):
     answered that it cannot reach the buyer (not following, no subscription, blocked)."""
 
     policy: Literal["all", "first_reachable"] = "first_reachable"
-    order: list[ChannelName] = Field(
-        default_factory=lambda: list(FALLBACK_ORDER),
+    order: list[ChannelName] | None = Field(
+        default=None,
         min_length=1,
         max_length=3,
         description="the channels in the order they are tried (first_reachable), each only where the "
-        "shop enabled it for the scene; an enabled one not named is tried last",
+        "shop enabled it for the scene; an enabled one not named is tried last. None: the Official "
+        "Account, then the Mini Program, then SMS",
     )
 
     @field_validator("order")
     @classmethod
-    def _once_each(cls, order: list[ChannelName]) -> list[ChannelName]:
+    def _once_each(cls, order: list[ChannelName] | None) -> list[ChannelName] | None:
+        if order is None:
+            return order
         if len(set(order)) != len(order):
             raise ValueError("each channel once")
         if ChannelName.WEBHOOK in order:

@@ -1,16 +1,16 @@
-"""``mall-notify settings quiet-hours`` and ``settings daily-cap``: a shop's rules for what its
-buyers get and when, changed from the command line and saved like every settings change (in the
-settings history as the platform operator's)."""
+"""``mall-notify settings quiet-hours``, ``settings daily-cap`` and ``settings fallback``: a shop's
+rules for what its buyers get, when and where, changed from the command line and saved like every
+settings change (in the settings history as the platform operator's)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from streams.core.shops import ShopRules
-from streams.core.validation import describe
+from streams.core.errors import ConfigError
+from streams.core.shop_checks import parse_shop_rules
+from streams.core.shops import FALLBACK_ORDER, ShopRules
 from streams.ops.cli_common import ExitCode, console, fail, load_cli_settings
 from streams.ops.cli_settings import catalog_of, save, settings_app, shop_of
 from streams.settings import Settings
@@ -24,11 +24,13 @@ def _current(shop_id: int) -> tuple[Settings, ShopRules]:
 
 
 def _changed(settings: Settings, current: ShopRules, action: str, **change: Any) -> ShopRules:
-    """The shop's settings with ``change``, validated and saved (one line naming the field if not)."""
+    """The shop's settings with ``change``, checked as a settings file is and saved (one line
+    naming the field if not)."""
+    document = current.model_dump(mode="json") | change
     try:
-        shop = ShopRules.model_validate(current.model_dump() | change)
-    except ValidationError as exc:
-        raise fail(describe(exc), ExitCode.CONFIG) from None
+        shop = parse_shop_rules(document, catalog_of(settings), f"shop {current.shop_id}")
+    except ConfigError as exc:
+        raise fail(str(exc), ExitCode.CONFIG) from None
     save(settings, [shop], action)
     return shop
 
@@ -83,5 +85,32 @@ def daily_cap(
     console.print(f"saved: shop {shop_id}: {said}", markup=False, highlight=False)
 
 
-__all__ = ["daily_cap", "quiet_hours", "settings_app"]
+@settings_app.command("fallback")
+def fallback(
+    shop_id: Annotated[int, typer.Argument(help="shop id", min=1)],
+    scene: Annotated[str, typer.Argument(help="a buyer's scene, see `mall-notify catalog`")],
+    policy: Annotated[str, typer.Argument(help="first_reachable, or all (every enabled channel at once)")],
+    order: Annotated[
+        list[str] | None,
+        typer.Option("--order", help="first_reachable: a channel, in the order they are tried; repeat it"),
+    ] = None,
+) -> None:
+    """Send a buyer's notice on every channel the shop enabled, or on the first that reaches them."""
+    settings, current = _current(shop_id)
+    chosen: dict[str, Any] = {"policy": policy} | ({"order": order} if order else {})
+    rules = {scene_id: rule.model_dump(exclude_unset=True) for scene_id, rule in current.fallback.items()}
+    rules[scene] = chosen
+    shop = _changed(settings, current, "settings fallback", fallback=rules)
+    saved = shop.fallback[scene]
+    said = (
+        "every channel it enabled at once"
+        if saved.policy == "all"
+        else "the first that reaches the buyer: "
+        + " > ".join(channel.value for channel in saved.order or FALLBACK_ORDER)
+        + ("" if saved.order else " (those it enabled)")
+    )
+    console.print(f"saved: shop {shop_id} {scene}: {said}", markup=False, highlight=False)
+
+
+__all__ = ["daily_cap", "fallback", "quiet_hours", "settings_app"]
 """``settings_app`` with these commands on it, as the CLI mounts it"""

@@ -243,9 +243,31 @@ def test_a_shops_quiet_hours_and_daily_cap_are_set_from_the_command_line(
         assert shown["daily_caps"] == {"marketing": 5}
         history = ok(run_cli(pipeline, "settings", "history", shop, "--json"))
         assert "settings quiet-hours" in history
+        said = ok(
+            run_cli(
+                pipeline,
+                "settings",
+                "fallback",
+                shop,
+                "buyer_order_paid",
+                "first_reachable",
+                "--order",
+                "wechat_mp",
+            )
+        )
+        assert (
+            said.strip()
+            == f"saved: shop {SHOP} buyer_order_paid: the first that reaches the buyer: wechat_mp"
+        )
+        refused = run_cli(pipeline, "settings", "fallback", shop, "code_login", "first_reachable")
+        assert refused.returncode == 3
+        assert "fallback.code_login: not a buyer's notice" in refused.stderr
+        shown = json.loads(ok(run_cli(pipeline, "settings", "show", shop, "--json")))
+        assert shown["fallback"]["buyer_order_paid"] == {"policy": "first_reachable", "order": ["wechat_mp"]}
     finally:
         ok(run_cli(pipeline, "settings", "quiet-hours", shop, "22:00-08:00"))
         ok(run_cli(pipeline, "settings", "daily-cap", shop, "marketing", "3"))
+        ok(run_cli(pipeline, "settings", "fallback", shop, "buyer_order_paid", "all"))
 
 
 def test_a_buyer_who_wants_no_quiet_hours_gets_a_coupon_at_night(pipeline: Pipeline, api: Service) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 
 from channels.base import ChannelName, ErrorClass, SendResult
@@ -16,7 +17,7 @@ from streams.core.fallback import ENDED_KIND, Answer, parse_answer
 from streams.core.mp_subscriptions import KIND_HEADER
 from streams.core.outcomes import Status
 from streams.core.render_plan import compile_shop
-from streams.core.shop_checks import load_shop_rules, shop_problems
+from streams.core.shop_checks import load_shop_rules, parse_shop_rules, shop_problems
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics
 from streams.runtime.kafka.records import Write
@@ -155,3 +156,9 @@ def test_an_event_published_twice_while_its_chain_is_under_way_sends_nothing_mor
         ("wechat_oa", "duplicate_event"),
     ]
     assert chain.buyer_sends(chain.answer(OA, "skipped", unreachable=True)) == [("wechat_mp", OA)]
+
+
+def test_the_default_order_survives_a_save_and_a_read(catalog: Catalog) -> None:
+    shop = with_fallback(catalog, policy="first_reachable")  # no order: OA, MP, SMS where the scene has them
+    again = parse_shop_rules(orjson.loads(orjson.dumps(shop.model_dump(mode="json"))), catalog, "read back")
+    assert compile_shop(again, catalog).by_trigger["payment.succeeded"][0].fallback == (OA, MP)
