@@ -168,10 +168,15 @@ class Notice:
 
     @property
     def notice_id(self) -> str:
-        return f"{self.event_id}|{self.scene}"
+        return notice_id(self.event_id, self.scene)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)
+
+
+def notice_id(event_id: str, scene: str) -> str:
+    """A notice's id: its event's and its scene's (the same for every copy of the event)."""
+    return f"{event_id}|{scene}"
 
 
 _NOTICE: TypeAdapter[Notice] = TypeAdapter(Notice)

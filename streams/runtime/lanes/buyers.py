@@ -45,7 +45,7 @@ from streams.core.buyer_choices import (
     refusal,
     scope_of,
 )
-from streams.core.dispatch import AnswerTo, parse_dispatch
+from streams.core.dispatch import parse_dispatch
 from streams.core.errors import EventRejected
 from streams.core.events import PreferencesChangedEvent, parse_event
 from streams.core.failures import Stage
@@ -217,8 +217,8 @@ class BuyerStage(PipelineStage):
         sends ends ``skipped`` as a duplicate, the chain under way goes on."""
         if self.state.chain(source, notice.notice_id) is not None:
             return [self._skipped(notice, send, DUPLICATE_EVENT, DUPLICATE_EVENT) for send in passing]
-        to = AnswerTo(notice.user_id, notice.notice_id)
-        sends = [dataclasses.replace(s, dispatch=self._released(notice, s.dispatch, to)) for s in passing]
+        # each dispatch names its buyer and notice (``answer_to``, the router's): its sender answers
+        sends = [dataclasses.replace(s, dispatch=self._released(notice, s.dispatch)) for s in passing]
         first, chain = start(sends)
         self.sent.inc()
         return [self.state.chained(source, notice.notice_id, chain), self._onward(first, first.dispatch)]
@@ -273,16 +273,12 @@ class BuyerStage(PipelineStage):
         return self.outcome(skipped)
 
     @staticmethod
-    def _released(notice: Notice, dispatch: str, answer_to: AnswerTo | None = None) -> str:
-        """The dispatch as it goes on: saying until when it was held, if it was, and whom its
-        sender answers, when its notice's channels fall back."""
-        if notice.deferred_until is None and answer_to is None:
+    def _released(notice: Notice, dispatch: str) -> str:
+        """The dispatch as it goes on: saying until when it was held, if it was."""
+        if notice.deferred_until is None:
             return dispatch
-        until = datetime.fromtimestamp(notice.deferred_until, UTC) if notice.deferred_until else None
-        onward = dataclasses.replace(
-            parse_dispatch(dispatch.encode()), deferred_until=until, answer_to=answer_to
-        )
-        return onward.to_text()
+        until = datetime.fromtimestamp(notice.deferred_until, UTC)
+        return dataclasses.replace(parse_dispatch(dispatch.encode()), deferred_until=until).to_text()
 
 
 class BuyersLane(Lane):

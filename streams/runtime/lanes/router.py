@@ -17,10 +17,18 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 
 from channels.base import ChannelName
-from streams.core.buyer_choices import CHOICES_KIND, NOTICE_KIND, Notice, Send, choices_summary
-from streams.core.dispatch import Dispatch
+from streams.core.buyer_choices import (
+    CHOICES_KIND,
+    NOTICE_KIND,
+    Notice,
+    Send,
+    choices_summary,
+    notice_id,
+)
+from streams.core.dispatch import AnswerTo, Dispatch
 from streams.core.errors import EventRejected
 from streams.core.events import (
     Event,
@@ -132,7 +140,9 @@ class RouterStage(PipelineStage):
             buyer = routing.buyers[scene]
             if buyer.fallback is not None:  # tried in the shop's order; one it does not name, last
                 rank = {channel: place for place, channel in enumerate(buyer.fallback)}
-                dispatches = sorted(dispatches, key=lambda d: rank.get(d.delivery.channel, len(rank)))
+                to = AnswerTo(buyer.user_id, notice_id(event.id, scene))  # whom its senders answer
+                ordered = sorted(dispatches, key=lambda d: rank.get(d.delivery.channel, len(rank)))
+                dispatches = [replace(d, answer_to=to) for d in ordered]
             sends = [
                 Send(d.delivery.channel, send_key(d, order_key, False).decode(errors="replace"), d.to_text())
                 for d in dispatches
