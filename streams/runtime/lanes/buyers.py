@@ -45,7 +45,7 @@ from streams.core.buyer_choices import (
     refusal,
     scope_of,
 )
-from streams.core.dispatch import parse_dispatch
+from streams.core.dispatch import Dispatch, parse_dispatch
 from streams.core.errors import EventRejected
 from streams.core.events import PreferencesChangedEvent, parse_event
 from streams.core.failures import Stage
@@ -83,7 +83,7 @@ COUNTS_TTL_SECONDS = 2 * 86400.0
 CHAINS = 3
 """the tag of a notice's channels still to go while one is in flight (channel fallback)"""
 CHAINS_TTL_SECONDS = 3 * 86400.0
-"""a chain whose answer never came (its delivery waits in the DLQ) is forgotten after this"""
+"""a chain whose answer never came (its channel's sender lane not running) is forgotten after this"""
 
 
 def _choices_key(scope: str, user_id: str) -> bytes:
@@ -234,7 +234,10 @@ class BuyerStage(PipelineStage):
             self.counts["answers ignored"] += 1
             return []
         if isinstance(step, Ended):
-            ended = [self._ended(send.dispatch, step.reason, FALLBACK_UNUSED) for send in step.untried]
+            ended = [
+                self._ended(parse_dispatch(send.dispatch.encode()), step.reason, FALLBACK_UNUSED)
+                for send in step.untried
+            ]
             return [self.state.chained(source, answer.notice_id, None), *ended]
         metrics.BUYER_DECISIONS.labels(FALLBACK).inc()
         following = dataclasses.replace(parse_dispatch(step.send.dispatch.encode()), fallback_from=step.after)
@@ -264,21 +267,27 @@ class BuyerStage(PipelineStage):
         return [self._skipped(notice, send, reason, EXPIRED) for send in passing]
 
     def _skipped(self, notice: Notice, send: Send, reason: str, decision: str) -> Write:
-        return self._ended(self._released(notice, send.dispatch), reason, decision)
+        return self._ended(self._held_until(notice, parse_dispatch(send.dispatch.encode())), reason, decision)
 
-    def _ended(self, dispatch: str, reason: str, decision: str) -> Write:
+    def _ended(self, dispatch: Dispatch, reason: str, decision: str) -> Write:
         """A dispatch that is not sent: its outcome, ``skipped`` with the reason."""
         metrics.BUYER_DECISIONS.labels(decision).inc()
-        skipped = skipped_delivery(parse_dispatch(dispatch.encode()), reason, self.clock(), replayed=False)
-        return self.outcome(skipped)
+        return self.outcome(skipped_delivery(dispatch, reason, self.clock(), replayed=False))
 
     @staticmethod
-    def _released(notice: Notice, dispatch: str) -> str:
-        """The dispatch as it goes on: saying until when it was held, if it was."""
+    def _held_until(notice: Notice, dispatch: Dispatch) -> Dispatch:
+        """The dispatch saying until when its notice was held, if it was."""
         if notice.deferred_until is None:
             return dispatch
-        until = datetime.fromtimestamp(notice.deferred_until, UTC)
-        return dataclasses.replace(parse_dispatch(dispatch.encode()), deferred_until=until).to_text()
+        return dataclasses.replace(
+            dispatch, deferred_until=datetime.fromtimestamp(notice.deferred_until, UTC)
+        )
+
+    def _released(self, notice: Notice, dispatch: str) -> str:
+        """The dispatch as it goes on (read only when its notice was held, to say until when)."""
+        if notice.deferred_until is None:
+            return dispatch
+        return self._held_until(notice, parse_dispatch(dispatch.encode())).to_text()
 
 
 class BuyersLane(Lane):
