@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -213,6 +213,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         buyer_accepts(bootstrap, topics, signed, load_catalog(settings.config_dir / "catalog.yaml"), console)
         buyer_refuses_marketing(bootstrap, topics, shop.shop_id, console)
         hooked = register_endpoint(bootstrap, topics, shop.shop_id, sandbox.url)
+        wait_for_endpoint(worker.url, token, shop.shop_id, hooked.endpoint_id)
         start, began = end_offsets(bootstrap, topics.outcomes), datetime.now(UTC)
         published = publish_values(bootstrap, topics, setup.events)
         console.print(f"published {len(published)} sample events from {escape(str(setup.samples))}")
@@ -264,22 +265,42 @@ def _stored(grouped: dict[str, list[Outcome]], shop_id: int) -> int:
     return sum(1 for outcomes in grouped.values() for o in outcomes if o.shop_id == shop_id and o.delivery_id)
 
 
-def wait_for_settings(worker_url: str, token: str, shop: ShopRules, seconds: float = 15.0) -> None:
+def wait_for_settings(worker_url: str, token: str, shop: ShopRules) -> None:
     """Until the worker routes with ``shop``'s settings (it follows the settings topic)."""
     wanted = shop.model_dump(mode="json")
-    request = urllib.request.Request(
-        f"{worker_url}/shops/{shop.shop_id}/settings", headers={"Authorization": f"Bearer {token}"}
+    path = f"/shops/{shop.shop_id}/settings"
+    _wait_for_worker(
+        worker_url, token, path, lambda page: page == wanted, f"the settings of shop {shop.shop_id}"
     )
+
+
+def wait_for_endpoint(worker_url: str, token: str, shop_id: int, endpoint_id: str) -> None:
+    """Until the worker makes calls to the shop's new webhook endpoint (it follows the webhooks
+    topic: an outcome it reads before is nobody's business yet)."""
+    path = f"/shops/{shop_id}/webhooks"
+    _wait_for_worker(
+        worker_url,
+        token,
+        path,
+        lambda page: {"id": endpoint_id, "enabled": True} in page,
+        f"endpoint {endpoint_id}",
+    )
+
+
+def _wait_for_worker(
+    worker_url: str, token: str, path: str, took: Callable[[Any], bool], what: str, seconds: float = 15.0
+) -> None:
+    request = urllib.request.Request(f"{worker_url}{path}", headers={"Authorization": f"Bearer {token}"})
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with (
             contextlib.suppress(urllib.error.HTTPError),
             urllib.request.urlopen(request, timeout=5) as response,
         ):
-            if json.load(response) == wanted:
+            if took(json.load(response)):
                 return
         time.sleep(0.2)
-    raise TimeoutError(f"the worker did not take the settings of shop {shop.shop_id} in {seconds:.0f} s")
+    raise TimeoutError(f"the worker did not take {what} in {seconds:.0f} s")
 
 
 def _sandbox_messages(url: str) -> list[dict[str, Any]]:

@@ -438,7 +438,9 @@ def _start_followers(worker: Worker) -> None:
 async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set, then stop within the grace period (plus a little)."""
     settings = worker.settings
-    runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens), access_log=None)
+    table = worker.endpoints.table if worker.endpoints is not None else None
+    endpoints = table if isinstance(table, EndpointTable) else None
+    runner = web.AppRunner(pages(worker.readiness, worker.shops, worker.tokens, endpoints), access_log=None)
     await runner.setup()
     try:  # first: a port in use is said before anything else starts
         await web.TCPSite(runner, settings.web_host, settings.web_port).start()

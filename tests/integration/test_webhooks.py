@@ -18,7 +18,7 @@ from streams.devtools.local_stack import Service
 from streams.ops.cli_common import ExitCode
 from streams.ops.reading import end_offsets, read_until
 from tests.factories import SELLER_OPENID
-from tests.integration.admin import OTHER_TOKEN, SHOP, SHOP_TOKEN, call
+from tests.integration.admin import OTHER_TOKEN, PLATFORM_TOKEN, SHOP, SHOP_TOKEN, call
 from tests.integration.conftest import SETTLE_SECONDS, Pipeline, ok, run_cli
 from tests.integration.test_send_log import paid
 
@@ -45,6 +45,12 @@ def calls_to(pipeline: Pipeline, name: str, at_least: int = 1) -> list[dict[str,
     """The calls the sandbox's receiver ``name`` took, once there are ``at_least`` (else none)."""
     took = pipeline.sandbox_get(f"hooks/{name}")
     return took if len(took) >= at_least else []
+
+
+def _followed(pipeline: Pipeline) -> list[dict[str, Any]]:
+    status, page = call(pipeline.worker, "GET", f"/shops/{SHOP}/webhooks", PLATFORM_TOKEN)
+    assert status == 200, page
+    return list(page)
 
 
 def register(api: Service, url: str, events: list[str]) -> dict[str, Any]:
@@ -79,6 +85,10 @@ def test_outcomes_reach_the_shops_endpoints_signed_retried_and_a_failing_one_is_
     endpoints = {kind: register(api, hook(pipeline, name), ["delivered"]) for kind, name in names.items()}
     pipeline.add_fault(target=f"/merchant/hooks/{names['flaky']}", http_status=500, count=1)
     pipeline.add_fault(target=f"/merchant/hooks/{names['down']}", http_status=500)  # for good
+    # the worker makes calls to an endpoint once it has read it: its page says so (ids, no URL)
+    wanted = [{"id": e["id"], "enabled": True} for e in endpoints.values()]
+    until("endpoints in the worker", lambda: all(e in _followed(pipeline) for e in wanted))
+    assert call(pipeline.worker, "GET", f"/shops/{SHOP}/webhooks", OTHER_TOKEN)[0] == 401
     start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
     # two orders: the first call that fails for good starts the endpoint's failing spell, the next
     # one finds it older than this pipeline's 2 s and switches the endpoint off
