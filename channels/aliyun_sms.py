@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import aiohttp
 import orjson
@@ -47,6 +47,7 @@ CODES: dict[str, tuple[ErrorClass, str]] = {
     "isv.OUT_OF_SERVICE": (P, "the Aliyun account is suspended"),
     "InvalidAccessKeyId.NotFound": (P, "unknown AccessKey id"),
     "SignatureDoesNotMatch": (P, "AccessKey secret does not match"),
+    "isv.INTERFACE_OFFLINE": (P, "Aliyun took this API offline (see its successor)"),
 }
 
 
@@ -109,7 +110,7 @@ def send_request(delivery: Delivery) -> sms_models.SendSmsRequest:
     )
 
 
-def _client(config: AliyunSmsConfig) -> tuple[Client, RuntimeOptions]:
+def sdk_client(config: AliyunSmsConfig) -> tuple[Client, RuntimeOptions]:
     client = Client(
         utils_models.Config(
             access_key_id=config.access_key_id,
@@ -128,7 +129,7 @@ class AliyunSmsChannel:
     name = ChannelName.ALIYUN_SMS
 
     def __init__(self, config: AliyunSmsConfig, limits: Limits | None = None) -> None:
-        self._client, self._runtime = _client(config)
+        self._client, self._runtime = sdk_client(config)
         self._limiter = AccountLimiter(limits or Limits(concurrency=16, rate_per_second=50))
 
     async def send(self, delivery: Delivery) -> SendResult:
@@ -145,12 +146,6 @@ class AliyunSmsChannel:
         return classify(str(body.code), str(body.message), body.biz_id)
 
 
-ReviewState = Literal["reviewing", "approved", "rejected"]
-REVIEW_STATUS: dict[int, ReviewState] = {0: "reviewing", 1: "approved", 2: "rejected"}
-"""Aliyun's SignStatus / TemplateStatus"""
-TEMPLATE_TYPE = {"verification_code": 0, "notice": 1}
-
-
 class AliyunCallFailed(MallNotifyError):
     """Aliyun refused a call other than SendSms (signatures, templates, send details), or could not
     be reached (classified)."""
@@ -160,46 +155,7 @@ class AliyunCallFailed(MallNotifyError):
         self.result = result
 
 
-@dataclass(frozen=True)
-class Review:
-    status: ReviewState
-    reason: str
-
-
-class AliyunSmsReview:
-    """The platform's signature and template applications on Aliyun (AddSmsSign, QuerySmsSign,
-    AddSmsTemplate, QuerySmsTemplate). Every failure is a :class:`AliyunCallFailed`."""
-
-    def __init__(self, config: AliyunSmsConfig) -> None:
-        self._client, self._runtime = _client(config)
-
-    async def submit_signature(self, name: str, remark: str) -> None:
-        request = sms_models.AddSmsSignRequest(sign_name=name, sign_source=1, remark=remark)
-        await _answered(self._client.add_sms_sign_with_options_async(request, self._runtime))
-
-    async def signature(self, name: str) -> Review:
-        request = sms_models.QuerySmsSignRequest(sign_name=name)
-        body = await _answered(self._client.query_sms_sign_with_options_async(request, self._runtime))
-        return Review(REVIEW_STATUS.get(int(body.sign_status or 0), "reviewing"), str(body.reason or ""))
-
-    async def submit_template(self, name: str, content: str, kind: str, remark: str) -> str:
-        """The template code Aliyun gave the new template."""
-        request = sms_models.AddSmsTemplateRequest(
-            template_type=TEMPLATE_TYPE.get(kind, 1),
-            template_name=name,
-            template_content=content,
-            remark=remark,
-        )
-        body = await _answered(self._client.add_sms_template_with_options_async(request, self._runtime))
-        return str(body.template_code)
-
-    async def template(self, code: str) -> Review:
-        request = sms_models.QuerySmsTemplateRequest(template_code=code)
-        body = await _answered(self._client.query_sms_template_with_options_async(request, self._runtime))
-        return Review(REVIEW_STATUS.get(int(body.template_status or 0), "reviewing"), str(body.reason or ""))
-
-
-async def _answered(call: Awaitable[Any]) -> Any:
+async def answered(call: Awaitable[Any]) -> Any:
     """The body of an Aliyun answer ``OK``; AliyunCallFailed (classified) otherwise."""
     try:
         response = await call
@@ -240,7 +196,7 @@ class AliyunSmsDetails:
     came, and whether a send in doubt was already taken (:class:`~channels.base.SentLookup`)."""
 
     def __init__(self, config: AliyunSmsConfig) -> None:
-        self._client, self._runtime = _client(config)
+        self._client, self._runtime = sdk_client(config)
 
     async def _details(self, phone: str, day: str, page: int = 1, biz_id: str | None = None) -> list[Detail]:
         request = sms_models.QuerySendDetailsRequest(
@@ -250,7 +206,7 @@ class AliyunSmsDetails:
             current_page=page,
             biz_id=biz_id,
         )
-        body = await _answered(self._client.query_send_details_with_options_async(request, self._runtime))
+        body = await answered(self._client.query_send_details_with_options_async(request, self._runtime))
         found = body.sms_send_detail_dtos.sms_send_detail_dto if body.sms_send_detail_dtos else None
         return list(found or [])
 

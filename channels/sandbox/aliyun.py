@@ -20,8 +20,9 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
+from channels.sandbox import aliyun_review
 from channels.sandbox.pushes import queue_sms
-from channels.sandbox.state import AliyunState, SeedSign, SeedSmsTemplate, State
+from channels.sandbox.state import AliyunState, SeedSmsTemplate, State
 from channels.sandbox.wechat import STATE_KEY
 
 ALGORITHM = "ACS3-HMAC-SHA256"
@@ -32,7 +33,6 @@ MAX_PARAM_LENGTH = 35
 CHINA = timezone(timedelta(hours=8))
 """Aliyun's SendDate and dates in its answers are Beijing time"""
 KEPT_DAYS = 30
-STATUS_CODES = {"reviewing": 0, "approved": 1, "rejected": 2}
 Action = Callable[[AliyunState, Mapping[str, str], float], dict[str, Any]]
 
 
@@ -119,14 +119,15 @@ def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
     phones = [p for p in query.get("PhoneNumbers", "").split(",") if p]
     if not phones or not all(_PHONE.match(p) for p in phones):
         return {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "Invalid mobile number."}
-    sign = _current_sign(state, query.get("SignName", ""), now)
+    sign = aliyun_review.current_sign(state, query.get("SignName", ""), now)
     if sign is None or sign.status != "approved":
         return {
             "Code": "isv.SMS_SIGNATURE_ILLEGAL",
             "Message": "The signature is not approved or does not exist.",
         }
     refusal = _template_error(
-        _current_template(state, query.get("TemplateCode", ""), now), query.get("TemplateParam", "")
+        aliyun_review.current_template(state, query.get("TemplateCode", ""), now),
+        query.get("TemplateParam", ""),
     )
     if refusal is not None:
         return {"Code": refusal[0], "Message": refusal[1]}
@@ -144,96 +145,6 @@ def send_sms(state: AliyunState, query: Mapping[str, str], now: float) -> dict[s
         }
         state.sent_details.setdefault(phone, []).append(sent)
     return {"Code": "OK", "Message": "OK", "BizId": biz_id}
-
-
-def _reviewed(
-    state: AliyunState, status: str, text: str, submitted_at: float | None, now: float
-) -> tuple[str, str]:
-    """Aliyun's review as the sandbox plays it: still reviewing for a while, then approved, or
-    rejected when the text holds a refused word."""
-    review = state.seed.review
-    if status != "reviewing" or submitted_at is None or now - submitted_at < review.after_seconds:
-        return status, ""
-    refused = next((word for word in review.refused_words if word in text), None)
-    if refused is not None:
-        return "rejected", f"内容不符合规范：含有“{refused}”"
-    return "approved", ""
-
-
-def add_sign(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
-    name = query.get("SignName", "")
-    if not 2 <= len(name) <= 12:
-        return {"Code": "isv.INVALID_PARAMETERS", "Message": "SignName must be 2 to 12 characters."}
-    if name in state.signs:
-        return {"Code": "isv.SMS_SIGN_NAME_ILLEGAL", "Message": "The signature already exists."}
-    state.signs[name] = SeedSign(name=name, status="reviewing", submitted_at=now)
-    return {"Code": "OK", "Message": "OK", "SignName": name}
-
-
-def _current_sign(state: AliyunState, name: str, now: float) -> SeedSign | None:
-    """A signature as Aliyun's review has left it by ``now``."""
-    sign = state.signs.get(name)
-    if sign is None:
-        return None
-    status, reason = _reviewed(state, sign.status, sign.name, sign.submitted_at, now)
-    if status != sign.status:
-        sign = state.signs[name] = sign.model_copy(update={"status": status, "reason": reason})
-    return sign
-
-
-def _current_template(state: AliyunState, code: str, now: float) -> SeedSmsTemplate | None:
-    """A template as Aliyun's review has left it by ``now``."""
-    template = state.templates.get(code)
-    if template is None:
-        return None
-    text = template.name + template.content
-    status, reason = _reviewed(state, template.status, text, template.submitted_at, now)
-    if status != template.status:
-        template = state.templates[code] = template.model_copy(update={"status": status, "reason": reason})
-    return template
-
-
-def query_sign(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
-    sign = _current_sign(state, query.get("SignName", ""), now)
-    if sign is None:
-        return {"Code": "isv.SMS_SIGN_ILLEGAL", "Message": "The signature does not exist."}
-    return {
-        "Code": "OK",
-        "Message": "OK",
-        "SignName": sign.name,
-        "SignStatus": STATUS_CODES[sign.status],
-        "Reason": sign.reason,
-        "CreateDate": "2026-11-25 00:00:00",
-    }
-
-
-def add_template(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
-    content, name = query.get("TemplateContent", ""), query.get("TemplateName", "")
-    if not content or not name or query.get("TemplateType") not in {"0", "1", "2"}:
-        return {
-            "Code": "isv.INVALID_PARAMETERS",
-            "Message": "TemplateName, TemplateContent and TemplateType (0, 1, 2) are required.",
-        }
-    code = f"SMS_{480000000 + len(state.templates) + 1}"
-    state.templates[code] = SeedSmsTemplate(
-        code=code, name=name, content=content, status="reviewing", submitted_at=now
-    )
-    return {"Code": "OK", "Message": "OK", "TemplateCode": code}
-
-
-def query_template(state: AliyunState, query: Mapping[str, str], now: float) -> dict[str, Any]:
-    template = _current_template(state, query.get("TemplateCode", ""), now)
-    if template is None:
-        return {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "The template does not exist."}
-    return {
-        "Code": "OK",
-        "Message": "OK",
-        "TemplateCode": template.code,
-        "TemplateName": template.name,
-        "TemplateContent": template.content,
-        "TemplateStatus": STATUS_CODES[template.status],
-        "Reason": template.reason,
-    }
 
 
 def query_send_details(state: AliyunState, query: Mapping[str, str], _: float) -> dict[str, Any]:
@@ -288,11 +199,8 @@ def query_send_details(state: AliyunState, query: Mapping[str, str], _: float) -
 
 ACTIONS: dict[str, Action] = {
     "SendSms": send_sms,
-    "AddSmsSign": add_sign,
-    "QuerySmsSign": query_sign,
-    "AddSmsTemplate": add_template,
-    "QuerySmsTemplate": query_template,
     "QuerySendDetails": query_send_details,
+    **aliyun_review.ACTIONS,
 }
 
 
@@ -320,7 +228,7 @@ async def set_status(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY].aliyun
     kind, name = request.match_info["kind"], request.match_info["name"]
     status = request.query.get("status", "approved")
-    if status not in STATUS_CODES:
+    if status not in aliyun_review.STATUS_CODES:
         return web.json_response({"error": f"unknown status {status}"}, status=400)
     update = {"status": status, "reason": request.query.get("reason", "")}
     if kind == "signs" and name in state.signs:
@@ -330,3 +238,12 @@ async def set_status(request: web.Request) -> web.Response:
     else:
         return web.json_response({"error": f"no {kind} {name}"}, status=404)
     return web.json_response({"name": name, "status": status})
+
+
+async def phone_code(request: web.Request) -> web.Response:
+    """Sandbox-only: what the administrator's phone received from RequiredPhoneCode (its last code)."""
+    state = request.app[STATE_KEY].aliyun
+    code = state.phone_codes.get(request.match_info["phone"][-11:])
+    if code is None:
+        return web.json_response({"error": "no code was sent to that phone"}, status=404)
+    return web.json_response({"code": code})

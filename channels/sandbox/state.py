@@ -80,8 +80,12 @@ class SeedSign(Frozen):
     status: ReviewStatus = "approved"
     reason: str = ""
     submitted_at: float | None = Field(
-        default=None, description="when AddSmsSign came; seeded ones change only by hand (set_status)"
+        default=None, description="when CreateSmsSign came; seeded ones change only by hand (set_status)"
     )
+    order_id: str = ""
+    qualification_id: int | None = None
+    letter_id: int | None = None
+    third_party: bool = False
 
 
 class SeedSmsTemplate(Frozen):
@@ -91,8 +95,36 @@ class SeedSmsTemplate(Frozen):
     status: ReviewStatus = "approved"
     reason: str = ""
     submitted_at: float | None = Field(
-        default=None, description="when AddSmsTemplate came; seeded ones change only by hand"
+        default=None, description="when CreateSmsTemplate came; seeded ones change only by hand"
     )
+    order_id: str = ""
+    template_type: int = 1
+    related_sign: str = ""
+
+
+class Qualification(Frozen):
+    """A qualification SubmitSmsQualification took (the people's details are not kept)."""
+
+    group_id: int
+    work_order_id: int
+    name: str
+    company_name: str
+    organization_code: str
+    use_by_self: bool
+    status: Literal["INIT", "PASS", "NOT_PASS", "NOT_FINISH", "CANCEL"] = "INIT"
+    remark: str = ""
+    submitted_at: float
+
+
+class Letter(Frozen):
+    """An authorization letter CreateSmsAuthorizationLetter took."""
+
+    letter_id: int
+    name: str
+    company: str
+    organization_code: str
+    signs: list[str]
+    valid_until: str
 
 
 class Review(Frozen):
@@ -192,6 +224,14 @@ class AliyunState:
     """phone -> the SMS sent to it (QuerySendDetails)"""
     biz_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(time.time_ns() // 1000))
     """unique across sandbox restarts, as Aliyun's are"""
+    qualifications: dict[int, Qualification] = field(default_factory=dict)
+    letters: dict[int, Letter] = field(default_factory=dict)
+    phone_codes: dict[str, str] = field(default_factory=dict)
+    """an administrator's phone (11 digits) -> the code RequiredPhoneCode sent it"""
+    ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(10_000_000 + time.time_ns() % 10**7)
+    )
+    """qualification, letter and order ids"""
 
 
 @dataclass

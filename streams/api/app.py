@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from channels.aliyun_sms import AliyunSmsReview
+from channels.aliyun_review import AliyunSmsReview
 from channels.base import ChannelName
 from channels.http import SharedSession
 from streams.api.bodies import SwitchRequest
@@ -50,6 +50,7 @@ from streams.api.openapi import OPENAPI
 from streams.api.preferences import ROUTES as PREFERENCES_ROUTES
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
+from streams.api.sms_papers import ROUTES as SMS_PAPERS_ROUTES
 from streams.api.webhooks import ROUTES as WEBHOOK_ROUTES
 from streams.core.buyer_choices import PREFERENCES_TYPE
 from streams.core.catalog import load_catalog
@@ -315,6 +316,7 @@ def build_app(context: ApiContext) -> web.Application:
             web.get(f"/v1/shops/{SHOP_ID}/templates", list_templates),
             web.delete(f"/v1/shops/{SHOP_ID}/templates/{{template_id}}", delete_template),
             *SMS_ROUTES,
+            *SMS_PAPERS_ROUTES,
             *HISTORY_ROUTES,
             *MP_ROUTES,
             *MESSAGES_ROUTES,

@@ -31,6 +31,12 @@ class SignatureRequest(Body):
     name: str = Field(max_length=64)
 
 
+class PhoneCodeRequest(Body):
+    phone: str = Field(
+        pattern=r"^(\+86|0086|86|\+)?1[3-9][0-9]{9}$", description="the administrator's mobile"
+    )
+
+
 class ReviewRequest(Body):
     approve: bool
     reason: str | None = Field(default=None, max_length=200)

@@ -15,7 +15,8 @@ from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
-from channels.aliyun_sms import AliyunCallFailed, AliyunSmsReview
+from channels.aliyun_review import AliyunSmsReview
+from channels.aliyun_sms import AliyunCallFailed
 from channels.base import ChannelName, ErrorClass, SendResult
 from channels.wechat import CallFailed
 from channels.wechat_templates import AccountTemplates

@@ -17,11 +17,13 @@ from openapi_pydantic import (
 from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema_class
 from pydantic import BaseModel, RootModel
 
+from channels.aliyun_review import LetterForm, QualificationForm
 from streams.api.bodies import (
     Answered,
     ChoicesRequest,
     ChoicesSaved,
     PaymentRequest,
+    PhoneCodeRequest,
     PurchaseRequest,
     ReviewRequest,
     SignatureRequest,
@@ -35,7 +37,7 @@ from streams.core.events import MpSubscriptionAnswered
 from streams.core.history import HistoryLine
 from streams.core.send_log import Page, Spend
 from streams.core.settings_history import SettingsChange
-from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
+from streams.core.shops import AuthorizationLetter, Qualification, ShopRules, SmsAccount, SmsTemplate
 from streams.core.sms_quota import Balance, Order
 from streams.core.webhooks import Endpoint, EndpointList, EndpointRequest, NewEndpoint
 
@@ -62,6 +64,10 @@ class SmsTemplates(RootModel[list[SmsTemplate]]):
 
 class Purchases(RootModel[list[Order]]):
     pass
+
+
+class SentTo(BaseModel):
+    sent_to: str
 
 
 def _json_of(model: type[BaseModel]) -> dict[str, MediaType]:
@@ -228,6 +234,41 @@ def sms_paths() -> dict[str, PathItem]:
             post=_operation(
                 "Send the shop's SMS with this approved signature",
                 {**SAVED, **REFUSED, **INVALID, **REVIEWED},
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/qualification/phone-code": PathItem(
+            parameters=shop,
+            post=_operation(
+                "Have Aliyun text the company's SMS administrator the code a qualification is "
+                "submitted with (platform token; RequiredPhoneCode)",
+                {**_answer("sent (the phone's last 4 digits)", SentTo), **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(PhoneCodeRequest),
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/qualification": PathItem(
+            parameters=shop,
+            get=_operation(
+                "The merchant's qualification and Aliyun's review of it (Aliyun is asked first)",
+                {**_answer("the qualification", Qualification), **REFUSED, **REVIEWED},
+            ),
+            post=_operation(
+                "Submit the merchant's company to Aliyun for third-party use (platform token; "
+                "SubmitSmsQualification): the people's details go to Aliyun only",
+                {**_created("what is kept of it", Qualification), **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(QualificationForm),
+            ),
+        ),
+        "/v1/shops/{shop_id}/sms/letter": PathItem(
+            parameters=shop,
+            get=_operation(
+                "The merchant's authorization letter",
+                {**_answer("the letter", AuthorizationLetter), **REFUSED},
+            ),
+            post=_operation(
+                "Create the merchant's authorization letter for the signatures it names (platform "
+                "token; CreateSmsAuthorizationLetter), from the company of its qualification",
+                {**_created("the letter", AuthorizationLetter), **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(LetterForm),
             ),
         ),
         "/v1/shops/{shop_id}/sms/templates": PathItem(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from channels.aliyun_sms import AliyunSmsReview
+from channels.aliyun_review import AliyunSmsReview
 from streams.api.bodies import (
     PaymentRequest,
     PurchaseRequest,
@@ -115,7 +115,7 @@ async def get_balance(request: web.Request) -> web.Response:
     return web.json_response(balance.model_dump(exclude={"reserved"}))
 
 
-async def _refreshed(request: web.Request, context: ApiContext, shop: ShopRules) -> ShopRules:
+async def refreshed(request: web.Request, context: ApiContext, shop: ShopRules) -> ShopRules:
     """The shop with Aliyun's latest reviews taken in (and saved when they changed anything)."""
     if context.sms.aliyun is None:
         return shop
@@ -133,7 +133,7 @@ def _aliyun(context: ApiContext) -> AliyunSmsReview:
 
 @for_shop
 async def get_signatures(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    shop = await _refreshed(request, context, shop)
+    shop = await refreshed(request, context, shop)
     account = shop.sms
     return web.json_response(
         {
@@ -175,7 +175,7 @@ async def activate(request: web.Request, _: ApiContext, shop: ShopRules) -> web.
 
 @for_shop
 async def get_templates(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    shop = await _refreshed(request, context, shop)
+    shop = await refreshed(request, context, shop)
     return web.json_response([t.model_dump(mode="json") for t in shop.sms_templates])
 
 

@@ -30,11 +30,22 @@ class ValueFormat(StrEnum):
     TIME = "time"
 
 
+SmsRule = Literal[
+    "numberCaptcha", "characterWithNumber2", "phone_number2", "time", "money", "name", "other_number2"
+]
+"""CreateSmsTemplate's TemplateRule attributes (https://help.aliyun.com/document_detail/2806243.html)"""
+
+
 class Variable(Frozen):
     label: str
     source: str = Field(pattern=r"^[a-z_]+(\.[a-z_0-9]+)*$", description="dotted path into the event")
     format: ValueFormat = ValueFormat.TEXT
     default: str | None = Field(default=None, description="shown when the event has no value")
+    sms_rule: SmsRule | None = Field(
+        default=None,
+        description="what Aliyun is told the variable holds in an SMS template (TemplateRule); "
+        "by default: money for amounts, time for times, other_number2 for texts",
+    )
 
 
 class TemplateDefinition(Frozen):

@@ -28,6 +28,10 @@ def record_changes(before: ShopRules | None, after: ShopRules) -> list[str]:
     new_signatures = after.sms.signatures if after.sms else []
     if old_signatures != new_signatures:
         changes.append("sms.signatures: signatures change only through their review (sms/signatures)")
+    for field in ("qualification", "letter"):
+        old_record = getattr(before.sms, field) if before and before.sms else None
+        if old_record != (getattr(after.sms, field) if after.sms else None):
+            changes.append(f"sms.{field}: the platform submits it to Aliyun (sms/{field})")
     reviewed = {t.template_code: _template_record(t) for t in before.sms_templates} if before else {}
     for template in after.sms_templates:
         if reviewed.get(template.template_code) != _template_record(template):

@@ -4,7 +4,7 @@ accounts and its SMS templates. The models only; what a shop may save is ``shop_
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -52,7 +52,9 @@ class SmsTemplate(Frozen):
         min_length=1, max_length=500, description="as submitted to Aliyun, with ${variable} parameters"
     )
     enabled: bool = True
-    status: ReviewStatus = Field(default="reviewing", description="Aliyun's review (QuerySmsTemplate)")
+    status: ReviewStatus = Field(
+        default="reviewing", description="Aliyun's review (GetSmsTemplate, TemplateSmsReport)"
+    )
     reason: str | None = Field(default=None, max_length=200, description="why Aliyun rejected it")
 
     def parameters(self) -> list[str]:
@@ -83,11 +85,48 @@ class Signature(Frozen):
     reason: str | None = Field(default=None, max_length=200, description="why it was rejected")
     applied_at: datetime | None = None
     changed_at: datetime | None = None
+    order_id: str | None = Field(
+        default=None, max_length=64, description="Aliyun's review order (CreateSmsSign)"
+    )
+
+
+QualificationState = Literal["reviewing", "approved", "rejected", "incomplete", "withdrawn"]
+
+
+class Qualification(Frozen):
+    """What the platform keeps of the merchant's qualification (资质) submitted to Aliyun for its
+    signatures: the company, never the people (their ID numbers and phone went to Aliyun only)."""
+
+    name: str = Field(min_length=1, max_length=100, description="QualificationName, unique on the account")
+    qualification_id: int = Field(ge=1, description="Aliyun's id of it (SubmitSmsQualification)")
+    company_name: str = Field(min_length=2, max_length=150)
+    organization_code: str = Field(min_length=15, max_length=150, description="统一社会信用代码")
+    status: QualificationState = "reviewing"
+    reason: str | None = Field(default=None, max_length=500, description="Aliyun's remark on a refusal")
+    submitted_at: datetime
+    changed_at: datetime
+
+
+class AuthorizationLetter(Frozen):
+    """The merchant's authorization letter (授权委托书): the platform may sign with these names."""
+
+    letter_id: int = Field(ge=1, description="Aliyun's id of it (CreateSmsAuthorizationLetter)")
+    name: str = Field(min_length=1, max_length=100)
+    signatures: list[str] = Field(min_length=1, max_length=100)
+    valid_from: date
+    valid_until: date
+    created_at: datetime
 
 
 class SmsAccount(Frozen):
     signatures: list[Signature] = Field(default_factory=list, max_length=20)
     active: str | None = Field(default=None, description="the approved signature every SMS is sent with")
+    qualification: Qualification | None = Field(
+        default=None, description="the merchant's company, as Aliyun reviewed it (platform only)"
+    )
+    letter: AuthorizationLetter | None = Field(
+        default=None, description="the merchant's authorization letter for its signatures (platform only)"
+    )
 
     def signature(self, name: str) -> Signature | None:
         return next((s for s in self.signatures if s.name == name), None)

@@ -1,13 +1,14 @@
 """SMS signatures (短信签名) and templates through their reviews. Pure.
 
 A signature goes: applied by the shop (``reviewing``) -> the platform rejects it (``rejected``,
-with the reason) or approves it and submits it to Aliyun (``submitted``) -> Aliyun's review
-(QuerySmsSign) approves (``approved``) or rejects it (``rejected``, Aliyun's reason). A shop holds
-at most :data:`MAX_SIGNATURES`; a rejected one may be applied for again. The shop picks one
-approved signature as active; only that one is ever sent.
+with the reason) or approves it and submits it to Aliyun with the merchant's qualification and
+authorization letter (CreateSmsSign; ``submitted``, with Aliyun's order id) -> Aliyun's review
+(GetSmsSign, QuerySmsSignList or its SignSmsReport push) approves (``approved``) or rejects it
+(``rejected``, Aliyun's reason). A shop holds at most :data:`MAX_SIGNATURES`; a rejected one may be
+applied for again. The shop picks one approved signature as active; only that one is ever sent.
 
-An SMS template is submitted to Aliyun at once (AddSmsTemplate gives its code) and is sent only
-once QuerySmsTemplate says approved.
+An SMS template is submitted to Aliyun at once (CreateSmsTemplate gives its code) and is sent only
+once Aliyun's review (GetSmsTemplate, QuerySmsTemplateList or TemplateSmsReport) says approved.
 
 Every function returns the shop's new settings or raises :class:`Refused` with a sentence for the
 person who asked; the caller saves them (the admin API and the CLI alike).
@@ -70,24 +71,34 @@ def apply_signature(shop: ShopRules, name: str, now: datetime) -> ShopRules:
     return _with_signature(shop, signature)
 
 
-def review_signature(
-    shop: ShopRules, name: str, approve: bool, reason: str | None, now: datetime
-) -> ShopRules:
-    """The platform's decision on a signature in review. Approving means submitting it to Aliyun
-    (the caller calls AddSmsSign first); rejecting needs a reason."""
+def waiting_signature(shop: ShopRules, name: str) -> Signature:
+    """The signature ``name``, waiting for the platform's review."""
     signature = _signature(shop, name)
     if signature.status != "reviewing":
         raise Refused(f"signature {name!r} is {signature.status}, not waiting for the platform's review")
+    return signature
+
+
+def review_signature(
+    shop: ShopRules, name: str, approve: bool, reason: str | None, now: datetime, order_id: str | None = None
+) -> ShopRules:
+    """The platform's decision on a signature in review. Approving means submitting it to Aliyun
+    (the caller calls CreateSmsSign first: ``order_id`` is its answer); rejecting needs a reason."""
+    signature = waiting_signature(shop, name)
     if not approve and not (reason and reason.strip()):
         raise Refused("a rejection needs a reason the shop can act on (--reason)")
-    update = {"status": "submitted", "reason": None} if approve else {"status": "rejected", "reason": reason}
+    update: dict[str, object] = (
+        {"status": "submitted", "reason": None, "order_id": order_id}
+        if approve
+        else {"status": "rejected", "reason": reason}
+    )
     return _with_signature(shop, signature.model_copy(update={**update, "changed_at": now}))
 
 
 def follow_signature(
     shop: ShopRules, name: str, aliyun: ReviewStatus, reason: str, now: datetime
 ) -> ShopRules:
-    """What Aliyun's review (QuerySmsSign) says of a submitted signature."""
+    """What Aliyun's review says of a submitted signature."""
     signature = _signature(shop, name)
     if signature.status != "submitted" or aliyun == "reviewing":
         return shop
@@ -121,7 +132,7 @@ def add_sms_template(shop: ShopRules, template: SmsTemplate) -> ShopRules:
 
 
 def follow_sms_template(shop: ShopRules, code: str, aliyun: ReviewStatus, reason: str) -> ShopRules:
-    """What Aliyun's review (QuerySmsTemplate) says of a template."""
+    """What Aliyun's review says of a template."""
     templates = [
         t.model_copy(update={"status": aliyun, "reason": reason or None if aliyun == "rejected" else None})
         if t.template_code == code and t.status != aliyun

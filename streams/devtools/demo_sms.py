@@ -6,13 +6,17 @@ go down by what its SMS cost. Every step is the same code the CLI and the admin 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import SecretStr
 from rich.console import Console
 
-from channels.aliyun_sms import AliyunSmsConfig, AliyunSmsReview
+from channels.aliyun_review import AliyunSmsReview, LetterForm, QualificationForm
+from channels.aliyun_sms import AliyunSmsConfig
 from streams.core.events import envelope
 from streams.core.outcomes import Outcome
 from streams.core.shop_records import sealed
@@ -33,6 +37,31 @@ DEMO_PACKAGE = "basic"
 WAIT = 60.0
 """how long the demo waits for the payment's outcomes"""
 REVIEW_WAIT_SECONDS = 15.0
+DEMO_ADMIN_PHONE = "13900009001"
+DEMO_QUALIFICATION = {
+    "qualification_name": "百客优选演示资质",
+    "company_name": "杭州百客优选演示有限公司",
+    "organization_code": "91330100DEMO00001X",
+    "business_licenses": [{"type": "businessLicense", "pic": "demo/9001/license.png"}],
+    "business_license_valid": "2020-01-01~2099-12-31",
+    "legal_person_name": "演示法人",
+    "legal_person_id_no": "330100199001010000",
+    "legal_person_id_valid": "2020-01-01~2040-01-01",
+    "admin_name": "演示管理员",
+    "admin_id_no": "330100199202020000",
+    "admin_id_valid": "2020-01-01~2040-01-01",
+    "admin_id_front": "demo/9001/admin-front.png",
+    "admin_id_back": "demo/9001/admin-back.png",
+    "admin_phone": DEMO_ADMIN_PHONE,
+}
+"""the demo merchant's company, made up (the sandbox plays Aliyun's reviewers)"""
+DEMO_LETTER = {
+    "name": "百客优选演示授权书",
+    "signatures": [DEMO_SIGNATURE],
+    "valid": "2026-01-01~2036-12-31",
+    "letter_pic": "demo/9001/letter.png",
+    "platform_company": "百客商城演示平台有限公司",
+}
 
 
 def sms_balance(settings: Settings, topics: Topics, shop_id: int) -> Balance:
@@ -88,25 +117,65 @@ def _paid_event(purchase: Purchase, now: datetime) -> tuple[str, bytes]:
 def new_signature(
     settings: Settings, topics: Topics, shop: ShopRules, sandbox_url: str, console: Console
 ) -> ShopRules:
-    """Apply for a signature, have the platform approve it, wait for Aliyun's review, activate it."""
+    """The merchant's papers (qualification, authorization letter), then a signature applied for,
+    approved by the platform, reviewed by Aliyun, and activated."""
     key_id, secret = SANDBOX_ALIYUN_KEY
     endpoint = sandbox_url.removeprefix("http://")
-    config = AliyunSmsConfig(key_id, SecretStr(secret), endpoint=endpoint, protocol="http")
-    aliyun = AliyunSmsReview(config)
+    aliyun = AliyunSmsReview(AliyunSmsConfig(key_id, SecretStr(secret), endpoint=endpoint, protocol="http"))
+    shop = _papers(shop, aliyun, sandbox_url, console)
     shop = sms_reviews.apply(shop, DEMO_SIGNATURE, [], datetime.now(UTC))
     console.print(f"[bold]SMS[/] shop {shop.shop_id} applied for the signature 【{DEMO_SIGNATURE}】")
     shop = asyncio.run(sms_reviews.review(shop, DEMO_SIGNATURE, True, None, aliyun, datetime.now(UTC)))
-    console.print("[bold]SMS[/] the platform approved it and submitted it to Aliyun (AddSmsSign)")
-    deadline = time.monotonic() + REVIEW_WAIT_SECONDS
-    while (signature := _signature(shop)) != "approved":
-        if signature == "rejected" or time.monotonic() > deadline:
-            raise RuntimeError(f"Aliyun's review of {DEMO_SIGNATURE} did not approve it ({signature})")
-        time.sleep(0.5)
-        shop = asyncio.run(sms_reviews.refresh(shop, aliyun, datetime.now(UTC)))
+    console.print(
+        "[bold]SMS[/] the platform approved it and submitted it to Aliyun with the qualification and "
+        "the letter (CreateSmsSign)"
+    )
+    shop = _reviewed(shop, aliyun, lambda s: _signature(s) in ("approved", "rejected"))
+    if (signature := _signature(shop)) != "approved":
+        raise RuntimeError(f"Aliyun's review of {DEMO_SIGNATURE} did not approve it ({signature})")
     shop = sealed(activate_signature(shop, DEMO_SIGNATURE), DEMO_RECIPIENT_KEY.encode())
     publish_shops(settings.kafka_bootstrap_servers, topics.settings, [shop])
-    console.print(f"[bold]SMS[/] Aliyun approved it (QuerySmsSign: {signature}); the shop activated it")
+    console.print(f"[bold]SMS[/] Aliyun approved it (GetSmsSign: {signature}); the shop activated it")
     return shop
+
+
+def _papers(shop: ShopRules, aliyun: AliyunSmsReview, sandbox_url: str, console: Console) -> ShopRules:
+    """The demo merchant's qualification (with the code its administrator's phone received) and
+    its authorization letter for the demo signature."""
+    asyncio.run(aliyun.send_phone_code(SecretStr(DEMO_ADMIN_PHONE)))
+    with urllib.request.urlopen(f"{sandbox_url}/__sandbox__/aliyun/phone-codes/{DEMO_ADMIN_PHONE}") as reply:
+        code = str(json.load(reply)["code"])
+    form = QualificationForm.model_validate(DEMO_QUALIFICATION | {"certify_code": code})
+    shop = asyncio.run(sms_reviews.submit_qualification(shop, form, aliyun, datetime.now(UTC)))
+    shop = _reviewed(shop, aliyun, lambda s: _qualification(s) != "reviewing")
+    kept = shop.sms.qualification if shop.sms else None
+    if kept is None or kept.status != "approved":
+        raise RuntimeError(f"Aliyun's review of the demo qualification did not approve it ({kept})")
+    console.print(
+        f"[bold]SMS[/] the platform submitted the merchant's company {kept.company_name} for its "
+        f"signatures (SubmitSmsQualification): Aliyun approved it"
+    )
+    letter = LetterForm.model_validate(DEMO_LETTER)
+    shop = asyncio.run(sms_reviews.create_letter(shop, letter, aliyun, datetime.now(UTC)))
+    console.print(
+        f"[bold]SMS[/] the merchant's authorization letter lets the platform sign 【{DEMO_SIGNATURE}】 "
+        "(CreateSmsAuthorizationLetter)"
+    )
+    return shop
+
+
+def _reviewed(shop: ShopRules, aliyun: AliyunSmsReview, done: Callable[[ShopRules], bool]) -> ShopRules:
+    """The shop once Aliyun's reviews say ``done`` (asked every half second)."""
+    deadline = time.monotonic() + REVIEW_WAIT_SECONDS
+    while not done(shop) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        shop = asyncio.run(sms_reviews.refresh(shop, aliyun, datetime.now(UTC)))
+    return shop
+
+
+def _qualification(shop: ShopRules) -> str | None:
+    kept = shop.sms.qualification if shop.sms else None
+    return kept.status if kept else None
 
 
 def _signature(shop: ShopRules) -> str | None:

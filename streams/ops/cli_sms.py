@@ -1,4 +1,5 @@
 """The SMS business from the command line: ``mall-notify sms packages|buy|pay|balance|spend|purchases``,
+``sms qualification phone-code|submit|status``, ``sms letter create|show``,
 ``sms signatures apply|review|activate|list`` and ``sms templates submit|list``.
 
 These are the platform operator's commands (the admin API gives shops the same, each its own);
@@ -7,21 +8,17 @@ they read and write the account topic as the workers do.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
-from channels.aliyun_sms import AliyunCallFailed, AliyunSmsReview
 from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.send_log import spend_of, spend_since
-from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import ShopRules, SmsTemplate
 from streams.core.sms_quota import (
     AccountBook,
@@ -32,7 +29,7 @@ from streams.core.sms_quota import (
     new_purchase,
     purchase_record,
 )
-from streams.core.sms_signatures import Refused, activate_signature, review_signature
+from streams.core.sms_signatures import activate_signature, review_signature
 from streams.core.validation import problems
 from streams.ops import sms_reviews
 from streams.ops.cli_common import (
@@ -46,7 +43,9 @@ from streams.ops.cli_common import (
     print_json,
     table,
 )
-from streams.ops.cli_settings import catalog_of, save, settings_topic, shop_of
+from streams.ops.cli_settings import settings_topic
+from streams.ops.cli_sms_changes import change_shop, review_client
+from streams.ops.cli_sms_onboarding import letter_app, qualification_app
 from streams.ops.reading import read_all
 from streams.ops.shop_store import publish_payment, publish_purchases, read_shops
 from streams.runtime.database import DatabaseUnavailable, connect, fetch, spend_statement
@@ -257,44 +256,9 @@ signatures_app = typer.Typer(help="SMS signatures: apply, review, activate, list
 templates_app = typer.Typer(help="SMS templates: submit to Aliyun, list with reviews.", no_args_is_help=True)
 sms_app.add_typer(signatures_app, name="signatures")
 sms_app.add_typer(templates_app, name="templates")
+sms_app.add_typer(qualification_app, name="qualification")
+sms_app.add_typer(letter_app, name="letter")
 NameArgument = Annotated[str, typer.Argument(help="the signature, e.g. 百客商城")]
-
-
-def _review_client(settings: Settings) -> AliyunSmsReview:
-    config = settings.aliyun_sms()
-    if config is None:
-        raise fail(
-            "no Aliyun AccessKey is configured: set MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID and "
-            "MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET",
-            ExitCode.CONFIG,
-        )
-    return AliyunSmsReview(config)
-
-
-def _change(
-    shop_id: int,
-    change: Callable[[Settings, ShopRules, Catalog], Coroutine[Any, Any, ShopRules]],
-    action: str,
-    done: str = "",
-) -> ShopRules:
-    """Read the shop's settings, change them, save them; every refusal is one line."""
-    settings = load_cli_settings()
-    catalog = catalog_of(settings)
-    shop = shop_of(settings, shop_id, catalog)
-    try:
-        changed = asyncio.run(change(settings, shop, catalog))
-        parse_shop_rules(changed.model_dump(mode="json"), catalog, f"shop {shop_id}")
-    except Refused as exc:
-        raise fail(str(exc), ExitCode.FAILED) from None
-    except ConfigError as exc:
-        raise fail(str(exc), ExitCode.FAILED) from None
-    except AliyunCallFailed as exc:
-        raise fail(f"Aliyun: {exc.result.code}: {exc.result.reason}", ExitCode.FAILED) from None
-    if changed != shop:
-        save(settings, [changed], action)
-    if done:
-        console.print(done, markup=False)
-    return changed
 
 
 @signatures_app.command("apply")
@@ -305,7 +269,7 @@ def signature_apply(shop_id: ShopArgument, name: NameArgument) -> None:
         others = read_shops(*settings_topic(settings), catalog).values()
         return sms_reviews.apply(shop, name, others, datetime.now(UTC))
 
-    _change(
+    change_shop(
         shop_id,
         change,
         f"sms signatures apply {name}",
@@ -320,16 +284,17 @@ def signature_review(
     approve: Annotated[bool, typer.Option("--approve/--reject", help="the platform's decision")],
     reason: Annotated[str | None, typer.Option(help="why it is rejected (required with --reject)")] = None,
 ) -> None:
-    """The platform's review: --approve submits it to Aliyun (AddSmsSign); --reject needs --reason."""
+    """The platform's review: --approve submits it to Aliyun (CreateSmsSign, with the shop's
+    qualification and authorization letter); --reject needs --reason."""
 
     async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
         now = datetime.now(UTC)
         if approve:
-            return await sms_reviews.review(shop, name, True, reason, _review_client(settings), now)
+            return await sms_reviews.review(shop, name, True, reason, review_client(settings), now)
         return review_signature(shop, name, False, reason, now)
 
     outcome = "submitted to Aliyun for its review" if approve else "rejected"
-    _change(
+    change_shop(
         shop_id, change, f"sms signatures review {name}", f"signature {name} of shop {shop_id}: {outcome}"
     )
 
@@ -341,7 +306,7 @@ def signature_activate(shop_id: ShopArgument, name: NameArgument) -> None:
     async def change(_: Settings, shop: ShopRules, __: Catalog) -> ShopRules:
         return activate_signature(shop, name)
 
-    _change(
+    change_shop(
         shop_id,
         change,
         f"sms signatures activate {name}",
@@ -355,9 +320,9 @@ def _refresh(shop_id: int) -> ShopRules:
     async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
         if settings.aliyun_sms() is None:
             return shop
-        return await sms_reviews.refresh(shop, _review_client(settings), datetime.now(UTC))
+        return await sms_reviews.refresh(shop, review_client(settings), datetime.now(UTC))
 
-    return _change(shop_id, change, "follow Aliyun's reviews")
+    return change_shop(shop_id, change, "follow Aliyun's reviews")
 
 
 @signatures_app.command("list")
@@ -385,7 +350,8 @@ def template_submit(
     content: Annotated[str, typer.Option(help="the text, with ${variables} of the scene")],
     enabled: Annotated[bool, typer.Option("--enabled/--disabled", help="send it once approved")] = True,
 ) -> None:
-    """Check a new SMS template, submit it to Aliyun (AddSmsTemplate) and save it in review."""
+    """Check a new SMS template, submit it to Aliyun (CreateSmsTemplate, related to the shop's
+    active signature) and save it in review."""
 
     async def change(settings: Settings, shop: ShopRules, catalog: Catalog) -> ShopRules:
         try:
@@ -393,9 +359,9 @@ def template_submit(
             draft = SmsTemplate(name=name, scene=scene, template_code=code, content=content, enabled=enabled)
         except ValidationError as exc:
             raise ConfigError("the template", problems(exc)) from None
-        return await sms_reviews.submit_template(shop, catalog, draft, _review_client(settings))
+        return await sms_reviews.submit_template(shop, catalog, draft, review_client(settings))
 
-    changed = _change(
+    changed = change_shop(
         shop_id,
         change,
         f"sms templates submit {name}",

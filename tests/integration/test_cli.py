@@ -96,7 +96,7 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
         "Mini Program shipping notices: 2 sent on the buyer's 2 acceptances, 1 skipped as "
         "no_subscription without asking WeChat"
     ) in out
-    assert "SMS Aliyun approved it (QuerySmsSign: approved); the shop activated it" in out
+    assert "SMS Aliyun approved it (GetSmsSign: approved); the shop activated it" in out
     assert '"SignName": "百客优选"' in out
     spent = re.search(r"SMS shop 9001: balance (\d+) -> (\d+) \(2 SMS sent, 2 segments\)", out)
     assert spent

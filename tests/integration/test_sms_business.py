@@ -185,12 +185,64 @@ def test_a_shop_buys_a_package_and_sees_its_balance_and_purchases(api: Service) 
     assert call(api, "GET", f"/v1/shops/{DEMO_SHOP}/sms/balance", SHOP_TOKEN)[0] == 403
 
 
-def test_a_signature_goes_through_the_platforms_and_aliyuns_review(api: Service) -> None:
-    path = f"/v1/shops/{SHOP}/sms/signatures"
+ADMIN_PHONE = "13900003003"
+QUALIFICATION = {
+    "qualification_name": "三号店资质",
+    "company_name": "杭州三号店网络科技有限公司",
+    "organization_code": "91330100MA3003XX3X",
+    "business_licenses": [{"type": "businessLicense", "pic": "3003/license.png"}],
+    "business_license_valid": "2020-01-01~2099-12-31",
+    "legal_person_name": "赵六",
+    "legal_person_id_no": "330100198001013003",
+    "legal_person_id_valid": "2020-01-01~2040-01-01",
+    "admin_name": "钱七",
+    "admin_id_no": "330100198502023003",
+    "admin_id_valid": "2020-01-01~2040-01-01",
+    "admin_id_front": "3003/admin-front.png",
+    "admin_id_back": "3003/admin-back.png",
+    "admin_phone": ADMIN_PHONE,
+}
+
+
+def test_a_signature_goes_from_the_merchants_papers_through_both_reviews_to_use(
+    api: Service, pipeline: Pipeline
+) -> None:
+    papers = f"/v1/shops/{SHOP}/sms"
+    path = f"{papers}/signatures"
     name = f"三号店{int(time.time()) % 100000}"
     named = f"{path}/{quote(name)}"
-    status, _ = call(api, "POST", path, SHOP_TOKEN, {"name": name})
-    assert status == 201
+    assert call(api, "POST", path, SHOP_TOKEN, {"name": name})[0] == 201
+    # without papers the platform's approval does not reach Aliyun
+    status, answer = call(api, "POST", f"{named}/review", PLATFORM_TOKEN, {"approve": True})
+    assert (status, answer["problems"][0].split(":")[0]) == (409, f"shop {SHOP}'s qualification is missing")
+    # the company's qualification, with the code its administrator's phone received (platform only)
+    code = f"{papers}/qualification/phone-code"
+    assert call(api, "POST", code, SHOP_TOKEN, {"phone": ADMIN_PHONE})[0] == 403
+    status, sent = call(api, "POST", code, PLATFORM_TOKEN, {"phone": ADMIN_PHONE})
+    assert (status, sent) == (200, {"sent_to": "***3003"})
+    received = pipeline.sandbox_get(f"aliyun/phone-codes/{ADMIN_PHONE}")["code"]
+    form = QUALIFICATION | {"certify_code": received}
+    status, kept = call(api, "POST", f"{papers}/qualification", PLATFORM_TOKEN, form)
+    assert status == 201, kept
+    assert (kept["company_name"], kept["status"]) == ("杭州三号店网络科技有限公司", "reviewing")
+    assert not {"legal_person_id_no", "admin_phone", "certify_code"} & set(kept)
+    _, settings = call(api, "GET", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN)
+    for secret in ("330100198001013003", "330100198502023003", ADMIN_PHONE, received):
+        assert secret not in str(settings)
+    deadline = time.monotonic() + 15
+    while (review := call(api, "GET", f"{papers}/qualification", SHOP_TOKEN)[1])["status"] != "approved":
+        assert time.monotonic() < deadline, review
+        time.sleep(0.5)
+    letter = {
+        "name": f"三号店授权书{name[-5:]}",
+        "signatures": [name],
+        "valid": "2026-01-01~2036-12-31",
+        "letter_pic": "3003/letter.png",
+        "platform_company": "百客商城科技有限公司",
+    }
+    status, created = call(api, "POST", f"{papers}/letter", PLATFORM_TOKEN, letter)
+    assert (status, created["signatures"]) == (201, [name]), created
+    # the platform's review: a rejection needs a reason; an approval goes to Aliyun (CreateSmsSign)
     assert call(api, "POST", f"{named}/review", SHOP_TOKEN, {"approve": True})[0] == 403
     status, answer = call(api, "POST", f"{named}/review", PLATFORM_TOKEN, {"approve": False})
     assert (status, answer["problems"]) == (
@@ -198,6 +250,9 @@ def test_a_signature_goes_through_the_platforms_and_aliyuns_review(api: Service)
         ["a rejection needs a reason the shop can act on (--reason)"],
     )
     assert call(api, "POST", f"{named}/review", PLATFORM_TOKEN, {"approve": True})[0] == 200
+    [created_sign] = [r for r in pipeline.sandbox_requests("CreateSmsSign") if r["query"]["SignName"] == name]
+    assert created_sign["query"]["QualificationId"] == str(kept["qualification_id"])
+    assert created_sign["query"]["AuthorizationLetterId"] == str(created["letter_id"])
     status, answer = call(api, "POST", f"{named}/activate", SHOP_TOKEN)
     assert (status, answer["problems"]) == (
         409,

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-import aiohttp
 import orjson
 import pytest
-from alibabacloud_dysmsapi20170525 import models as sms_models
-from alibabacloud_dysmsapi20170525.client import Client
-from alibabacloud_tea_openapi import utils_models
 from pydantic import SecretStr
 
 from channels.aliyun_sms import CODES, AliyunSmsChannel, AliyunSmsConfig, AliyunSmsDetails, send_dates
@@ -134,40 +130,6 @@ async def test_an_unreachable_aliyun_is_transient(sandbox: Sandbox) -> None:
     sandbox.url = "http://127.0.0.1:9"
     result = await channel(sandbox).send(sms_delivery())
     assert (result.error_class, result.code) == (ErrorClass.TRANSIENT, "connection")
-
-
-async def test_signatures_and_templates_go_through_review(sandbox: Sandbox) -> None:
-    """What the platform admin does: apply on Aliyun, wait for the review, then use it."""
-    config = utils_models.Config(
-        access_key_id=SANDBOX_ALIYUN_KEY[0],
-        access_key_secret=SANDBOX_ALIYUN_KEY[1],
-        endpoint=sandbox.endpoint,
-        protocol="http",
-    )
-    client = Client(config)
-    await client.add_sms_sign_async(
-        sms_models.AddSmsSignRequest(sign_name="新店铺", sign_source=1, remark="r")
-    )
-    template = await client.add_sms_template_async(
-        sms_models.AddSmsTemplateRequest(
-            template_type=0, template_name="验证码", template_content="验证码${code}", remark="r"
-        )
-    )
-    code = template.body.template_code
-    query_sign = sms_models.QuerySmsSignRequest(sign_name="新店铺")
-    assert (await client.query_sms_sign_async(query_sign)).body.sign_status == 0
-    blocked = await channel(sandbox).send(sms_delivery(account="新店铺", template_id=code))
-    assert blocked.code == "isv.SMS_SIGNATURE_ILLEGAL"
-    async with aiohttp.ClientSession() as session:  # Aliyun's reviewers, played by the sandbox
-        for kind, name in (("signs", "新店铺"), ("templates", code)):
-            async with session.post(
-                f"{sandbox.url}/__sandbox__/aliyun/{kind}/{name}?status=approved"
-            ) as reply:
-                assert reply.status == 200
-    assert (await client.query_sms_sign_async(query_sign)).body.sign_status == 1
-    query_template = sms_models.QuerySmsTemplateRequest(template_code=code)
-    assert (await client.query_sms_template_async(query_template)).body.template_status == 1
-    assert (await channel(sandbox).send(sms_delivery(account="新店铺", template_id=code))).ok
 
 
 def details(sandbox: Sandbox) -> AliyunSmsDetails:

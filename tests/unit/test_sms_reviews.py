@@ -3,17 +3,18 @@ not change of the platform's record by saving its settings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
-from channels.aliyun_sms import Review
+from channels.aliyun_review import Review
 from channels.base import ChannelName
 from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
 from streams.core.ownership import record_changes
 from streams.core.render_plan import NO_ACTIVE_SIGNATURE, compile_shop
-from streams.core.shops import ShopRules, SmsAccount, SmsTemplate
+from streams.core.shops import AuthorizationLetter, Qualification, ShopRules, SmsAccount, SmsTemplate
+from streams.core.sms_onboarding import letter_company, template_rule
 from streams.core.sms_signatures import (
     NotYours,
     Refused,
@@ -149,9 +150,15 @@ class FakeAliyun:
         self.reviews = reviews
         self.submitted: list[str] = []
 
-    async def submit_template(self, name: str, content: str, kind: str, remark: str) -> str:
-        self.submitted.append(f"{kind}:{name}:{content}")
+    async def create_template(
+        self, name: str, content: str, kind: str, related_signature: str, rule: dict[str, str], remark: str
+    ) -> str:
+        self.submitted.append(f"{kind}:{name}:{content}:{related_signature}:{rule}")
         return "SMS_777"
+
+    async def create_signature(self, name: str, qualification_id: int, letter_id: int, remark: str) -> str:
+        self.submitted.append(f"sign:{name}:{qualification_id}:{letter_id}")
+        return "20044156924"
 
     async def template(self, code: str) -> Review:
         return self.reviews[code]
@@ -176,7 +183,7 @@ async def test_a_template_is_checked_before_aliyun_is_asked_then_follows_its_rev
     submitted = await sms_reviews.submit_template(
         shop, catalog, enabled.model_copy(update={"enabled": False}), aliyun
     )  # type: ignore[arg-type]
-    assert aliyun.submitted == ["verification_code:新登录码:验证码${code}"]
+    assert aliyun.submitted == ["verification_code:新登录码:验证码${code}:百客商城:{'code': 'numberCaptcha'}"]
     new = submitted.sms_templates[-1]
     assert (new.template_code, new.status) == ("SMS_777", "reviewing")
     followed = await sms_reviews.refresh(submitted, aliyun, NOW)  # type: ignore[arg-type]
@@ -202,3 +209,83 @@ def test_a_shops_own_save_cannot_change_the_platforms_record(shop: ShopRules) ->
         "sms_templates: SMS_480000001 is not this shop's template"
     )
     assert record_changes(None, shop)[0] == "wechat_oa: the shop's appid is set by the platform"
+
+
+def papers(shop: ShopRules, status: str = "approved", names: tuple[str, ...] = ("百客优选",)) -> ShopRules:
+    """The shop with a qualification in ``status`` and a letter naming ``names`` for 2026."""
+    account = (shop.sms or SmsAccount()).model_copy(
+        update={
+            "qualification": Qualification(
+                name="百客优选资质",
+                qualification_id=10001,
+                company_name="杭州百客优选网络科技有限公司",
+                organization_code="91330100MA2KXXXX1X",
+                status=status,  # type: ignore[arg-type]
+                submitted_at=NOW,
+                changed_at=NOW,
+            ),
+            "letter": AuthorizationLetter(
+                letter_id=20002,
+                name="百客优选授权书",
+                signatures=list(names),
+                valid_from=date(2026, 1, 1),
+                valid_until=date(2026, 12, 31),
+                created_at=NOW,
+            ),
+        }
+    )
+    return shop.model_copy(update={"sms": account})
+
+
+async def test_a_signature_reaches_aliyun_only_with_an_approved_qualification_and_a_letter_naming_it(
+    shop: ShopRules,
+) -> None:
+    aliyun = FakeAliyun({})
+    applied = apply_signature(shop, "百客优选", NOW)
+    cases = [
+        (applied, "qualification is missing"),
+        (papers(applied, status="reviewing"), "qualification is reviewing"),
+        (papers(applied, names=("别的签名",)), "no authorization letter of shop 9001 names '百客优选'"),
+    ]
+    for unready, why in cases:
+        with pytest.raises(Refused, match=why):
+            await sms_reviews.review(unready, "百客优选", True, None, aliyun, NOW)  # type: ignore[arg-type]
+    expired = datetime(2027, 1, 5, tzinfo=UTC)
+    with pytest.raises(Refused, match="valid 2026-01-01 to 2026-12-31, not on 2027-01-05"):
+        await sms_reviews.review(papers(applied), "百客优选", True, None, aliyun, expired)  # type: ignore[arg-type]
+    assert aliyun.submitted == []
+    submitted = await sms_reviews.review(papers(applied), "百客优选", True, None, aliyun, NOW)  # type: ignore[arg-type]
+    assert aliyun.submitted == ["sign:百客优选:10001:20002"]
+    signature = submitted.sms.signature("百客优选") if submitted.sms else None
+    assert signature is not None
+    assert (signature.status, signature.order_id) == ("submitted", "20044156924")
+
+
+def test_a_letter_is_from_the_company_of_a_qualification_in_force(shop: ShopRules) -> None:
+    with pytest.raises(Refused, match="has no qualification in force"):
+        letter_company(shop)
+    assert letter_company(papers(shop, status="reviewing")) == (
+        "杭州百客优选网络科技有限公司",
+        "91330100MA2KXXXX1X",
+    )
+    with pytest.raises(Refused, match="has no qualification in force"):
+        letter_company(papers(shop, status="rejected"))
+
+
+def test_a_template_tells_aliyun_what_each_variable_holds(catalog: Catalog) -> None:
+    shipped = catalog.scenes["buyer_order_shipped"]
+    assert template_rule(shipped, ["order_no", "express_company", "ship_time"]) == {
+        "order_no": "other_number2",
+        "express_company": "name",
+        "ship_time": "time",
+    }
+    assert template_rule(catalog.scenes["code_login"], ["code"]) == {"code": "numberCaptcha"}
+    with pytest.raises(Refused, match="exactly one variable"):
+        template_rule(catalog.scenes["code_login"], ["code", "expires_in_minutes"])
+
+
+def test_the_platforms_papers_are_not_the_shops_to_change(shop: ShopRules) -> None:
+    assert record_changes(shop, papers(shop)) == [
+        "sms.qualification: the platform submits it to Aliyun (sms/qualification)",
+        "sms.letter: the platform submits it to Aliyun (sms/letter)",
+    ]
