@@ -237,7 +237,7 @@ def receipts() -> None:
     settings = load_cli_settings()
     topics = load_cli_topics(settings)
     try:
-        serve_receipts(build_receipts_app(settings, topics.receipts), settings)
+        serve_receipts(build_receipts_app(settings, topics.receipts, topics.sms_reviews), settings)
     except OSError as exc:
         raise fail(
             f"the receipts endpoint cannot listen on {settings.api_host}:{settings.receipts_port}: "

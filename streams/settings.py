@@ -22,7 +22,7 @@ WECHAT_API = "https://api.weixin.qq.com"
 ENV_PREFIX = "MALL_NOTIFY_"
 DEFAULT_SEND_CONCURRENCY = 256
 LANE = (
-    r"(router|buyers|deferred|retry|receipts|send-log|webhooks"
+    r"(router|buyers|deferred|retry|receipts|send-log|webhooks|sms-reviews"
     r"|send\.(wechat_oa|wechat_mp|aliyun_sms|webhook|codes))"
 )
 """one lane's name in MALL_NOTIFY_LANES"""
@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     sms_report_check_seconds: float = Field(
         default=60.0, gt=0, description="how often a worker looks for SMS whose report did not come"
     )
+    sms_review_poll_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="how often the worker owning the reviews lane's partition asks Aliyun about the "
+        "qualifications, signatures and templates still in review (a push may never come); 0: never",
+    )
+    sms_review_poll_pages: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="pages of 50 of QuerySmsSignList / QuerySmsTemplateList per round",
+    )
     receipts_port: int = Field(default=8791, ge=1, le=65535, description="port of the receipts endpoint")
     wechat_push_token: SecretStr | None = Field(
         default=None,
@@ -142,7 +154,8 @@ class Settings(BaseSettings):
         default="all",
         pattern=rf"^(all|{LANE}(,{LANE})*)$",
         description="the lanes this worker runs: all, or a comma list of router, buyers, deferred, "
-        "send.<channel>, send.codes, retry, receipts, send-log, webhooks (send.webhook sends their calls)",
+        "send.<channel>, send.codes, retry, receipts, send-log, webhooks (send.webhook sends their calls), "
+        "sms-reviews",
     )
     deferred_release_per_second: float = Field(
         default=200.0,

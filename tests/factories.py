@@ -215,4 +215,15 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
             "disabled_at": AT,
         },
     ),
+    "sms_review.finished": event(
+        "sms_review.finished",
+        {
+            "seller": SELLER,
+            "kind": "signature",
+            "subject": "短信签名百客优选",
+            "result": "通过",
+            "reason": "无",
+            "reviewed_at": AT,
+        },
+    ),
 }

@@ -247,3 +247,11 @@ async def phone_code(request: web.Request) -> web.Response:
     if code is None:
         return web.json_response({"error": "no code was sent to that phone"}, status=404)
     return web.json_response({"code": code})
+
+
+async def review_pushes(request: web.Request) -> web.Response:
+    """Sandbox-only: ``?enabled=false`` stops pushing the ends of reviews (as an Aliyun account
+    without SignSmsReport / TemplateSmsReport configured), ``true`` starts again."""
+    state = request.app[STATE_KEY].aliyun
+    state.review_pushes = request.query.get("enabled", "true") != "false"
+    return web.json_response({"review_pushes": state.review_pushes})

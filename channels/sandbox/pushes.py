@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from channels.sandbox import aliyun_review
 from channels.sandbox.state import State
 from channels.wechat_push import encrypt, sign
 
@@ -75,6 +76,54 @@ def queue_sms(state: State, query: dict[str, str], biz_id: str) -> None:
         _queue(state, {"kind": "aliyun", "report": report})
 
 
+TEMPLATE_TYPES = {0: "验证码", 1: "短信通知", 2: "推广短信", 3: "国际/港澳台消息"}
+
+
+def queue_reviews(state: State) -> None:
+    """Aliyun's SignSmsReport / TemplateSmsReport for each review that ended since the last tick
+    (https://help.aliyun.com/document_detail/120998.html, .../120999.html): one report per push."""
+    aliyun = state.aliyun
+    if not aliyun.review_pushes:
+        return
+    now, at = state.clock(), datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+    for name in [n for n, seeded in aliyun.signs.items() if seeded.submitted_at is not None]:
+        reviewed = aliyun_review.current_sign(aliyun, name, now)
+        if reviewed is None or reviewed.status == "reviewing" or ("sign", name) in aliyun.reported:
+            continue
+        aliyun.reported.add(("sign", name))
+        report = {
+            "sign_source": "企事业单位的全称或简称",
+            "reason": reviewed.reason,
+            "sign_name": name,
+            "orderId": reviewed.order_id,
+            "sign_status": reviewed.status,
+            "remark": "",
+            "sign_scene": "通用",
+            "create_date": at,
+        }
+        _queue(state, {"kind": "sign_report", "report": report})
+    for code in [c for c, template in aliyun.templates.items() if template.submitted_at is not None]:
+        template = aliyun_review.current_template(aliyun, code, now)
+        if template is None or template.status == "reviewing" or ("template", code) in aliyun.reported:
+            continue
+        aliyun.reported.add(("template", code))
+        report = {
+            "template_type": TEMPLATE_TYPES.get(template.template_type, "短信通知"),
+            "reason": template.reason,
+            "template_name": template.name,
+            "orderId": template.order_id,
+            "template_content": template.content,
+            "template_status": template.status,
+            "remark": "",
+            "template_code": code,
+            "create_date": at,
+        }
+        _queue(state, {"kind": "template_report", "report": report})
+
+
+REPORT_PATHS = {"aliyun": "", "sign_report": "/sign-reports", "template_report": "/template-reports"}
+
+
 def _queue(state: State, push: dict[str, Any]) -> None:
     receipts = state.seed.receipts
     if state.receipts_url is None or random.random() < receipts.loss_rate:
@@ -124,7 +173,8 @@ async def _push(session: aiohttp.ClientSession, state: State, push: dict[str, An
         path, query, body = push["request"]
         headers = {"Content-Type": "text/xml"}
     else:
-        path, query = f"/receipts/aliyun/{state.seed.receipts.aliyun_secret}", {}
+        path = f"/receipts/aliyun/{state.seed.receipts.aliyun_secret}{REPORT_PATHS[push['kind']]}"
+        query = {}
         body, headers = orjson.dumps([push["report"]]), {"Content-Type": "application/json"}
     try:
         async with session.post(
@@ -157,6 +207,7 @@ async def pushing(app: web.Application, state: State) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=PUSH_TIMEOUT_SECONDS)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
+                queue_reviews(state)
                 now = time.monotonic()
                 while state.pushes and state.pushes[0][0] <= now:
                     _, push = state.pushes.popleft()

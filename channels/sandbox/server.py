@@ -211,6 +211,7 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
             web.post(f"{INSPECT}/wechat/subscriptions", grant_subscription),
             web.post(f"{INSPECT}/aliyun/{{kind}}/{{name}}", aliyun.set_status),
             web.get(f"{INSPECT}/aliyun/phone-codes/{{phone}}", aliyun.phone_code),
+            web.post(f"{INSPECT}/aliyun/review-pushes", aliyun.review_pushes),
             web.post(f"{INSPECT}/reset", reset),
             web.get(f"{INSPECT}/pushed", list_pushed),
             web.post(f"{INSPECT}/receipts", change_receipts),

@@ -228,6 +228,10 @@ class AliyunState:
     letters: dict[int, Letter] = field(default_factory=dict)
     phone_codes: dict[str, str] = field(default_factory=dict)
     """an administrator's phone (11 digits) -> the code RequiredPhoneCode sent it"""
+    review_pushes: bool = True
+    """whether the ends of reviews are pushed (SignSmsReport, TemplateSmsReport)"""
+    reported: set[tuple[str, str]] = field(default_factory=set)
+    """the reviews whose end was pushed"""
     ids: itertools.count[int] = field(
         default_factory=lambda: itertools.count(10_000_000 + time.time_ns() % 10**7)
     )

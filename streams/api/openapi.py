@@ -212,7 +212,7 @@ def sms_paths() -> dict[str, PathItem]:
         "/v1/shops/{shop_id}/sms/signatures": PathItem(
             parameters=shop,
             get=_operation(
-                "The shop's signatures and their review (Aliyun is asked first)",
+                "The shop's signatures and their review (Aliyun's reviews take effect by themselves)",
                 {**_answer("signatures", SmsAccount), **REFUSED, **REVIEWED},
             ),
             post=_operation(
@@ -248,7 +248,7 @@ def sms_paths() -> dict[str, PathItem]:
         "/v1/shops/{shop_id}/sms/qualification": PathItem(
             parameters=shop,
             get=_operation(
-                "The merchant's qualification and Aliyun's review of it (Aliyun is asked first)",
+                "The merchant's qualification and Aliyun's review of it",
                 {**_answer("the qualification", Qualification), **REFUSED, **REVIEWED},
             ),
             post=_operation(
@@ -274,7 +274,7 @@ def sms_paths() -> dict[str, PathItem]:
         "/v1/shops/{shop_id}/sms/templates": PathItem(
             parameters=shop,
             get=_operation(
-                "The shop's SMS templates and their review (Aliyun is asked first)",
+                "The shop's SMS templates and their review",
                 {**_answer("templates", SmsTemplates), **REFUSED, **REVIEWED},
             ),
             post=_operation(

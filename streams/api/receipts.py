@@ -9,6 +9,9 @@ providers push what became of the messages they accepted.
   (``MALL_NOTIFY_WECHAT_AES_KEYS``).
 - ``POST /receipts/aliyun/{secret}``: Aliyun's SmsReport (HTTP batch push). Aliyun does not sign
   its pushes, so the URL configured at Aliyun carries a secret (``MALL_NOTIFY_ALIYUN_REPORT_SECRET``).
+- ``POST /receipts/aliyun/{secret}/sign-reports`` and ``.../template-reports``: Aliyun's
+  SignSmsReport and TemplateSmsReport (the end of a signature's or template's review), written to
+  ``notify.sms.reviews`` for the worker's reviews lane, which applies them to the shop.
 
 A push that fails its check is refused with 401 and counted
 (``mall_notify_receipts_refused_total``). A verified receipt becomes a record of the receipts
@@ -21,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 from xml.etree.ElementTree import Element
 
 from aiohttp import web
@@ -34,6 +38,8 @@ from channels.wechat_push import PushInvalid, PushRefused, ReplayGuard, decrypt,
 from streams.api.context import body_bytes
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.core.receipts import receipt_record
+from streams.core.sms_review_reports import ReportRefused as ReviewReportRefused
+from streams.core.sms_review_reports import parse_push
 from streams.logs import Repeats, fields, get_logger
 from streams.runtime import metrics
 from streams.runtime.kafka.publisher import Publisher
@@ -47,6 +53,7 @@ WRITE_WAIT_SECONDS = 4.0
 before that"""
 NOT_KEPT = Repeats(log, interval_seconds=30.0)
 ALIYUN_OK = {"code": 0, "msg": "接收成功"}
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class ReceiptsContext:
     wechat_token: str | None
     aes_keys: dict[str, str]
     aliyun_secret: str | None
+    reviews_topic: str = ""
     replays: ReplayGuard = field(default_factory=ReplayGuard)
 
 
@@ -141,6 +149,25 @@ async def aliyun_push(request: web.Request) -> web.Response:
     return answer or web.json_response(ALIYUN_OK)
 
 
+def _review_push(source: Literal["SignSmsReport", "TemplateSmsReport"]) -> Handler:
+    async def push(request: web.Request) -> web.Response:
+        context = request.app[CONTEXT]
+        secret = context.aliyun_secret
+        if secret is None or not hmac.compare_digest(request.match_info["secret"].encode(), secret.encode()):
+            return _refused("aliyun", "unknown URL secret")
+        try:
+            reports = parse_push(await body_bytes(request), source)
+        except ReviewReportRefused as exc:
+            metrics.RECEIPTS_REFUSED.labels("aliyun", "unreadable").inc()
+            return web.json_response({"code": 1, "msg": str(exc), "problems": [str(exc)]}, status=400)
+        writes = [Write(context.reviews_topic, report.key(), report.value()) for report in reports]
+        metrics.SMS_REVIEW_REPORTS.labels(source).inc(len(reports))
+        answer = await _written(context, writes, "review reports")
+        return answer or web.json_response(ALIYUN_OK)
+
+    return push
+
+
 async def _keep(context: ReceiptsContext, pushed: list[PushedReceipt]) -> web.Response | None:
     """Write the receipts to the receipts topic; a 503 (the provider pushes again) when Kafka did
     not take them."""
@@ -148,16 +175,23 @@ async def _keep(context: ReceiptsContext, pushed: list[PushedReceipt]) -> web.Re
         return None
     now = datetime.now(UTC)
     writes = [Write(context.topic, *receipt_record(receipt, now)) for receipt in pushed]
+    answer = await _written(context, writes, "receipts")
+    if answer is None:
+        log.debug("receipts kept", extra=fields(receipts=len(writes), channel=pushed[0].channel.value))
+    return answer
+
+
+async def _written(context: ReceiptsContext, writes: list[Write], what: str) -> web.Response | None:
+    """None once Kafka took ``writes``; a 503 (the provider pushes again) when it did not."""
     try:
         errors = await asyncio.wait_for(context.publisher.write(writes), WRITE_WAIT_SECONDS)
         kept = all(error is None for error in errors)
     except TimeoutError:
         kept = False
     if not kept:
-        NOT_KEPT.warning("receipts not kept: Kafka did not acknowledge them", receipts=len(writes))
+        NOT_KEPT.warning(f"{what} not kept: Kafka did not acknowledge them", records=len(writes))
         refusal = "not kept: Kafka did not take it in time, push again"
         return web.json_response({"code": 1, "msg": refusal, "problems": [refusal]}, status=503)
-    log.debug("receipts kept", extra=fields(receipts=len(writes), channel=pushed[0].channel.value))
     return None
 
 
@@ -165,13 +199,14 @@ async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"ready": True})
 
 
-def build_receipts_app(settings: Settings, topic: str) -> web.Application:
+def build_receipts_app(settings: Settings, topic: str, reviews_topic: str) -> web.Application:
     context = ReceiptsContext(
         Publisher(settings.kafka_bootstrap_servers),
         topic,
         settings.wechat_push_token.get_secret_value() if settings.wechat_push_token else None,
         {appid: key.get_secret_value() for appid, key in settings.wechat_aes_keys.items()},
         settings.aliyun_report_secret.get_secret_value() if settings.aliyun_report_secret else None,
+        reviews_topic,
     )
     app = web.Application(middlewares=[problems_as_json], client_max_size=1024 * 1024)
     app[CONTEXT] = context
@@ -189,6 +224,8 @@ def build_receipts_app(settings: Settings, topic: str) -> web.Application:
             web.get("/receipts/wechat/{appid}", wechat_check),
             web.post("/receipts/wechat/{appid}", wechat_push),
             web.post("/receipts/aliyun/{secret}", aliyun_push),
+            web.post("/receipts/aliyun/{secret}/sign-reports", _review_push("SignSmsReport")),
+            web.post("/receipts/aliyun/{secret}/template-reports", _review_push("TemplateSmsReport")),
         ]
     )
     if context.wechat_token is None:

@@ -3,7 +3,8 @@
 A shop's token reaches its own shop: it buys packages, applies for signatures, picks the active
 one, submits templates. Reviewing a signature is the platform's (platform token). Signatures and
 templates are changed through the same review steps as ``mall-notify sms ...``
-(:mod:`streams.ops.sms_reviews`); Aliyun's latest reviews are asked for whenever they are listed.
+(:mod:`streams.ops.sms_reviews`); Aliyun's reviews take effect by themselves (its pushes and the
+worker's poller, :mod:`streams.runtime.lanes.sms_reviews`).
 """
 
 from __future__ import annotations
@@ -115,16 +116,6 @@ async def get_balance(request: web.Request) -> web.Response:
     return web.json_response(balance.model_dump(exclude={"reserved"}))
 
 
-async def refreshed(request: web.Request, context: ApiContext, shop: ShopRules) -> ShopRules:
-    """The shop with Aliyun's latest reviews taken in (and saved when they changed anything)."""
-    if context.sms.aliyun is None:
-        return shop
-    refreshed = await sms_reviews.refresh(shop, context.sms.aliyun, _now())
-    if refreshed != shop:
-        await _saved(request, refreshed, "follow Aliyun's reviews")
-    return refreshed
-
-
 def _aliyun(context: ApiContext) -> AliyunSmsReview:
     if context.sms.aliyun is None:
         raise NoAliyun("no Aliyun AccessKey is configured on this API: the review cannot reach Aliyun")
@@ -132,8 +123,7 @@ def _aliyun(context: ApiContext) -> AliyunSmsReview:
 
 
 @for_shop
-async def get_signatures(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    shop = await refreshed(request, context, shop)
+async def get_signatures(_: web.Request, __: ApiContext, shop: ShopRules) -> web.Response:
     account = shop.sms
     return web.json_response(
         {
@@ -174,8 +164,7 @@ async def activate(request: web.Request, _: ApiContext, shop: ShopRules) -> web.
 
 
 @for_shop
-async def get_templates(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    shop = await refreshed(request, context, shop)
+async def get_templates(_: web.Request, __: ApiContext, shop: ShopRules) -> web.Response:
     return web.json_response([t.model_dump(mode="json") for t in shop.sms_templates])
 
 

@@ -15,7 +15,6 @@ from pydantic import SecretStr
 from channels.aliyun_review import AliyunSmsReview, LetterForm, QualificationForm
 from streams.api.bodies import PhoneCodeRequest
 from streams.api.context import SHOP_ID, WHO, ApiContext, NoAliyun, for_shop, problem, read_body, save
-from streams.api.sms import refreshed
 from streams.core.shops import ShopRules
 from streams.core.tokens import PLATFORM
 from streams.ops import sms_reviews
@@ -62,8 +61,7 @@ async def submit_qualification(request: web.Request, context: ApiContext, shop: 
 
 
 @for_shop
-async def get_qualification(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    shop = await refreshed(request, context, shop)
+async def get_qualification(_: web.Request, __: ApiContext, shop: ShopRules) -> web.Response:
     kept = shop.sms.qualification if shop.sms else None
     if kept is None:
         return problem(404, f"shop {shop.shop_id} has no qualification")

@@ -195,6 +195,18 @@ class WebhookDisabled(Model):
     disabled_at: Time
 
 
+class SmsReviewFinished(Model):
+    """The pipeline's own event: Aliyun's review of a shop's SMS qualification, signature or
+    template ended (published by the reviews lane that took Aliyun's report, once per review's end)."""
+
+    seller: Party
+    kind: Literal["qualification", "signature", "template"]
+    subject: Text = Field(description="what was reviewed, e.g. 短信签名百客优选")
+    result: Text = Field(description="通过, 未通过, ...")
+    reason: Text = Field(description="Aliyun's reason for a refusal, 无 otherwise")
+    reviewed_at: Time
+
+
 TemplateId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 SubscribeAnswer = Literal["accept", "acceptWithAudio", "acceptWithAlert", "reject", "ban", "filter"]
 
@@ -340,6 +352,11 @@ class WebhookDisabledEvent(Envelope):
     data: WebhookDisabled
 
 
+class SmsReviewFinishedEvent(Envelope):
+    type: Literal["sms_review.finished"]
+    data: SmsReviewFinished
+
+
 class MpSubscriptionAnsweredEvent(Envelope):
     type: Literal["mp_subscription.answered"]
     data: MpSubscriptionAnswered
@@ -364,7 +381,8 @@ Event = Annotated[
     | MpSubscriptionAnsweredEvent
     | PreferencesChangedEvent
     | SmsBalanceLowEvent
-    | WebhookDisabledEvent,
+    | WebhookDisabledEvent
+    | SmsReviewFinishedEvent,
     Field(discriminator="type"),
 ]
 EVENT_MODELS: dict[str, type[Envelope]] = {
@@ -382,6 +400,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     "preferences.changed": PreferencesChangedEvent,
     "sms_balance.low": SmsBalanceLowEvent,
     "webhook.disabled": WebhookDisabledEvent,
+    "sms_review.finished": SmsReviewFinishedEvent,
 }
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -98,6 +98,8 @@ class TopicsFile(Frozen):
     """what buyers accepted on the Mini Program, partitioned like its send topic (compacted)"""
     webhooks: TopicSpec
     """merchants' webhook endpoints (compacted)"""
+    sms_reviews: TopicSpec
+    """Aliyun's review reports, pushed or polled, for the reviews lane"""
     buyers: TopicSpec
     """buyers' notices and choices, keyed by buyer: the buyers lane's input"""
     buyer_state: StateTopic
@@ -198,6 +200,10 @@ class Topics:
         return self.name(self.spec.webhooks.name)
 
     @property
+    def sms_reviews(self) -> str:
+        return self.name(self.spec.sms_reviews.name)
+
+    @property
     def buyers(self) -> str:
         return self.name(self.spec.buyers.name)
 
@@ -248,6 +254,7 @@ class Topics:
             self.spec.sms_account,
             self.spec.receipts,
             self.spec.webhooks,
+            self.spec.sms_reviews,
         ]
         defaults = self.spec.defaults
         return [

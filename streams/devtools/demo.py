@@ -8,15 +8,13 @@ cluster, it creates its own topics and never reads or writes a production topic,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,6 +45,7 @@ from streams.devtools.demo_sms import buy_package, new_signature, sms_balance
 from streams.devtools.demo_webhooks import print_webhook_calls, received, register_endpoint
 from streams.devtools.local_stack import running_stack
 from streams.devtools.upstream import Published, publish_values
+from streams.devtools.worker_pages import wait_for_endpoint, wait_for_settings
 from streams.logs import mask_text, mask_value
 from streams.ops.cli_common import table
 from streams.ops.reading import ReadRecord, end_offsets, read_until
@@ -201,6 +200,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         "MALL_NOTIFY_API_PLATFORM_TOKEN": token,
         "MALL_NOTIFY_RECIPIENT_KEY": DEMO_RECIPIENT_KEY,
         "MALL_NOTIFY_CLOCK_FILE": str(DEMO_CLOCK),
+        "MALL_NOTIFY_SMS_REVIEW_POLL_SECONDS": "2",  # the sandbox's Aliyun reviews in 2 s
     }
     shop = setup.shops[0]
     day = setup.day
@@ -208,7 +208,7 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
     with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
         console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")
         bought = buy_package(settings, topics, shop.shop_id, console)
-        signed = new_signature(settings, topics, shop, sandbox.url, console)
+        signed = new_signature(settings, topics, shop, (sandbox.url, worker.url, token), console)
         wait_for_settings(worker.url, token, signed)
         buyer_accepts(bootstrap, topics, signed, load_catalog(settings.config_dir / "catalog.yaml"), console)
         buyer_refuses_marketing(bootstrap, topics, shop.shop_id, console)
@@ -263,44 +263,6 @@ def _told(grouped: dict[str, list[Outcome]], shop_id: int) -> int:
 def _stored(grouped: dict[str, list[Outcome]], shop_id: int) -> int:
     """How many rows the send log gets for the shop's outcomes of this run."""
     return sum(1 for outcomes in grouped.values() for o in outcomes if o.shop_id == shop_id and o.delivery_id)
-
-
-def wait_for_settings(worker_url: str, token: str, shop: ShopRules) -> None:
-    """Until the worker routes with ``shop``'s settings (it follows the settings topic)."""
-    wanted = shop.model_dump(mode="json")
-    path = f"/shops/{shop.shop_id}/settings"
-    _wait_for_worker(
-        worker_url, token, path, lambda page: page == wanted, f"the settings of shop {shop.shop_id}"
-    )
-
-
-def wait_for_endpoint(worker_url: str, token: str, shop_id: int, endpoint_id: str) -> None:
-    """Until the worker makes calls to the shop's new webhook endpoint (it follows the webhooks
-    topic: an outcome it reads before is nobody's business yet)."""
-    path = f"/shops/{shop_id}/webhooks"
-    _wait_for_worker(
-        worker_url,
-        token,
-        path,
-        lambda page: {"id": endpoint_id, "enabled": True} in page,
-        f"endpoint {endpoint_id}",
-    )
-
-
-def _wait_for_worker(
-    worker_url: str, token: str, path: str, took: Callable[[Any], bool], what: str, seconds: float = 15.0
-) -> None:
-    request = urllib.request.Request(f"{worker_url}{path}", headers={"Authorization": f"Bearer {token}"})
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(urllib.error.HTTPError),
-            urllib.request.urlopen(request, timeout=5) as response,
-        ):
-            if took(json.load(response)):
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"the worker did not take {what} in {seconds:.0f} s")
 
 
 def _sandbox_messages(url: str) -> list[dict[str, Any]]:

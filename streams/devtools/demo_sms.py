@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -27,6 +28,7 @@ from streams.core.topics import Topics
 from streams.devtools.demo_receipts import DEMO_RECIPIENT_KEY
 from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY
 from streams.devtools.upstream import publish_values
+from streams.devtools.worker_pages import wait_for_worker
 from streams.ops import sms_reviews
 from streams.ops.reading import ReadRecord, end_offsets, read_all, read_until
 from streams.ops.shop_store import publish_purchases, publish_shops
@@ -36,7 +38,7 @@ DEMO_SIGNATURE = "百客优选"
 DEMO_PACKAGE = "basic"
 WAIT = 60.0
 """how long the demo waits for the payment's outcomes"""
-REVIEW_WAIT_SECONDS = 15.0
+REVIEW_WAIT_SECONDS = 30.0
 DEMO_ADMIN_PHONE = "13900009001"
 DEMO_QUALIFICATION = {
     "qualification_name": "百客优选演示资质",
@@ -115,45 +117,25 @@ def _paid_event(purchase: Purchase, now: datetime) -> tuple[str, bytes]:
 
 
 def new_signature(
-    settings: Settings, topics: Topics, shop: ShopRules, sandbox_url: str, console: Console
+    settings: Settings, topics: Topics, shop: ShopRules, urls: tuple[str, str, str], console: Console
 ) -> ShopRules:
     """The merchant's papers (qualification, authorization letter), then a signature applied for,
-    approved by the platform, reviewed by Aliyun, and activated."""
+    approved by the platform, reviewed by Aliyun, and activated. ``urls``: the sandbox's, the
+    worker's and the platform's token: Aliyun's reviews reach the shop through the worker (its
+    poller, Aliyun's pushes), and the demo waits until the worker has them."""
+    sandbox_url, worker_url, token = urls
     key_id, secret = SANDBOX_ALIYUN_KEY
     endpoint = sandbox_url.removeprefix("http://")
     aliyun = AliyunSmsReview(AliyunSmsConfig(key_id, SecretStr(secret), endpoint=endpoint, protocol="http"))
-    shop = _papers(shop, aliyun, sandbox_url, console)
-    shop = sms_reviews.apply(shop, DEMO_SIGNATURE, [], datetime.now(UTC))
-    console.print(f"[bold]SMS[/] shop {shop.shop_id} applied for the signature 【{DEMO_SIGNATURE}】")
-    shop = asyncio.run(sms_reviews.review(shop, DEMO_SIGNATURE, True, None, aliyun, datetime.now(UTC)))
-    console.print(
-        "[bold]SMS[/] the platform approved it and submitted it to Aliyun with the qualification and "
-        "the letter (CreateSmsSign)"
-    )
-    shop = _reviewed(shop, aliyun, lambda s: _signature(s) in ("approved", "rejected"))
-    if (signature := _signature(shop)) != "approved":
-        raise RuntimeError(f"Aliyun's review of {DEMO_SIGNATURE} did not approve it ({signature})")
-    shop = sealed(activate_signature(shop, DEMO_SIGNATURE), DEMO_RECIPIENT_KEY.encode())
-    publish_shops(settings.kafka_bootstrap_servers, topics.settings, [shop])
-    console.print(f"[bold]SMS[/] Aliyun approved it (GetSmsSign: {signature}); the shop activated it")
-    return shop
-
-
-def _papers(shop: ShopRules, aliyun: AliyunSmsReview, sandbox_url: str, console: Console) -> ShopRules:
-    """The demo merchant's qualification (with the code its administrator's phone received) and
-    its authorization letter for the demo signature."""
-    asyncio.run(aliyun.send_phone_code(SecretStr(DEMO_ADMIN_PHONE)))
-    with urllib.request.urlopen(f"{sandbox_url}/__sandbox__/aliyun/phone-codes/{DEMO_ADMIN_PHONE}") as reply:
-        code = str(json.load(reply)["code"])
-    form = QualificationForm.model_validate(DEMO_QUALIFICATION | {"certify_code": code})
-    shop = asyncio.run(sms_reviews.submit_qualification(shop, form, aliyun, datetime.now(UTC)))
-    shop = _reviewed(shop, aliyun, lambda s: _qualification(s) != "reviewing")
+    saved = partial(_saved, settings, topics, worker_url, token)
+    reviewed = ("approved", "rejected", "incomplete", "withdrawn")
+    shop = saved(_qualified(shop, aliyun, sandbox_url), lambda s: _qualification(s) in reviewed)
     kept = shop.sms.qualification if shop.sms else None
     if kept is None or kept.status != "approved":
         raise RuntimeError(f"Aliyun's review of the demo qualification did not approve it ({kept})")
     console.print(
         f"[bold]SMS[/] the platform submitted the merchant's company {kept.company_name} for its "
-        f"signatures (SubmitSmsQualification): Aliyun approved it"
+        "signatures (SubmitSmsQualification): Aliyun approved it (the worker's poller asked)"
     )
     letter = LetterForm.model_validate(DEMO_LETTER)
     shop = asyncio.run(sms_reviews.create_letter(shop, letter, aliyun, datetime.now(UTC)))
@@ -161,16 +143,55 @@ def _papers(shop: ShopRules, aliyun: AliyunSmsReview, sandbox_url: str, console:
         f"[bold]SMS[/] the merchant's authorization letter lets the platform sign 【{DEMO_SIGNATURE}】 "
         "(CreateSmsAuthorizationLetter)"
     )
+    shop = sms_reviews.apply(shop, DEMO_SIGNATURE, [], datetime.now(UTC))
+    console.print(f"[bold]SMS[/] shop {shop.shop_id} applied for the signature 【{DEMO_SIGNATURE}】")
+    shop = asyncio.run(sms_reviews.review(shop, DEMO_SIGNATURE, True, None, aliyun, datetime.now(UTC)))
+    console.print(
+        "[bold]SMS[/] the platform approved it and submitted it to Aliyun with the qualification and "
+        "the letter (CreateSmsSign)"
+    )
+    shop = saved(shop, lambda s: _signature(s) in ("approved", "rejected"))
+    if (signature := _signature(shop)) != "approved":
+        raise RuntimeError(f"Aliyun's review of {DEMO_SIGNATURE} did not approve it ({signature})")
+    shop = activate_signature(shop, DEMO_SIGNATURE)
+    publish_shops(settings.kafka_bootstrap_servers, topics.settings, [shop])
+    console.print(
+        f"[bold]SMS[/] Aliyun approved it (its SignSmsReport push, taken by the worker: {signature}); "
+        "the shop activated it"
+    )
     return shop
 
 
-def _reviewed(shop: ShopRules, aliyun: AliyunSmsReview, done: Callable[[ShopRules], bool]) -> ShopRules:
-    """The shop once Aliyun's reviews say ``done`` (asked every half second)."""
-    deadline = time.monotonic() + REVIEW_WAIT_SECONDS
-    while not done(shop) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        shop = asyncio.run(sms_reviews.refresh(shop, aliyun, datetime.now(UTC)))
-    return shop
+def _qualified(shop: ShopRules, aliyun: AliyunSmsReview, sandbox_url: str) -> ShopRules:
+    """The demo merchant's qualification submitted, with the code its administrator's phone received."""
+    asyncio.run(aliyun.send_phone_code(SecretStr(DEMO_ADMIN_PHONE)))
+    with urllib.request.urlopen(f"{sandbox_url}/__sandbox__/aliyun/phone-codes/{DEMO_ADMIN_PHONE}") as reply:
+        code = str(json.load(reply)["code"])
+    form = QualificationForm.model_validate(DEMO_QUALIFICATION | {"certify_code": code})
+    return asyncio.run(sms_reviews.submit_qualification(shop, form, aliyun, datetime.now(UTC)))
+
+
+def _saved(
+    settings: Settings,
+    topics: Topics,
+    worker_url: str,
+    token: str,
+    shop: ShopRules,
+    done: Callable[[ShopRules], bool],
+) -> ShopRules:
+    """Save the shop's settings, then wait until the worker's reviews lane makes them ``done``."""
+    shop = sealed(shop, DEMO_RECIPIENT_KEY.encode())
+    publish_shops(settings.kafka_bootstrap_servers, topics.settings, [shop])
+    page: dict[str, Any] = {}
+
+    def took(current: Any) -> bool:
+        page.clear()
+        page.update(current)
+        return done(ShopRules.model_validate(current))
+
+    path = f"/shops/{shop.shop_id}/settings"
+    wait_for_worker(worker_url, token, path, took, "Aliyun's review", REVIEW_WAIT_SECONDS)
+    return ShopRules.model_validate(page)
 
 
 def _qualification(shop: ShopRules) -> str | None:

@@ -43,7 +43,7 @@ from streams.ops.cli_common import (
     print_json,
     table,
 )
-from streams.ops.cli_settings import settings_topic
+from streams.ops.cli_settings import catalog_of, settings_topic, shop_of
 from streams.ops.cli_sms_changes import change_shop, review_client
 from streams.ops.cli_sms_onboarding import letter_app, qualification_app
 from streams.ops.reading import read_all
@@ -314,21 +314,15 @@ def signature_activate(shop_id: ShopArgument, name: NameArgument) -> None:
     )
 
 
-def _refresh(shop_id: int) -> ShopRules:
-    """The shop's settings with Aliyun's latest reviews taken in (and saved), when Aliyun is configured."""
-
-    async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
-        if settings.aliyun_sms() is None:
-            return shop
-        return await sms_reviews.refresh(shop, review_client(settings), datetime.now(UTC))
-
-    return change_shop(shop_id, change, "follow Aliyun's reviews")
+def _shop(shop_id: int) -> ShopRules:
+    settings = load_cli_settings()
+    return shop_of(settings, shop_id, catalog_of(settings))
 
 
 @signatures_app.command("list")
 def signature_list(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
-    """The shop's signatures with their review (Aliyun's answers are asked for first)."""
-    shop = _refresh(shop_id)
+    """The shop's signatures with their review (Aliyun's reviews take effect by themselves)."""
+    shop = _shop(shop_id)
     signatures = shop.sms.signatures if shop.sms else []
     active = shop.sms.active if shop.sms else None
     if as_json:
@@ -372,8 +366,8 @@ def template_submit(
 
 @templates_app.command("list")
 def template_list(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
-    """The shop's SMS templates with Aliyun's review (asked for first)."""
-    templates = _refresh(shop_id).sms_templates
+    """The shop's SMS templates with Aliyun's review."""
+    templates = _shop(shop_id).sms_templates
     if as_json:
         print_json([template.model_dump(mode="json") for template in templates])
         return

@@ -84,17 +84,12 @@ def qualification_submit(shop_id: ShopArgument, file: FileOption) -> None:
 
 @qualification_app.command("status")
 def qualification_status(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
-    """The shop's qualification, with Aliyun's latest review (QuerySmsQualificationRecord)."""
-
-    async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
-        if settings.aliyun_sms() is None:
-            return shop
-        return await sms_reviews.refresh(shop, review_client(settings), datetime.now(UTC))
-
-    qualification = (shop := change_shop(shop_id, change, "follow Aliyun's reviews")).sms
-    kept = qualification.qualification if qualification else None
+    """The shop's qualification and Aliyun's review of it (the worker's poller follows it)."""
+    settings = load_cli_settings()
+    shop = shop_of(settings, shop_id, catalog_of(settings))
+    kept = shop.sms.qualification if shop.sms else None
     if kept is None:
-        raise fail(f"shop {shop.shop_id} has no qualification (sms qualification submit)", ExitCode.FAILED)
+        raise fail(f"shop {shop_id} has no qualification (sms qualification submit)", ExitCode.FAILED)
     if as_json:
         print_json(kept.model_dump(mode="json"))
         return

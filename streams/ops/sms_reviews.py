@@ -18,7 +18,6 @@ from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import AuthorizationLetter, Qualification, ShopRules, SmsTemplate
 from streams.core.sms_onboarding import (
     check_new_qualification,
-    follow_qualification,
     letter_company,
     parse_valid,
     record_letter,
@@ -31,8 +30,6 @@ from streams.core.sms_signatures import (
     Refused,
     add_sms_template,
     apply_signature,
-    follow_signature,
-    follow_sms_template,
     review_signature,
     waiting_signature,
 )
@@ -100,25 +97,6 @@ async def review(
     return review_signature(shop, name, True, reason, now, order_id)
 
 
-async def refresh(shop: ShopRules, aliyun: AliyunSmsReview, now: datetime) -> ShopRules:
-    """Aliyun's reviews of the shop's qualification, signatures and templates in review, taken in
-    (QuerySmsQualificationRecord, GetSmsSign, GetSmsTemplate)."""
-    account = shop.sms
-    qualification = account.qualification if account else None
-    if qualification is not None and qualification.status == "reviewing":
-        answer = await aliyun.qualification(qualification.name)
-        if answer is not None:
-            shop = follow_qualification(shop, answer.status, answer.reason, now)
-    signatures = account.signatures if account else []
-    for signature in [s for s in signatures if s.status == "submitted"]:
-        review_ = await aliyun.signature(signature.name)
-        shop = follow_signature(shop, signature.name, review_.status, review_.reason, now)
-    for template in [t for t in shop.sms_templates if t.status == "reviewing"]:
-        review_ = await aliyun.template(template.template_code)
-        shop = follow_sms_template(shop, template.template_code, review_.status, review_.reason)
-    return shop
-
-
 async def submit_template(
     shop: ShopRules,
     catalog: Catalog,
@@ -157,7 +135,6 @@ __all__ = [
     "Refused",
     "apply",
     "create_letter",
-    "refresh",
     "review",
     "submit_qualification",
     "submit_template",

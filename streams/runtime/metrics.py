@@ -149,6 +149,21 @@ DEFERRED_WAITING = Gauge(
     "mall_notify_deferred_partitions_waiting",
     "Delay-topic partitions paused until their next held notice is read again",
 )
+SMS_REVIEW_REPORTS = Counter(
+    "mall_notify_sms_review_reports_total",
+    "Aliyun's word on SMS reviews taken: pushed (SignSmsReport, TemplateSmsReport) or polled (poll)",
+    ["source"],
+)
+SMS_REVIEWS_APPLIED = Counter(
+    "mall_notify_sms_reviews_applied_total",
+    "Review reports the reviews lane applied to a shop (changed: what was in review ended), or not",
+    ["result"],
+)
+SMS_REVIEW_POLLS = Counter(
+    "mall_notify_sms_review_polls_total",
+    "The reviews poller's rounds: ok, failed (Aliyun refused or did not answer: it backs off), idle",
+    ["result"],
+)
 WEBHOOK_CALLS = Counter(
     "mall_notify_webhook_calls_total",
     "Webhook calls made from outcomes (one per outcome and endpoint that wants it); how they went: "

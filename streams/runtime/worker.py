@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from channels.aliyun_review import AliyunSmsReview
 from channels.aliyun_sms import AliyunSmsDetails
 from channels.base import Channel, ChannelName
 from channels.limits import Limits
@@ -70,6 +71,7 @@ from streams.runtime.lanes.router import RouterLane, RouterStage
 from streams.runtime.lanes.send_log import SendLogLane
 from streams.runtime.lanes.sender import SenderLane, SenderStage
 from streams.runtime.lanes.sms_account import SmsQuota
+from streams.runtime.lanes.sms_reviews import ReviewPoller, ReviewsLane, ReviewsStage
 from streams.runtime.lanes.stage import RetryStage, utc_now
 from streams.runtime.lanes.subscriptions import Subscriptions
 from streams.runtime.lanes.webhooks import EndpointHealth, WebhookLane, WebhookStage
@@ -128,6 +130,8 @@ class Worker:
     """the outcomes into PostgreSQL (when a database is configured)"""
     endpoints: TableFollower | None = None
     """the merchants' webhook endpoints (when this worker makes or sends webhook calls)"""
+    review_poller: ReviewPoller | None = None
+    """asks Aliyun about the reviews no push told of (with the reviews lane, when Aliyun is configured)"""
 
     @property
     def readiness(self) -> Readiness:
@@ -181,7 +185,7 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     if settings.runs("router"):
         key = settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None
         router = parts.router(Router(catalog, key), plans, follower.loaded)
-    lanes = _lanes(parts, router, channels, endpoint_follower.loaded)
+    lanes = _lanes(parts, router, channels, endpoint_follower.loaded, follower.loaded)
     probe = BrokerProbe(partial(parts.transactions.ask_about, topics.settings))
     follows_accounts = any(_follows_accounts(lane) for lane in lanes)
     return Worker(
@@ -202,11 +206,34 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         partial(shop_bands, book, shops.get) if follows_accounts else None,
         _send_log(settings, topics),
         endpoint_follower if settings.runs("webhooks") or settings.runs("send.webhook") else None,
+        _review_poller(settings, topics, shops, lanes),
+    )
+
+
+def _review_poller(
+    settings: Settings, topics: Topics, shops: ShopTable, lanes: list[Lane]
+) -> ReviewPoller | None:
+    lane = next((lane for lane in lanes if isinstance(lane, ReviewsLane)), None)
+    aliyun = settings.aliyun_sms()
+    if lane is None or aliyun is None or settings.sms_review_poll_seconds == 0:
+        return None
+    return ReviewPoller(
+        lane,
+        topics,
+        shops,
+        AliyunSmsReview(aliyun),
+        Publisher(settings.kafka_bootstrap_servers),
+        settings.sms_review_poll_seconds,
+        settings.sms_review_poll_pages,
     )
 
 
 def _lanes(
-    parts: _Parts, router: Lane | None, channels: Channels, endpoints_loaded: asyncio.Event
+    parts: _Parts,
+    router: Lane | None,
+    channels: Channels,
+    endpoints_loaded: asyncio.Event,
+    settings_loaded: asyncio.Event,
 ) -> list[Lane]:
     """The lanes this worker runs (MALL_NOTIFY_LANES), the router first."""
     settings = parts.settings
@@ -228,6 +255,8 @@ def _lanes(
         lanes.append(parts.receipts())
     if settings.runs("webhooks"):
         lanes.append(parts.webhooks(endpoints_loaded))
+    if settings.runs("sms-reviews"):
+        lanes.append(parts.sms_reviews(settings_loaded))
     return lanes
 
 
@@ -374,6 +403,11 @@ class _Parts:
         config = self.config(f"{_group(self.settings)}.webhooks", [self.topics.outcomes])
         return WebhookLane(config, stage, self.transactions, batch=self.settings.router_batch, ready=ready)
 
+    def sms_reviews(self, ready: asyncio.Event) -> ReviewsLane:
+        """Aliyun's review reports in, the shops' settings that follow them out (nothing kept)."""
+        config = self.config(f"{_group(self.settings)}.sms-reviews", [self.topics.sms_reviews])
+        return ReviewsLane(config, ReviewsStage(self.topics, self.shops), self.transactions, ready=ready)
+
     def buyers(self) -> BuyersLane:
         """Buyers' notices in, on to the send topics or skipped; each buyer's choices and counts kept."""
         changelogs = {self.topics.buyers: self.topics.buyer_state}
@@ -433,6 +467,8 @@ def _start_followers(worker: Worker) -> None:
         worker.services.start("sms_reports", worker.reports.run)
     if worker.endpoints is not None:
         worker.services.start("webhook_endpoints", worker.endpoints.run)
+    if worker.review_poller is not None:
+        worker.services.start("sms_review_poller", worker.review_poller.run)
 
 
 async def run_worker(worker: Worker, stop: asyncio.Event) -> None:

@@ -207,6 +207,7 @@ def pipeline_on(
         "MALL_NOTIFY_SMS_REPORT_WAIT_SECONDS": "3",  # a lost SMS report is asked about soon
         "MALL_NOTIFY_SMS_REPORT_CHECK_SECONDS": "1",
         "MALL_NOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS": "2",  # a failing endpoint is switched off soon
+        "MALL_NOTIFY_SMS_REVIEW_POLL_SECONDS": "2",  # Aliyun's reviews asked about soon
         "MALL_NOTIFY_CLOCK_FILE": str(clock),
     } | ({"MALL_NOTIFY_DATABASE_URL": database_url} if database_url else {})
     with running_stack(log_dir, env) as (sandbox, worker):

@@ -96,7 +96,13 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
         "Mini Program shipping notices: 2 sent on the buyer's 2 acceptances, 1 skipped as "
         "no_subscription without asking WeChat"
     ) in out
-    assert "SMS Aliyun approved it (GetSmsSign: approved); the shop activated it" in out
+    # the merchant's papers and Aliyun's reviews, taken by the worker (its poller; Aliyun's push)
+    assert "(SubmitSmsQualification): Aliyun approved it (the worker's poller asked)" in out
+    assert "lets the platform sign 【百客优选】 (CreateSmsAuthorizationLetter)" in out
+    assert (
+        "SMS Aliyun approved it (its SignSmsReport push, taken by the worker: approved); "
+        "the shop activated it"
+    ) in out
     assert '"SignName": "百客优选"' in out
     spent = re.search(r"SMS shop 9001: balance (\d+) -> (\d+) \(2 SMS sent, 2 segments\)", out)
     assert spent

@@ -21,7 +21,7 @@ from streams.ops.reading import end_offsets, read_all, read_until
 from streams.ops.shop_store import publish_purchases
 from streams.settings import PROJECT_ROOT
 from tests.factories import DEMO_SHOP, event, fresh_code, to_bytes
-from tests.integration.admin import SHOP, SHOP_TOKEN, call
+from tests.integration.admin import SHOP, SHOP_TOKEN, buy_sms, call
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline, ok, run_cli
 
 pytestmark = pytest.mark.integration
@@ -204,63 +204,137 @@ QUALIFICATION = {
 }
 
 
-def test_a_signature_goes_from_the_merchants_papers_through_both_reviews_to_use(
-    api: Service, pipeline: Pipeline
-) -> None:
-    papers = f"/v1/shops/{SHOP}/sms"
-    path = f"{papers}/signatures"
-    name = f"三号店{int(time.time()) % 100000}"
-    named = f"{path}/{quote(name)}"
-    assert call(api, "POST", path, SHOP_TOKEN, {"name": name})[0] == 201
-    # without papers the platform's approval does not reach Aliyun
-    status, answer = call(api, "POST", f"{named}/review", PLATFORM_TOKEN, {"approve": True})
-    assert (status, answer["problems"][0].split(":")[0]) == (409, f"shop {SHOP}'s qualification is missing")
-    # the company's qualification, with the code its administrator's phone received (platform only)
-    code = f"{papers}/qualification/phone-code"
+def history_actions(api: Service) -> list[str]:
+    status, changes = call(api, "GET", f"/v1/shops/{SHOP}/settings/history", PLATFORM_TOKEN)
+    assert status == 200, changes
+    return [str(change["action"]) for change in changes if change["who"] == "aliyun"]
+
+
+def until(what: str, found: Any, seconds: float = 30.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (answer := found()):
+        assert time.monotonic() < deadline, f"no {what} in {seconds:.0f} s"
+        time.sleep(0.5)
+    return answer
+
+
+def papers(api: Service, pipeline: Pipeline, names: list[str]) -> dict[str, Any]:
+    """The shop's qualification (approved by Aliyun, as the worker's poller learns) and a letter
+    naming ``names``; the qualification as the API shows it."""
+    sms = f"/v1/shops/{SHOP}/sms"
+    code = f"{sms}/qualification/phone-code"
     assert call(api, "POST", code, SHOP_TOKEN, {"phone": ADMIN_PHONE})[0] == 403
     status, sent = call(api, "POST", code, PLATFORM_TOKEN, {"phone": ADMIN_PHONE})
     assert (status, sent) == (200, {"sent_to": "***3003"})
-    received = pipeline.sandbox_get(f"aliyun/phone-codes/{ADMIN_PHONE}")["code"]
-    form = QUALIFICATION | {"certify_code": received}
-    status, kept = call(api, "POST", f"{papers}/qualification", PLATFORM_TOKEN, form)
+    received = pipeline.sandbox_get(f"aliyun/phone-codes/{ADMIN_PHONE}")["code"]  # type: ignore[call-overload]
+    status, kept = call(
+        api, "POST", f"{sms}/qualification", PLATFORM_TOKEN, QUALIFICATION | {"certify_code": received}
+    )
     assert status == 201, kept
     assert (kept["company_name"], kept["status"]) == ("杭州三号店网络科技有限公司", "reviewing")
     assert not {"legal_person_id_no", "admin_phone", "certify_code"} & set(kept)
     _, settings = call(api, "GET", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN)
     for secret in ("330100198001013003", "330100198502023003", ADMIN_PHONE, received):
         assert secret not in str(settings)
-    deadline = time.monotonic() + 15
-    while (review := call(api, "GET", f"{papers}/qualification", SHOP_TOKEN)[1])["status"] != "approved":
-        assert time.monotonic() < deadline, review
-        time.sleep(0.5)
+    # nobody lists anything: the worker's poller asks Aliyun, its reviews lane saves the answer
+    approved = until(
+        "approved qualification",
+        lambda: (q := call(api, "GET", f"{sms}/qualification", SHOP_TOKEN)[1])["status"] == "approved" and q,
+    )
     letter = {
-        "name": f"三号店授权书{name[-5:]}",
-        "signatures": [name],
+        "name": f"三号店授权书{names[0][-5:]}",
+        "signatures": names,
         "valid": "2026-01-01~2036-12-31",
         "letter_pic": "3003/letter.png",
         "platform_company": "百客商城科技有限公司",
     }
-    status, created = call(api, "POST", f"{papers}/letter", PLATFORM_TOKEN, letter)
-    assert (status, created["signatures"]) == (201, [name]), created
+    status, created = call(api, "POST", f"{sms}/letter", PLATFORM_TOKEN, letter)
+    assert (status, created["signatures"]) == (201, names), created
+    return dict(approved)
+
+
+def signature_status(api: Service, name: str) -> str:
+    _, answer = call(api, "GET", f"/v1/shops/{SHOP}/sms/signatures", SHOP_TOKEN)
+    return str(next(s["status"] for s in answer["signatures"] if s["name"] == name))
+
+
+def test_reviews_take_effect_by_aliyuns_push_and_by_the_poller_and_the_signature_sends_a_code(
+    api: Service, pipeline: Pipeline
+) -> None:
+    path = f"/v1/shops/{SHOP}/sms/signatures"
+    stamp = int(time.time()) % 100000
+    pushed, polled = f"三号店{stamp}", f"三号旗舰{stamp}"
+    for name in (pushed, polled):
+        assert call(api, "POST", path, SHOP_TOKEN, {"name": name})[0] == 201
+    # without papers the platform's approval does not reach Aliyun
+    status, answer = call(api, "POST", f"{path}/{quote(pushed)}/review", PLATFORM_TOKEN, {"approve": True})
+    assert (status, answer["problems"][0].split(":")[0]) == (409, f"shop {SHOP}'s qualification is missing")
+    qualification = papers(api, pipeline, [pushed, polled])
     # the platform's review: a rejection needs a reason; an approval goes to Aliyun (CreateSmsSign)
+    named = f"{path}/{quote(pushed)}"
     assert call(api, "POST", f"{named}/review", SHOP_TOKEN, {"approve": True})[0] == 403
     status, answer = call(api, "POST", f"{named}/review", PLATFORM_TOKEN, {"approve": False})
     assert (status, answer["problems"]) == (
         409,
         ["a rejection needs a reason the shop can act on (--reason)"],
     )
+    # Aliyun's push alone: the poller cannot get an answer meanwhile
+    pipeline.add_fault(target="QuerySmsSignList", http_status=503, duration_seconds=20)
     assert call(api, "POST", f"{named}/review", PLATFORM_TOKEN, {"approve": True})[0] == 200
-    [created_sign] = [r for r in pipeline.sandbox_requests("CreateSmsSign") if r["query"]["SignName"] == name]
-    assert created_sign["query"]["QualificationId"] == str(kept["qualification_id"])
-    assert created_sign["query"]["AuthorizationLetterId"] == str(created["letter_id"])
+    [created] = [r for r in pipeline.sandbox_requests("CreateSmsSign") if r["query"]["SignName"] == pushed]
+    assert created["query"]["QualificationId"] == str(qualification["qualification_id"])
+    assert created["query"]["ThirdParty"].lower() == "true"
     status, answer = call(api, "POST", f"{named}/activate", SHOP_TOKEN)
     assert (status, answer["problems"]) == (
         409,
-        [f"signature '{name}' is submitted: only an approved signature can be active"],
+        [f"signature '{pushed}' is submitted: only an approved signature can be active"],
     )
-    until_status(api, path, name, "approved")  # the sandbox's Aliyun approves it after 2 s
+    until("approval by push", lambda: signature_status(api, pushed) == "approved")
+    assert f"Aliyun: signature {pushed} approved (SignSmsReport)" in history_actions(api)
+    # the poller alone: Aliyun pushes nothing (a push never configured, or lost)
+    pipeline.tell_sandbox("aliyun/review-pushes?enabled=false", {})
+    try:
+        assert (
+            call(api, "POST", f"{path}/{quote(polled)}/review", PLATFORM_TOKEN, {"approve": True})[0] == 200
+        )
+        until("approval by the poller", lambda: signature_status(api, polled) == "approved", seconds=45)
+    finally:
+        pipeline.tell_sandbox("aliyun/review-pushes?enabled=true", {})
+    assert f"Aliyun: signature {polled} approved (poll)" in history_actions(api)
+    # the seller was told on the Official Account (the scene is on in this shop's settings)
+    told = until(
+        "seller notice",
+        lambda: [
+            m["body"]
+            for m in pipeline.sandbox_messages("wechat_oa")
+            if m["body"]["template_id"] == "oa-seller-sms-review-finished-v1"
+            and m["body"]["data"]["thing1"]["value"].endswith(pushed[-5:])
+        ],
+    )
+    assert told[0]["data"]["phrase2"]["value"] == "通过"
+    # the approved signature sends the shop's next code
     status, saved = call(api, "POST", f"{named}/activate", SHOP_TOKEN)
-    assert (status, saved["sms"]["active"]) == (200, name)
+    assert (status, saved["sms"]["active"]) == (200, pushed)
+    buy_sms(api)
+    until(
+        "the worker's settings",
+        lambda: (
+            call(pipeline.worker, "GET", f"/shops/{SHOP}/settings", PLATFORM_TOKEN)[1]["sms"]["active"]
+            == pushed
+        ),
+    )
+    start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+    [published] = pipeline.publish([to_bytes(fresh_code() | {"shopid": SHOP})])
+    [outcome] = [
+        orjson.loads(r.value or b"")
+        for r in read_until(
+            pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement([published]), SETTLE_SECONDS
+        )
+        if orjson.loads(r.value or b"").get("status") in FINAL
+    ]
+    assert outcome["status"] == "delivered", outcome
+    [sent] = [m for m in pipeline.sandbox_messages("aliyun_sms") if delivery_of(m) == outcome["delivery_id"]]
+    assert sent["query"]["SignName"] == pushed
 
 
 def test_the_eleventh_signature_and_another_shops_are_refused(api: Service) -> None:

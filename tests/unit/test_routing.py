@@ -131,6 +131,15 @@ EXPECTED = {
             None,
         )
     ],
+    "sms_review.finished": [
+        (
+            "seller_sms_review_finished",
+            OA,
+            SELLER_OPENID,
+            {"thing1": "短信签名百客优选", "phrase2": "通过", "thing3": "无", "time4": "2026-11-25 12:06"},
+            None,
+        )
+    ],
 }
 
 
