@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import parse_qs
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from channels.sandbox import aliyun, merchant, wechat
+from channels.sandbox import aliyun, contracts, merchant, wechat
 from channels.sandbox.pushes import pushing
 from channels.sandbox.state import Fault, State, masked
 
@@ -62,10 +63,11 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     state = request.app[wechat.STATE_KEY]
     target = fault_target(request)
-    state.record(target, dict(request.query), await _recorded_body(request))
+    body = await _recorded_body(request)
+    state.record(target, dict(request.query), body)
     fault = state.take_fault(target)
     if fault is None:
-        return await handler(request)
+        return await _within_contract(request, handler, target, body)
     if fault.latency_ms:
         await asyncio.sleep(fault.latency_ms / 1000)
     answer = _faulty_answer(request, fault) or await handler(request)
@@ -75,11 +77,37 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 async def _recorded_body(request: web.Request) -> object:
+    """The body as JSON, or a form's fields (each its list of values)."""
     raw = await request.read()  # cached: the handler reads it again
+    if request.content_type == "application/x-www-form-urlencoded":
+        return parse_qs(raw.decode(errors="replace"), keep_blank_values=True)
     try:
         return orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
         return {"unparsed_bytes": len(raw)}
+
+
+async def _within_contract(
+    request: web.Request, handler: Handler, target: str, body: object
+) -> web.StreamResponse:
+    """The provider's refusal of a request that breaks its contract; otherwise the answer, noted
+    when the sandbox's own answer breaks the response's contract (see :mod:`contracts`)."""
+    state = request.app[wechat.STATE_KEY]
+    aliyun_call = "x-acs-action" in request.headers
+    broken = contracts.problems(target, "request", dict(request.query) if aliyun_call else body)
+    if broken:
+        state.breaches.append({"target": target, "by": "caller", "problems": broken})
+        if aliyun_call:
+            refused = {"Code": "isv.INVALID_PARAMETERS", "Message": "; ".join(broken), "RequestId": "SANDBOX"}
+            return web.json_response(refused)
+        return web.json_response({"errcode": 47001, "errmsg": f"data format error: {broken[0]}"})
+    answer = await handler(request)
+    body_sent = answer.body if isinstance(answer, web.Response) else None
+    if isinstance(body_sent, bytes) and body_sent and answer.content_type == "application/json":
+        said = contracts.problems(target, "response", orjson.loads(body_sent))
+        if said:
+            state.breaches.append({"target": target, "by": "sandbox", "problems": said})
+    return answer
 
 
 class Subscription(BaseModel):
@@ -102,6 +130,10 @@ async def _model(request: web.Request, model: type[BaseModel]) -> BaseModel | we
 
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def list_breaches(request: web.Request) -> web.Response:
+    return web.json_response(request.app[wechat.STATE_KEY].breaches)
 
 
 async def list_requests(request: web.Request) -> web.Response:
@@ -202,6 +234,7 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
         [
             web.get(f"{INSPECT}/health", health),
             web.get(f"{INSPECT}/requests", list_requests),
+            web.get(f"{INSPECT}/contract-breaches", list_breaches),
             web.get(f"{INSPECT}/messages", list_messages),
             web.get(f"{INSPECT}/stats", stats),
             web.post(f"{INSPECT}/faults", add_fault),

@@ -245,6 +245,8 @@ class State:
     wechat: WeChatState = field(init=False)
     aliyun: AliyunState = field(init=False)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    """requests that broke their provider's contract, and answers of the sandbox's that did"""
     messages: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     receipts_url: str | None = None
@@ -281,6 +283,7 @@ class State:
             {t.code: t for t in aliyun.templates},
         )
         self.requests.clear()
+        self.breaches.clear()
         self.messages.clear()
         self.faults.clear()
         self.hooks.clear()
