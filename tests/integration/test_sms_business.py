@@ -279,7 +279,7 @@ def test_reviews_take_effect_by_aliyuns_push_and_by_the_poller_and_the_signature
         ["a rejection needs a reason the shop can act on (--reason)"],
     )
     # Aliyun's push alone: the poller cannot get an answer meanwhile
-    pipeline.add_fault(target="QuerySmsSignList", http_status=503, duration_seconds=20)
+    pipeline.add_fault(target="QuerySmsSignList", http_status=503, duration_seconds=8)
     assert call(api, "POST", f"{named}/review", PLATFORM_TOKEN, {"approve": True})[0] == 200
     [created] = [r for r in pipeline.sandbox_requests("CreateSmsSign") if r["query"]["SignName"] == pushed]
     assert created["query"]["QualificationId"] == str(qualification["qualification_id"])
