@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -21,7 +23,10 @@ from channels.wechat_oa import WeChatOaChannel
 class ChannelsConfig:
     wechat_oa_api_base: str
     wechat_mp_api_base: str
-    wechat_secrets: dict[str, SecretStr]
+    wechat_secrets: Mapping[str, SecretStr]
+    """each app's AppSecret, looked up when a token is fetched (the registered ones, followed)"""
+    secrets_loaded: asyncio.Event | None = None
+    """set once ``wechat_secrets`` holds every registered app"""
     mini_program_state: MiniProgramState = "formal"
     wechat_limits: Limits = field(default_factory=Limits)
     aliyun_sms: AliyunSmsConfig | None = None
@@ -52,8 +57,17 @@ class NotConfigured:
 class Channels:
     def __init__(self, config: ChannelsConfig) -> None:
         self._session = SharedSession(config.timeout)
-        oa = WeChatApi(config.wechat_oa_api_base, config.wechat_secrets, self._session, config.wechat_limits)
-        mp = WeChatApi(config.wechat_mp_api_base, config.wechat_secrets, self._session, config.wechat_limits)
+        oa, mp = (
+            WeChatApi(
+                base,
+                config.wechat_secrets,
+                self._session,
+                config.wechat_limits,
+                secrets_loaded=config.secrets_loaded,
+            )
+            for base in (config.wechat_oa_api_base, config.wechat_mp_api_base)
+        )
+        self.wechat_apis = (oa, mp)
         self.by_name: dict[ChannelName, Channel] = {
             ChannelName.WECHAT_OA: WeChatOaChannel(oa),
             ChannelName.WECHAT_MP: WeChatMpChannel(mp, config.mini_program_state),
@@ -67,6 +81,11 @@ class Channels:
         self.codes: Channel = self._sms(config)
         """verification codes' own SMS client: its own per-signature limits, so codes never queue
         behind bulk SMS waiting for the same signature"""
+
+    def forget_token(self, appid: str) -> None:
+        """Drop the token cached for ``appid`` (its secret changed): the next call fetches one."""
+        for api in self.wechat_apis:
+            api.forget(appid)
 
     @staticmethod
     def _sms(config: ChannelsConfig) -> Channel:

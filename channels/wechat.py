@@ -7,6 +7,7 @@ Every WeChat answer and every transport failure is classified here, once, into a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,6 +90,10 @@ class CallFailed(MallNotifyError):
         self.result = result
 
 
+SECRETS_WAIT_SECONDS = 30.0
+"""how long a first token waits for the registered apps to be read (a worker just started)"""
+
+
 @dataclass
 class _Token:
     value: str
@@ -105,9 +110,12 @@ class WeChatApi:
         session: SharedSession,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        secrets_loaded: asyncio.Event | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._secrets = secrets
+        self._secrets_loaded = secrets_loaded
+        """set once ``secrets`` holds every registered app (a token waits for it, up to a while)"""
         self._session = session
         self._limiter = AccountLimiter(limits or Limits())
         self._clock = clock
@@ -140,6 +148,10 @@ class WeChatApi:
             raise CallFailed(result)
         return reply
 
+    def forget(self, appid: str) -> None:
+        """Drop the token cached for ``appid`` (its AppSecret was replaced)."""
+        self._tokens.pop(appid, None)
+
     async def _token(self, appid: str, stale: str | None) -> str:
         """The cached token, fetched by one task at a time per app; ``stale`` forces a new one."""
         lock = self._locks.setdefault(appid, asyncio.Lock())
@@ -156,6 +168,9 @@ class WeChatApi:
             return self._tokens[appid].value
 
     async def _fetch_token(self, appid: str, force_refresh: bool) -> _Token:
+        if self._secrets_loaded is not None and not self._secrets_loaded.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._secrets_loaded.wait(), SECRETS_WAIT_SECONDS)
         secret = self._secrets.get(appid)
         if secret is None:
             raise CallFailed(

@@ -29,6 +29,7 @@ from streams.ops import (
     cli_settings,
     cli_sms,
     cli_webhooks,
+    cli_wechat,
 )
 from streams.ops.cli_common import (
     ExitCode,
@@ -65,6 +66,7 @@ app.add_typer(cli_sms.sms_app, name="sms")
 app.add_typer(cli_messages.db_app, name="db")
 app.add_typer(cli_webhooks.webhooks_app, name="webhooks")
 app.add_typer(cli_preferences.preferences_app, name="preferences")
+app.add_typer(cli_wechat.wechat_app, name="wechat")
 app.command("messages")(cli_messages.messages_command)
 app.command("history")(cli_history.history_command)
 app.command()(cli_dlq.stats)

@@ -7,7 +7,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -16,6 +24,7 @@ from streams.core.errors import MallNotifyError
 
 if TYPE_CHECKING:
     from channels.aliyun_sms import AliyunSmsConfig
+    from streams.core.credentials import SecretBox
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WECHAT_API = "https://api.weixin.qq.com"
@@ -213,7 +222,15 @@ class Settings(BaseSettings):
         default="formal", description="miniprogram_state of MP subscribe messages"
     )
     wechat_secrets: dict[str, SecretStr] = Field(
-        default_factory=dict, description='JSON object {"appid": "secret"} of the WeChat apps we send for'
+        default_factory=dict,
+        description='development seed only: JSON object {"appid": "secret"}; merchants\' apps are '
+        "registered at run time (`mall-notify wechat register`, the admin API), which wins over it",
+    )
+    secrets_keys: SecretStr | None = Field(
+        default=None,
+        description="the keys the merchants' AppSecrets are sealed with (AES-256-GCM): id:base64 of 32 "
+        "bytes, comma-separated, the first sealing new ones (rotate: put a new one first, run "
+        "`mall-notify wechat reseal`, then drop the old)",
     )
     wechat_app_concurrency: int = Field(default=32, ge=1, description="calls in flight per appid")
     wechat_app_rate_per_second: float = Field(
@@ -273,6 +290,24 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             collect(getattr(self, name))
         return [secret for secret in found if secret]
+
+    @field_validator("secrets_keys")
+    @classmethod
+    def _keys(cls, keys: SecretStr | None) -> SecretStr | None:
+        from streams.core.credentials import SecretBox, SecretsKeyError
+
+        if keys is not None:
+            try:
+                SecretBox.parse(keys.get_secret_value())
+            except SecretsKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return keys
+
+    def secret_box(self) -> SecretBox | None:
+        """The merchants' secrets' keys (None when not configured)."""
+        from streams.core.credentials import SecretBox
+
+        return SecretBox.parse(self.secrets_keys.get_secret_value()) if self.secrets_keys else None
 
     def aliyun_sms(self) -> AliyunSmsConfig | None:
         """The Aliyun SMS account's configuration, or None when no AccessKey is set."""

@@ -180,6 +180,24 @@ async def expire_tokens(request: web.Request) -> web.Response:
     return web.json_response({"expired": True})
 
 
+class NewSecret(BaseModel):
+    secret: str
+
+
+async def reset_secret(request: web.Request) -> web.Response:
+    """As the WeChat console's 重置 AppSecret: from now on only ``secret`` gets a token."""
+    body = await _model(request, NewSecret)
+    if not isinstance(body, NewSecret):
+        return body  # type: ignore[return-value]
+    state = request.app[wechat.STATE_KEY]
+    appid = request.match_info["appid"]
+    app = state.wechat.apps.get(appid)
+    if app is None:
+        return web.json_response({"error": f"no app {appid}"}, status=404)
+    state.wechat.apps[appid] = app.model_copy(update={"secret": body.secret})
+    return web.json_response({"appid": appid, "reset": True})
+
+
 async def grant_subscription(request: web.Request) -> web.Response:
     grant = await _model(request, Subscription)
     if isinstance(grant, web.Response):
@@ -241,6 +259,7 @@ def build_app(state: State, faults: Iterable[Fault] = ()) -> web.Application:
             web.get(f"{INSPECT}/faults", list_faults),
             web.delete(f"{INSPECT}/faults", clear_faults),
             web.post(f"{INSPECT}/tokens/expire", expire_tokens),
+            web.post(f"{INSPECT}/wechat/apps/{{appid}}/secret", reset_secret),
             web.post(f"{INSPECT}/wechat/subscriptions", grant_subscription),
             web.post(f"{INSPECT}/aliyun/{{kind}}/{{name}}", aliyun.set_status),
             web.get(f"{INSPECT}/aliyun/phone-codes/{{phone}}", aliyun.phone_code),

@@ -58,6 +58,11 @@ class SeedApp(Frozen):
     appid: str
     secret: str
     kind: Literal["oa", "mp"] = "oa"
+    seeded: bool = Field(
+        default=True,
+        description="its secret is in the development seed (MALL_NOTIFY_WECHAT_SECRETS) of the local "
+        "stack; false: the platform registers it at run time, as a newly onboarded merchant's",
+    )
     templates: list[SeedTemplate] = Field(default_factory=list)
     unfollowed_openids: list[str] = Field(default_factory=list)
     subscriptions: dict[str, dict[str, int]] = Field(

@@ -35,6 +35,7 @@ from streams.api.context import (
     Handler,
     SmsDesk,
     WebhookDesk,
+    WeChatDesk,
     body_bytes,
     for_shop,
     log,
@@ -52,8 +53,10 @@ from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
 from streams.api.sms_papers import ROUTES as SMS_PAPERS_ROUTES
 from streams.api.webhooks import ROUTES as WEBHOOK_ROUTES
+from streams.api.wechat_apps import ROUTES as WECHAT_APPS_ROUTES
 from streams.core.buyer_choices import PREFERENCES_TYPE
 from streams.core.catalog import load_catalog
+from streams.core.credentials import WeChatSecrets
 from streams.core.mp_subscriptions import ANSWER_TYPE
 from streams.core.shop_records import ShopTable
 from streams.core.shops import ShopRules
@@ -230,6 +233,13 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
     shops = ShopTable(catalog)
     book = AccountBook()
     aliyun = settings.aliyun_sms()
+    secrets = WeChatSecrets(settings.secret_box(), settings.wechat_secrets)
+    wechat = WeChatDesk(
+        secrets,
+        TableFollower(settings.kafka_bootstrap_servers, topics.credentials, secrets, what="WeChat apps"),
+        topics.credentials,
+        settings.secret_box(),
+    )
     sms = SmsDesk(
         load_packages(settings.config_dir / "sms_packages.yaml"),
         book,
@@ -248,13 +258,14 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         topics.settings_history,
         settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None,
         Tokens.configured(settings.api_platform_token, settings.api_shop_tokens),
-        wechat_accounts(settings, session),
+        wechat_accounts(settings, session, wechat.apps),
         session.close,
         sms,
         topics.event_topic_for(ANSWER_TYPE),
         _pool(settings),
         _webhooks(settings, topics),
         topics.event_topic_for(PREFERENCES_TYPE),
+        wechat,
     )
 
 
@@ -293,6 +304,8 @@ def build_app(context: ApiContext) -> web.Application:
         context.supervisor.start("sms_accounts", context.sms.follower.run)
         if context.webhooks is not None:
             context.supervisor.start("webhook_endpoints", context.webhooks.follower.run)
+        if context.wechat is not None:
+            context.supervisor.start("wechat_apps", context.wechat.follower.run)
         yield
         await context.supervisor.stop(grace_seconds=5.0)
         await context.publisher.close(wait_seconds=5.0)
@@ -317,6 +330,7 @@ def build_app(context: ApiContext) -> web.Application:
             web.delete(f"/v1/shops/{SHOP_ID}/templates/{{template_id}}", delete_template),
             *SMS_ROUTES,
             *SMS_PAPERS_ROUTES,
+            *WECHAT_APPS_ROUTES,
             *HISTORY_ROUTES,
             *MP_ROUTES,
             *MESSAGES_ROUTES,

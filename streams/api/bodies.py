@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from streams.core.events import BuyerNos
 
@@ -29,6 +29,13 @@ class PaymentRequest(Body):
 
 class SignatureRequest(Body):
     name: str = Field(max_length=64)
+
+
+class WeChatAppRequest(Body):
+    appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{8,30}$")
+    secret: SecretStr = Field(
+        min_length=8, max_length=64, description="the app's AppSecret (never shown again)"
+    )
 
 
 class PhoneCodeRequest(Body):

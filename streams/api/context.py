@@ -23,6 +23,7 @@ from channels.wechat_templates import AccountTemplates
 from streams.api.bodies import BodyT
 from streams.api.openapi import Problems
 from streams.core.catalog import Catalog
+from streams.core.credentials import SecretBox, WeChatSecrets
 from streams.core.errors import ConfigError, MallNotifyError
 from streams.core.ownership import record_changes
 from streams.core.settings_history import history_record, settings_change
@@ -35,6 +36,7 @@ from streams.core.tokens import PLATFORM, Tokens
 from streams.core.validation import problems as validation_problems
 from streams.core.webhooks import EndpointTable
 from streams.logs import get_logger
+from streams.ops.wechat_apps import NoSecretsKey
 from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.kafka.records import Write
@@ -54,6 +56,17 @@ class SmsDesk:
     follower: TableFollower
     account_topic: str
     aliyun: AliyunSmsReview | None
+
+
+@dataclass(frozen=True)
+class WeChatDesk:
+    """The merchants' WeChat apps (followed, their secrets sealed), where they are written, and
+    the key new secrets are sealed with (None: secrets cannot be registered)."""
+
+    apps: WeChatSecrets
+    follower: TableFollower
+    topic: str
+    box: SecretBox | None
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,8 @@ class ApiContext:
     webhooks: WebhookDesk | None = None
     preferences_topic: str | None = None
     """where the buyers' preferences are published (the mall's own topic for them)"""
+    wechat: WeChatDesk | None = None
+    """the merchants' WeChat apps registered at run time"""
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
@@ -165,6 +180,7 @@ REFUSALS: list[tuple[type[Exception], Callable[[Any], web.Response]]] = [
     (NotYours, lambda refusal: problem(403, str(refusal))),
     (Refused, lambda refusal: problem(409, str(refusal))),
     (NoAliyun, lambda exc: problem(503, str(exc))),
+    (NoSecretsKey, lambda exc: problem(503, str(exc))),
     (ConfigError, lambda exc: web.json_response(Problems(problems=exc.problems).model_dump(), status=422)),
 ]
 """How a refusal raised by an endpoint is answered, the first kind that matches"""

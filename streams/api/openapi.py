@@ -30,6 +30,7 @@ from streams.api.bodies import (
     SubscribeTemplates,
     SwitchRequest,
     TemplateRequest,
+    WeChatAppRequest,
 )
 from streams.core.buyer_choices import BuyerChoices
 from streams.core.catalog import Catalog
@@ -68,6 +69,19 @@ class Purchases(RootModel[list[Order]]):
 
 class SentTo(BaseModel):
     sent_to: str
+
+
+class WeChatAppShown(BaseModel):
+    appid: str
+    kind: str
+    shop_id: int
+    last4: str
+    changed_at: str
+    changed_by: str
+
+
+class WeChatAppsShown(RootModel[list[WeChatAppShown]]):
+    pass
 
 
 def _json_of(model: type[BaseModel]) -> dict[str, MediaType]:
@@ -269,6 +283,27 @@ def sms_paths() -> dict[str, PathItem]:
                 "token; CreateSmsAuthorizationLetter), from the company of its qualification",
                 {**_created("the letter", AuthorizationLetter), **REFUSED, **INVALID, **REVIEWED},
                 requestBody=_body(LetterForm),
+            ),
+        ),
+        "/v1/shops/{shop_id}/wechat/{kind}": PathItem(
+            parameters=[*shop, _path("kind", "^(oa|mp)$")],
+            put=_operation(
+                "Register the shop's Official Account (oa) or Mini Program (mp): its appid and AppSecret "
+                "(platform token). The secret is sealed at rest and never shown again; workers use it "
+                "from their next token on",
+                {
+                    **_answer("the app, its secret by its last four characters", WeChatAppShown),
+                    **REFUSED,
+                    **INVALID,
+                },
+                requestBody=_body(WeChatAppRequest),
+            ),
+        ),
+        "/v1/shops/{shop_id}/wechat": PathItem(
+            parameters=shop,
+            get=_operation(
+                "The shop's registered WeChat apps (secrets by their last four characters)",
+                {**_answer("apps", WeChatAppsShown), **REFUSED},
             ),
         ),
         "/v1/shops/{shop_id}/sms/templates": PathItem(

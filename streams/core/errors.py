@@ -21,12 +21,16 @@ here. The tree, in one place:
     ├── KafkaUnavailable     ops/kafka_check: the cluster did not answer
     ├── MissingTopics        ops/kafka_check: the cluster lacks topics of the spec
     ├── NoAliyun             api/context: a call needs Aliyun and no AccessKey is configured
+    ├── SecretsKeyError      core/credentials: MALL_NOTIFY_SECRETS_KEYS unusable, or a secret that
+    │                        does not open with it
+    ├── NoSecretsKey         ops/wechat_apps: a secret cannot be registered without the secrets keys
     ├── DemoProblem          devtools/demo: the demo's own files are unusable
     ├── CallFailed           channels/wechat: a WeChat call gave no usable answer (classified)
     ├── PushRefused          channels/wechat_push: a push that is not WeChat's
     ├── PushInvalid          channels/wechat_push: a verified push with a field WeChat never sends
     ├── AliyunCallFailed     channels/aliyun_sms: a call other than SendSms failed (classified)
-    ├── ReportRefused        channels/aliyun_sms: a body that is not Aliyun's SmsReport
+    ├── ReportRefused        channels/aliyun_sms: a body that is not Aliyun's SmsReport (and
+    │                        core/sms_review_reports: not its SignSmsReport / TemplateSmsReport)
     └── UrlRefused           channels/webhook: a webhook URL the platform does not call
 
 Provider errors never reach the runtime as exceptions: channels answer with a classified

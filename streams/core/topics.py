@@ -100,6 +100,8 @@ class TopicsFile(Frozen):
     """merchants' webhook endpoints (compacted)"""
     sms_reviews: TopicSpec
     """Aliyun's review reports, pushed or polled, for the reviews lane"""
+    credentials: TopicSpec
+    """merchants' WeChat apps with their sealed AppSecrets (compacted)"""
     buyers: TopicSpec
     """buyers' notices and choices, keyed by buyer: the buyers lane's input"""
     buyer_state: StateTopic
@@ -200,6 +202,10 @@ class Topics:
         return self.name(self.spec.webhooks.name)
 
     @property
+    def credentials(self) -> str:
+        return self.name(self.spec.credentials.name)
+
+    @property
     def sms_reviews(self) -> str:
         return self.name(self.spec.sms_reviews.name)
 
@@ -255,6 +261,7 @@ class Topics:
             self.spec.receipts,
             self.spec.webhooks,
             self.spec.sms_reviews,
+            self.spec.credentials,
         ]
         defaults = self.spec.defaults
         return [

@@ -23,8 +23,17 @@ from streams.settings import PROJECT_ROOT
 
 SANDBOX_SEED = PROJECT_ROOT / "config" / "sandbox.yaml"
 _SEED = yaml.safe_load(SANDBOX_SEED.read_text(encoding="utf-8"))
-SANDBOX_SECRETS = json.dumps({app["appid"]: app["secret"] for app in _SEED["wechat_apps"]})
-"""The sandbox's own (not real) secrets of its WeChat apps, as config/sandbox.yaml seeds them."""
+SANDBOX_APP_SECRETS = {app["appid"]: app["secret"] for app in _SEED["wechat_apps"]}
+"""The sandbox's own (not real) secrets of its WeChat apps, as config/sandbox.yaml holds them."""
+SANDBOX_SECRETS = json.dumps(
+    {
+        appid: secret
+        for app in _SEED["wechat_apps"]
+        if app.get("seeded", True)
+        for appid, secret in [(app["appid"], app["secret"])]
+    }
+)
+"""the development seed of the local stack: the apps not registered at run time"""
 SANDBOX_ALIYUN_KEY = ("LTAI5tSandboxMallNotify01", "sandbox-aliyun-secret-0001")
 
 

@@ -16,9 +16,11 @@ Errors: :class:`~streams.core.sms_signatures.Refused` (the account's setup, its 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import SecretStr
 
 from channels.base import ChannelName
 from channels.http import SharedSession
@@ -35,10 +37,14 @@ PLACEHOLDER_TEMPLATE_ID = "to-be-added"
 """a template id while the settings are checked, before WeChat gives the real one"""
 
 
-def wechat_accounts(settings: Settings, session: SharedSession) -> dict[ChannelName, AccountTemplates]:
-    """The template calls of the shops' Official Accounts and Mini Programs, per channel."""
-    oa = WeChatApi(str(settings.wechat_oa_api_base), settings.wechat_secrets, session)
-    mp = WeChatApi(str(settings.wechat_mp_api_base), settings.wechat_secrets, session)
+def wechat_accounts(
+    settings: Settings, session: SharedSession, secrets: Mapping[str, SecretStr] | None = None
+) -> dict[ChannelName, AccountTemplates]:
+    """The template calls of the shops' Official Accounts and Mini Programs, per channel, with the
+    apps' ``secrets`` (the registered ones; the development seed when not given)."""
+    known = settings.wechat_secrets if secrets is None else secrets
+    oa = WeChatApi(str(settings.wechat_oa_api_base), known, session)
+    mp = WeChatApi(str(settings.wechat_mp_api_base), known, session)
     return {ChannelName.WECHAT_OA: OaTemplates(oa), ChannelName.WECHAT_MP: MpTemplates(mp)}
 
 

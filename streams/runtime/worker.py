@@ -33,6 +33,7 @@ from channels.registry import Channels, ChannelsConfig
 from streams.core.buyer_choices import PREFERENCES_TYPE
 from streams.core.catalog import Catalog, load_catalog
 from streams.core.codes import CodeRules
+from streams.core.credentials import WeChatSecrets
 from streams.core.errors import MallNotifyError
 from streams.core.low_balance import LOW_BALANCE_TYPE, shop_bands
 from streams.core.render_plan import ShopPlan, compile_shop
@@ -86,12 +87,15 @@ CUT_OFF_SECONDS = 10.0
 FINAL_COMMIT_SECONDS = 5.0
 
 
-def channels_config(settings: Settings) -> ChannelsConfig:
-    """The channels' configuration, from the worker's settings."""
+def channels_config(settings: Settings, credentials: TableFollower | None = None) -> ChannelsConfig:
+    """The channels' configuration, from the worker's settings (the WeChat apps' secrets from the
+    followed ``credentials`` when given, the development seed otherwise)."""
+    table = credentials.table if credentials is not None else None
     return ChannelsConfig(
         wechat_oa_api_base=str(settings.wechat_oa_api_base),
         wechat_mp_api_base=str(settings.wechat_mp_api_base),
-        wechat_secrets=settings.wechat_secrets,
+        wechat_secrets=table if isinstance(table, WeChatSecrets) else settings.wechat_secrets,
+        secrets_loaded=credentials.loaded if credentials is not None else None,
         mini_program_state=settings.wechat_mp_state,
         wechat_limits=Limits(settings.wechat_app_concurrency, settings.wechat_app_rate_per_second),
         aliyun_sms=settings.aliyun_sms(),
@@ -132,6 +136,8 @@ class Worker:
     """the merchants' webhook endpoints (when this worker makes or sends webhook calls)"""
     review_poller: ReviewPoller | None = None
     """asks Aliyun about the reviews no push told of (with the reviews lane, when Aliyun is configured)"""
+    credentials: TableFollower | None = None
+    """the merchants' WeChat apps, registered at run time, with their sealed secrets"""
 
     @property
     def readiness(self) -> Readiness:
@@ -151,7 +157,10 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     """Every part of a worker, nothing started (ConfigError / TopicsError for bad files or tokens)."""
     topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
     catalog = catalog or load_catalog(settings.config_dir / "catalog.yaml")
-    channels = Channels(channels_config(settings))
+    credentials = wechat_apps(settings, topics)
+    channels = Channels(channels_config(settings, credentials))
+    if isinstance(credentials.table, WeChatSecrets):
+        credentials.table.on_change = channels.forget_token
     plans: dict[int, ShopPlan] = {}
     shops = ShopTable(catalog)
 
@@ -207,7 +216,14 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         _send_log(settings, topics),
         endpoint_follower if settings.runs("webhooks") or settings.runs("send.webhook") else None,
         _review_poller(settings, topics, shops, lanes),
+        credentials,
     )
+
+
+def wechat_apps(settings: Settings, topics: Topics) -> TableFollower:
+    """The registered WeChat apps and their sealed secrets (the development seed under them)."""
+    secrets = WeChatSecrets(settings.secret_box(), settings.wechat_secrets)
+    return TableFollower(settings.kafka_bootstrap_servers, topics.credentials, secrets, what="WeChat apps")
 
 
 def _review_poller(
@@ -469,6 +485,8 @@ def _start_followers(worker: Worker) -> None:
         worker.services.start("webhook_endpoints", worker.endpoints.run)
     if worker.review_poller is not None:
         worker.services.start("sms_review_poller", worker.review_poller.run)
+    if worker.credentials is not None:
+        worker.services.start("wechat_apps", worker.credentials.run)
 
 
 async def run_worker(worker: Worker, stop: asyncio.Event) -> None:

@@ -5,6 +5,7 @@ Topics get a per-session prefix so that runs never see each other's records.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -45,6 +46,8 @@ SETTLE_SECONDS = 60.0
 
 PLATFORM_TOKEN = "platform-token-for-tests"
 RECIPIENT_KEY = "recipient-key-for-the-tests-0001"
+SECRETS_KEYS = "t1:" + base64.b64encode(b"secrets-key-of-the-tests-32bytes").decode()
+"""what the merchants' AppSecrets registered in the tests are sealed with"""
 
 
 @dataclass
@@ -203,6 +206,7 @@ def pipeline_on(
         "MALL_NOTIFY_KAFKA_SESSION_TIMEOUT": "6",
         "MALL_NOTIFY_API_PLATFORM_TOKEN": PLATFORM_TOKEN,  # the worker's shop pages want it
         "MALL_NOTIFY_RECIPIENT_KEY": RECIPIENT_KEY,
+        "MALL_NOTIFY_SECRETS_KEYS": SECRETS_KEYS,
         "MALL_NOTIFY_SMS_REPORT_WAIT_SECONDS": "3",  # a lost SMS report is asked about soon
         "MALL_NOTIFY_SMS_REPORT_CHECK_SECONDS": "1",
         "MALL_NOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS": "2",  # a failing endpoint is switched off soon

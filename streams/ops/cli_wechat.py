@@ -1,0 +1,126 @@
+"""The merchants' WeChat apps from the command line (the platform's commands):
+``mall-notify wechat register SHOP --kind oa|mp --appid wx...`` (the AppSecret read from standard
+input or asked for, never an argument: arguments are seen by every user of the machine),
+``wechat apps [SHOP]`` (each secret by its last four characters) and ``wechat reseal`` (every
+secret sealed again under the first key of MALL_NOTIFY_SECRETS_KEYS, after a key rotation)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+
+from streams.core.credentials import AppKind, SecretsKeyError, WeChatSecrets, app_record, resealed
+from streams.core.errors import MallNotifyError
+from streams.core.sms_signatures import Refused
+from streams.ops.cli_common import (
+    ExitCode,
+    JsonOption,
+    console,
+    fail,
+    load_cli_settings,
+    load_cli_topics,
+    print_json,
+    table,
+)
+from streams.ops.cli_settings import catalog_of, save, shop_of
+from streams.ops.shop_store import publish_records, read_table
+from streams.ops.wechat_apps import KINDS, action, register
+from streams.settings import Settings
+
+wechat_app = typer.Typer(help="Merchants' WeChat apps: register, list, reseal.", no_args_is_help=True)
+READ_SECONDS = 30.0
+
+
+def _apps(settings: Settings) -> tuple[WeChatSecrets, str]:
+    topic = load_cli_topics(settings).credentials
+    apps = WeChatSecrets(settings.secret_box())
+    read_table(settings.kafka_bootstrap_servers, topic, apps, READ_SECONDS)
+    return apps, topic
+
+
+def _secret() -> SecretStr:
+    if sys.stdin.isatty():
+        return SecretStr(getpass.getpass("AppSecret: "))
+    return SecretStr(sys.stdin.readline().strip())
+
+
+@wechat_app.command("register")
+def register_app(
+    shop_id: Annotated[int, typer.Argument(help="shop id", min=1)],
+    kind: Annotated[str, typer.Option(help="oa (Official Account) or mp (Mini Program)")],
+    appid: Annotated[str, typer.Option(help="the app's appid, wx...")],
+) -> None:
+    """Register the shop's app: its AppSecret (standard input, or asked for) sealed at rest, the
+    shop's settings naming the appid. Workers use it from their next token on."""
+    if kind not in KINDS:
+        raise fail(f"--kind {kind!r}: oa or mp", ExitCode.USAGE)
+    settings = load_cli_settings()
+    shop = shop_of(settings, shop_id, catalog_of(settings))
+    apps, topic = _apps(settings)
+    app_kind: AppKind = "oa" if kind == "oa" else "mp"
+    try:
+        named, app = register(
+            shop,
+            app_kind,
+            appid,
+            _secret(),
+            apps.apps(),
+            settings.secret_box(),
+            datetime.now(UTC),
+            f"platform:{getpass.getuser()}",
+        )
+    except (Refused, MallNotifyError) as exc:
+        raise fail(str(exc), ExitCode.CONFIG if "MALL_NOTIFY" in str(exc) else ExitCode.FAILED) from None
+    publish_records(settings.kafka_bootstrap_servers, topic, [app_record(app)], "WeChat app")
+    save(settings, [named], action(app))
+    console.print(
+        f"shop {shop_id}: {KINDS[app.kind]} {app.appid} registered (AppSecret ***{app.last4}, sealed)",
+        markup=False,
+    )
+
+
+@wechat_app.command("apps")
+def list_apps(
+    shop_id: Annotated[int | None, typer.Argument(help="only this shop's", min=1)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The registered apps (each secret by its last four characters)."""
+    apps = [a for a in _apps(load_cli_settings())[0].apps() if shop_id in (None, a.shop_id)]
+    if as_json:
+        print_json([app.shown() for app in apps])
+        return
+    rows = table("shop", "kind", "appid", "AppSecret", "changed", "by")
+    for app in apps:
+        changed = app.changed_at.isoformat(timespec="seconds")
+        rows.add_row(str(app.shop_id), app.kind, app.appid, f"***{app.last4}", changed, app.changed_by)
+    console.print(rows)
+
+
+@wechat_app.command("reseal")
+def reseal() -> None:
+    """Seal every registered secret again under the first key of MALL_NOTIFY_SECRETS_KEYS."""
+    settings = load_cli_settings()
+    box = settings.secret_box()
+    if box is None:
+        raise fail("MALL_NOTIFY_SECRETS_KEYS is not set", ExitCode.CONFIG)
+    apps, topic = _apps(settings)
+    try:
+        changed = [new for app in apps.apps() if (new := resealed(box, app)) != app]
+    except SecretsKeyError as exc:
+        raise fail(
+            f"{exc}: keep the old key in MALL_NOTIFY_SECRETS_KEYS until every secret is resealed",
+            ExitCode.CONFIG,
+        ) from None
+    if changed:
+        publish_records(
+            settings.kafka_bootstrap_servers, topic, [app_record(app) for app in changed], "WeChat app"
+        )
+    console.print(
+        f"{len(changed)} of {len(apps.apps())} secrets sealed again under the key {box.current!r}",
+        markup=False,
+    )

@@ -1,0 +1,54 @@
+"""Registering a merchant's WeChat app (appid and AppSecret) at run time, as the admin API and
+``mall-notify wechat register`` both do it: the sealed secret for ``notify.credentials``, the
+shop's settings naming the appid, and a line of the settings history saying who changed which
+app's secret (its last four characters, never more). See :mod:`streams.core.credentials`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import SecretStr
+
+from streams.core.credentials import AppKind, SecretBox, WeChatApp, new_app
+from streams.core.errors import MallNotifyError
+from streams.core.shops import ShopRules, WeChatAccount
+from streams.core.sms_signatures import Refused
+
+FIELDS: dict[AppKind, str] = {"oa": "wechat_oa", "mp": "wechat_mp"}
+KINDS = {"oa": "Official Account", "mp": "Mini Program"}
+
+
+class NoSecretsKey(MallNotifyError):
+    """A secret cannot be registered without MALL_NOTIFY_SECRETS_KEYS."""
+
+
+def register(
+    shop: ShopRules,
+    kind: AppKind,
+    appid: str,
+    secret: SecretStr,
+    registered: Iterable[WeChatApp],
+    box: SecretBox | None,
+    now: datetime,
+    who: str,
+) -> tuple[ShopRules, WeChatApp]:
+    """The shop's settings naming the app, and the app's record with its secret sealed; Refused
+    when another shop has the appid."""
+    if box is None:
+        raise NoSecretsKey(
+            "MALL_NOTIFY_SECRETS_KEYS is not set: a merchant's AppSecret is never kept in clear"
+        )
+    if len(secret.get_secret_value()) < 8:
+        raise Refused("the AppSecret is too short to be WeChat's (32 characters)")
+    for app in registered:
+        if app.appid == appid and app.shop_id != shop.shop_id:
+            raise Refused(f"appid {appid} is registered to another shop")
+    app = new_app(box, appid, kind, shop.shop_id, secret, now, who)
+    named = shop.model_copy(update={FIELDS[kind]: WeChatAccount(appid=appid)})
+    return named, app
+
+
+def action(app: WeChatApp) -> str:
+    """The settings history's line: which app's secret, by its last four characters."""
+    return f"register WeChat {KINDS[app.kind]} {app.appid} (AppSecret ***{app.last4})"

@@ -1,0 +1,82 @@
+"""Merchants' AppSecrets sealed at rest: what the topic holds opens only with the platform's key
+and only for its own appid, a rotated key still opens what the old one sealed until it is
+resealed, a new or replaced secret drops the token cached for the app, and nothing shows it."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr
+
+from streams.core.credentials import (
+    SecretBox,
+    SecretsKeyError,
+    WeChatSecrets,
+    app_record,
+    new_app,
+    record_key,
+    resealed,
+)
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+OLD, NEW = b"o" * 32, b"n" * 32
+SECRET = "3f1c9e7a5b2d8f6e4a0c1b9d7e5f3a2c"
+
+
+def keys(*pairs: tuple[str, bytes]) -> str:
+    return ",".join(f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in pairs)
+
+
+def test_a_sealed_secret_opens_only_with_its_key_and_for_its_own_appid() -> None:
+    box = SecretBox.parse(keys(("k1", OLD)))
+    app = new_app(box, "wx5f2a9c1d8e7b6a01", "oa", 9001, SecretStr(SECRET), NOW, "platform:ops")
+    _, value = app_record(app)
+    assert SECRET.encode() not in value
+    assert SECRET[:8].encode() not in value
+    assert app.last4 == SECRET[-4:]
+    assert box.open(record_key(app.appid), app.secret) == SECRET
+    with pytest.raises(SecretsKeyError, match="does not open"):
+        box.open(record_key("wx9c3e7a1b5d2f4e6a08"), app.secret)  # moved to another appid
+    with pytest.raises(SecretsKeyError, match="does not open"):
+        SecretBox.parse(keys(("k1", NEW))).open(record_key(app.appid), app.secret)
+    assert SECRET not in str(app.shown())
+    assert "secret" not in app.shown()
+
+
+@pytest.mark.parametrize(
+    "text", ["", "k1:not-base64!", f"k1:{base64.b64encode(b'short').decode()}", "k-1:" + "A" * 44]
+)
+def test_keys_that_are_not_id_and_32_bytes_are_refused(text: str) -> None:
+    with pytest.raises(SecretsKeyError):
+        SecretBox.parse(text)
+
+
+def test_a_rotated_key_opens_the_old_secrets_until_they_are_resealed() -> None:
+    old = SecretBox.parse(keys(("k1", OLD)))
+    app = new_app(old, "wx5f2a9c1d8e7b6a01", "oa", 9001, SecretStr(SECRET), NOW, "platform:ops")
+    rotated = SecretBox.parse(keys(("k2", NEW), ("k1", OLD)))
+    assert rotated.open(record_key(app.appid), app.secret) == SECRET
+    again = resealed(rotated, app)
+    assert again.secret.startswith("k2:")
+    assert resealed(rotated, again) == again
+    assert SecretBox.parse(keys(("k2", NEW))).open(record_key(app.appid), again.secret) == SECRET
+
+
+def test_the_table_gives_the_registered_secret_over_the_seed_and_says_which_app_changed() -> None:
+    box = SecretBox.parse(keys(("k1", OLD)))
+    changed: list[str] = []
+    secrets = WeChatSecrets(box, {"wx5f2a9c1d8e7b6a01": SecretStr("seeded")}, changed.append)
+    assert secrets["wx5f2a9c1d8e7b6a01"].get_secret_value() == "seeded"
+    app = new_app(box, "wx5f2a9c1d8e7b6a01", "oa", 9001, SecretStr(SECRET), NOW, "platform:ops")
+    assert secrets.apply(*app_record(app)) == 0
+    assert changed == ["wx5f2a9c1d8e7b6a01"]
+    assert secrets["wx5f2a9c1d8e7b6a01"].get_secret_value() == SECRET
+    assert "wx5f2a9c1d8e7b6a01" in secrets
+    assert len(secrets) == 1
+    assert isinstance(secrets.apply(b"wechat/wx1111111111", b"{}"), str)  # not a record: refused
+    unkeyed = WeChatSecrets(None)
+    unkeyed.apply(*app_record(app))
+    assert unkeyed.get("wx5f2a9c1d8e7b6a01") is None, "a secret that cannot be opened is no secret"
+    assert "MALL_NOTIFY_SECRETS_KEYS" in unkeyed.unopened["wx5f2a9c1d8e7b6a01"]
