@@ -31,6 +31,7 @@ from streams.core.outcomes import FINAL_STATUSES, Outcome, Status, settled
 from streams.core.shops import ShopRules
 from streams.core.topics import Topics, load_topics
 from streams.devtools.demo_mp import buyer_accepts, print_fallbacks, print_mp_spending
+from streams.devtools.demo_onboarding import DEMO_SECRETS_KEYS, onboard
 from streams.devtools.demo_preferences import buyer_refuses_marketing, print_refusals
 from streams.devtools.demo_quiet_hours import coupon_at_night, demo_day
 from streams.devtools.demo_receipts import (
@@ -43,7 +44,7 @@ from streams.devtools.demo_receipts import (
 from streams.devtools.demo_send_log import print_send_log
 from streams.devtools.demo_sms import buy_package, new_signature, sms_balance
 from streams.devtools.demo_webhooks import print_webhook_calls, received, register_endpoint
-from streams.devtools.local_stack import running_stack
+from streams.devtools.local_stack import running_api, running_stack
 from streams.devtools.upstream import Published, publish_values
 from streams.devtools.worker_pages import wait_for_endpoint, wait_for_settings
 from streams.logs import mask_text, mask_value
@@ -201,12 +202,19 @@ def run_demo(setup: DemoSetup, console: Console) -> int:
         "MALL_NOTIFY_RECIPIENT_KEY": DEMO_RECIPIENT_KEY,
         "MALL_NOTIFY_CLOCK_FILE": str(DEMO_CLOCK),
         "MALL_NOTIFY_SMS_REVIEW_POLL_SECONDS": "2",  # the sandbox's Aliyun reviews in 2 s
+        "MALL_NOTIFY_SECRETS_KEYS": DEMO_SECRETS_KEYS,
+        "MALL_NOTIFY_WECHAT_SECRETS": "{}",  # no seed: the shop's apps are registered through the API
     }
     shop = setup.shops[0]
     day = setup.day
     set_clock(DEMO_CLOCK, mall_time("12:00", day=day))  # the samples go out at noon, whenever the demo runs
-    with running_stack(PROJECT_ROOT / ".local" / "demo", env) as (sandbox, worker):
-        console.print(f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics")
+    log_dir = PROJECT_ROOT / ".local" / "demo"
+    with running_stack(log_dir, env) as (sandbox, worker), running_api(log_dir, env) as api:
+        console.print(
+            f"[bold]sandbox[/] {sandbox.url}   [bold]worker[/] {worker.url}/metrics   "
+            f"[bold]admin API[/] {api.url}"
+        )
+        onboard(api.url, token, shop, console)
         bought = buy_package(settings, topics, shop.shop_id, console)
         signed = new_signature(settings, topics, shop, (sandbox.url, worker.url, token), console)
         wait_for_settings(worker.url, token, signed)

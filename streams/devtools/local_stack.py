@@ -175,6 +175,16 @@ def start_api(log_dir: Path, env: Mapping[str, str], timeout: float = 60.0) -> S
     return service
 
 
+@contextmanager
+def running_api(log_dir: Path, env: Mapping[str, str]) -> Iterator[Service]:
+    """The admin API (:func:`start_api`), stopped on exit."""
+    api = start_api(log_dir, env)
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
 def _wait_or_stop(service: Service, url: str, timeout: float) -> None:
     try:
         wait_http(url, timeout, service.process)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from streams.core.topics import load_topics
+from streams.devtools.local_stack import SANDBOX_APP_SECRETS
 from streams.ops.reading import read_all
 from tests.factories import ROOT, SAMPLE_EVENTS, to_bytes
 
@@ -55,9 +56,15 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
     assert f"(prefix {prefix}demo., consumer group mall-notify-demo)" in out
     assert f"settings of demo shop(s) 9001 saved to {prefix}demo.notify.settings" in out
     assert "production-group" not in out
-    _assert_nothing_personal_in(
-        out + result.stderr + _demo_logs() + _our_topics(kafka_bootstrap, f"{prefix}demo.")
-    )
+    everything = out + result.stderr + _demo_logs() + _our_topics(kafka_bootstrap, f"{prefix}demo.")
+    _assert_nothing_personal_in(everything)
+    # the shop onboarded through the admin API: its apps' secrets sealed, shown by their ends only
+    assert (
+        "WeChat the platform registered shop 9001's Official Account wx5f2a9c1d8e7b6a01 "
+        "(AppSecret ***1001) and Mini Program wx9c3e7a1b5d2f4e6a08"
+    ) in out
+    leaked = [app for app, secret in SANDBOX_APP_SECRETS.items() if secret in everything]
+    assert not leaked, f"an AppSecret shown in clear: {leaked}"
     assert "What happened to each event" in out
     assert "outcomes: delivered 11, skipped 5, dead_lettered 3" in out
     # a buyer who refused the shop's marketing: their coupon is not sent, the others' are
