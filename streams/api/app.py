@@ -51,6 +51,7 @@ from streams.api.openapi import OPENAPI
 from streams.api.preferences import ROUTES as PREFERENCES_ROUTES
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
+from streams.api.sms_packages import ROUTES as SMS_PACKAGES_ROUTES
 from streams.api.sms_papers import ROUTES as SMS_PAPERS_ROUTES
 from streams.api.webhooks import ROUTES as WEBHOOK_ROUTES
 from streams.api.wechat_apps import ROUTES as WECHAT_APPS_ROUTES
@@ -60,6 +61,7 @@ from streams.core.credentials import WeChatSecrets
 from streams.core.mp_subscriptions import ANSWER_TYPE
 from streams.core.shop_records import ShopTable
 from streams.core.shops import ShopRules
+from streams.core.sms_packages import PackageShelf
 from streams.core.sms_quota import AccountBook, load_packages
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.topics import Topics
@@ -240,12 +242,15 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
         topics.credentials,
         settings.secret_box(),
     )
+    shelf = PackageShelf(load_packages(settings.config_dir / "sms_packages.yaml"))
     sms = SmsDesk(
-        load_packages(settings.config_dir / "sms_packages.yaml"),
+        shelf,
         book,
         TableFollower(settings.kafka_bootstrap_servers, topics.sms_account, book, what="SMS accounts"),
         topics.sms_account,
         AliyunSmsReview(aliyun) if aliyun is not None else None,
+        TableFollower(settings.kafka_bootstrap_servers, topics.sms_packages, shelf, what="SMS packages"),
+        topics.sms_packages,
     )
     return ApiContext(
         settings.kafka_bootstrap_servers,
@@ -306,6 +311,8 @@ def build_app(context: ApiContext) -> web.Application:
             context.supervisor.start("webhook_endpoints", context.webhooks.follower.run)
         if context.wechat is not None:
             context.supervisor.start("wechat_apps", context.wechat.follower.run)
+        if context.sms.packages_follower is not None:
+            context.supervisor.start("sms_packages", context.sms.packages_follower.run)
         yield
         await context.supervisor.stop(grace_seconds=5.0)
         await context.publisher.close(wait_seconds=5.0)
@@ -330,6 +337,7 @@ def build_app(context: ApiContext) -> web.Application:
             web.delete(f"/v1/shops/{SHOP_ID}/templates/{{template_id}}", delete_template),
             *SMS_ROUTES,
             *SMS_PAPERS_ROUTES,
+            *SMS_PACKAGES_ROUTES,
             *WECHAT_APPS_ROUTES,
             *HISTORY_ROUTES,
             *MP_ROUTES,

@@ -31,6 +31,11 @@ class SignatureRequest(Body):
     name: str = Field(max_length=64)
 
 
+class PackageChange(Body):
+    price_fen: int | None = Field(default=None, ge=0, le=100_000_000, description="the new price, in fen")
+    name: str | None = Field(default=None, min_length=1, max_length=32)
+
+
 class WeChatAppRequest(Body):
     appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{8,30}$")
     secret: SecretStr = Field(

@@ -30,7 +30,8 @@ from streams.core.settings_history import history_record, settings_change
 from streams.core.shop_checks import shop_problems
 from streams.core.shop_records import ShopTable, sealed, settings_record
 from streams.core.shops import ShopRules
-from streams.core.sms_quota import AccountBook, Package
+from streams.core.sms_packages import PackageShelf
+from streams.core.sms_quota import AccountBook
 from streams.core.sms_signatures import NotYours, Refused
 from streams.core.tokens import PLATFORM, Tokens
 from streams.core.validation import problems as validation_problems
@@ -51,11 +52,13 @@ class NoAliyun(MallNotifyError):
 class SmsDesk:
     """The SMS business: packages, the shops' accounts (followed), and Aliyun's reviews."""
 
-    packages: dict[str, Package]
+    packages: PackageShelf
     book: AccountBook
     follower: TableFollower
     account_topic: str
     aliyun: AliyunSmsReview | None
+    packages_follower: TableFollower | None = None
+    packages_topic: str = ""
 
 
 @dataclass(frozen=True)

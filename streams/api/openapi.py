@@ -22,6 +22,7 @@ from streams.api.bodies import (
     Answered,
     ChoicesRequest,
     ChoicesSaved,
+    PackageChange,
     PaymentRequest,
     PhoneCodeRequest,
     PurchaseRequest,
@@ -39,7 +40,7 @@ from streams.core.history import HistoryLine
 from streams.core.send_log import Page, Spend
 from streams.core.settings_history import SettingsChange
 from streams.core.shops import AuthorizationLetter, Qualification, ShopRules, SmsAccount, SmsTemplate
-from streams.core.sms_quota import Balance, Order
+from streams.core.sms_quota import Balance, Order, Package
 from streams.core.webhooks import Endpoint, EndpointList, EndpointRequest, NewEndpoint
 
 
@@ -64,6 +65,10 @@ class SmsTemplates(RootModel[list[SmsTemplate]]):
 
 
 class Purchases(RootModel[list[Order]]):
+    pass
+
+
+class Packages(RootModel[list[Package]]):
     pass
 
 
@@ -181,9 +186,27 @@ def sms_paths() -> dict[str, PathItem]:
     signature = [SHOP_ID, _path("name")]
     return {
         "/v1/sms/packages": PathItem(
-            get=_operation(
-                "The SMS packages the platform sells", {"200": Response(description="packages"), **REFUSED}
-            )
+            get=_operation("The SMS packages on sale", {**_answer("packages", Packages), **REFUSED}),
+            post=_operation(
+                "Create a package (platform token); purchases copy its messages and price when ordered",
+                {**_created("the package", Package), **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(Package),
+            ),
+        ),
+        "/v1/sms/packages/{package_id}": PathItem(
+            parameters=[_path("package_id", "^[a-z0-9_-]{1,32}$")],
+            patch=_operation(
+                "Change a package's price or name (platform token); purchases already ordered keep theirs",
+                {**_answer("the package", Package), **REFUSED, **INVALID, **REVIEWED},
+                requestBody=_body(PackageChange),
+            ),
+        ),
+        "/v1/sms/packages/{package_id}/retire": PathItem(
+            parameters=[_path("package_id", "^[a-z0-9_-]{1,32}$")],
+            post=_operation(
+                "Sell a package no more (platform token); its purchases stand",
+                {**_answer("the package", Package), **REFUSED, **REVIEWED},
+            ),
         ),
         "/v1/shops/{shop_id}/sms/purchases": PathItem(
             parameters=shop,

@@ -47,11 +47,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def get_packages(request: web.Request) -> web.Response:
-    packages = request.app[CONTEXT].sms.packages
-    return web.json_response([package.model_dump() for package in packages.values()])
-
-
 async def buy(request: web.Request) -> web.Response:
     """A shop orders a package: a purchase order, pending until it is paid (the balance is credited
     then); the trial package once per shop."""
@@ -192,7 +187,6 @@ async def _saved(request: web.Request, shop: ShopRules, action: str, status: int
 
 
 ROUTES = [
-    web.get("/v1/sms/packages", get_packages),
     web.post(f"/v1/shops/{SHOP_ID}/sms/purchases", buy),
     web.post(f"/v1/shops/{SHOP_ID}/sms/purchases/{{purchase_id}}/payment", pay),
     web.get(f"/v1/shops/{SHOP_ID}/sms/purchases", get_purchases),

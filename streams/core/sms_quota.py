@@ -66,7 +66,10 @@ class Package(Frozen):
     id: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     name: str = Field(min_length=1, max_length=32)
     messages: int = Field(gt=0, le=10_000_000, description="segments the package adds to the balance")
-    price_fen: int = Field(ge=0, description="price in fen (1/100 yuan)")
+    price_fen: int = Field(ge=0, le=100_000_000, description="price in fen (1/100 yuan)")
+    retired: bool = Field(default=False, description="sold no more (purchases of it stand)")
+    changed_at: datetime | None = None
+    changed_by: str | None = Field(default=None, max_length=64)
 
 
 class PackagesFile(Frozen):

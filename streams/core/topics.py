@@ -102,6 +102,8 @@ class TopicsFile(Frozen):
     """Aliyun's review reports, pushed or polled, for the reviews lane"""
     credentials: TopicSpec
     """merchants' WeChat apps with their sealed AppSecrets (compacted)"""
+    sms_packages: TopicSpec
+    """the SMS packages created, repriced or retired at run time (compacted)"""
     buyers: TopicSpec
     """buyers' notices and choices, keyed by buyer: the buyers lane's input"""
     buyer_state: StateTopic
@@ -202,6 +204,10 @@ class Topics:
         return self.name(self.spec.webhooks.name)
 
     @property
+    def sms_packages(self) -> str:
+        return self.name(self.spec.sms_packages.name)
+
+    @property
     def credentials(self) -> str:
         return self.name(self.spec.credentials.name)
 
@@ -262,6 +268,7 @@ class Topics:
             self.spec.webhooks,
             self.spec.sms_reviews,
             self.spec.credentials,
+            self.spec.sms_packages,
         ]
         defaults = self.spec.defaults
         return [

@@ -1,5 +1,6 @@
 """The SMS business from the command line: ``mall-notify sms packages|buy|pay|balance|spend|purchases``,
-``sms qualification phone-code|submit|status``, ``sms letter create|show``,
+``sms package create|price|retire``, ``sms qualification phone-code|submit|status``,
+``sms letter create|show``,
 ``sms signatures apply|review|activate|list`` and ``sms templates submit|list``.
 
 These are the platform operator's commands (the admin API gives shops the same, each its own);
@@ -22,10 +23,8 @@ from streams.core.send_log import spend_of, spend_since
 from streams.core.shops import ShopRules, SmsTemplate
 from streams.core.sms_quota import (
     AccountBook,
-    Package,
     Payment,
     PaymentRefused,
-    load_packages,
     new_purchase,
     purchase_record,
 )
@@ -46,6 +45,7 @@ from streams.ops.cli_common import (
 from streams.ops.cli_settings import catalog_of, settings_topic, shop_of
 from streams.ops.cli_sms_changes import change_shop, review_client
 from streams.ops.cli_sms_onboarding import letter_app, qualification_app
+from streams.ops.cli_sms_packages import package_app, packages_of
 from streams.ops.reading import read_all
 from streams.ops.shop_store import publish_payment, publish_purchases, read_shops
 from streams.runtime.database import DatabaseUnavailable, connect, fetch, spend_statement
@@ -54,13 +54,6 @@ from streams.settings import Settings
 sms_app = typer.Typer(help="SMS packages, balances, signatures and templates.", no_args_is_help=True)
 ShopArgument = Annotated[int, typer.Argument(help="shop id", min=1)]
 READ_TIMEOUT_SECONDS = 60.0
-
-
-def packages_of(settings: Settings) -> dict[str, Package]:
-    try:
-        return load_packages(settings.config_dir / "sms_packages.yaml")
-    except ConfigError as exc:
-        raise fail(str(exc), ExitCode.CONFIG) from None
 
 
 def _account(settings: Settings) -> tuple[str, str]:
@@ -258,6 +251,7 @@ sms_app.add_typer(signatures_app, name="signatures")
 sms_app.add_typer(templates_app, name="templates")
 sms_app.add_typer(qualification_app, name="qualification")
 sms_app.add_typer(letter_app, name="letter")
+sms_app.add_typer(package_app, name="package")
 NameArgument = Annotated[str, typer.Argument(help="the signature, e.g. 百客商城")]
 
 

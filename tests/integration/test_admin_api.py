@@ -45,6 +45,8 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/templates",
         "/v1/shops/{shop_id}/templates/{template_id}",
         "/v1/sms/packages",
+        "/v1/sms/packages/{package_id}",
+        "/v1/sms/packages/{package_id}/retire",
         "/v1/shops/{shop_id}/sms/purchases",
         "/v1/shops/{shop_id}/sms/purchases/{purchase_id}/payment",
         "/v1/shops/{shop_id}/sms/balance",

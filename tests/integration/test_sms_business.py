@@ -441,3 +441,37 @@ def test_the_mall_payment_services_event_credits_an_order_once_however_often_del
     _, orders = call(api, "GET", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN)
     [shown] = [o for o in orders if o["purchase_id"] == order["purchase_id"]]
     assert (shown["status"], shown["payment"]["who"]) == ("paid", f"payment:PAY-{order['purchase_id'][:8]}")
+
+
+def test_the_platform_manages_packages_at_run_time_and_purchases_keep_theirs(
+    api: Service, pipeline: Pipeline
+) -> None:
+    package_id = f"promo{int(time.time()) % 100000}"
+    promo = {"id": package_id, "name": "双十二包", "messages": 300, "price_fen": 990}
+    assert call(api, "POST", "/v1/sms/packages", SHOP_TOKEN, promo)[0] == 403
+    status, created = call(api, "POST", "/v1/sms/packages", PLATFORM_TOKEN, promo)
+    assert status == 201, created
+    assert created["price_fen"] == 990
+    assert call(api, "POST", "/v1/sms/packages", PLATFORM_TOKEN, promo)[0] == 409
+    purchases = f"/v1/shops/{SHOP}/sms/purchases"
+    status, first = call(api, "POST", purchases, SHOP_TOKEN, {"package": package_id})
+    assert (status, first["price_fen"]) == (201, 990)
+    status, repriced = call(
+        api, "PATCH", f"/v1/sms/packages/{package_id}", PLATFORM_TOKEN, {"price_fen": 1290}
+    )
+    assert (status, repriced["price_fen"]) == (200, 1290)
+    _, second = call(api, "POST", purchases, SHOP_TOKEN, {"package": package_id})
+    assert second["price_fen"] == 1290
+    _, bought = call(api, "GET", purchases, SHOP_TOKEN)
+    assert {o["purchase_id"]: o["price_fen"] for o in bought if o["package"] == package_id} == {
+        first["purchase_id"]: 990,
+        second["purchase_id"]: 1290,
+    }
+    # retired from the command line: sold no more, its purchases stand
+    assert f"package {package_id} retired" in ok(run_cli(pipeline, "sms", "package", "retire", package_id))
+    until(
+        "the API following the retirement",
+        lambda: package_id not in {p["id"] for p in call(api, "GET", "/v1/sms/packages", SHOP_TOKEN)[1]},
+    )
+    status, refused = call(api, "POST", purchases, SHOP_TOKEN, {"package": package_id})
+    assert (status, refused["problems"][0].split(" (")[0]) == (422, f"package: no package {package_id}")
