@@ -8,19 +8,20 @@ company, Aliyun's id and the review's state."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import orjson
 import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from channels.aliyun_review import LetterForm, QualificationForm
+from channels.aliyun_review import AliyunSmsReview, LetterForm, QualificationForm
 from channels.aliyun_sms import AliyunCallFailed
 from streams.core.catalog import Catalog
 from streams.core.errors import ConfigError
-from streams.core.shops import ShopRules
+from streams.core.shops import AuthorizationLetter, Qualification, ShopRules
 from streams.core.validation import problems
 from streams.ops import sms_reviews
 from streams.ops.cli_common import ExitCode, JsonOption, console, fail, load_cli_settings, print_json
@@ -64,17 +65,53 @@ def phone_code(
     console.print(f"Aliyun sent a code to the phone ending {phone[-4:]}", markup=False)
 
 
+Paper = Qualification | AuthorizationLetter
+
+
+def _submitted(
+    shop_id: int,
+    call: Callable[[ShopRules, AliyunSmsReview], Awaitable[ShopRules]],
+    action: str,
+    part: Literal["qualification", "letter"],
+) -> Paper | None:
+    """Run ``call`` on the shop's settings with Aliyun, save them: the paper it made."""
+
+    async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
+        return await call(shop, review_client(settings))
+
+    changed = change_shop(shop_id, change, action)
+    paper: Paper | None = getattr(changed.sms, part) if changed.sms else None
+    return paper
+
+
+def _paper(shop_id: int, part: Literal["qualification", "letter"], as_json: bool) -> Paper | None:
+    """The shop's paper (one line and exit 1 without it); None when it was printed as JSON."""
+    settings = load_cli_settings()
+    shop = shop_of(settings, shop_id, catalog_of(settings))
+    paper: Paper | None = getattr(shop.sms, part) if shop.sms else None
+    if paper is None:
+        hint = "sms qualification submit" if part == "qualification" else "sms letter create"
+        raise fail(
+            f"shop {shop_id} has no {part.replace('letter', 'authorization letter')} ({hint})",
+            ExitCode.FAILED,
+        )
+    if as_json:
+        print_json(paper.model_dump(mode="json"))
+        return None
+    return paper
+
+
 @qualification_app.command("submit")
 def qualification_submit(shop_id: ShopArgument, file: FileOption) -> None:
     """Submit the merchant's company to Aliyun for third-party use (SubmitSmsQualification)."""
     form = _form(file, QualificationForm)
-
-    async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
-        return await sms_reviews.submit_qualification(shop, form, review_client(settings), datetime.now(UTC))
-
-    changed = change_shop(shop_id, change, f"sms qualification submit {form.qualification_name}")
-    kept = changed.sms.qualification if changed.sms else None
-    if kept is not None:
+    kept = _submitted(
+        shop_id,
+        lambda shop, aliyun: sms_reviews.submit_qualification(shop, form, aliyun, datetime.now(UTC)),
+        f"sms qualification submit {form.qualification_name}",
+        "qualification",
+    )
+    if isinstance(kept, Qualification):
         console.print(
             f"shop {shop_id}: qualification {kept.name} ({kept.company_name}) submitted, Aliyun's id "
             f"{kept.qualification_id}: Aliyun reviews it next",
@@ -85,20 +122,14 @@ def qualification_submit(shop_id: ShopArgument, file: FileOption) -> None:
 @qualification_app.command("status")
 def qualification_status(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
     """The shop's qualification and Aliyun's review of it (the worker's poller follows it)."""
-    settings = load_cli_settings()
-    shop = shop_of(settings, shop_id, catalog_of(settings))
-    kept = shop.sms.qualification if shop.sms else None
-    if kept is None:
-        raise fail(f"shop {shop_id} has no qualification (sms qualification submit)", ExitCode.FAILED)
-    if as_json:
-        print_json(kept.model_dump(mode="json"))
-        return
-    reason = f": {kept.reason}" if kept.reason else ""
-    console.print(
-        f"shop {shop_id}: qualification {kept.name} ({kept.company_name}, {kept.organization_code}), "
-        f"Aliyun's id {kept.qualification_id}: {kept.status}{reason}",
-        markup=False,
-    )
+    kept = _paper(shop_id, "qualification", as_json)
+    if isinstance(kept, Qualification):
+        reason = f": {kept.reason}" if kept.reason else ""
+        console.print(
+            f"shop {shop_id}: qualification {kept.name} ({kept.company_name}, {kept.organization_code}), "
+            f"Aliyun's id {kept.qualification_id}: {kept.status}{reason}",
+            markup=False,
+        )
 
 
 @letter_app.command("create")
@@ -106,13 +137,13 @@ def letter_create(shop_id: ShopArgument, file: FileOption) -> None:
     """Create the merchant's authorization letter for the signatures it names
     (CreateSmsAuthorizationLetter), from the company of its qualification."""
     form = _form(file, LetterForm)
-
-    async def change(settings: Settings, shop: ShopRules, _: Catalog) -> ShopRules:
-        return await sms_reviews.create_letter(shop, form, review_client(settings), datetime.now(UTC))
-
-    changed = change_shop(shop_id, change, f"sms letter create {form.name}")
-    letter = changed.sms.letter if changed.sms else None
-    if letter is not None:
+    letter = _submitted(
+        shop_id,
+        lambda shop, aliyun: sms_reviews.create_letter(shop, form, aliyun, datetime.now(UTC)),
+        f"sms letter create {form.name}",
+        "letter",
+    )
+    if isinstance(letter, AuthorizationLetter):
         console.print(
             f"shop {shop_id}: letter {letter.name} (Aliyun's id {letter.letter_id}) covers "
             f"{', '.join(letter.signatures)} until {letter.valid_until}",
@@ -123,16 +154,10 @@ def letter_create(shop_id: ShopArgument, file: FileOption) -> None:
 @letter_app.command("show")
 def letter_show(shop_id: ShopArgument, as_json: JsonOption = False) -> None:
     """The shop's authorization letter."""
-    settings = load_cli_settings()
-    shop = shop_of(settings, shop_id, catalog_of(settings))
-    letter = shop.sms.letter if shop.sms else None
-    if letter is None:
-        raise fail(f"shop {shop_id} has no authorization letter (sms letter create)", ExitCode.FAILED)
-    if as_json:
-        print_json(letter.model_dump(mode="json"))
-        return
-    console.print(
-        f"shop {shop_id}: letter {letter.name} (Aliyun's id {letter.letter_id}) covers "
-        f"{', '.join(letter.signatures)} from {letter.valid_from} to {letter.valid_until}",
-        markup=False,
-    )
+    letter = _paper(shop_id, "letter", as_json)
+    if isinstance(letter, AuthorizationLetter):
+        console.print(
+            f"shop {shop_id}: letter {letter.name} (Aliyun's id {letter.letter_id}) covers "
+            f"{', '.join(letter.signatures)} from {letter.valid_from} to {letter.valid_until}",
+            markup=False,
+        )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from streams.core.topics import load_topics
-from streams.devtools.local_stack import SANDBOX_APP_SECRETS
+from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY, SANDBOX_APP_SECRETS
 from streams.ops.reading import read_all
 from tests.factories import ROOT, SAMPLE_EVENTS, to_bytes
 
@@ -65,6 +65,7 @@ def test_the_demo_shows_what_happened_to_each_sample(kafka_bootstrap: str, datab
     ) in out
     leaked = [app for app, secret in SANDBOX_APP_SECRETS.items() if secret in everything]
     assert not leaked, f"an AppSecret shown in clear: {leaked}"
+    assert SANDBOX_ALIYUN_KEY[1] not in everything, "the AccessKey secret shown in clear"
     assert "What happened to each event" in out
     assert "outcomes: delivered 11, skipped 5, dead_lettered 3" in out
     # a buyer who refused the shop's marketing: their coupon is not sent, the others' are

@@ -270,6 +270,11 @@ def test_reviews_take_effect_by_aliyuns_push_and_by_the_poller_and_the_signature
     status, answer = call(api, "POST", f"{path}/{quote(pushed)}/review", PLATFORM_TOKEN, {"approve": True})
     assert (status, answer["problems"][0].split(":")[0]) == (409, f"shop {SHOP}'s qualification is missing")
     qualification = papers(api, pipeline, [pushed, polled])
+    shown = ok(run_cli(pipeline, "sms", "qualification", "status", str(SHOP)))
+    assert f"Aliyun's id {qualification['qualification_id']}: approved" in shown
+    assert f"covers {pushed}, {polled} from 2026-01-01 to 2036-12-31" in ok(
+        run_cli(pipeline, "sms", "letter", "show", str(SHOP))
+    )
     # the platform's review: a rejection needs a reason; an approval goes to Aliyun (CreateSmsSign)
     named = f"{path}/{quote(pushed)}"
     assert call(api, "POST", f"{named}/review", SHOP_TOKEN, {"approve": True})[0] == 403
