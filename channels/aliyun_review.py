@@ -147,9 +147,11 @@ def _review(status: ReviewState, reason: object, cancelled: bool = False) -> Rev
     return Review(status, str(reason or "") if status == "rejected" else "")
 
 
-def _status(raw: object) -> Review:
-    code = int(str(raw or 0))
-    return _review(STATUS_CODES.get(code, "reviewing"), None, cancelled=code == 10)
+def _got(status: object, audit_info: Any) -> Review:
+    """GetSmsSign's / GetSmsTemplate's status and ``AuditInfo.RejectInfo`` as a review."""
+    code = int(str(status or 0))
+    reason = audit_info.reject_info if audit_info else None
+    return _review(STATUS_CODES.get(code, "reviewing"), reason, cancelled=code == 10)
 
 
 class AliyunSmsReview:
@@ -247,9 +249,7 @@ class AliyunSmsReview:
         """GetSmsSign: the review of one signature."""
         request = sms_models.GetSmsSignRequest(sign_name=name)
         body = await self._call(self._client.get_sms_sign_with_options_async, request)
-        review = _status(body.sign_status)
-        reason = body.audit_info.reject_info if body.audit_info else None
-        return _review(review.status, reason) if review.reason != CANCELLED else review
+        return _got(body.sign_status, body.audit_info)
 
     async def create_template(
         self, name: str, content: str, kind: str, related_signature: str, rule: Mapping[str, str], remark: str
@@ -270,9 +270,7 @@ class AliyunSmsReview:
         """GetSmsTemplate: the review of one template."""
         request = sms_models.GetSmsTemplateRequest(template_code=code)
         body = await self._call(self._client.get_sms_template_with_options_async, request)
-        review = _status(body.template_status)
-        reason = body.audit_info.reject_info if body.audit_info else None
-        return _review(review.status, reason) if review.reason != CANCELLED else review
+        return _got(body.template_status, body.audit_info)
 
     async def signatures(self, pages: int) -> dict[str, Review]:
         """QuerySmsSignList, at most ``pages`` pages: every signature of the account by name."""

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from channels.aliyun_review import AliyunSmsReview, LetterForm, QualificationForm
-from streams.api.bodies import PhoneCodeRequest
+from streams.api.bodies import BodyT, PhoneCodeRequest
 from streams.api.context import SHOP_ID, WHO, ApiContext, NoAliyun, for_shop, problem, read_body, save
 from streams.core.shops import ShopRules
 from streams.core.tokens import PLATFORM
@@ -36,11 +36,16 @@ async def _saved(request: web.Request, shop: ShopRules, action: str, part: str) 
     return web.json_response(kept.model_dump(mode="json") if kept else None, status=201)
 
 
-@for_shop
-async def send_phone_code(request: web.Request, context: ApiContext, _: ShopRules) -> web.Response:
+async def _platform_body(request: web.Request, model: type[BodyT]) -> BodyT | web.Response:
+    """The body of a request only the platform may make (403 for anyone else)."""
     if request[WHO] != PLATFORM:
         return problem(403, PLATFORM_ONLY)
-    body = await read_body(request, PhoneCodeRequest)
+    return await read_body(request, model)
+
+
+@for_shop
+async def send_phone_code(request: web.Request, context: ApiContext, _: ShopRules) -> web.Response:
+    body = await _platform_body(request, PhoneCodeRequest)
     if isinstance(body, web.Response):
         return body
     await _aliyun(context).send_phone_code(SecretStr(body.phone))
@@ -49,9 +54,7 @@ async def send_phone_code(request: web.Request, context: ApiContext, _: ShopRule
 
 @for_shop
 async def submit_qualification(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    if request[WHO] != PLATFORM:
-        return problem(403, PLATFORM_ONLY)
-    form = await read_body(request, QualificationForm)
+    form = await _platform_body(request, QualificationForm)
     if isinstance(form, web.Response):
         return form
     submitted = await sms_reviews.submit_qualification(shop, form, _aliyun(context), datetime.now(UTC))
@@ -70,9 +73,7 @@ async def get_qualification(_: web.Request, __: ApiContext, shop: ShopRules) -> 
 
 @for_shop
 async def create_letter(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    if request[WHO] != PLATFORM:
-        return problem(403, PLATFORM_ONLY)
-    form = await read_body(request, LetterForm)
+    form = await _platform_body(request, LetterForm)
     if isinstance(form, web.Response):
         return form
     created = await sms_reviews.create_letter(shop, form, _aliyun(context), datetime.now(UTC))
