@@ -47,7 +47,16 @@ $(BENCH_STAMP): $(STAMP)
 demo: venv
 	$(WITH_BROKER) $(WITH_POSTGRES) $(BIN)/mall-notify demo
 
-test: lint typecheck pytest
+# lint and typecheck run beside the tests (a fresh mypy takes most of a minute): one wall clock
+test: venv tools
+	@mkdir -p .local
+	( $(MAKE) --no-print-directory lint && $(MAKE) --no-print-directory typecheck ) > .local/checks.log 2>&1 & checks=$$!; \
+	$(MAKE) --no-print-directory pytest; tests=$$?; \
+	wait $$checks; checks=$$?; \
+	echo "== lint and typecheck, run beside the tests (.local/checks.log) =="; \
+	cat .local/checks.log; \
+	if [ $$checks -ne 0 ]; then exit $$checks; fi; \
+	exit $$tests
 
 # Throughput side by side (plain loop, faust, router, end to end, OA with a slow SMS provider) on
 # the local broker; writes docs/BENCHMARKS.md. BENCH_EVENTS=5000 for a quick run.

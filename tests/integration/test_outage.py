@@ -40,7 +40,7 @@ pytestmark = [
         reason="needs Java and Maven for a broker of its own",
     ),
 ]
-OUTAGE_SECONDS = 20
+OUTAGE_SECONDS = 12
 EVENTS = 600  # ~6 s at the default 100 sends/s per WeChat app: the outage comes mid-stream
 
 
@@ -74,7 +74,7 @@ def wait_for_status(url: str, status: int, seconds: float) -> dict[str, object]:
         time.sleep(0.5)
 
 
-def test_a_broker_stopped_for_20_s_loses_nothing_and_needs_no_worker_restart(tmp_path: Path) -> None:
+def test_a_broker_stopped_for_12_s_loses_nothing_and_needs_no_worker_restart(tmp_path: Path) -> None:
     broker = Broker(tmp_path / "kafka")
     bootstrap = broker.run("up").splitlines()[-1]
     try:

@@ -181,7 +181,10 @@ def test_a_shop_buys_a_package_and_sees_its_balance_and_purchases(api: Service) 
     assert again[0] == 409
     refused = call(api, "POST", f"/v1/shops/{SHOP}/sms/purchases", SHOP_TOKEN, {"package": "gold"})
     assert refused[0] == 422
-    assert refused[1]["problems"] == ["package: no package gold (packages: trial, basic, standard, large)"]
+    # the platform's packages, in the file's order (others the tests created may follow)
+    assert refused[1]["problems"][0].startswith(
+        "package: no package gold (packages: trial, basic, standard, large"
+    )
     assert call(api, "GET", f"/v1/shops/{DEMO_SHOP}/sms/balance", SHOP_TOKEN)[0] == 403
 
 
