@@ -25,7 +25,7 @@ Every failure is a :class:`~channels.aliyun_sms.AliyunCallFailed`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -33,7 +33,7 @@ import orjson
 from alibabacloud_dysmsapi20170525 import models as sms_models
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from channels.aliyun_sms import AliyunSmsConfig, answered, sdk_client
+from channels.aliyun_sms import AliyunKeys, AliyunSmsConfig, SdkClient
 
 ReviewState = Literal["reviewing", "approved", "rejected"]
 QualificationState = Literal["reviewing", "approved", "rejected", "incomplete", "withdrawn"]
@@ -157,16 +157,16 @@ def _got(status: object, audit_info: Any) -> Review:
 class AliyunSmsReview:
     """The platform's qualifications, authorization letters, signatures and templates on Aliyun."""
 
-    def __init__(self, config: AliyunSmsConfig) -> None:
-        self._client, self._runtime = sdk_client(config)
+    def __init__(self, config: AliyunSmsConfig | AliyunKeys) -> None:
+        self._sdk = SdkClient(config)
 
-    async def _call(self, call: Callable[..., Awaitable[Any]], request: object) -> Any:
-        return await answered(call(request, self._runtime))
+    async def _call(self, method: str, request: object) -> Any:
+        return await self._sdk.call(method, request)
 
     async def send_phone_code(self, phone: SecretStr) -> None:
         """RequiredPhoneCode: Aliyun texts the administrator a code for their qualification."""
         request = sms_models.RequiredPhoneCodeRequest(phone_no=phone.get_secret_value())
-        await self._call(self._client.required_phone_code_with_options_async, request)
+        await self._call("required_phone_code_with_options_async", request)
 
     async def submit_qualification(self, form: QualificationForm) -> int:
         """SubmitSmsQualification, for third-party use: the qualification's id."""
@@ -198,7 +198,7 @@ class AliyunSmsReview:
             certify_code=form.certify_code.get_secret_value(),
             remark=form.remark,
         )
-        body = await self._call(self._client.submit_sms_qualification_with_options_async, request)
+        body = await self._call("submit_sms_qualification_with_options_async", request)
         return int(str(body.data))
 
     async def qualification(self, name: str) -> QualificationReview | None:
@@ -206,7 +206,7 @@ class AliyunSmsReview:
         request = sms_models.QuerySmsQualificationRecordRequest(
             qualification_group_name=name, page_no=1, page_size=PAGE_SIZE
         )
-        body = await self._call(self._client.query_sms_qualification_record_with_options_async, request)
+        body = await self._call("query_sms_qualification_record_with_options_async", request)
         found = [
             r for r in (body.data.list if body.data else None) or [] if r.qualification_group_name == name
         ]
@@ -228,7 +228,7 @@ class AliyunSmsReview:
             authorization_letter_name=form.name,
             authorization_letter_pic=form.letter_pic,
         )
-        body = await self._call(self._client.create_sms_authorization_letter_with_options_async, request)
+        body = await self._call("create_sms_authorization_letter_with_options_async", request)
         return int(str(body.data))
 
     async def create_signature(self, name: str, qualification_id: int, letter_id: int, remark: str) -> str:
@@ -242,13 +242,13 @@ class AliyunSmsReview:
             authorization_letter_id=letter_id,
             remark=remark,
         )
-        body = await self._call(self._client.create_sms_sign_with_options_async, request)
+        body = await self._call("create_sms_sign_with_options_async", request)
         return str(body.order_id or "")
 
     async def signature(self, name: str) -> Review:
         """GetSmsSign: the review of one signature."""
         request = sms_models.GetSmsSignRequest(sign_name=name)
-        body = await self._call(self._client.get_sms_sign_with_options_async, request)
+        body = await self._call("get_sms_sign_with_options_async", request)
         return _got(body.sign_status, body.audit_info)
 
     async def create_template(
@@ -263,30 +263,28 @@ class AliyunSmsReview:
             template_rule=orjson.dumps(dict(rule)).decode() if rule else None,
             remark=remark,
         )
-        body = await self._call(self._client.create_sms_template_with_options_async, request)
+        body = await self._call("create_sms_template_with_options_async", request)
         return str(body.template_code)
 
     async def template(self, code: str) -> Review:
         """GetSmsTemplate: the review of one template."""
         request = sms_models.GetSmsTemplateRequest(template_code=code)
-        body = await self._call(self._client.get_sms_template_with_options_async, request)
+        body = await self._call("get_sms_template_with_options_async", request)
         return _got(body.template_status, body.audit_info)
 
     async def signatures(self, pages: int) -> dict[str, Review]:
         """QuerySmsSignList, at most ``pages`` pages: every signature of the account by name."""
-        call = self._client.query_sms_sign_list_with_options_async
+        call = "query_sms_sign_list_with_options_async"
         signs = await self._listed(call, sms_models.QuerySmsSignListRequest, pages, "sms_sign_list")
         return {str(sign.sign_name): _audited(sign) for sign in signs}
 
     async def templates(self, pages: int) -> dict[str, Review]:
         """QuerySmsTemplateList, at most ``pages`` pages: every template of the account by code."""
-        call = self._client.query_sms_template_list_with_options_async
+        call = "query_sms_template_list_with_options_async"
         found = await self._listed(call, sms_models.QuerySmsTemplateListRequest, pages, "sms_template_list")
         return {str(template.template_code): _audited(template) for template in found}
 
-    async def _listed(
-        self, call: Callable[..., Awaitable[Any]], request: Callable[..., object], pages: int, entries: str
-    ) -> list[Any]:
+    async def _listed(self, call: str, request: Callable[..., object], pages: int, entries: str) -> list[Any]:
         """The entries of a paged list, page after page until one is short or ``pages`` are read."""
         found: list[Any] = []
         for page in range(1, pages + 1):

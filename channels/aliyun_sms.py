@@ -8,7 +8,7 @@ Aliyun's answers, HTTP errors and transport failures are classified here, once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias
@@ -125,19 +125,59 @@ def sdk_client(config: AliyunSmsConfig) -> tuple[Client, RuntimeOptions]:
     return client, runtime
 
 
+AliyunKeys = Callable[[], AliyunSmsConfig | None]
+"""the platform's current AccessKey (registered at run time, or configured), None without one"""
+NOT_CONFIGURED = "channel_not_configured"
+
+
+class SdkClient:
+    """The SDK client of the platform's current AccessKey, built again when the key changes."""
+
+    def __init__(self, keys: AliyunSmsConfig | AliyunKeys) -> None:
+        self._keys: AliyunKeys = keys if callable(keys) else (lambda: keys)
+        self._built: tuple[AliyunSmsConfig, Client, RuntimeOptions] | None = None
+
+    def current(self) -> tuple[Client, RuntimeOptions] | None:
+        config = self._keys()
+        if config is None:
+            return None
+        if self._built is None or self._built[0] != config:
+            self._built = (config, *sdk_client(config))
+        return self._built[1], self._built[2]
+
+    async def call(self, method: str, request: object) -> Any:
+        """The body of an answer ``OK`` of the SDK's ``method``; AliyunCallFailed otherwise."""
+        current = self.current()
+        if current is None:
+            raise AliyunCallFailed(not_configured())
+        client, runtime = current
+        return await answered(getattr(client, method)(request, runtime))
+
+
+def not_configured() -> SendResult:
+    return SendResult.failed(P, NOT_CONFIGURED, "no Aliyun AccessKey is configured or registered")
+
+
 class AliyunSmsChannel:
     name = ChannelName.ALIYUN_SMS
 
-    def __init__(self, config: AliyunSmsConfig, limits: Limits | None = None) -> None:
-        self._client, self._runtime = sdk_client(config)
+    def __init__(self, config: AliyunSmsConfig | AliyunKeys, limits: Limits | None = None) -> None:
+        self._sdk = SdkClient(config)
         self._limiter = AccountLimiter(limits or Limits(concurrency=16, rate_per_second=50))
 
+    @property
+    def configured(self) -> bool:
+        """Whether there is an AccessKey now (one may be registered later)."""
+        return self._sdk.current() is not None
+
     async def send(self, delivery: Delivery) -> SendResult:
+        current = self._sdk.current()
+        if current is None:
+            return not_configured()
+        client, runtime = current
         try:
             async with self._limiter.slot(delivery.account):
-                response = await self._client.send_sms_with_options_async(
-                    send_request(delivery), self._runtime
-                )
+                response = await client.send_sms_with_options_async(send_request(delivery), runtime)
         except Exception as exc:  # the SDK raises many kinds; all are classified in one place
             return classify_exception(exc)
         body = response.body
@@ -195,8 +235,8 @@ class AliyunSmsDetails:
     one phone on one day, or one of them by BizId. Answers what became of an SMS whose report never
     came, and whether a send in doubt was already taken (:class:`~channels.base.SentLookup`)."""
 
-    def __init__(self, config: AliyunSmsConfig) -> None:
-        self._client, self._runtime = sdk_client(config)
+    def __init__(self, config: AliyunSmsConfig | AliyunKeys) -> None:
+        self._sdk = SdkClient(config)
 
     async def _details(self, phone: str, day: str, page: int = 1, biz_id: str | None = None) -> list[Detail]:
         request = sms_models.QuerySendDetailsRequest(
@@ -206,7 +246,7 @@ class AliyunSmsDetails:
             current_page=page,
             biz_id=biz_id,
         )
-        body = await answered(self._client.query_send_details_with_options_async(request, self._runtime))
+        body = await self._sdk.call("query_send_details_with_options_async", request)
         found = body.sms_send_detail_dtos.sms_send_detail_dto if body.sms_send_detail_dtos else None
         return list(found or [])
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from pydantic import SecretStr
 
-from channels.aliyun_sms import AliyunSmsChannel, AliyunSmsConfig
+from channels.aliyun_sms import NOT_CONFIGURED, AliyunKeys, AliyunSmsChannel, AliyunSmsConfig
 from channels.base import Channel, ChannelName, Delivery, ErrorClass, SendResult
 from channels.http import SharedSession
 from channels.limits import Limits
@@ -29,15 +29,13 @@ class ChannelsConfig:
     """set once ``wechat_secrets`` holds every registered app"""
     mini_program_state: MiniProgramState = "formal"
     wechat_limits: Limits = field(default_factory=Limits)
-    aliyun_sms: AliyunSmsConfig | None = None
-    """None when no Aliyun AccessKey is configured: SMS deliveries then fail as not configured."""
+    aliyun_sms: AliyunSmsConfig | AliyunKeys | None = None
+    """the platform's AccessKey, or where the current one is found (registered at run time); None:
+    SMS deliveries fail as not configured"""
     webhook_key: bytes | None = None
     """the platform's recipient key, which the webhooks' secrets derive from (None: no webhooks)"""
     webhook_allowed_hosts: frozenset[str] = frozenset()
     timeout: aiohttp.ClientTimeout = field(default_factory=lambda: aiohttp.ClientTimeout(total=10, connect=3))
-
-
-NOT_CONFIGURED = "channel_not_configured"
 
 
 class NotConfigured:
@@ -96,7 +94,11 @@ class Channels:
     @property
     def off(self) -> list[ChannelName]:
         """The channels this deployment cannot send on."""
-        return [name for name, channel in self.by_name.items() if isinstance(channel, NotConfigured)]
+        return [
+            name
+            for name, channel in self.by_name.items()
+            if isinstance(channel, NotConfigured) or not getattr(channel, "configured", True)
+        ]
 
     async def close(self) -> None:
         await self._session.close()

@@ -242,7 +242,8 @@ class Settings(BaseSettings):
     )
     aliyun_access_key_id: str = Field(
         default="",
-        description="the platform's AccessKey id; empty: SMS deliveries end dead-lettered as "
+        description="the platform's AccessKey id, unless one is registered at run time (`mall-notify "
+        "aliyun register`, which wins); none either way: SMS deliveries end dead-lettered as "
         "channel_not_configured",
     )
     aliyun_access_key_secret: SecretStr = Field(
@@ -309,15 +310,17 @@ class Settings(BaseSettings):
 
         return SecretBox.parse(self.secrets_keys.get_secret_value()) if self.secrets_keys else None
 
-    def aliyun_sms(self) -> AliyunSmsConfig | None:
-        """The Aliyun SMS account's configuration, or None when no AccessKey is set."""
+    def aliyun_sms(self, registered: tuple[str, SecretStr] | None = None) -> AliyunSmsConfig | None:
+        """The Aliyun SMS account's configuration with the ``registered`` AccessKey (id, secret),
+        else the configured one; None without either."""
         from channels.aliyun_sms import AliyunSmsConfig  # the SDK is heavy; most commands never need it
 
-        if not self.aliyun_access_key_id:
+        key_id, secret = registered or (self.aliyun_access_key_id, self.aliyun_access_key_secret)
+        if not key_id:
             return None
         return AliyunSmsConfig(
-            access_key_id=self.aliyun_access_key_id,
-            access_key_secret=self.aliyun_access_key_secret,
+            access_key_id=key_id,
+            access_key_secret=secret,
             endpoint=self.aliyun_sms_endpoint,
             protocol=self.aliyun_sms_protocol,
             connect_timeout_ms=int(self.http_connect_timeout * 1000),

@@ -71,7 +71,7 @@ def _authentication_error(state: AliyunState, request: web.Request, body: bytes)
             "IncompleteSignature", "The request signature does not conform to Aliyun standards.", 400
         )
     key_id, signed_headers, given = match.groups()
-    secret = state.seed.access_keys.get(key_id)
+    secret = state.seed.access_keys.get(key_id) if key_id not in state.disabled_keys else None
     if secret is None:
         return _reply("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
     payload_hash = hashlib.sha256(body).hexdigest()
@@ -255,3 +255,16 @@ async def review_pushes(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY].aliyun
     state.review_pushes = request.query.get("enabled", "true") != "false"
     return web.json_response({"review_pushes": state.review_pushes})
+
+
+async def access_key(request: web.Request) -> web.Response:
+    """Sandbox-only: ``?enabled=false`` switches an AccessKey off (as RAM does), ``true`` on again."""
+    state = request.app[STATE_KEY].aliyun
+    key_id = request.match_info["key_id"]
+    if key_id not in state.seed.access_keys:
+        return web.json_response({"error": f"no AccessKey {key_id}"}, status=404)
+    if request.query.get("enabled", "true") == "false":
+        state.disabled_keys.add(key_id)
+    else:
+        state.disabled_keys.discard(key_id)
+    return web.json_response({"access_key_id": key_id, "enabled": key_id not in state.disabled_keys})

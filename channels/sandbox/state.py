@@ -233,6 +233,8 @@ class AliyunState:
     letters: dict[int, Letter] = field(default_factory=dict)
     phone_codes: dict[str, str] = field(default_factory=dict)
     """an administrator's phone (11 digits) -> the code RequiredPhoneCode sent it"""
+    disabled_keys: set[str] = field(default_factory=set)
+    """AccessKeys switched off (as in RAM): calls signed with them are refused"""
     review_pushes: bool = True
     """whether the ends of reviews are pushed (SignSmsReport, TemplateSmsReport)"""
     reported: set[tuple[str, str]] = field(default_factory=set)

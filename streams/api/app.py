@@ -48,6 +48,7 @@ from streams.api.history import ROUTES as HISTORY_ROUTES
 from streams.api.messages import ROUTES as MESSAGES_ROUTES
 from streams.api.mp import ROUTES as MP_ROUTES
 from streams.api.openapi import OPENAPI
+from streams.api.platform_keys import ROUTES as PLATFORM_KEY_ROUTES
 from streams.api.preferences import ROUTES as PREFERENCES_ROUTES
 from streams.api.refusals import HANDLER_ARGS, problems_as_json
 from streams.api.sms import ROUTES as SMS_ROUTES
@@ -69,6 +70,7 @@ from streams.core.webhooks import EndpointTable
 from streams.logs import get_logger
 from streams.ops.scene_switch import RuleChange, switch, wechat_accounts
 from streams.ops.shop_store import read_settings_history
+from streams.runtime.aliyun_keys import aliyun_keys
 from streams.runtime.kafka.follower import TableFollower
 from streams.runtime.kafka.publisher import Publisher
 from streams.runtime.supervisor import Supervisor
@@ -234,8 +236,8 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
     session = SharedSession(timeout)
     shops = ShopTable(catalog)
     book = AccountBook()
-    aliyun = settings.aliyun_sms()
     secrets = WeChatSecrets(settings.secret_box(), settings.wechat_secrets)
+    aliyun = aliyun_keys(settings, secrets)
     wechat = WeChatDesk(
         secrets,
         TableFollower(settings.kafka_bootstrap_servers, topics.credentials, secrets, what="WeChat apps"),
@@ -339,6 +341,7 @@ def build_app(context: ApiContext) -> web.Application:
             *SMS_PAPERS_ROUTES,
             *SMS_PACKAGES_ROUTES,
             *WECHAT_APPS_ROUTES,
+            *PLATFORM_KEY_ROUTES,
             *HISTORY_ROUTES,
             *MP_ROUTES,
             *MESSAGES_ROUTES,

@@ -36,6 +36,13 @@ class PackageChange(Body):
     name: str | None = Field(default=None, min_length=1, max_length=32)
 
 
+class AliyunKeyRequest(Body):
+    access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
+    secret: SecretStr = Field(
+        min_length=16, max_length=128, description="the AccessKey secret (never shown again)"
+    )
+
+
 class WeChatAppRequest(Body):
     appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{8,30}$")
     secret: SecretStr = Field(

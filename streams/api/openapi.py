@@ -19,6 +19,7 @@ from pydantic import BaseModel, RootModel
 
 from channels.aliyun_review import LetterForm, QualificationForm
 from streams.api.bodies import (
+    AliyunKeyRequest,
     Answered,
     ChoicesRequest,
     ChoicesSaved,
@@ -87,6 +88,13 @@ class WeChatAppShown(BaseModel):
 
 class WeChatAppsShown(RootModel[list[WeChatAppShown]]):
     pass
+
+
+class AliyunKeyShown(BaseModel):
+    access_key_id: str
+    last4: str
+    changed_at: str
+    changed_by: str
 
 
 def _json_of(model: type[BaseModel]) -> dict[str, MediaType]:
@@ -320,6 +328,22 @@ def sms_paths() -> dict[str, PathItem]:
                     **INVALID,
                 },
                 requestBody=_body(WeChatAppRequest),
+            ),
+        ),
+        "/v1/platform/aliyun": PathItem(
+            put=_operation(
+                "Register the platform's Aliyun AccessKey (platform token): sealed at rest, never shown "
+                "again; every Aliyun call of the workers and the API uses it from the next one",
+                {
+                    **_answer("the key, its secret by its last four characters", AliyunKeyShown),
+                    **REFUSED,
+                    **INVALID,
+                },
+                requestBody=_body(AliyunKeyRequest),
+            ),
+            get=_operation(
+                "The registered AccessKey (platform token; its secret by its last four characters)",
+                {**_answer("the key", AliyunKeyShown), **REFUSED},
             ),
         ),
         "/v1/shops/{shop_id}/wechat": PathItem(

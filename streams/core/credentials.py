@@ -87,12 +87,9 @@ class SecretBox:
         return sealed.partition(":")[0]
 
 
-class WeChatApp(Frozen):
-    """A record of ``notify.credentials``: a WeChat app and its sealed AppSecret."""
+class Sealed(Frozen):
+    """A record of ``notify.credentials``: a sealed secret, its last four characters, who changed it."""
 
-    appid: str = Field(pattern=APPID)
-    kind: AppKind
-    shop_id: int = Field(ge=1)
     secret: str = Field(description="key id, colon, base64 of nonce and AES-GCM ciphertext")
     last4: str = Field(max_length=4)
     changed_at: datetime
@@ -103,8 +100,42 @@ class WeChatApp(Frozen):
         return self.model_dump(mode="json", exclude={"secret"})
 
 
+class WeChatApp(Sealed):
+    """A WeChat app and its sealed AppSecret."""
+
+    appid: str = Field(pattern=APPID)
+    kind: AppKind
+    shop_id: int = Field(ge=1)
+
+
 def record_key(appid: str) -> str:
     return f"wechat/{appid}"
+
+
+ALIYUN_KEY = "aliyun/platform"
+
+
+class AliyunKey(Sealed):
+    """The platform's Aliyun AccessKey, its secret sealed."""
+
+    access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
+
+
+def new_aliyun_key(
+    box: SecretBox, access_key_id: str, secret: SecretStr, now: datetime, who: str
+) -> AliyunKey:
+    plain = secret.get_secret_value()
+    return AliyunKey(
+        access_key_id=access_key_id,
+        secret=box.seal(f"{ALIYUN_KEY}/{access_key_id}", plain),
+        last4=plain[-4:],
+        changed_at=now,
+        changed_by=who,
+    )
+
+
+def aliyun_record(key: AliyunKey) -> tuple[bytes, bytes]:
+    return ALIYUN_KEY.encode(), key.model_dump_json().encode()
 
 
 def new_app(
@@ -148,13 +179,17 @@ class WeChatSecrets(Mapping[str, SecretStr]):
         self._seed = dict(seed or {})
         self._apps: dict[str, WeChatApp] = {}
         self.on_change = on_change
+        self.aliyun: AliyunKey | None = None
+        """the platform's Aliyun AccessKey, when registered at run time"""
         self.unopened: dict[str, str] = {}
         """appid -> why its registered secret could not be opened (a key missing): it has none"""
 
     def apply(self, key: bytes | None, value: bytes | None) -> int | str:
+        if key == ALIYUN_KEY.encode():
+            return self._aliyun_record(value)
         kind, _, appid = (key or b"").decode(errors="replace").partition("/")
         if kind != "wechat" or not appid:
-            return f"a credentials record whose key is not wechat/<appid>: {key!r}"
+            return f"a credentials record whose key is neither wechat/<appid> nor {ALIYUN_KEY}: {key!r}"
         if value is None:
             self._apps.pop(appid, None)
         else:
@@ -167,6 +202,29 @@ class WeChatSecrets(Mapping[str, SecretStr]):
             self._apps[appid] = app
         self.on_change(appid)
         return 0
+
+    def _aliyun_record(self, value: bytes | None) -> int | str:
+        if value is None:
+            self.aliyun = None
+            return 0
+        try:
+            self.aliyun = AliyunKey.model_validate(orjson.loads(value))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            return f"an Aliyun key record that is not one ({str(exc).splitlines()[0]})"
+        return 0
+
+    def aliyun_key(self) -> tuple[str, SecretStr] | None:
+        """The registered AccessKey (id, secret), or None (none registered, or it does not open)."""
+        key = self.aliyun
+        if key is None or self._box is None:
+            return None
+        try:
+            return key.access_key_id, SecretStr(
+                self._box.open(f"{ALIYUN_KEY}/{key.access_key_id}", key.secret)
+            )
+        except SecretsKeyError as exc:
+            self.unopened[ALIYUN_KEY] = str(exc)
+            return None
 
     def app(self, appid: str) -> WeChatApp | None:
         return self._apps.get(appid)

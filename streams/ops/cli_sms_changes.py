@@ -10,24 +10,36 @@ from typing import Any
 from channels.aliyun_review import AliyunSmsReview
 from channels.aliyun_sms import AliyunCallFailed
 from streams.core.catalog import Catalog
+from streams.core.credentials import WeChatSecrets
 from streams.core.errors import ConfigError
 from streams.core.shop_checks import parse_shop_rules
 from streams.core.shops import ShopRules
 from streams.core.sms_signatures import Refused
-from streams.ops.cli_common import ExitCode, console, fail, load_cli_settings
+from streams.ops.cli_common import ExitCode, console, fail, load_cli_settings, load_cli_topics
 from streams.ops.cli_settings import catalog_of, save, shop_of
+from streams.ops.shop_store import read_table
 from streams.settings import Settings
+
+READ_SECONDS = 30.0
 
 
 def review_client(settings: Settings) -> AliyunSmsReview:
-    config = settings.aliyun_sms()
+    """Aliyun with the platform's AccessKey: the registered one, else the configured one."""
+    config = settings.aliyun_sms(credentials(settings).aliyun_key() if settings.secrets_keys else None)
     if config is None:
         raise fail(
-            "no Aliyun AccessKey is configured: set MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID and "
-            "MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET",
+            "no Aliyun AccessKey: register one (mall-notify aliyun register) or set "
+            "MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID and MALL_NOTIFY_ALIYUN_ACCESS_KEY_SECRET",
             ExitCode.CONFIG,
         )
     return AliyunSmsReview(config)
+
+
+def credentials(settings: Settings) -> WeChatSecrets:
+    """Every registered WeChat app and the platform's AccessKey, as ``notify.credentials`` holds them."""
+    table = WeChatSecrets(settings.secret_box())
+    read_table(settings.kafka_bootstrap_servers, load_cli_topics(settings).credentials, table, READ_SECONDS)
+    return table
 
 
 def change_shop(

@@ -14,8 +14,14 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
-from streams.core.credentials import AppKind, SecretsKeyError, WeChatSecrets, app_record, resealed
-from streams.core.errors import MallNotifyError
+from streams.core.credentials import (
+    AppKind,
+    SecretsKeyError,
+    WeChatSecrets,
+    aliyun_record,
+    app_record,
+    resealed,
+)
 from streams.core.sms_signatures import Refused
 from streams.ops.cli_common import (
     ExitCode,
@@ -28,24 +34,24 @@ from streams.ops.cli_common import (
     table,
 )
 from streams.ops.cli_settings import catalog_of, save, shop_of
-from streams.ops.shop_store import publish_records, read_table
-from streams.ops.wechat_apps import KINDS, action, register
+from streams.ops.cli_sms_changes import credentials
+from streams.ops.shop_store import publish_records
+from streams.ops.wechat_apps import KINDS, NoSecretsKey, action, register, register_aliyun
 from streams.settings import Settings
 
 wechat_app = typer.Typer(help="Merchants' WeChat apps: register, list, reseal.", no_args_is_help=True)
-READ_SECONDS = 30.0
+aliyun_app = typer.Typer(
+    help="The platform's Aliyun AccessKey, registered at run time.", no_args_is_help=True
+)
 
 
 def _apps(settings: Settings) -> tuple[WeChatSecrets, str]:
-    topic = load_cli_topics(settings).credentials
-    apps = WeChatSecrets(settings.secret_box())
-    read_table(settings.kafka_bootstrap_servers, topic, apps, READ_SECONDS)
-    return apps, topic
+    return credentials(settings), load_cli_topics(settings).credentials
 
 
-def _secret() -> SecretStr:
+def _secret(what: str = "AppSecret") -> SecretStr:
     if sys.stdin.isatty():
-        return SecretStr(getpass.getpass("AppSecret: "))
+        return SecretStr(getpass.getpass(f"{what}: "))
     return SecretStr(sys.stdin.readline().strip())
 
 
@@ -74,8 +80,10 @@ def register_app(
             datetime.now(UTC),
             f"platform:{getpass.getuser()}",
         )
-    except (Refused, MallNotifyError) as exc:
-        raise fail(str(exc), ExitCode.CONFIG if "MALL_NOTIFY" in str(exc) else ExitCode.FAILED) from None
+    except NoSecretsKey as exc:
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    except Refused as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
     publish_records(settings.kafka_bootstrap_servers, topic, [app_record(app)], "WeChat app")
     save(settings, [named], action(app))
     console.print(
@@ -122,5 +130,49 @@ def reseal() -> None:
         )
     console.print(
         f"{len(changed)} of {len(apps.apps())} secrets sealed again under the key {box.current!r}",
+        markup=False,
+    )
+
+
+@aliyun_app.command("register")
+def register_key(access_key_id: Annotated[str, typer.Option(help="the AccessKey's id")]) -> None:
+    """Register the platform's AccessKey (its secret from standard input, or asked for), sealed at
+    rest: every worker and the admin API use it from their next Aliyun call."""
+    settings = load_cli_settings()
+    topic = load_cli_topics(settings).credentials
+    try:
+        key = register_aliyun(
+            access_key_id,
+            _secret("AccessKey secret"),
+            settings.secret_box(),
+            datetime.now(UTC),
+            f"platform:{getpass.getuser()}",
+        )
+    except NoSecretsKey as exc:
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    except Refused as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
+    publish_records(settings.kafka_bootstrap_servers, topic, [aliyun_record(key)], "AccessKey")
+    console.print(
+        f"the platform's AccessKey {key.access_key_id} registered (secret ***{key.last4}, sealed)",
+        markup=False,
+    )
+
+
+@aliyun_app.command("show")
+def show_key(as_json: JsonOption = False) -> None:
+    """The registered AccessKey (its secret by its last four characters)."""
+    key = credentials(load_cli_settings()).aliyun
+    if key is None:
+        raise fail(
+            "no AccessKey was registered (MALL_NOTIFY_ALIYUN_ACCESS_KEY_ID may be configured)",
+            ExitCode.FAILED,
+        )
+    if as_json:
+        print_json(key.shown())
+        return
+    console.print(
+        f"AccessKey {key.access_key_id} (secret ***{key.last4}), "
+        f"{key.changed_at:%Y-%m-%d %H:%M} by {key.changed_by}",
         markup=False,
     )

@@ -1,7 +1,8 @@
-"""Registering a merchant's WeChat app (appid and AppSecret) at run time, as the admin API and
-``mall-notify wechat register`` both do it: the sealed secret for ``notify.credentials``, the
-shop's settings naming the appid, and a line of the settings history saying who changed which
-app's secret (its last four characters, never more). See :mod:`streams.core.credentials`."""
+"""Registering a merchant's WeChat app (appid and AppSecret), and the platform's Aliyun
+AccessKey, at run time, as the admin API and ``mall-notify wechat register`` / ``aliyun
+register`` do it: the sealed secret for ``notify.credentials``; for an app, the shop's settings
+naming the appid and a line of the settings history saying who changed which app's secret (its
+last four characters, never more). See :mod:`streams.core.credentials`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 
 from pydantic import SecretStr
 
-from streams.core.credentials import AppKind, SecretBox, WeChatApp, new_app
+from streams.core.credentials import AliyunKey, AppKind, SecretBox, WeChatApp, new_aliyun_key, new_app
 from streams.core.errors import MallNotifyError
 from streams.core.shops import ShopRules, WeChatAccount
 from streams.core.sms_signatures import Refused
@@ -52,3 +53,14 @@ def register(
 def action(app: WeChatApp) -> str:
     """The settings history's line: which app's secret, by its last four characters."""
     return f"register WeChat {KINDS[app.kind]} {app.appid} (AppSecret ***{app.last4})"
+
+
+def register_aliyun(
+    key_id: str, secret: SecretStr, box: SecretBox | None, now: datetime, who: str
+) -> AliyunKey:
+    """The platform's AccessKey with its secret sealed (it replaces the one registered before)."""
+    if box is None:
+        raise NoSecretsKey("MALL_NOTIFY_SECRETS_KEYS is not set: the AccessKey secret is never kept in clear")
+    if len(secret.get_secret_value()) < 16:
+        raise Refused("the AccessKey secret is too short to be Aliyun's (30 characters)")
+    return new_aliyun_key(box, key_id, secret, now, who)

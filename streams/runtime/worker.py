@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from channels.aliyun_review import AliyunSmsReview
-from channels.aliyun_sms import AliyunSmsDetails
+from channels.aliyun_sms import AliyunKeys, AliyunSmsConfig, AliyunSmsDetails
 from channels.base import Channel, ChannelName
 from channels.limits import Limits
 from channels.registry import Channels, ChannelsConfig
@@ -45,6 +45,7 @@ from streams.core.topics import Topics, load_topics
 from streams.core.webhooks import EndpointTable
 from streams.logs import fields, get_logger
 from streams.runtime import metrics
+from streams.runtime.aliyun_keys import aliyun_keys
 from streams.runtime.clock import ShiftedClock
 from streams.runtime.health import BrokerProbe, Readiness
 from streams.runtime.kafka.follower import TableFollower
@@ -98,7 +99,7 @@ def channels_config(settings: Settings, credentials: TableFollower | None = None
         secrets_loaded=credentials.loaded if credentials is not None else None,
         mini_program_state=settings.wechat_mp_state,
         wechat_limits=Limits(settings.wechat_app_concurrency, settings.wechat_app_rate_per_second),
-        aliyun_sms=settings.aliyun_sms(),
+        aliyun_sms=aliyun_keys(settings, table if isinstance(table, WeChatSecrets) else None),
         webhook_key=settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None,
         webhook_allowed_hosts=frozenset(settings.webhook_allowed_hosts),
         timeout=aiohttp.ClientTimeout(
@@ -211,11 +212,11 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         Tokens.configured(settings.api_platform_token, {}),
         EndOffsets(settings.kafka_bootstrap_servers, lanes),
         accounts if follows_accounts else None,
-        _report_fallback(settings, lanes),
+        _report_fallback(settings, lanes, credentials),
         partial(shop_bands, book, shops.get) if follows_accounts else None,
         _send_log(settings, topics),
         endpoint_follower if settings.runs("webhooks") or settings.runs("send.webhook") else None,
-        _review_poller(settings, topics, shops, lanes),
+        _review_poller(settings, topics, shops, lanes, credentials),
         credentials,
     )
 
@@ -227,10 +228,10 @@ def wechat_apps(settings: Settings, topics: Topics) -> TableFollower:
 
 
 def _review_poller(
-    settings: Settings, topics: Topics, shops: ShopTable, lanes: list[Lane]
+    settings: Settings, topics: Topics, shops: ShopTable, lanes: list[Lane], credentials: TableFollower
 ) -> ReviewPoller | None:
     lane = next((lane for lane in lanes if isinstance(lane, ReviewsLane)), None)
-    aliyun = settings.aliyun_sms()
+    aliyun = _aliyun(settings, credentials)
     if lane is None or aliyun is None or settings.sms_review_poll_seconds == 0:
         return None
     return ReviewPoller(
@@ -296,9 +297,16 @@ def _send_log(settings: Settings, topics: Topics) -> SendLogLane | None:
     )
 
 
-def _report_fallback(settings: Settings, lanes: list[Lane]) -> ReportFallback | None:
+def _aliyun(settings: Settings, credentials: TableFollower) -> AliyunKeys | AliyunSmsConfig | None:
+    table = credentials.table
+    return aliyun_keys(settings, table if isinstance(table, WeChatSecrets) else None)
+
+
+def _report_fallback(
+    settings: Settings, lanes: list[Lane], credentials: TableFollower
+) -> ReportFallback | None:
     receipts = next((lane for lane in lanes if isinstance(lane, ReceiptsLane)), None)
-    aliyun, key = settings.aliyun_sms(), settings.recipient_key
+    aliyun, key = _aliyun(settings, credentials), settings.recipient_key
     if receipts is None or aliyun is None or key is None:
         return None
     return ReportFallback(

@@ -60,6 +60,7 @@ def test_the_openapi_document_describes_the_api(api: Service) -> None:
         "/v1/shops/{shop_id}/sms/letter",
         "/v1/shops/{shop_id}/wechat/{kind}",
         "/v1/shops/{shop_id}/wechat",
+        "/v1/platform/aliyun",
         "/v1/history",
         "/v1/shops/{shop_id}/history",
         "/v1/shops/{shop_id}/mp/subscribe-templates",

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from streams.devtools.demo import Settlement
-from streams.devtools.local_stack import SANDBOX_APP_SECRETS, Service
+from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY, SANDBOX_APP_SECRETS, Service
 from streams.ops.reading import end_offsets, read_all, read_until
-from tests.factories import BUYER_OPENID, payment_event, to_bytes, with_changes
+from tests.factories import BUYER_OPENID, fresh_code, payment_event, to_bytes, with_changes
 from tests.integration.admin import SHOP_TOKEN, call
 from tests.integration.conftest import PLATFORM_TOKEN, SETTLE_SECONDS, Pipeline
 
@@ -23,6 +23,7 @@ NEW_SHOP, APPID = 3007, "wx3007a1b2c3d4e5f6a7"
 FIRST = SANDBOX_APP_SECRETS[APPID]
 REPLACED = "sandbox-oa-secret-3007-reset-0002"
 APP = f"/v1/shops/{NEW_SHOP}/wechat/oa"
+FINAL = ("delivered", "dead_lettered", "skipped")
 
 
 def delivered_once(pipeline: Pipeline) -> dict[str, Any]:
@@ -96,3 +97,30 @@ def test_a_merchant_onboarded_through_the_api_sends_at_once_and_a_replaced_secre
         assert secret not in logs
         assert secret not in orjson.dumps(listed).decode()
         assert secret.encode() not in sealed
+
+
+def test_the_platforms_accesskey_registered_at_run_time_signs_the_next_sms(
+    pipeline: Pipeline, api: Service
+) -> None:
+    new_id, new_secret = "LTAI5tSandboxMallNotify02", "sandbox-aliyun-secret-0002"
+    key = "/v1/platform/aliyun"
+    assert call(api, "PUT", key, SHOP_TOKEN, {"access_key_id": new_id, "secret": new_secret})[0] == 403
+    status, shown = call(api, "PUT", key, PLATFORM_TOKEN, {"access_key_id": new_id, "secret": new_secret})
+    assert (status, shown["access_key_id"], shown["last4"]) == (200, new_id, "0002")
+    assert new_secret not in orjson.dumps(shown).decode()
+    # the configured key switched off in RAM: a code goes out all the same, signed with the new one
+    pipeline.tell_sandbox(f"aliyun/access-keys/{SANDBOX_ALIYUN_KEY[0]}?enabled=false", {})
+    try:
+        time.sleep(2)  # the worker follows notify.credentials
+        start = end_offsets(pipeline.bootstrap, pipeline.topics.outcomes)
+        published = pipeline.publish([to_bytes(fresh_code())])
+        records = read_until(
+            pipeline.bootstrap, pipeline.topics.outcomes, start, Settlement(published), SETTLE_SECONDS
+        )
+        [outcome] = [o for r in records if (o := orjson.loads(r.value or b""))["status"] in FINAL]
+        assert outcome["status"] == "delivered", outcome
+    finally:
+        pipeline.tell_sandbox(f"aliyun/access-keys/{SANDBOX_ALIYUN_KEY[0]}?enabled=true", {})
+    logs = "".join(path.read_text() for path in pipeline.log_dir.glob("*.log"))
+    assert new_secret not in logs
+    assert "aliyun access key registered" in logs

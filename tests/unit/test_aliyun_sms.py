@@ -183,3 +183,29 @@ async def test_aliyun_down_leaves_a_delivery_in_doubt(sandbox: Sandbox) -> None:
     assert answer is not None
     assert not answer.ok
     assert answer.error_class is ErrorClass.TRANSIENT
+
+
+async def test_a_new_accesskey_is_used_from_the_next_send_without_a_restart(sandbox: Sandbox) -> None:
+    """The channel asks for the current key before each send and builds its client again when it
+    changed (a key registered at run time); without a key it answers not configured."""
+    keys: list[AliyunSmsConfig | None] = [None]
+    sending = AliyunSmsChannel(lambda: keys[-1])
+    assert (await sending.send(sms_delivery())).code == "channel_not_configured"
+    first = AliyunSmsConfig(
+        SANDBOX_ALIYUN_KEY[0], SecretStr(SANDBOX_ALIYUN_KEY[1]), sandbox.endpoint, "http", 1000, 1000
+    )
+    keys.append(first)
+    assert (await sending.send(sms_delivery(recipient="13812345670"))).ok
+    sandbox.state.aliyun.disabled_keys.add(SANDBOX_ALIYUN_KEY[0])  # switched off in RAM
+    assert (await sending.send(sms_delivery(recipient="13812345671"))).code == "InvalidAccessKeyId.NotFound"
+    keys.append(
+        AliyunSmsConfig(
+            "LTAI5tSandboxMallNotify02",
+            SecretStr("sandbox-aliyun-secret-0002"),
+            sandbox.endpoint,
+            "http",
+            1000,
+            1000,
+        )
+    )
+    assert (await sending.send(sms_delivery(recipient="13812345672"))).ok

@@ -14,7 +14,9 @@ from streams.core.credentials import (
     SecretBox,
     SecretsKeyError,
     WeChatSecrets,
+    aliyun_record,
     app_record,
+    new_aliyun_key,
     new_app,
     record_key,
     resealed,
@@ -80,3 +82,22 @@ def test_the_table_gives_the_registered_secret_over_the_seed_and_says_which_app_
     unkeyed.apply(*app_record(app))
     assert unkeyed.get("wx5f2a9c1d8e7b6a01") is None, "a secret that cannot be opened is no secret"
     assert "MALL_NOTIFY_SECRETS_KEYS" in unkeyed.unopened["wx5f2a9c1d8e7b6a01"]
+
+
+def test_the_platforms_accesskey_is_sealed_like_an_appsecret_and_opened_for_the_clients() -> None:
+    box = SecretBox.parse(keys(("k1", OLD)))
+    key = new_aliyun_key(
+        box, "LTAI5tSandboxMallNotify02", SecretStr("sandbox-aliyun-secret-0002"), NOW, "ops"
+    )
+    _, value = aliyun_record(key)
+    assert b"sandbox-aliyun-secret-0002" not in value
+    table = WeChatSecrets(box)
+    assert table.aliyun_key() is None
+    assert table.apply(*aliyun_record(key)) == 0
+    registered = table.aliyun_key()
+    assert registered is not None
+    assert (registered[0], registered[1].get_secret_value()) == (
+        "LTAI5tSandboxMallNotify02",
+        "sandbox-aliyun-secret-0002",
+    )
+    assert WeChatSecrets(SecretBox.parse(keys(("k9", NEW)))).aliyun_key() is None
