@@ -23,7 +23,7 @@ import binascii
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -99,6 +99,17 @@ class Sealed(Frozen):
         """What an answer or a log may say of it: never the secret."""
         return self.model_dump(mode="json", exclude={"secret"})
 
+    def key(self) -> str:
+        """Its key on the topic."""
+        raise NotImplementedError
+
+    def associated(self) -> str:
+        """What its secret is bound to (a sealed secret opens only for it)."""
+        return self.key()
+
+    def record(self) -> tuple[bytes, bytes]:
+        return self.key().encode(), self.model_dump_json().encode()
+
 
 class WeChatApp(Sealed):
     """A WeChat app and its sealed AppSecret."""
@@ -106,6 +117,9 @@ class WeChatApp(Sealed):
     appid: str = Field(pattern=APPID)
     kind: AppKind
     shop_id: int = Field(ge=1)
+
+    def key(self) -> str:
+        return record_key(self.appid)
 
 
 def record_key(appid: str) -> str:
@@ -119,6 +133,12 @@ class AliyunKey(Sealed):
     """The platform's Aliyun AccessKey, its secret sealed."""
 
     access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
+
+    def key(self) -> str:
+        return ALIYUN_KEY
+
+    def associated(self) -> str:
+        return f"{ALIYUN_KEY}/{self.access_key_id}"
 
 
 def new_aliyun_key(
@@ -135,7 +155,7 @@ def new_aliyun_key(
 
 
 def aliyun_record(key: AliyunKey) -> tuple[bytes, bytes]:
-    return ALIYUN_KEY.encode(), key.model_dump_json().encode()
+    return key.record()
 
 
 def new_app(
@@ -153,16 +173,19 @@ def new_app(
     )
 
 
-def resealed(box: SecretBox, app: WeChatApp) -> WeChatApp:
+SealedT = TypeVar("SealedT", bound=Sealed)
+
+
+def resealed(box: SecretBox, sealed: SealedT) -> SealedT:
     """The record sealed under the current key (itself when it already is)."""
-    if box.sealed_with(app.secret) == box.current:
-        return app
-    plain = box.open(record_key(app.appid), app.secret)
-    return app.model_copy(update={"secret": box.seal(record_key(app.appid), plain)})
+    if box.sealed_with(sealed.secret) == box.current:
+        return sealed
+    plain = box.open(sealed.associated(), sealed.secret)
+    return sealed.model_copy(update={"secret": box.seal(sealed.associated(), plain)})
 
 
 def app_record(app: WeChatApp) -> tuple[bytes, bytes]:
-    return record_key(app.appid).encode(), app.model_dump_json().encode()
+    return app.record()
 
 
 class WeChatSecrets(Mapping[str, SecretStr]):
@@ -228,6 +251,10 @@ class WeChatSecrets(Mapping[str, SecretStr]):
 
     def app(self, appid: str) -> WeChatApp | None:
         return self._apps.get(appid)
+
+    def sealed(self) -> list[Sealed]:
+        """Every record with a sealed secret: the apps, and the AccessKey when registered."""
+        return [*self.apps(), *([self.aliyun] if self.aliyun else [])]
 
     def apps(self) -> list[WeChatApp]:
         return sorted(self._apps.values(), key=lambda app: (app.shop_id, app.appid))

@@ -111,14 +111,15 @@ def list_apps(
 
 @wechat_app.command("reseal")
 def reseal() -> None:
-    """Seal every registered secret again under the first key of MALL_NOTIFY_SECRETS_KEYS."""
+    """Seal every registered secret (the apps', the AccessKey's) again under the first key of
+    MALL_NOTIFY_SECRETS_KEYS."""
     settings = load_cli_settings()
     box = settings.secret_box()
     if box is None:
         raise fail("MALL_NOTIFY_SECRETS_KEYS is not set", ExitCode.CONFIG)
     apps, topic = _apps(settings)
     try:
-        changed = [new for app in apps.apps() if (new := resealed(box, app)) != app]
+        changed = [new for record in apps.sealed() if (new := resealed(box, record)) != record]
     except SecretsKeyError as exc:
         raise fail(
             f"{exc}: keep the old key in MALL_NOTIFY_SECRETS_KEYS until every secret is resealed",
@@ -126,10 +127,10 @@ def reseal() -> None:
         ) from None
     if changed:
         publish_records(
-            settings.kafka_bootstrap_servers, topic, [app_record(app) for app in changed], "WeChat app"
+            settings.kafka_bootstrap_servers, topic, [record.record() for record in changed], "credentials"
         )
     console.print(
-        f"{len(changed)} of {len(apps.apps())} secrets sealed again under the key {box.current!r}",
+        f"{len(changed)} of {len(apps.sealed())} secrets sealed again under the key {box.current!r}",
         markup=False,
     )
 

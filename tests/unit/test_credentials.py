@@ -101,3 +101,18 @@ def test_the_platforms_accesskey_is_sealed_like_an_appsecret_and_opened_for_the_
         "sandbox-aliyun-secret-0002",
     )
     assert WeChatSecrets(SecretBox.parse(keys(("k9", NEW)))).aliyun_key() is None
+
+
+def test_a_key_rotation_reseals_the_accesskey_too() -> None:
+    old = SecretBox.parse(keys(("k1", OLD)))
+    key = new_aliyun_key(
+        old, "LTAI5tSandboxMallNotify02", SecretStr("sandbox-aliyun-secret-0002"), NOW, "ops"
+    )
+    rotated = SecretBox.parse(keys(("k2", NEW), ("k1", OLD)))
+    again = resealed(rotated, key)
+    assert again.secret.startswith("k2:")
+    table = WeChatSecrets(SecretBox.parse(keys(("k2", NEW))))
+    table.apply(*aliyun_record(again))
+    registered = table.aliyun_key()
+    assert registered is not None
+    assert registered[1].get_secret_value() == "sandbox-aliyun-secret-0002"
