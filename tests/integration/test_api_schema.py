@@ -6,6 +6,9 @@ invalid."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -13,9 +16,10 @@ from hypothesis import strategies as st
 from schemathesis import Config, GenerationMode
 
 from streams.api.openapi import OPENAPI
-from streams.devtools.local_stack import Service
-from tests.integration.admin import SHOP_TOKEN, call
-from tests.integration.conftest import PLATFORM_TOKEN
+from streams.devtools.local_stack import SANDBOX_ALIYUN_KEY, Service
+from streams.ops.shop_store import load_config_shops, publish_shops
+from tests.integration.admin import SHOP, SHOP_TOKEN, call, shop_settings
+from tests.integration.conftest import PLATFORM_TOKEN, RECIPIENT_KEY, Pipeline
 
 pytestmark = pytest.mark.integration
 CONFIG = {
@@ -31,6 +35,20 @@ CONFIG = {
 SCHEMA = schemathesis.openapi.from_dict(OPENAPI, config=Config.from_dict(CONFIG))
 """the document the API serves at /openapi.json (a test checks they are the same)"""
 OPERATIONS = sorted(result.ok().label for result in SCHEMA.get_all_operations())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def the_platforms_records_restored(api: Service, pipeline: Pipeline) -> Iterator[None]:
+    """The platform's token lets the generated calls register an AccessKey or a shop's WeChat app
+    (with made-up secrets): afterwards the sandbox's AccessKey and the sample shops' settings are
+    what the other tests expect again."""
+    yield
+    key_id, secret = SANDBOX_ALIYUN_KEY
+    body = {"access_key_id": key_id, "secret": secret}
+    assert call(api, "PUT", "/v1/platform/aliyun", PLATFORM_TOKEN, body)[0] == 200
+    shops = load_config_shops(Path(pipeline.worker_env["MALL_NOTIFY_CONFIG_DIR"]))
+    publish_shops(pipeline.bootstrap, pipeline.topics.settings, shops, RECIPIENT_KEY.encode())
+    assert call(api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, shop_settings())[0] == 200
 
 
 def test_the_api_serves_the_document_tested_here(api: Service) -> None:
