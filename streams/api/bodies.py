@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt
 
 from streams.core.events import BuyerNos
 
@@ -31,8 +31,19 @@ class SignatureRequest(Body):
     name: str = Field(max_length=64)
 
 
+class PackageRequest(Body):
+    """A new package (strict numbers: ``true`` is no price)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1, max_length=32)
+    messages: StrictInt = Field(gt=0, le=10_000_000, description="segments it adds to a balance")
+    price_fen: StrictInt = Field(ge=0, le=100_000_000, description="its price in fen (1/100 yuan)")
+
+
 class PackageChange(Body):
-    price_fen: int | None = Field(default=None, ge=0, le=100_000_000, description="the new price, in fen")
+    price_fen: StrictInt | None = Field(
+        default=None, ge=0, le=100_000_000, description="the new price, in fen"
+    )
     name: str | None = Field(default=None, min_length=1, max_length=32)
 
 

@@ -24,6 +24,7 @@ from streams.api.bodies import (
     ChoicesRequest,
     ChoicesSaved,
     PackageChange,
+    PackageRequest,
     PaymentRequest,
     PhoneCodeRequest,
     PurchaseRequest,
@@ -198,7 +199,7 @@ def sms_paths() -> dict[str, PathItem]:
             post=_operation(
                 "Create a package (platform token); purchases copy its messages and price when ordered",
                 {**_created("the package", Package), **REFUSED, **INVALID, **REVIEWED},
-                requestBody=_body(Package),
+                requestBody=_body(PackageRequest),
             ),
         ),
         "/v1/sms/packages/{package_id}": PathItem(

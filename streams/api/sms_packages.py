@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from streams.api.bodies import PackageChange
+from streams.api.bodies import PackageChange, PackageRequest
 from streams.api.context import CONTEXT, WHO, ApiContext, acknowledged, audit, problem, read_body
 from streams.core.sms_packages import PackageShelf, change, create, package_record, retire
 from streams.core.sms_quota import Package
@@ -51,9 +51,10 @@ async def _changed(
 
 
 async def create_package(request: web.Request) -> web.Response:
-    draft = await read_body(request, Package)
-    if isinstance(draft, web.Response):
-        return draft
+    body = await read_body(request, PackageRequest)
+    if isinstance(body, web.Response):
+        return body
+    draft = Package(**body.model_dump())
     return await _changed(
         request, lambda shelf, who: create(shelf, draft, datetime.now(UTC), who), "created", 201
     )
