@@ -141,7 +141,7 @@ class SdkClient:
         config = self._keys()
         if config is None:
             return None
-        if self._built is None or self._built[0] != config:
+        if self._built is None or (self._built[0] is not config and self._built[0] != config):
             self._built = (config, *sdk_client(config))
         return self._built[1], self._built[2]
 

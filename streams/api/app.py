@@ -236,13 +236,14 @@ def context_from(settings: Settings, topics: Topics) -> ApiContext:
     session = SharedSession(timeout)
     shops = ShopTable(catalog)
     book = AccountBook()
-    secrets = WeChatSecrets(settings.secret_box(), settings.wechat_secrets)
+    box = settings.secret_box()
+    secrets = WeChatSecrets(box, settings.wechat_secrets)
     aliyun = aliyun_keys(settings, secrets)
     wechat = WeChatDesk(
         secrets,
         TableFollower(settings.kafka_bootstrap_servers, topics.credentials, secrets, what="WeChat apps"),
         topics.credentials,
-        settings.secret_box(),
+        box,
     )
     shelf = PackageShelf(load_packages(settings.config_dir / "sms_packages.yaml"))
     sms = SmsDesk(

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 from xml.etree.ElementTree import Element
 
 from aiohttp import web
@@ -54,6 +54,7 @@ before that"""
 NOT_KEPT = Repeats(log, interval_seconds=30.0)
 ALIYUN_OK = {"code": 0, "msg": "接收成功"}
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -135,31 +136,32 @@ def _opened(
         return _refused("wechat", str(exc))
 
 
-async def aliyun_push(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
-    secret = context.aliyun_secret
+async def _aliyun_pushed(request: web.Request, parse: Callable[[bytes], list[T]]) -> list[T] | web.Response:
+    """An Aliyun push to the URL with our secret, parsed; the refusal (401, 400) otherwise."""
+    secret = request.app[CONTEXT].aliyun_secret
     if secret is None or not hmac.compare_digest(request.match_info["secret"].encode(), secret.encode()):
         return _refused("aliyun", "unknown URL secret")
     try:
-        reports = parse_reports(await body_bytes(request))
-    except ReportRefused as exc:
+        return parse(await body_bytes(request))
+    except (ReportRefused, ReviewReportRefused) as exc:
         metrics.RECEIPTS_REFUSED.labels("aliyun", "unreadable").inc()
         return web.json_response({"code": 1, "msg": str(exc), "problems": [str(exc)]}, status=400)
-    answer = await _keep(context, reports)
+
+
+async def aliyun_push(request: web.Request) -> web.Response:
+    reports = await _aliyun_pushed(request, parse_reports)
+    if isinstance(reports, web.Response):
+        return reports
+    answer = await _keep(request.app[CONTEXT], reports)
     return answer or web.json_response(ALIYUN_OK)
 
 
 def _review_push(source: Literal["SignSmsReport", "TemplateSmsReport"]) -> Handler:
     async def push(request: web.Request) -> web.Response:
         context = request.app[CONTEXT]
-        secret = context.aliyun_secret
-        if secret is None or not hmac.compare_digest(request.match_info["secret"].encode(), secret.encode()):
-            return _refused("aliyun", "unknown URL secret")
-        try:
-            reports = parse_push(await body_bytes(request), source)
-        except ReviewReportRefused as exc:
-            metrics.RECEIPTS_REFUSED.labels("aliyun", "unreadable").inc()
-            return web.json_response({"code": 1, "msg": str(exc), "problems": [str(exc)]}, status=400)
+        reports = await _aliyun_pushed(request, lambda body: parse_push(body, source))
+        if isinstance(reports, web.Response):
+            return reports
         writes = [Write(context.reviews_topic, report.key(), report.value()) for report in reports]
         metrics.SMS_REVIEW_REPORTS.labels(source).inc(len(reports))
         answer = await _written(context, writes, "review reports")

@@ -145,13 +145,8 @@ def new_aliyun_key(
     box: SecretBox, access_key_id: str, secret: SecretStr, now: datetime, who: str
 ) -> AliyunKey:
     plain = secret.get_secret_value()
-    return AliyunKey(
-        access_key_id=access_key_id,
-        secret=box.seal(f"{ALIYUN_KEY}/{access_key_id}", plain),
-        last4=plain[-4:],
-        changed_at=now,
-        changed_by=who,
-    )
+    key = AliyunKey(access_key_id=access_key_id, secret="", last4=plain[-4:], changed_at=now, changed_by=who)
+    return key.model_copy(update={"secret": box.seal(key.associated(), plain)})
 
 
 def aliyun_record(key: AliyunKey) -> tuple[bytes, bytes]:
@@ -204,6 +199,8 @@ class WeChatSecrets(Mapping[str, SecretStr]):
         self.on_change = on_change
         self.aliyun: AliyunKey | None = None
         """the platform's Aliyun AccessKey, when registered at run time"""
+        self._opened: tuple[AliyunKey, tuple[str, SecretStr]] | None = None
+        """the AccessKey record last opened, and what it opened to"""
         self.unopened: dict[str, str] = {}
         """appid -> why its registered secret could not be opened (a key missing): it has none"""
 
@@ -237,17 +234,20 @@ class WeChatSecrets(Mapping[str, SecretStr]):
         return 0
 
     def aliyun_key(self) -> tuple[str, SecretStr] | None:
-        """The registered AccessKey (id, secret), or None (none registered, or it does not open)."""
+        """The registered AccessKey (id, secret), or None (none registered, or it does not open).
+        Opened once per record: the SMS clients ask before every call."""
         key = self.aliyun
         if key is None or self._box is None:
             return None
+        if self._opened is not None and self._opened[0] is key:
+            return self._opened[1]
         try:
-            return key.access_key_id, SecretStr(
-                self._box.open(f"{ALIYUN_KEY}/{key.access_key_id}", key.secret)
-            )
+            opened = key.access_key_id, SecretStr(self._box.open(key.associated(), key.secret))
         except SecretsKeyError as exc:
             self.unopened[ALIYUN_KEY] = str(exc)
             return None
+        self._opened = (key, opened)
+        return opened
 
     def app(self, appid: str) -> WeChatApp | None:
         return self._apps.get(appid)

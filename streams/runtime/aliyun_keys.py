@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from streams.core.credentials import WeChatSecrets
 from streams.settings import Settings
 
@@ -22,7 +24,14 @@ def aliyun_keys(settings: Settings, credentials: WeChatSecrets | None) -> Aliyun
     if credentials is None or settings.secrets_keys is None:
         return settings.aliyun_sms()
 
+    made: dict[str, tuple[tuple[str, SecretStr] | None, AliyunSmsConfig | None]] = {}
+
     def current() -> AliyunSmsConfig | None:
-        return settings.aliyun_sms(credentials.aliyun_key())
+        """The configuration of the registered key, the same object while the key is the same."""
+        registered = credentials.aliyun_key()
+        last = made.get("last")
+        if last is None or last[0] is not registered:
+            made["last"] = last = registered, settings.aliyun_sms(registered)
+        return last[1]
 
     return current

@@ -116,3 +116,20 @@ def test_a_key_rotation_reseals_the_accesskey_too() -> None:
     registered = table.aliyun_key()
     assert registered is not None
     assert registered[1].get_secret_value() == "sandbox-aliyun-secret-0002"
+
+
+def test_the_accesskey_is_opened_once_per_record_and_again_after_a_new_one() -> None:
+    box = SecretBox.parse(keys(("k1", OLD)))
+    table = WeChatSecrets(box)
+    first = new_aliyun_key(
+        box, "LTAI5tSandboxMallNotify01", SecretStr("sandbox-aliyun-secret-0001"), NOW, "ops"
+    )
+    table.apply(*aliyun_record(first))
+    assert table.aliyun_key() is table.aliyun_key()  # the same answer, not opened again
+    second = new_aliyun_key(
+        box, "LTAI5tSandboxMallNotify02", SecretStr("sandbox-aliyun-secret-0002"), NOW, "ops"
+    )
+    table.apply(*aliyun_record(second))
+    registered = table.aliyun_key()
+    assert registered is not None
+    assert registered[0] == "LTAI5tSandboxMallNotify02"
