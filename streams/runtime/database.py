@@ -182,8 +182,13 @@ def write_rows(
 
 
 def _upsert(columns: tuple[str, ...], update: tuple[str, ...], kind: str) -> sql.Composed:
-    """A final outcome replaces an earlier one (a replay's); a receipt only fills its columns."""
-    newer = sql.SQL(" WHERE messages.finished_at IS NULL OR messages.finished_at <= EXCLUDED.finished_at")
+    """A final outcome replaces an earlier one (a replay's), but a skip never replaces a delivery (a
+    copy of the event decided after the buyer opted out: they got the first); a receipt only fills
+    its columns."""
+    newer = sql.SQL(
+        " WHERE (messages.finished_at IS NULL OR messages.finished_at <= EXCLUDED.finished_at)"
+        " AND NOT (messages.status = 'delivered' AND EXCLUDED.status = 'skipped')"
+    )
     return sql.SQL(
         "INSERT INTO messages ({columns}) VALUES ({values}) "
         "ON CONFLICT (day, id) DO UPDATE SET {update}{where}"

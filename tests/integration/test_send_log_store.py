@@ -84,6 +84,23 @@ def test_history_shows_a_replayed_delivery_with_its_receipt_beside_a_copy_of_the
     assert fetch(conn, messages_statement(other_shop)) == []
 
 
+def test_a_delivered_message_stays_delivered_when_a_copy_of_its_event_is_skipped_later(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """A copy of the event read after the buyer opted out ends skipped under the same delivery id:
+    the buyer got the first, and the send log says so."""
+    buyer = Recipient(hash=f"h-{uuid.uuid4().hex}", masked="138****5678")
+    routed = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    ids = {"delivery_id": f"d-{uuid.uuid4().hex}", "event_id": f"evt-{uuid.uuid4().hex}", "recipient": buyer}
+    delivered = outcome(Status.DELIVERED, routed + timedelta(minutes=1), **ids)
+    later = routed + timedelta(minutes=9)
+    copy = outcome(Status.SKIPPED, later, reason="opted_out: marketing", source=AGAIN, **ids)
+    store(conn, delivered, copy)
+
+    lines = history_lines(fetch(conn, messages_statement(HistoryQuery(buyer.hash).messages())))
+    assert [(line.status, line.reason) for line in lines] == [(Status.DELIVERED, None)]
+
+
 def test_a_shops_sms_spend_counts_each_delivered_sms_on_its_day_in_the_malls_time(
     conn: psycopg.Connection[Any],
 ) -> None:
