@@ -218,7 +218,11 @@ class BuyerStage(PipelineStage):
         if self.state.chain(source, notice.notice_id) is not None:
             return [self._skipped(notice, send, DUPLICATE_EVENT, DUPLICATE_EVENT) for send in passing]
         # each dispatch names its buyer and notice (``answer_to``, the router's): its sender answers
-        sends = [dataclasses.replace(s, dispatch=self._released(notice, s.dispatch)) for s in passing]
+        sends = (
+            passing
+            if notice.deferred_until is None
+            else [dataclasses.replace(s, dispatch=self._released(notice, s.dispatch)) for s in passing]
+        )
         first, chain = start(sends)
         self.sent.inc()
         return [self.state.chained(source, notice.notice_id, chain), self._onward(first, first.dispatch)]
