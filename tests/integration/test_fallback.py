@@ -1,7 +1,8 @@
 """Channel fallback on the real broker: a shop whose shipping notice goes to the first channel that
 reaches the buyer (OA, then the Mini Program, then SMS). A buyer who unfollowed the OA is reached
 on the Mini Program; without a Mini Program acceptance, by SMS, charged once; a worker killed
-between the first answer and the next send still reaches the buyer on exactly one channel."""
+between the first answer and the next send still reaches the buyer on exactly one channel; with
+the policy ``all`` every channel goes at once, as before fallback existed."""
 
 from __future__ import annotations
 
@@ -143,3 +144,27 @@ def _answered(event_id: str | None) -> Any:
         )
 
     return done
+
+
+def test_with_all_every_enabled_channel_goes_at_once_as_before(pipeline: Pipeline, api: Service) -> None:
+    buy_sms(api)
+    status, before = call(api, "GET", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN)
+    assert status == 200, before
+    every = before | {"fallback": {"buyer_order_shipped": {"policy": "all"}}}
+    status, saved = call(api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, every)
+    assert status == 200, saved
+    wait_for_settings(pipeline, saved)
+    try:
+        to = buyer()
+        accepts(pipeline, to)
+        _, finals = pipeline.run([shipped(to)])
+        [outcomes] = finals.values()
+        assert by_channel(outcomes) == {
+            "wechat_oa": ("skipped", "not_following", None),
+            "wechat_mp": ("delivered", "", None),
+            "aliyun_sms": ("delivered", "", None),
+        }, "every channel at once, none falling back from another"
+    finally:
+        status, restored = call(api, "PUT", f"/v1/shops/{SHOP}/settings", PLATFORM_TOKEN, before)
+        assert status == 200, restored
+        wait_for_settings(pipeline, restored)
