@@ -383,6 +383,8 @@ class Spent:
     profile: list[tuple[str, float, float]]
     profile_error: str | None
     rss_ready_mib: float = 0.0
+    rss_warm_mib: float = 0.0
+    """once a third of the messages were sent: the buffers and caches traffic fills are full"""
     rss_done_mib: float = 0.0
     send_log_catch_up: float | None = None
     """seconds from the last message accepted to the send log holding every outcome (None: no
@@ -404,10 +406,9 @@ def end_to_end(events: list[bytes], scratch: Path) -> tuple[Measured, Spent]:
         ready = rss_mib(worker.process.pid)
         watch, profile = CpuWatch(pids), GilProfile(worker.process.pid, scratch / "worker.prof")
         try:  # (the end offsets of a transactional topic count commit markers too: ask the sandbox)
-            wait_until(lambda: accepted_messages(sandbox.url) >= 3 * EVENTS, 1800, "every message is sent")
-            done = rss_mib(worker.process.pid)
+            warm, done = sent_watching_rss(sandbox.url, worker.process.pid, 3 * EVENTS)
             catch_up = send_log_catch_up(worker.url)
-            spent = Spent(watch.spent(), profile.frames(), profile.error, ready, done, catch_up)
+            spent = Spent(watch.spent(), profile.frames(), profile.error, ready, warm, done, catch_up)
         finally:
             worker.stop()  # a graceful stop commits the last outcomes
         delivered, seconds = written(topics.outcomes, lambda v: orjson.loads(v)["status"] == "delivered")
@@ -494,6 +495,20 @@ def mp_deliveries(scratch: Path, accepting: float) -> Measured:
     assert statuses == wanted, f"{statuses}, wanted {wanted}"
     assert calls == takers, f"WeChat was called {calls} times for {takers} buyers who accepted"
     return Measured(count, seconds)
+
+
+def sent_watching_rss(url: str, pid: int, wanted: int) -> tuple[float, float]:
+    """Waits until the sandbox accepted ``wanted`` messages: the worker's RSS once a third of them
+    were, and at the end."""
+    deadline, warm = time.monotonic() + 1800, None
+    while (accepted := accepted_messages(url)) < wanted:
+        if warm is None and accepted >= wanted // 3:
+            warm = rss_mib(pid)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {accepted:,} of {wanted:,} messages sent in time")
+        time.sleep(0.5)
+    done = rss_mib(pid)
+    return (done if warm is None else warm), done
 
 
 def rss_mib(pid: int) -> float:
@@ -901,14 +916,15 @@ def state_measurements(scratch: Path) -> dict[str, dict[str, float]]:
 
 def state_report(state: dict[str, dict[str, float]], spent: Spent) -> str:
     store, cold, warm = state["store"], state["cold"], state["warm"]
-    growth = spent.rss_done_mib / spent.rss_ready_mib
+    growth = spent.rss_done_mib / spent.rss_warm_mib
     rate = cold["records"] / cold["seconds"]
     rows = [
         (
-            f"worker RSS at ready → after {3 * EVENTS:,} deliveries (end to end above)",
-            f"{spent.rss_ready_mib:,.0f} → {spent.rss_done_mib:,.0f} MiB ({growth:.2f}×)",
-            "≤ 1.3×",
-            growth <= 1.3,
+            f"worker RSS at ready → after a third of the {3 * EVENTS:,} deliveries → after all (end to end)",
+            f"{spent.rss_ready_mib:,.0f} → {spent.rss_warm_mib:,.0f} → {spent.rss_done_mib:,.0f} MiB "
+            f"(the last two thirds: {growth:.2f}×)",
+            "the last two thirds ≤ 1.1×",
+            growth <= 1.1,
         ),
         (
             f"{store['entries']:,.0f} ledger entries written to one partition",
@@ -947,6 +963,11 @@ process of its own, in this run.
 | what | measured | target | |
 |---|---|---|---|
 {table}
+
+A worker's memory steps up with its first traffic, then holds: the lanes' consumers prefetch (up
+to 2,000 records and 8 MiB each), their transactional producers buffer a batch, the senders keep
+their requests in flight, RocksDB fills its shared cache and write buffers. None of it grows with
+the number of deliveries or with history, so what is checked is the last two thirds of the run.
 """
 
 
