@@ -916,26 +916,32 @@ def buyers_report(results: dict[str, Measured]) -> str:
 ## Buyers' choices
 
 The same {EVENTS:,} paid orders through the router and the buyers lane (one worker,
-`MALL_NOTIFY_LANES=router,buyers`, or a worker each): a buyer's dispatches go, one notice per scene, to
-`notify.buyers`, and the buyers lane sends them on unless the buyer refused them or the shop's daily
-cap is reached. Loaded: {BUYER_CHOICES:,} buyers' preferences kept in the lane's state first (every
-buyer of the orders among them, all refusing marketing, so every order still makes 3 dispatches).
+`MALL_NOTIFY_LANES=router,buyers`, or a worker each): a buyer's dispatches go, one notice per
+scene, to `notify.buyers`, and the buyers lane sends them on unless the buyer refused them or the
+shop's daily cap is reached. Loaded: {BUYER_CHOICES:,} buyers' preferences kept in the lane's state
+first (every buyer of the orders among them, all refusing marketing, so every order still makes 3
+dispatches).
 
 | what | events/s | |
 |---|---|---|
 {table}
 
-Target: at least 0.9× the rate without the buyers' choices and fallback, in the same layout. In one
-worker, with the choices kept, {ratio:.2f}× ({_met(ratio >= 0.9)}); with the choices and the channel
-fallback, {chained / none:.2f}× ({_met(chained / none >= 0.9)}). In a worker each,
-{chained_apart / none_apart:.2f}× ({_met(chained_apart / none_apart >= 0.9)}). With fallback each
-order makes 2 dispatches, not 3: the Mini Program's waits for the OA's answer (no sender runs
-here), and the lane writes the notice's chain to its state (one changelog record per notice).
+Target: at least 0.9× the rate without the buyers' choices and fallback, in the same layout.
+
+- one worker, the choices kept: {ratio:.2f}× ({_met(ratio >= 0.9)})
+- one worker, the choices and the channel fallback: {chained / none:.2f}× ({_met(chained / none >= 0.9)})
+- a worker each, the choices and the channel fallback: {chained_apart / none_apart:.2f}× \
+({_met(chained_apart / none_apart >= 0.9)})
+
+With fallback each order makes 2 dispatches, not 3: the Mini Program's waits for the OA's answer
+(no sender runs here), and the lane writes the notice's chain to its state (one changelog record
+per notice).
 
 The buyers lane is a second hop: in one worker it shares the router's interpreter, so the routing
-stage as a whole runs at {none / router:.2f}× the router alone before anyone says anything. Run apart,
-as the pipeline scales out (`MALL_NOTIFY_LANES=router` and `=buyers`), the two share this machine's
-2 cores with the broker: {chained_apart / router:.2f}× the router alone with every choice and chain.
+stage as a whole runs at {none / router:.2f}× the router alone before anyone says anything. Run
+apart, as the pipeline scales out (`MALL_NOTIFY_LANES=router` and `=buyers`), the two share this
+machine's 2 cores with the broker: {chained_apart / router:.2f}× the router alone with every choice
+and chain.
 """
 
 
