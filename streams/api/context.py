@@ -216,6 +216,13 @@ async def read_body(request: web.Request, model: type[BodyT]) -> BodyT | web.Res
         return web.json_response({"problems": validation_problems(exc)}, status=422)
 
 
+async def platform_body(request: web.Request, model: type[BodyT], refusal: str) -> BodyT | web.Response:
+    """The body of a request only the platform may make (403 saying ``refusal`` for anyone else)."""
+    if request[WHO] != PLATFORM:
+        return problem(403, refusal)
+    return await read_body(request, model)
+
+
 async def acknowledged(context: ApiContext, writes: list[Write], what: str) -> web.Response | None:
     """Write records and wait for Kafka's acknowledgement; a 503 when it does not come."""
     try:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from streams.api.bodies import AliyunKeyRequest
-from streams.api.context import CONTEXT, WHO, acknowledged, audit, problem, read_body
+from streams.api.context import CONTEXT, WHO, acknowledged, audit, platform_body, problem
 from streams.core.credentials import aliyun_record
 from streams.core.sms_signatures import Refused
 from streams.core.tokens import PLATFORM
@@ -18,13 +18,12 @@ from streams.ops.wechat_apps import NoSecretsKey, register_aliyun
 from streams.runtime.kafka.records import Write
 
 PATH = "/v1/platform/aliyun"
+PLATFORM_ONLY = "the platform's AccessKey is the platform's (platform token)"
 
 
 async def put_key(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    if request[WHO] != PLATFORM:
-        return problem(403, "the platform's AccessKey is the platform's (platform token)")
-    body = await read_body(request, AliyunKeyRequest)
+    body = await platform_body(request, AliyunKeyRequest, PLATFORM_ONLY)
     if isinstance(body, web.Response):
         return body
     desk = context.wechat
@@ -47,7 +46,7 @@ async def put_key(request: web.Request) -> web.Response:
 async def get_key(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     if request[WHO] != PLATFORM:
-        return problem(403, "the platform's AccessKey is the platform's (platform token)")
+        return problem(403, PLATFORM_ONLY)
     key = context.wechat.apps.aliyun if context.wechat is not None else None
     if key is None:
         return problem(

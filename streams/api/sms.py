@@ -30,6 +30,7 @@ from streams.api.context import (
     acknowledged,
     audit,
     for_shop,
+    platform_body,
     problem,
     quote,
     read_body,
@@ -78,9 +79,8 @@ async def pay(request: web.Request) -> web.Response:
     """The platform confirms an order's (offline) payment, with the reason: the balance is credited
     once, however often this is called. A shop's token may not credit its own balance."""
     context = request.app[CONTEXT]
-    if request[WHO] != PLATFORM:
-        return problem(403, "a payment is confirmed by the platform (platform token), never by the shop")
-    body = await read_body(request, PaymentRequest)
+    not_yours = "a payment is confirmed by the platform (platform token), never by the shop"
+    body = await platform_body(request, PaymentRequest, not_yours)
     if isinstance(body, web.Response):
         return body
     shop_id, purchase_id, now = int(request.match_info["shop_id"]), request.match_info["purchase_id"], _now()
@@ -139,9 +139,9 @@ async def apply_signature(request: web.Request, context: ApiContext, shop: ShopR
 
 @for_shop
 async def review(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    if request[WHO] != PLATFORM:
-        return problem(403, "signatures are reviewed by the platform (platform token)")
-    body = await read_body(request, ReviewRequest)
+    body = await platform_body(
+        request, ReviewRequest, "signatures are reviewed by the platform (platform token)"
+    )
     if isinstance(body, web.Response):
         return body
     name = request.match_info["name"]

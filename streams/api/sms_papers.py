@@ -13,10 +13,9 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from channels.aliyun_review import AliyunSmsReview, LetterForm, QualificationForm
-from streams.api.bodies import BodyT, PhoneCodeRequest
-from streams.api.context import SHOP_ID, WHO, ApiContext, NoAliyun, for_shop, problem, read_body, save
+from streams.api.bodies import PhoneCodeRequest
+from streams.api.context import SHOP_ID, ApiContext, NoAliyun, for_shop, platform_body, problem, save
 from streams.core.shops import ShopRules
-from streams.core.tokens import PLATFORM
 from streams.ops import sms_reviews
 
 PLATFORM_ONLY = "a merchant's papers are submitted by the platform (platform token)"
@@ -36,16 +35,9 @@ async def _saved(request: web.Request, shop: ShopRules, action: str, part: str) 
     return web.json_response(kept.model_dump(mode="json") if kept else None, status=201)
 
 
-async def _platform_body(request: web.Request, model: type[BodyT]) -> BodyT | web.Response:
-    """The body of a request only the platform may make (403 for anyone else)."""
-    if request[WHO] != PLATFORM:
-        return problem(403, PLATFORM_ONLY)
-    return await read_body(request, model)
-
-
 @for_shop
 async def send_phone_code(request: web.Request, context: ApiContext, _: ShopRules) -> web.Response:
-    body = await _platform_body(request, PhoneCodeRequest)
+    body = await platform_body(request, PhoneCodeRequest, PLATFORM_ONLY)
     if isinstance(body, web.Response):
         return body
     await _aliyun(context).send_phone_code(SecretStr(body.phone))
@@ -54,7 +46,7 @@ async def send_phone_code(request: web.Request, context: ApiContext, _: ShopRule
 
 @for_shop
 async def submit_qualification(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    form = await _platform_body(request, QualificationForm)
+    form = await platform_body(request, QualificationForm, PLATFORM_ONLY)
     if isinstance(form, web.Response):
         return form
     submitted = await sms_reviews.submit_qualification(shop, form, _aliyun(context), datetime.now(UTC))
@@ -73,7 +65,7 @@ async def get_qualification(_: web.Request, __: ApiContext, shop: ShopRules) -> 
 
 @for_shop
 async def create_letter(request: web.Request, context: ApiContext, shop: ShopRules) -> web.Response:
-    form = await _platform_body(request, LetterForm)
+    form = await platform_body(request, LetterForm, PLATFORM_ONLY)
     if isinstance(form, web.Response):
         return form
     created = await sms_reviews.create_letter(shop, form, _aliyun(context), datetime.now(UTC))
