@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -55,6 +57,17 @@ def _secret(what: str = "AppSecret") -> SecretStr:
     return SecretStr(sys.stdin.readline().strip())
 
 
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A registration refused: no MALL_NOTIFY_SECRETS_KEYS (configuration), or the request itself."""
+    try:
+        yield
+    except NoSecretsKey as exc:
+        raise fail(str(exc), ExitCode.CONFIG) from None
+    except Refused as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
+
+
 @wechat_app.command("register")
 def register_app(
     shop_id: Annotated[int, typer.Argument(help="shop id", min=1)],
@@ -69,7 +82,7 @@ def register_app(
     shop = shop_of(settings, shop_id, catalog_of(settings))
     apps, topic = _apps(settings)
     app_kind: AppKind = "oa" if kind == "oa" else "mp"
-    try:
+    with _refusals():
         named, app = register(
             shop,
             app_kind,
@@ -80,10 +93,6 @@ def register_app(
             datetime.now(UTC),
             f"platform:{getpass.getuser()}",
         )
-    except NoSecretsKey as exc:
-        raise fail(str(exc), ExitCode.CONFIG) from None
-    except Refused as exc:
-        raise fail(str(exc), ExitCode.FAILED) from None
     publish_records(settings.kafka_bootstrap_servers, topic, [app_record(app)], "WeChat app")
     save(settings, [named], action(app))
     console.print(
@@ -141,7 +150,7 @@ def register_key(access_key_id: Annotated[str, typer.Option(help="the AccessKey'
     rest: every worker and the admin API use it from their next Aliyun call."""
     settings = load_cli_settings()
     topic = load_cli_topics(settings).credentials
-    try:
+    with _refusals():
         key = register_aliyun(
             access_key_id,
             _secret("AccessKey secret"),
@@ -149,10 +158,6 @@ def register_key(access_key_id: Annotated[str, typer.Option(help="the AccessKey'
             datetime.now(UTC),
             f"platform:{getpass.getuser()}",
         )
-    except NoSecretsKey as exc:
-        raise fail(str(exc), ExitCode.CONFIG) from None
-    except Refused as exc:
-        raise fail(str(exc), ExitCode.FAILED) from None
     publish_records(settings.kafka_bootstrap_servers, topic, [aliyun_record(key)], "AccessKey")
     console.print(
         f"the platform's AccessKey {key.access_key_id} registered (secret ***{key.last4}, sealed)",
