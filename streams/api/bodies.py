@@ -7,6 +7,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt
 
+from streams.core.credentials import ACCESS_KEY_ID, APPID
 from streams.core.events import BuyerNos
 
 
@@ -48,14 +49,14 @@ class PackageChange(Body):
 
 
 class AliyunKeyRequest(Body):
-    access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
+    access_key_id: str = Field(pattern=ACCESS_KEY_ID)
     secret: SecretStr = Field(
         min_length=16, max_length=128, description="the AccessKey secret (never shown again)"
     )
 
 
 class WeChatAppRequest(Body):
-    appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{8,30}$")
+    appid: str = Field(pattern=APPID)
     secret: SecretStr = Field(
         min_length=8, max_length=64, description="the app's AppSecret (never shown again)"
     )

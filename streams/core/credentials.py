@@ -36,6 +36,7 @@ from streams.core.errors import MallNotifyError
 AppKind = Literal["oa", "mp"]
 KEY_BYTES = 32
 APPID = r"^wx[0-9a-zA-Z]{8,30}$"
+ACCESS_KEY_ID = r"^[A-Za-z0-9]{8,64}$"
 
 
 class SecretsKeyError(MallNotifyError):
@@ -132,7 +133,7 @@ ALIYUN_KEY = "aliyun/platform"
 class AliyunKey(Sealed):
     """The platform's Aliyun AccessKey, its secret sealed."""
 
-    access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
+    access_key_id: str = Field(pattern=ACCESS_KEY_ID)
 
     def key(self) -> str:
         return ALIYUN_KEY

@@ -6,12 +6,22 @@ last four characters, never more). See :mod:`streams.core.credentials`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
 from pydantic import SecretStr
 
-from streams.core.credentials import AliyunKey, AppKind, SecretBox, WeChatApp, new_aliyun_key, new_app
+from streams.core.credentials import (
+    ACCESS_KEY_ID,
+    APPID,
+    AliyunKey,
+    AppKind,
+    SecretBox,
+    WeChatApp,
+    new_aliyun_key,
+    new_app,
+)
 from streams.core.errors import MallNotifyError
 from streams.core.shops import ShopRules, WeChatAccount
 from streams.core.sms_signatures import Refused
@@ -40,6 +50,8 @@ def register(
         raise NoSecretsKey(
             "MALL_NOTIFY_SECRETS_KEYS is not set: a merchant's AppSecret is never kept in clear"
         )
+    if re.match(APPID, appid) is None:
+        raise Refused(f"{appid!r} is not an appid (wx and 8 to 30 letters or digits)")
     if len(secret.get_secret_value()) < 8:
         raise Refused("the AppSecret is too short to be WeChat's (32 characters)")
     for app in registered:
@@ -61,6 +73,8 @@ def register_aliyun(
     """The platform's AccessKey with its secret sealed (it replaces the one registered before)."""
     if box is None:
         raise NoSecretsKey("MALL_NOTIFY_SECRETS_KEYS is not set: the AccessKey secret is never kept in clear")
+    if re.match(ACCESS_KEY_ID, key_id) is None:
+        raise Refused(f"{key_id!r} is not an AccessKey id (8 to 64 letters or digits)")
     if len(secret.get_secret_value()) < 16:
         raise Refused("the AccessKey secret is too short to be Aliyun's (30 characters)")
     return new_aliyun_key(box, key_id, secret, now, who)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr
 
+from streams.core.catalog import load_catalog
 from streams.core.credentials import (
     SecretBox,
     SecretsKeyError,
@@ -21,6 +22,10 @@ from streams.core.credentials import (
     record_key,
     resealed,
 )
+from streams.core.shop_checks import load_shop_rules
+from streams.core.sms_signatures import Refused
+from streams.ops.wechat_apps import register, register_aliyun
+from tests.factories import DEMO_SHOP, ROOT
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 OLD, NEW = b"o" * 32, b"n" * 32
@@ -133,3 +138,14 @@ def test_the_accesskey_is_opened_once_per_record_and_again_after_a_new_one() -> 
     registered = table.aliyun_key()
     assert registered is not None
     assert registered[0] == "LTAI5tSandboxMallNotify02"
+
+
+def test_an_appid_or_accesskey_id_that_is_not_one_is_refused_in_one_line() -> None:
+    box = SecretBox.parse(keys(("k1", OLD)))
+    shop = load_shop_rules(ROOT / "config" / "shops", load_catalog(ROOT / "config" / "catalog.yaml"))[
+        DEMO_SHOP
+    ]
+    with pytest.raises(Refused, match=r"^'nope' is not an appid \(wx and 8 to 30 letters or digits\)$"):
+        register(shop, "oa", "nope", SecretStr("a" * 32), [], box, NOW, "ops")
+    with pytest.raises(Refused, match=r"^'bad id' is not an AccessKey id \(8 to 64 letters or digits\)$"):
+        register_aliyun("bad id", SecretStr("s" * 30), box, NOW, "ops")
