@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Literal, TypeVar
 
-import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field, SecretStr, ValidationError
@@ -215,8 +214,8 @@ class WeChatSecrets(Mapping[str, SecretStr]):
             self._apps.pop(appid, None)
         else:
             try:
-                app = WeChatApp.model_validate(orjson.loads(value))
-            except (orjson.JSONDecodeError, ValidationError) as exc:
+                app = WeChatApp.model_validate_json(value)
+            except ValidationError as exc:
                 return f"a credentials record that is not one ({str(exc).splitlines()[0]})"
             if app.appid != appid:
                 return f"the record of {app.appid} under the key of {appid}"
@@ -229,8 +228,8 @@ class WeChatSecrets(Mapping[str, SecretStr]):
             self.aliyun = None
             return 0
         try:
-            self.aliyun = AliyunKey.model_validate(orjson.loads(value))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
+            self.aliyun = AliyunKey.model_validate_json(value)
+        except ValidationError as exc:
             return f"an Aliyun key record that is not one ({str(exc).splitlines()[0]})"
         return 0
 

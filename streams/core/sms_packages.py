@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
-import orjson
 from pydantic import ValidationError
 
 from streams.core.sms_quota import Package
@@ -35,8 +34,8 @@ class PackageShelf(Mapping[str, Package]):
             self._saved.pop(package_id, None)
             return 0
         try:
-            package = Package.model_validate(orjson.loads(value))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
+            package = Package.model_validate_json(value)
+        except ValidationError as exc:
             return f"a packages record that is not a package ({str(exc).splitlines()[0]})"
         if package.id != package_id:
             return f"package {package.id} under the key of {package_id}"
