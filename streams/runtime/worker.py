@@ -88,18 +88,22 @@ CUT_OFF_SECONDS = 10.0
 FINAL_COMMIT_SECONDS = 5.0
 
 
-def channels_config(settings: Settings, credentials: TableFollower | None = None) -> ChannelsConfig:
-    """The channels' configuration, from the worker's settings (the WeChat apps' secrets from the
-    followed ``credentials`` when given, the development seed otherwise)."""
-    table = credentials.table if credentials is not None else None
+def channels_config(
+    settings: Settings,
+    credentials: TableFollower,
+    secrets: WeChatSecrets,
+    aliyun: AliyunKeys | AliyunSmsConfig | None,
+) -> ChannelsConfig:
+    """The channels' configuration, from the worker's settings, the WeChat apps' ``secrets`` as
+    ``credentials`` follows them and where the Aliyun clients find the AccessKey."""
     return ChannelsConfig(
         wechat_oa_api_base=str(settings.wechat_oa_api_base),
         wechat_mp_api_base=str(settings.wechat_mp_api_base),
-        wechat_secrets=table if isinstance(table, WeChatSecrets) else settings.wechat_secrets,
-        secrets_loaded=credentials.loaded if credentials is not None else None,
+        wechat_secrets=secrets,
+        secrets_loaded=credentials.loaded,
         mini_program_state=settings.wechat_mp_state,
         wechat_limits=Limits(settings.wechat_app_concurrency, settings.wechat_app_rate_per_second),
-        aliyun_sms=aliyun_keys(settings, table if isinstance(table, WeChatSecrets) else None),
+        aliyun_sms=aliyun,
         webhook_key=settings.recipient_key.get_secret_value().encode() if settings.recipient_key else None,
         webhook_allowed_hosts=frozenset(settings.webhook_allowed_hosts),
         timeout=aiohttp.ClientTimeout(
@@ -158,10 +162,14 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
     """Every part of a worker, nothing started (ConfigError / TopicsError for bad files or tokens)."""
     topics = topics or load_topics(settings.config_dir / "topics.yaml", settings.topic_prefix)
     catalog = catalog or load_catalog(settings.config_dir / "catalog.yaml")
-    credentials = wechat_apps(settings, topics)
-    channels = Channels(channels_config(settings, credentials))
-    if isinstance(credentials.table, WeChatSecrets):
-        credentials.table.on_change = channels.forget_token
+    # the merchants' WeChat apps and the AccessKey registered at run time (the development seed under them)
+    secrets = WeChatSecrets(settings.secret_box(), settings.wechat_secrets)
+    credentials = TableFollower(
+        settings.kafka_bootstrap_servers, topics.credentials, secrets, what="WeChat apps"
+    )
+    aliyun = aliyun_keys(settings, secrets)  # one for every Aliyun client: a key's configuration built once
+    channels = Channels(channels_config(settings, credentials, secrets, aliyun))
+    secrets.on_change = channels.forget_token
     plans: dict[int, ShopPlan] = {}
     shops = ShopTable(catalog)
 
@@ -212,26 +220,23 @@ def build_worker(settings: Settings, topics: Topics | None = None, catalog: Cata
         Tokens.configured(settings.api_platform_token, {}),
         EndOffsets(settings.kafka_bootstrap_servers, lanes),
         accounts if follows_accounts else None,
-        _report_fallback(settings, lanes, credentials),
+        _report_fallback(settings, lanes, aliyun),
         partial(shop_bands, book, shops.get) if follows_accounts else None,
         _send_log(settings, topics),
         endpoint_follower if settings.runs("webhooks") or settings.runs("send.webhook") else None,
-        _review_poller(settings, topics, shops, lanes, credentials),
+        _review_poller(settings, topics, shops, lanes, aliyun),
         credentials,
     )
 
 
-def wechat_apps(settings: Settings, topics: Topics) -> TableFollower:
-    """The registered WeChat apps and their sealed secrets (the development seed under them)."""
-    secrets = WeChatSecrets(settings.secret_box(), settings.wechat_secrets)
-    return TableFollower(settings.kafka_bootstrap_servers, topics.credentials, secrets, what="WeChat apps")
-
-
 def _review_poller(
-    settings: Settings, topics: Topics, shops: ShopTable, lanes: list[Lane], credentials: TableFollower
+    settings: Settings,
+    topics: Topics,
+    shops: ShopTable,
+    lanes: list[Lane],
+    aliyun: AliyunKeys | AliyunSmsConfig | None,
 ) -> ReviewPoller | None:
     lane = next((lane for lane in lanes if isinstance(lane, ReviewsLane)), None)
-    aliyun = _aliyun(settings, credentials)
     if lane is None or aliyun is None or settings.sms_review_poll_seconds == 0:
         return None
     return ReviewPoller(
@@ -297,16 +302,11 @@ def _send_log(settings: Settings, topics: Topics) -> SendLogLane | None:
     )
 
 
-def _aliyun(settings: Settings, credentials: TableFollower) -> AliyunKeys | AliyunSmsConfig | None:
-    table = credentials.table
-    return aliyun_keys(settings, table if isinstance(table, WeChatSecrets) else None)
-
-
 def _report_fallback(
-    settings: Settings, lanes: list[Lane], credentials: TableFollower
+    settings: Settings, lanes: list[Lane], aliyun: AliyunKeys | AliyunSmsConfig | None
 ) -> ReportFallback | None:
     receipts = next((lane for lane in lanes if isinstance(lane, ReceiptsLane)), None)
-    aliyun, key = _aliyun(settings, credentials), settings.recipient_key
+    key = settings.recipient_key
     if receipts is None or aliyun is None or key is None:
         return None
     return ReportFallback(
